@@ -1,0 +1,142 @@
+/*
+ * core/cli_queue.c - `merpati queue list|show|delete|flush`: reads the
+ * queue files directly (mailq-like) and signals the daemon through the
+ * pid file in state_dir.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "queue.h"
+#include "settings.h"
+
+const char *
+mp_basename(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* Signal the running daemon; 0, or -1 with a message printed. */
+int cli_signal_daemon(int sig, int quiet);
+
+int
+cli_signal_daemon(int sig, int quiet)
+{
+	char path[4200], buf[32] = "";
+	FILE *f;
+	long pid;
+
+	snprintf(path, sizeof(path), "%s/merpatid.pid", mp_core.server.state_dir);
+	f = fopen(path, "re");
+	if (f == NULL || fgets(buf, sizeof(buf), f) == NULL ||
+	    (pid = strtol(buf, NULL, 10)) <= 1 || kill((pid_t)pid, sig) < 0) {
+		if (!quiet)
+			fprintf(stderr, "merpati: merpatid is not running (no live pid in %s)\n",
+			    path);
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	return 0;
+}
+
+static void
+list_one(void *arg, const char *id)
+{
+	struct mp_qmsg m;
+	char why[128], when[32];
+	struct tm tm;
+
+	(void)arg;
+	if (mp_queue_load(mp_core.queue_dir, id, &m, why, sizeof(why)) != 0) {
+		printf("%-20s (unreadable: %s)\n", id, why);
+		return;
+	}
+	localtime_r(&m.arrival, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("%-20s %8lld %s <%s>\n", m.id, (long long)m.size, when, m.sender);
+	for (size_t i = 0; i < m.nrcpt; i++)
+		if (!m.done[i])
+			printf("%20s <%s>\n", "", m.rcpts[i]);
+	if (m.last_error[0])
+		printf("%20s (%s; %u attempt(s))\n", "", m.last_error, m.attempts);
+	mp_qmsg_free(&m);
+}
+
+static int
+show(const char *id)
+{
+	struct mp_qmsg m;
+	struct mp_reader r;
+	char why[128], buf[8192];
+	ssize_t n;
+
+	if (mp_queue_load(mp_core.queue_dir, id, &m, why, sizeof(why)) != 0) {
+		fprintf(stderr, "merpati: queue show %s: %s\n", id,
+		    errno == ENOENT ? "no such message" : why);
+		return 1;
+	}
+	printf("id: %s\nsender: <%s>\n", m.id, m.sender);
+	for (size_t i = 0; i < m.nrcpt; i++)
+		printf("recipient: <%s>%s\n", m.rcpts[i], m.done[i] ? " (done)" : "");
+	printf("attempts: %u\nlast error: %s\n\n", m.attempts, m.last_error);
+	if (mp_queue_reader_open(mp_core.queue_dir, &m, &r) == 0) {
+		while ((n = r.read(&r, buf, sizeof(buf))) > 0)
+			fwrite(buf, 1, (size_t)n, stdout);
+		mp_queue_reader_close(&r);
+	}
+	mp_qmsg_free(&m);
+	return 0;
+}
+
+static int
+delete(const char *id)
+{
+	if (!mp_queue_id_valid(id) || mp_queue_remove(mp_core.queue_dir, id) < 0) {
+		fprintf(stderr, "merpati: queue delete %s: no such message\n", id);
+		return 1;
+	}
+	printf("deleted %s\n", id);
+	return 0;
+}
+
+int
+cli_queue(const char *config, char **overrides, size_t n, int argc,
+    char **argv)
+{
+	int rc = 0;
+
+	if (argc < 1) {
+		fputs("usage: merpati queue list | show ID | delete ID | flush\n",
+		    stderr);
+		return 2;
+	}
+	cli_setup(config, overrides, n, 0);
+	if (strcmp(argv[0], "list") == 0) {
+		int count = mp_queue_scan(mp_core.queue_dir, list_one, NULL);
+		if (count <= 0)
+			printf("queue is empty\n");
+	} else if (strcmp(argv[0], "flush") == 0) {
+		rc = cli_signal_daemon(SIGUSR1, 0) < 0;
+		if (rc == 0)
+			printf("flush requested\n");
+	} else if (strcmp(argv[0], "show") == 0 && argc == 2)
+		rc = show(argv[1]);
+	else if (strcmp(argv[0], "delete") == 0 && argc == 2)
+		rc = delete(argv[1]);
+	else {
+		fputs("usage: merpati queue list | show ID | delete ID | flush\n",
+		    stderr);
+		rc = 2;
+	}
+	mp_core_shutdown();
+	return rc;
+}

@@ -1,0 +1,109 @@
+/*
+ * core/cli_user.c - `merpati user add|del|passwd|list` through the
+ * active auth module, so whichever backend is configured is managed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "settings.h"
+
+/* One line from stdin, without echo when it is a terminal. */
+static int
+read_password(char *buf, size_t size)
+{
+	struct termios old, quiet;
+	int tty = isatty(0) && tcgetattr(0, &old) == 0;
+
+	if (tty) {
+		fputs("Password: ", stderr);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(0, TCSAFLUSH, &quiet);
+	}
+	char *ok = fgets(buf, (int)size, stdin);
+	if (tty) {
+		tcsetattr(0, TCSAFLUSH, &old);
+		fputs("\n", stderr);
+	}
+	if (ok == NULL)
+		return -1;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return 0;
+}
+
+static void
+print_user(void *arg, const char *address)
+{
+	(void)arg;
+	printf("%s\n", address);
+}
+
+static int
+result(int rc, const char *what, const char *addr, const char *err)
+{
+	if (rc == MP_OK) {
+		printf("%s %s\n", what, addr);
+		return 0;
+	}
+	fprintf(stderr, "merpati: user %s: %s\n", addr, err ? err : "failed");
+	return 1;
+}
+
+static int
+with_password(const char *verb, const char *addr)
+{
+	const struct mp_auth_ops *ops = mp_core.auth.ops;
+	char pw[1024];
+	const char *err = NULL;
+	int rc;
+
+	if (read_password(pw, sizeof(pw)) < 0 || pw[0] == '\0') {
+		fputs("merpati: no password given on stdin\n", stderr);
+		return 1;
+	}
+	if (strcmp(verb, "add") == 0)
+		rc = ops->user_add(mp_core.auth.ctx, addr, pw, &err);
+	else
+		rc = ops->user_passwd(mp_core.auth.ctx, addr, pw, &err);
+	memset(pw, 0, sizeof(pw));
+	return result(rc, strcmp(verb, "add") == 0 ? "added" :
+	    "password changed for", addr, err);
+}
+
+int
+cli_user(const char *config, char **overrides, size_t n, int argc,
+    char **argv)
+{
+	const char *err = NULL;
+	int rc;
+
+	if (argc < 1 || (strcmp(argv[0], "list") != 0 && argc != 2)) {
+		fputs("usage: merpati user add|del|passwd ADDRESS | user list\n",
+		    stderr);
+		return 2;
+	}
+	cli_setup(config, overrides, n, 1);
+	if (mp_core.auth.ops == NULL) {
+		fputs("merpati: no auth module is configured\n", stderr);
+		rc = 1;
+	} else if (strcmp(argv[0], "list") == 0) {
+		rc = mp_core.auth.ops->user_list(mp_core.auth.ctx, print_user,
+		    NULL, &err) == MP_OK ? 0 : 1;
+		if (rc)
+			fprintf(stderr, "merpati: user list: %s\n", err ? err : "failed");
+	} else if (strcmp(argv[0], "add") == 0 || strcmp(argv[0], "passwd") == 0)
+		rc = with_password(argv[0], argv[1]);
+	else if (strcmp(argv[0], "del") == 0)
+		rc = result(mp_core.auth.ops->user_del(mp_core.auth.ctx,
+		    argv[1], &err), "deleted", argv[1], err);
+	else {
+		fprintf(stderr, "merpati: unknown user command: %s\n", argv[0]);
+		rc = 2;
+	}
+	mp_core_shutdown();
+	return rc;
+}

@@ -1,0 +1,54 @@
+/*
+ * core/conn.h - buffered, timed I/O on one client connection, shared by
+ * every protocol engine. Reads are bounded (line limit) and timed
+ * (poll before read), so no client can hold a thread forever or make it
+ * allocate without bound. TLS slots in here later, below the buffers.
+ */
+#ifndef MERPATI_CONN_H
+#define MERPATI_CONN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <merpati/module.h>
+
+#define CONN_IN_SIZE 16384
+#define CONN_OUT_SIZE 8192
+
+struct conn {
+	int fd;
+	int timeout_ms;
+	int eof;
+	size_t ipos, iend;
+	size_t olen;
+	char in[CONN_IN_SIZE];
+	char out[CONN_OUT_SIZE];
+};
+
+enum conn_result {
+	CONN_OK = 1,
+	CONN_EOF = 0,
+	CONN_ERROR = -1,	/* I/O error or timeout (errno ETIMEDOUT) */
+	CONN_TOO_LONG = -2	/* line over the limit, skipped to its end */
+};
+
+void conn_init(struct conn *c, int fd, int timeout_ms);
+
+/*
+ * Read one line ending in LF; the CRLF or LF is removed. A line longer
+ * than max - 1 is discarded up to its LF and CONN_TOO_LONG returned.
+ * *len_r gets the length, which tells a caller about embedded NULs.
+ */
+int conn_read_line(struct conn *c, char *line, size_t max, size_t *len_r);
+
+/* Bytes from the buffer, or one read(); 0 at EOF, -1 error/timeout. */
+ssize_t conn_read_some(struct conn *c, char *buf, size_t max);
+
+/* Input already buffered (pipelined commands waiting). */
+size_t conn_pending(const struct conn *c);
+
+/* Queue output; flushed when the buffer fills or by conn_flush. */
+int conn_write(struct conn *c, const char *buf, size_t len);
+int conn_printf(struct conn *c, const char *fmt, ...) MP_PRINTF(2, 3);
+int conn_flush(struct conn *c);
+
+#endif

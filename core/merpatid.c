@@ -1,0 +1,213 @@
+/*
+ * core/merpatid.c - the daemon.
+ *
+ *   merpatid -c FILE [-o path=value]... [-f]
+ *
+ * Start-up order matters: config, modules (before the privilege drop,
+ * so they can open their files), sockets, privilege drop, then threads.
+ * Signals are taken synchronously by the main thread with sigwait().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "privs.h"
+#include "queue.h"
+#include "runner.h"
+#include "settings.h"
+#include "smtp_server.h"
+#include "util.h"
+
+#define MAX_OVERRIDES 128
+
+struct args {
+	const char *config;
+	char *overrides[MAX_OVERRIDES];
+	size_t noverrides;
+	int foreground;
+};
+
+static void
+usage(void)
+{
+	fputs("usage: merpatid -c FILE [-o path=value]... [-f]\n", stderr);
+	exit(2);
+}
+
+static void
+parse_args(int argc, char **argv, struct args *a)
+{
+	int ch;
+
+	memset(a, 0, sizeof(*a));
+	while ((ch = getopt(argc, argv, "c:o:fh")) != -1) {
+		switch (ch) {
+		case 'c': a->config = optarg; break;
+		case 'f': a->foreground = 1; break;
+		case 'o':
+			if (a->noverrides == MAX_OVERRIDES) {
+				fputs("merpatid: too many -o options\n", stderr);
+				exit(2);
+			}
+			a->overrides[a->noverrides++] = optarg;
+			break;
+		default: usage();
+		}
+	}
+	if (a->config == NULL || optind != argc)
+		usage();
+}
+
+static void
+die_problems(struct mp_problems *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		fprintf(stderr, "merpatid: %s\n", p->lines[i]);
+	mp_problems_free(p);
+	exit(1);
+}
+
+static void
+die(const char *what)
+{
+	fprintf(stderr, "merpatid: %s\n", what);
+	exit(1);
+}
+
+/* Hold an exclusive lock on the pid file: one daemon per state dir. */
+static int
+lock_pidfile(char *path, size_t size)
+{
+	int fd;
+
+	snprintf(path, size, "%s/merpatid.pid", mp_core.server.state_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		char buf[32] = "";
+		(void)!read(fd, buf, sizeof(buf) - 1);
+		fprintf(stderr, "merpatid: another merpatid (pid %ld) uses %s\n",
+		    strtol(buf, NULL, 10), mp_core.server.state_dir);
+		exit(1);
+	}
+	return fd;
+}
+
+static void
+write_pid(int fd)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (ftruncate(fd, 0) == 0)
+		(void)!pwrite(fd, buf, (size_t)n, 0);
+}
+
+static void
+daemonize(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork failed");
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		if (null > 2)
+			close(null);
+	}
+}
+
+static void
+block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void
+serve(const sigset_t *set, const char *pidpath)
+{
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1) {
+			mp_log(MP_LOG_INFO, "flush requested: all queued mail is due now");
+			mp_runner_flush();
+		} else if (sig == SIGUSR2)
+			mp_runner_rescan();
+		else if (sig == SIGHUP)
+			mp_log(MP_LOG_NOTICE, "SIGHUP: configuration reload is not supported yet; restart to apply changes");
+		else
+			break;
+	}
+	mp_log(MP_LOG_INFO, "stopping on signal %d", sig);
+	smtp_server_stop();
+	mp_runner_stop();
+	unlink(pidpath);
+	mp_log(MP_LOG_INFO, "stopped");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct mp_problems problems = { 0 };
+	struct args a;
+	char err[1024], pidpath[4200];
+	sigset_t set;
+	int pidfd;
+
+	parse_args(argc, argv, &a);
+	mp_log_open("merpatid", 1);
+	if (mp_core_configure(a.config, a.overrides, a.noverrides,
+	    &problems) < 0)
+		die_problems(&problems);
+	if (mp_queue_setup(mp_core.server.state_dir) < 0) {
+		snprintf(err, sizeof(err), "cannot create %s/queue: %s",
+		    mp_core.server.state_dir, strerror(errno));
+		die(err);
+	}
+	pidfd = lock_pidfile(pidpath, sizeof(pidpath));
+	if (pidfd < 0)
+		die("cannot open pid file in state_dir");
+	if (mp_core_load_modules(&problems) < 0)
+		die_problems(&problems);
+	if (smtp_server_bind(err, sizeof(err)) < 0 ||
+	    mp_drop_privileges(mp_core.server.user, mp_core.server.state_dir,
+	    err, sizeof(err)) < 0)
+		die(err);
+	if (!a.foreground) {
+		daemonize();
+		mp_log_open("merpatid", 0);
+	}
+	write_pid(pidfd);
+	block_signals(&set);
+	if (mp_runner_start() < 0 || smtp_server_start() < 0)
+		die("cannot start threads");
+	mp_log(MP_LOG_INFO, "merpatid started (pid %ld) as %s", (long)getpid(),
+	    mp_core.server.hostname);
+	serve(&set, pidpath);
+	return 0;
+}

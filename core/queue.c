@@ -1,0 +1,575 @@
+/*
+ * core/queue.c - the durable queue (see queue.h).
+ *
+ * Envelope format, one field per line, values never contain CR or LF:
+ *   MERPATI-QUEUE 1
+ *   id <ID>
+ *   arrival <epoch>
+ *   sender <address or empty>
+ *   helo <text>  client <text>  auth <text>
+ *   rcpt <address>          (one line each)
+ *   size <20-digit message length>
+ *   .
+ * then exactly `size` bytes of message. size is written last (pwrite),
+ * so a file cut short by a crash can never look complete.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "queue.h"
+#include "util.h"
+
+#define QUEUE_MAGIC "MERPATI-QUEUE 1\n"
+#define MAX_ENVELOPE (1024 * 1024)
+
+struct mp_qwriter {
+	int fd;
+	char id[MP_QID_SIZE];
+	char tmp[4096];
+	char final[4096];
+	char qdir[4096];
+	off_t size_field;	/* offset of the size digits */
+	off_t data_start;
+	off_t written;
+};
+
+int
+mp_queue_setup(const char *state_dir)
+{
+	char path[4096];
+	static const char *const subdirs[] = { "queue", "queue/tmp", "corrupt" };
+
+	if (mp_mkdir_p(state_dir, 0700) < 0)
+		return -1;
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", state_dir, subdirs[i]);
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			return -1;
+	}
+	return 0;
+}
+
+int
+mp_queue_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n < 8 || n >= MP_QID_SIZE)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		    (id[i] >= 'A' && id[i] <= 'F')))
+			return 0;
+	return 1;
+}
+
+/* Time-ordered, so `ls` and queue list read in arrival order. */
+static void
+make_id(char id[MP_QID_SIZE])
+{
+	static _Atomic uint32_t counter;
+	static _Atomic int seeded;
+	struct timeval tv;
+
+	if (!atomic_exchange(&seeded, 1)) {
+		uint32_t r = 0;
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (uint32_t)getpid();
+		atomic_store(&counter, r);
+	}
+	gettimeofday(&tv, NULL);
+	snprintf(id, MP_QID_SIZE, "%010" PRIX64 "%05lX%05" PRIX32,
+	    (uint64_t)tv.tv_sec, (unsigned long)tv.tv_usec,
+	    (uint32_t)(atomic_fetch_add(&counter, 1) & 0xFFFFF));
+}
+
+static int
+clean_field(const char *s)
+{
+	return s == NULL || strpbrk(s, "\r\n") == NULL;
+}
+
+static char *
+format_envelope(const struct mp_qmsg *env, const char *id, size_t *len_r,
+    size_t *size_field_r)
+{
+	size_t cap = 512 + strlen(env->sender);
+	char *buf, *p;
+
+	for (size_t i = 0; i < env->nrcpt; i++)
+		cap += strlen(env->rcpts[i]) + 8;
+	cap += strlen(env->helo ? env->helo : "") +
+	    strlen(env->client ? env->client : "") +
+	    strlen(env->auth_user ? env->auth_user : "");
+	p = buf = mp_xmalloc(cap);
+	p += sprintf(p, QUEUE_MAGIC "id %s\narrival %lld\nsender %s\n"
+	    "helo %s\nclient %s\nauth %s\n", id, (long long)env->arrival,
+	    env->sender, env->helo ? env->helo : "",
+	    env->client ? env->client : "",
+	    env->auth_user ? env->auth_user : "");
+	for (size_t i = 0; i < env->nrcpt; i++)
+		p += sprintf(p, "rcpt %s\n", env->rcpts[i]);
+	*size_field_r = (size_t)(p - buf) + 5;
+	p += sprintf(p, "size %020d\n.\n", 0);
+	*len_r = (size_t)(p - buf);
+	return buf;
+}
+
+static int
+envelope_ok(const struct mp_qmsg *env)
+{
+	if (env->nrcpt == 0 || !clean_field(env->sender) ||
+	    !clean_field(env->helo) || !clean_field(env->client) ||
+	    !clean_field(env->auth_user))
+		return 0;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (!clean_field(env->rcpts[i]) || env->rcpts[i][0] == '\0')
+			return 0;
+	return 1;
+}
+
+struct mp_qwriter *
+mp_queue_begin(const char *qdir, const struct mp_qmsg *env,
+    char id_r[MP_QID_SIZE])
+{
+	struct mp_qwriter *w;
+	size_t len, size_field;
+	char *text;
+
+	if (!envelope_ok(env)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	w = mp_xcalloc(1, sizeof(*w));
+	mp_strlcpy(w->qdir, qdir, sizeof(w->qdir));
+	for (int tries = 0; tries < 10; tries++) {
+		make_id(w->id);
+		snprintf(w->tmp, sizeof(w->tmp), "%s/tmp/%s", qdir, w->id);
+		w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+		if (w->fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (w->fd < 0) {
+		free(w);
+		return NULL;
+	}
+	snprintf(w->final, sizeof(w->final), "%s/%s", qdir, w->id);
+	text = format_envelope(env, w->id, &len, &size_field);
+	if (mp_write_all(w->fd, text, len) < 0) {
+		free(text);
+		mp_queue_abort(w);
+		return NULL;
+	}
+	free(text);
+	w->size_field = (off_t)size_field;
+	w->data_start = (off_t)len;
+	memcpy(id_r, w->id, MP_QID_SIZE);
+	return w;
+}
+
+int
+mp_queue_write(struct mp_qwriter *w, const void *buf, size_t len)
+{
+	if (mp_write_all(w->fd, buf, len) < 0)
+		return -1;
+	w->written += (off_t)len;
+	return 0;
+}
+
+off_t
+mp_queue_written(const struct mp_qwriter *w)
+{
+	return w->written;
+}
+
+int
+mp_queue_commit(struct mp_qwriter *w)
+{
+	char digits[21];
+	int rc = -1, saved;
+
+	snprintf(digits, sizeof(digits), "%020lld", (long long)w->written);
+	if (pwrite(w->fd, digits, 20, w->size_field) != 20)
+		goto fail;
+	if (fsync(w->fd) < 0 || close(w->fd) < 0) {
+		w->fd = -1;
+		goto fail;
+	}
+	w->fd = -1;
+	if (rename(w->tmp, w->final) < 0)
+		goto fail;
+	if (mp_fsync_dir(w->qdir) < 0)
+		goto fail;
+	free(w);
+	return 0;
+fail:
+	saved = errno;
+	mp_queue_abort(w);
+	errno = saved;
+	return rc;
+}
+
+void
+mp_queue_abort(struct mp_qwriter *w)
+{
+	if (w == NULL)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	unlink(w->tmp);
+	free(w);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+static int
+corrupt(char *err, size_t errsize, const char *why)
+{
+	snprintf(err, errsize, "%s", why);
+	return -2;
+}
+
+static void
+add_rcpt(struct mp_qmsg *m, const char *addr)
+{
+	m->rcpts = realloc(m->rcpts, (m->nrcpt + 1) * sizeof(char *));
+	if (m->rcpts == NULL)
+		abort();
+	m->rcpts[m->nrcpt++] = mp_xstrdup(addr);
+}
+
+static int
+envelope_line(struct mp_qmsg *m, char *line)
+{
+	char *sp = strchr(line, ' ');
+	const char *val = sp ? sp + 1 : "";
+
+	if (sp)
+		*sp = '\0';
+	if (strcmp(line, "id") == 0)
+		return mp_strlcpy(m->id, val, sizeof(m->id)) ? -1 : 0;
+	if (strcmp(line, "arrival") == 0)
+		m->arrival = (time_t)strtoll(val, NULL, 10);
+	else if (strcmp(line, "sender") == 0)
+		m->sender = mp_xstrdup(val);
+	else if (strcmp(line, "helo") == 0)
+		m->helo = mp_xstrdup(val);
+	else if (strcmp(line, "client") == 0)
+		m->client = mp_xstrdup(val);
+	else if (strcmp(line, "auth") == 0)
+		m->auth_user = mp_xstrdup(val);
+	else if (strcmp(line, "rcpt") == 0 && val[0])
+		add_rcpt(m, val);
+	else if (strcmp(line, "size") == 0)
+		m->size = (off_t)strtoll(val, NULL, 10);
+	else
+		return -1;
+	return 0;
+}
+
+static int
+parse_envelope(struct mp_qmsg *m, char *buf, size_t len, char *err,
+    size_t errsize)
+{
+	char *p = buf, *end = buf + len;
+
+	if (len < sizeof(QUEUE_MAGIC) - 1 ||
+	    memcmp(buf, QUEUE_MAGIC, sizeof(QUEUE_MAGIC) - 1) != 0)
+		return corrupt(err, errsize, "bad magic line");
+	p += sizeof(QUEUE_MAGIC) - 1;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			return corrupt(err, errsize, "envelope cut short");
+		*nl = '\0';
+		if (strcmp(p, ".") == 0) {
+			m->data_offset = (off_t)(nl + 1 - buf);
+			return 0;
+		}
+		if (envelope_line(m, p) < 0)
+			return corrupt(err, errsize, "bad envelope line");
+		p = nl + 1;
+	}
+	return corrupt(err, errsize, "envelope has no end marker");
+}
+
+static int
+validate(const struct mp_qmsg *m, const char *id, off_t file_size,
+    char *err, size_t errsize)
+{
+	if (strcmp(m->id, id) != 0)
+		return corrupt(err, errsize, "id does not match file name");
+	if (m->sender == NULL || m->nrcpt == 0)
+		return corrupt(err, errsize, "no sender or no recipients");
+	if (m->data_offset + m->size != file_size)
+		return corrupt(err, errsize, "message size does not match file");
+	return 0;
+}
+
+static void
+status_line(struct mp_qmsg *m, char *line)
+{
+	char *sp = strchr(line, ' ');
+	const char *val = sp ? sp + 1 : "";
+
+	if (sp)
+		*sp = '\0';
+	if (strcmp(line, "attempts") == 0)
+		m->attempts = (unsigned)strtoul(val, NULL, 10);
+	else if (strcmp(line, "last") == 0)
+		m->last_attempt = (time_t)strtoll(val, NULL, 10);
+	else if (strcmp(line, "next") == 0)
+		m->next_attempt = (time_t)strtoll(val, NULL, 10);
+	else if (strcmp(line, "warned") == 0)
+		m->warned = atoi(val);
+	else if (strcmp(line, "error") == 0)
+		mp_strlcpy(m->last_error, val, sizeof(m->last_error));
+	else if (strcmp(line, "done") == 0) {
+		size_t i = (size_t)strtoul(val, NULL, 10);
+		if (i < m->nrcpt)
+			m->done[i] = 1;
+	}
+}
+
+/* A missing or unreadable status file just means "not tried yet". */
+static void
+load_status(const char *qdir, struct mp_qmsg *m)
+{
+	char path[4096], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.st", qdir, m->id);
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		status_line(m, line);
+	}
+	fclose(f);
+}
+
+static ssize_t
+read_head(int fd, char *buf, size_t cap)
+{
+	size_t got = 0;
+
+	while (got < cap) {
+		ssize_t n = read(fd, buf + got, cap - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (memmem(buf, got, "\n.\n", 3))
+			break;
+	}
+	return (ssize_t)got;
+}
+
+int
+mp_queue_load(const char *qdir, const char *id, struct mp_qmsg *m,
+    char *err, size_t errsize)
+{
+	char path[4096];
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	int fd, rc;
+
+	memset(m, 0, sizeof(*m));
+	if (!mp_queue_id_valid(id))
+		return corrupt(err, errsize, "bad queue id");
+	snprintf(path, sizeof(path), "%s/%s", qdir, id);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	buf = mp_xmalloc(MAX_ENVELOPE);
+	n = read_head(fd, buf, MAX_ENVELOPE);
+	close(fd);
+	if (n < 0) {
+		free(buf);
+		return -1;
+	}
+	rc = parse_envelope(m, buf, (size_t)n, err, errsize);
+	free(buf);
+	if (rc == 0)
+		rc = validate(m, id, st.st_size, err, errsize);
+	if (rc != 0) {
+		mp_qmsg_free(m);
+		return rc;
+	}
+	m->done = mp_xcalloc(m->nrcpt, 1);
+	load_status(qdir, m);
+	return 0;
+}
+
+void
+mp_qmsg_free(struct mp_qmsg *m)
+{
+	free(m->sender);
+	free(m->helo);
+	free(m->client);
+	free(m->auth_user);
+	for (size_t i = 0; i < m->nrcpt; i++)
+		free(m->rcpts[i]);
+	free(m->rcpts);
+	free(m->done);
+	memset(m, 0, sizeof(*m));
+}
+
+int
+mp_queue_save_status(const char *qdir, const struct mp_qmsg *m)
+{
+	char tmp[4096], path[4096], *buf;
+	size_t cap = 256 + sizeof(m->last_error) + m->nrcpt * 24, len;
+	int fd, rc = -1;
+
+	buf = mp_xmalloc(cap);
+	len = (size_t)snprintf(buf, cap,
+	    "attempts %u\nlast %lld\nnext %lld\nwarned %d\nerror %s\n",
+	    m->attempts, (long long)m->last_attempt,
+	    (long long)m->next_attempt, m->warned, m->last_error);
+	for (size_t i = 0; i < m->nrcpt && len < cap; i++)
+		if (m->done[i])
+			len += (size_t)snprintf(buf + len, cap - len,
+			    "done %zu\n", i);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s.st", qdir, m->id);
+	snprintf(path, sizeof(path), "%s/%s.st", qdir, m->id);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		if (mp_write_all(fd, buf, len) == 0 && fsync(fd) == 0 &&
+		    rename(tmp, path) == 0)
+			rc = mp_fsync_dir(qdir);
+		close(fd);
+	}
+	if (rc < 0)
+		unlink(tmp);
+	free(buf);
+	return rc;
+}
+
+int
+mp_queue_remove(const char *qdir, const char *id)
+{
+	char path[4096];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s.st", qdir, id);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s", qdir, id);
+	rc = unlink(path);
+	mp_fsync_dir(qdir);
+	return rc;
+}
+
+int
+mp_queue_quarantine(const char *qdir, const char *id)
+{
+	char from[4096], to[4096];
+
+	snprintf(from, sizeof(from), "%s/%s.st", qdir, id);
+	snprintf(to, sizeof(to), "%s/../corrupt/%s.st", qdir, id);
+	rename(from, to);
+	snprintf(from, sizeof(from), "%s/%s", qdir, id);
+	snprintf(to, sizeof(to), "%s/../corrupt/%s", qdir, id);
+	return rename(from, to);
+}
+
+int
+mp_queue_scan(const char *qdir, void (*each)(void *arg, const char *id),
+    void *arg)
+{
+	DIR *d = opendir(qdir);
+	struct dirent *e;
+	int count = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' || strchr(e->d_name, '.') ||
+		    strcmp(e->d_name, "tmp") == 0)
+			continue;
+		each(arg, e->d_name);
+		count++;
+	}
+	closedir(d);
+	return count;
+}
+
+/* ---- message reader --------------------------------------------------- */
+
+struct qreader {
+	int fd;
+	off_t pos, end;
+};
+
+static ssize_t
+qreader_read(struct mp_reader *r, void *buf, size_t len)
+{
+	struct qreader *q = r->priv;
+	ssize_t n;
+
+	if (q->pos >= q->end)
+		return 0;
+	if ((off_t)len > q->end - q->pos)
+		len = (size_t)(q->end - q->pos);
+	do
+		n = pread(q->fd, buf, len, q->pos);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		q->pos += n;
+	else if (n == 0) {
+		errno = EIO;	/* the file shrank under us */
+		return -1;
+	}
+	return n;
+}
+
+int
+mp_queue_reader_open(const char *qdir, const struct mp_qmsg *m,
+    struct mp_reader *r)
+{
+	char path[4096];
+	struct qreader *q = mp_xcalloc(1, sizeof(*q));
+
+	snprintf(path, sizeof(path), "%s/%s", qdir, m->id);
+	q->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (q->fd < 0) {
+		free(q);
+		return -1;
+	}
+	q->pos = m->data_offset;
+	q->end = m->data_offset + m->size;
+	r->read = qreader_read;
+	r->size = m->size;
+	r->priv = q;
+	return 0;
+}
+
+void
+mp_queue_reader_close(struct mp_reader *r)
+{
+	struct qreader *q = r->priv;
+
+	if (q) {
+		close(q->fd);
+		free(q);
+	}
+	r->priv = NULL;
+}

@@ -1,0 +1,82 @@
+/*
+ * core/queue.h - the durable mail queue on disk.
+ *
+ * One file per message in <state>/queue/<ID>: a text envelope, then the
+ * message exactly as it will be delivered (CRLF line ends). A message is
+ * written in queue/tmp/, fsync()ed, renamed into queue/ and the
+ * directory fsync()ed before anyone is told it is queued. Delivery
+ * progress lives beside it in <ID>.st, replaced atomically, so the
+ * message file is never rewritten. A file that does not parse is moved
+ * to <state>/corrupt/ and the rest of the queue goes on.
+ */
+#ifndef MERPATI_QUEUE_H
+#define MERPATI_QUEUE_H
+
+#include <sys/types.h>
+#include <time.h>
+#include <merpati/module.h>
+
+#define MP_QID_SIZE 24
+
+struct mp_qmsg {
+	char id[MP_QID_SIZE];
+	time_t arrival;
+	char *sender;			/* "" for <> */
+	char *helo, *client, *auth_user;	/* "" when unknown */
+	char **rcpts;
+	unsigned char *done;		/* per recipient: finished (sent/bounced) */
+	size_t nrcpt;
+	off_t size;			/* message bytes */
+	off_t data_offset;		/* where the message starts in the file */
+	/* delivery status (the .st file) */
+	unsigned attempts;
+	time_t last_attempt, next_attempt;
+	int warned;
+	char last_error[320];
+};
+
+struct mp_qwriter;
+
+/* Create queue/, queue/tmp/ and corrupt/ under state_dir. */
+int mp_queue_setup(const char *state_dir);
+
+/*
+ * Start a message; envelope fields are copied. *id_r gets the queue id.
+ * NULL with errno set on failure.
+ */
+struct mp_qwriter *mp_queue_begin(const char *qdir, const struct mp_qmsg *env,
+    char id_r[MP_QID_SIZE]);
+int mp_queue_write(struct mp_qwriter *w, const void *buf, size_t len);
+/* fsync, rename into place, fsync the directory. 0, or -1 (errno). */
+int mp_queue_commit(struct mp_qwriter *w);
+void mp_queue_abort(struct mp_qwriter *w);
+off_t mp_queue_written(const struct mp_qwriter *w);
+
+/* Read a message's envelope and status. 0, -1 (errno; ENOENT: gone),
+ * or -2 when the file is corrupt (why in err). */
+int mp_queue_load(const char *qdir, const char *id, struct mp_qmsg *m,
+    char *err, size_t errsize);
+void mp_qmsg_free(struct mp_qmsg *m);
+
+/* Replace the status file atomically (write, fsync, rename). */
+int mp_queue_save_status(const char *qdir, const struct mp_qmsg *m);
+
+/* Remove a finished message and its status. */
+int mp_queue_remove(const char *qdir, const char *id);
+
+/* Move a broken message aside to <state>/corrupt/. */
+int mp_queue_quarantine(const char *qdir, const char *id);
+
+/* Call each(id) for every committed message; returns count or -1. */
+int mp_queue_scan(const char *qdir, void (*each)(void *arg, const char *id),
+    void *arg);
+
+/* A reader over the message bytes of m; close with mp_queue_reader_close. */
+int mp_queue_reader_open(const char *qdir, const struct mp_qmsg *m,
+    struct mp_reader *r);
+void mp_queue_reader_close(struct mp_reader *r);
+
+/* A syntactically valid queue id (safe as a file name). */
+int mp_queue_id_valid(const char *id);
+
+#endif

@@ -1,0 +1,415 @@
+/*
+ * core/runner.c - the queue runner (see runner.h).
+ *
+ * The schedule is an array of (id, due, busy) under one mutex; workers
+ * wait on a condition variable until something is due. Delivery state
+ * is written to the queue's status file before the schedule changes,
+ * so a crash at any point repeats at most one attempt (at-least-once).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dsn.h"
+#include "log.h"
+#include "queue.h"
+#include "runner.h"
+#include "settings.h"
+#include "smtp_parse.h"
+#include "util.h"
+
+struct entry {
+	char id[MP_QID_SIZE];
+	time_t due;
+	int busy;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t idle = PTHREAD_COND_INITIALIZER;
+static struct entry *entries;
+static size_t nentries, capentries;
+static int running, stopping, busy_workers;
+
+/* Caller holds lock. */
+static struct entry *
+find(const char *id)
+{
+	for (size_t i = 0; i < nentries; i++)
+		if (strcmp(entries[i].id, id) == 0)
+			return &entries[i];
+	return NULL;
+}
+
+static void
+schedule_locked(const char *id, time_t due)
+{
+	struct entry *e = find(id);
+
+	if (e) {
+		e->due = due;
+		return;
+	}
+	if (nentries == capentries) {
+		capentries = capentries ? capentries * 2 : 64;
+		entries = realloc(entries, capentries * sizeof(*entries));
+		if (entries == NULL)
+			abort();
+	}
+	e = &entries[nentries++];
+	mp_strlcpy(e->id, id, sizeof(e->id));
+	e->due = due;
+	e->busy = 0;
+}
+
+static void
+forget_locked(const char *id)
+{
+	struct entry *e = find(id);
+
+	if (e)
+		*e = entries[--nentries];
+}
+
+void
+mp_runner_notify(const char *id)
+{
+	pthread_mutex_lock(&lock);
+	if (running) {
+		schedule_locked(id, 0);
+		pthread_cond_signal(&wake);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void
+mp_runner_flush(void)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < nentries; i++)
+		entries[i].due = 0;
+	pthread_cond_broadcast(&wake);
+	pthread_mutex_unlock(&lock);
+}
+
+/* ---- one delivery attempt -------------------------------------------- */
+
+static int
+deliver_local(const struct mp_qmsg *m, const char *rcpt,
+    struct mp_status *st)
+{
+	const struct mp_loaded *d = mp_core.deliver;
+	struct mp_envelope env = {
+		.struct_size = sizeof(env), .queue_id = m->id,
+		.sender = m->sender, .rcpts = (const char *const *)m->rcpts,
+		.nrcpt = m->nrcpt, .arrival = m->arrival,
+		.helo = m->helo, .client_addr = m->client,
+		.auth_user = m->auth_user[0] ? m->auth_user : NULL,
+	};
+	struct mp_reader r;
+	int rc;
+
+	if (mp_queue_reader_open(mp_core.queue_dir, m, &r) < 0) {
+		*st = (struct mp_status){ 451, "4.3.0", "cannot read queue file" };
+		return MP_TEMPFAIL;
+	}
+	mp_log_set_module(d->name);
+	rc = d->mod->deliver->deliver(d->ctx, &env, rcpt, &r, st);
+	mp_log_set_module(NULL);
+	mp_queue_reader_close(&r);
+	if (rc == MP_ERROR || rc == MP_DECLINED)
+		rc = MP_TEMPFAIL;
+	return rc;
+}
+
+static int
+deliver_rcpt(const struct mp_qmsg *m, const char *rcpt, struct mp_status *st)
+{
+	char local[320], domain[320];
+
+	memset(st, 0, sizeof(*st));
+	if (smtp_split_address(rcpt, local, sizeof(local), domain,
+	    sizeof(domain)) < 0) {
+		*st = (struct mp_status){ 553, "5.1.3", "bad recipient address" };
+		return MP_PERMFAIL;
+	}
+	if (!mp_core_is_local_domain(domain)) {
+		*st = (struct mp_status){ 451, "4.4.0",
+		    "remote delivery is not available (no outbound transport)" };
+		return MP_TEMPFAIL;
+	}
+	return deliver_local(m, rcpt, st);
+}
+
+static void
+log_result(const char *rcpt, int rc, const struct mp_status *st)
+{
+	const char *what = rc == MP_OK ? "delivered" :
+	    rc == MP_PERMFAIL ? "bounced" : "deferred";
+
+	mp_log(rc == MP_OK ? MP_LOG_INFO : MP_LOG_NOTICE,
+	    "%s to=<%s> via=%s dsn=%s (%d %s)", what, rcpt,
+	    mp_core.deliver ? mp_core.deliver->name : "none",
+	    st->enhanced[0] ? st->enhanced : "4.0.0", st->reply, st->text);
+}
+
+/* Try every pending recipient; returns how many are still pending. */
+static size_t
+attempt(struct mp_qmsg *m, struct dsn_rcpt *failed, size_t *nfailed)
+{
+	size_t pending = 0;
+
+	*nfailed = 0;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		struct mp_status st;
+		if (m->done[i])
+			continue;
+		int rc = deliver_rcpt(m, m->rcpts[i], &st);
+		log_result(m->rcpts[i], rc, &st);
+		if (rc == MP_OK)
+			m->done[i] = 1;
+		else if (rc == MP_PERMFAIL) {
+			m->done[i] = 1;
+			failed[(*nfailed)++] = (struct dsn_rcpt){ m->rcpts[i], st };
+		} else {
+			pending++;
+			snprintf(m->last_error, sizeof(m->last_error), "%d %s %s",
+			    st.reply, st.enhanced, st.text);
+		}
+	}
+	return pending;
+}
+
+/* Past give_up_after: every pending recipient fails for good. */
+static void
+give_up(struct mp_qmsg *m, struct dsn_rcpt *failed, size_t *nfailed)
+{
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (m->done[i])
+			continue;
+		struct mp_status st = { 550, "5.4.7", "" };
+		snprintf(st.text, sizeof(st.text),
+		    "delivery time expired; last error: %.200s", m->last_error);
+		m->done[i] = 1;
+		failed[(*nfailed)++] = (struct dsn_rcpt){ m->rcpts[i], st };
+		mp_log(MP_LOG_NOTICE, "bounced to=<%s> dsn=5.4.7 (gave up after %lld s)",
+		    m->rcpts[i], (long long)(time(NULL) - m->arrival));
+	}
+}
+
+/* Returns the next due time, or 0 when the message is finished. */
+static time_t
+run_message(struct mp_qmsg *m)
+{
+	struct dsn_rcpt *failed = mp_xcalloc(m->nrcpt, sizeof(*failed));
+	size_t nfailed = 0, pending;
+	time_t now = time(NULL), next = 0;
+
+	pending = attempt(m, failed, &nfailed);
+	if (pending && now - m->arrival >= mp_core.queue.give_up_after) {
+		give_up(m, failed, &nfailed);
+		pending = 0;
+	}
+	if (nfailed && m->sender[0] == '\0')
+		mp_log(MP_LOG_NOTICE, "no bounce for a message from <>");
+	else if (nfailed && mp_dsn_bounce(m, failed, nfailed) < 0) {
+		/* Keep the failures pending so the bounce is not lost. */
+		mp_log(MP_LOG_ERR, "cannot queue bounce; will try again");
+		for (size_t i = 0; i < m->nrcpt; i++)
+			for (size_t k = 0; k < nfailed; k++)
+				if (failed[k].address == m->rcpts[i])
+					m->done[i] = 0;
+		pending += nfailed;
+	}
+	m->attempts++;
+	m->last_attempt = now;
+	if (pending) {
+		next = now + mp_core.queue.retry_interval;
+		m->next_attempt = next;
+		if (mp_queue_save_status(mp_core.queue_dir, m) < 0)
+			mp_log_errno(MP_LOG_ERR, "cannot save queue status");
+	} else if (mp_queue_remove(mp_core.queue_dir, m->id) < 0)
+		mp_log_errno(MP_LOG_ERR, "cannot remove finished message");
+	else
+		mp_log(MP_LOG_INFO, "removed (all recipients done)");
+	free(failed);
+	return next;
+}
+
+/* Returns the next due time, 0 to forget the message. */
+static time_t
+process(const char *id)
+{
+	struct mp_qmsg m;
+	char why[128];
+	time_t next;
+	int rc = mp_queue_load(mp_core.queue_dir, id, &m, why, sizeof(why));
+
+	if (rc == -2) {
+		mp_log(MP_LOG_ERR, "corrupt queue file moved to corrupt/: %s", why);
+		if (mp_queue_quarantine(mp_core.queue_dir, id) < 0)
+			mp_log_errno(MP_LOG_ERR, "cannot move corrupt queue file");
+		return 0;
+	}
+	if (rc < 0) {
+		if (errno != ENOENT)
+			mp_log_errno(MP_LOG_ERR, "cannot read queue file");
+		return 0;
+	}
+	next = run_message(&m);
+	mp_qmsg_free(&m);
+	return next;
+}
+
+void
+mp_runner_process(const char *id)
+{
+	mp_log_set_queue_id(id);
+	process(id);
+	mp_log_set_queue_id(NULL);
+}
+
+/* ---- workers ------------------------------------------------------------- */
+
+/* Caller holds lock. The earliest due idle entry, or NULL. */
+static struct entry *
+earliest(void)
+{
+	struct entry *best = NULL;
+
+	for (size_t i = 0; i < nentries; i++)
+		if (!entries[i].busy && (!best || entries[i].due < best->due))
+			best = &entries[i];
+	return best;
+}
+
+static void
+wait_for_work(struct entry *e)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	if (e == NULL || e->due - until.tv_sec > 60)
+		until.tv_sec += 60;
+	else
+		until.tv_sec = e->due;
+	pthread_cond_timedwait(&wake, &lock, &until);
+}
+
+static void
+work_on(struct entry *e)
+{
+	char id[MP_QID_SIZE];
+	time_t next;
+
+	e->busy = 1;
+	busy_workers++;
+	memcpy(id, e->id, sizeof(id));
+	pthread_mutex_unlock(&lock);
+	mp_log_set_queue_id(id);
+	next = process(id);
+	mp_log_set_queue_id(NULL);
+	pthread_mutex_lock(&lock);
+	busy_workers--;
+	e = find(id);
+	if (e) {
+		e->busy = 0;
+		if (next == 0)
+			forget_locked(id);
+		else if (e->due != 0)	/* not re-notified meanwhile */
+			e->due = next;
+	}
+	pthread_cond_broadcast(&idle);
+}
+
+static void *
+worker(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&lock);
+	while (!stopping) {
+		struct entry *e = earliest();
+		if (e && e->due <= time(NULL))
+			work_on(e);
+		else
+			wait_for_work(e);
+	}
+	pthread_mutex_unlock(&lock);
+	return NULL;
+}
+
+static void
+scan_one(void *arg, const char *id)
+{
+	struct mp_qmsg m;
+	char why[128];
+	int rc;
+
+	(void)arg;
+	rc = mp_queue_load(mp_core.queue_dir, id, &m, why, sizeof(why));
+	if (rc == -2) {
+		mp_log(MP_LOG_ERR, "%s: corrupt queue file moved to corrupt/: %s",
+		    id, why);
+		mp_queue_quarantine(mp_core.queue_dir, id);
+		return;
+	}
+	if (rc < 0)
+		return;
+	if (find(id) == NULL)
+		schedule_locked(id, m.next_attempt);
+	mp_qmsg_free(&m);
+}
+
+void
+mp_runner_rescan(void)
+{
+	pthread_mutex_lock(&lock);
+	mp_queue_scan(mp_core.queue_dir, scan_one, NULL);
+	pthread_cond_broadcast(&wake);
+	pthread_mutex_unlock(&lock);
+}
+
+int
+mp_runner_start(void)
+{
+	int n;
+
+	pthread_mutex_lock(&lock);
+	running = 1;
+	n = mp_queue_scan(mp_core.queue_dir, scan_one, NULL);
+	pthread_mutex_unlock(&lock);
+	if (n < 0) {
+		mp_log_errno(MP_LOG_ERR, "cannot scan %s", mp_core.queue_dir);
+		return -1;
+	}
+	mp_log(MP_LOG_INFO, "queue runner: %d queued message(s), %lld workers",
+	    n, mp_core.queue.workers);
+	for (long long i = 0; i < mp_core.queue.workers; i++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, worker, NULL) != 0)
+			return -1;
+		pthread_detach(t);
+	}
+	return 0;
+}
+
+void
+mp_runner_stop(void)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&lock);
+	stopping = 1;
+	pthread_cond_broadcast(&wake);
+	while (busy_workers > 0)
+		if (pthread_cond_timedwait(&idle, &lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,251 @@
+/*
+ * core/settings.c - the core's settings and module wiring.
+ *
+ * Defaults follow Postfix and RFC 5321 where they exist: 50 MB messages
+ * (Postfix's message_size_limit is 10 MB; 50 MB is what users now
+ * expect), 1000 recipients (RFC 5321 4.5.3.1.8 asks for at least 100),
+ * 5 minute command timeout and 10 minute DATA timeout (RFC 5321
+ * 4.5.3.2.7 and .8 for the server side).
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "settings.h"
+#include "util.h"
+
+struct mp_core mp_core;
+
+#define SRV(f) offsetof(struct mp_server_settings, f)
+static const struct mp_option server_options[] = {
+	{ "hostname", MP_OPT_STRING, SRV(hostname), "localhost", 0, 0 },
+	{ "state_dir", MP_OPT_PATH, SRV(state_dir), "../var", 0, 0 },
+	{ "module_dir", MP_OPT_PATH, SRV(module_dir), "../modules", 0, 0 },
+	{ "user", MP_OPT_STRING, SRV(user), "merpati", 0, 0 },
+	{ "mailstore", MP_OPT_STRING, SRV(mailstore), "", 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 }
+};
+
+#define LIM(f) offsetof(struct mp_limits, f)
+static const struct mp_option limit_options[] = {
+	{ "message_size", MP_OPT_INT, LIM(message_size), "52428800", 1024, 1LL << 34 },
+	{ "recipients", MP_OPT_INT, LIM(recipients), "1000", 1, 100000 },
+	{ "connections", MP_OPT_INT, LIM(connections), "1000", 1, 1000000 },
+	{ "connections_per_ip", MP_OPT_INT, LIM(connections_per_ip), "50", 1, 1000000 },
+	{ "errors", MP_OPT_INT, LIM(errors), "10", 1, 1000 },
+	{ "command_timeout", MP_OPT_DURATION, LIM(command_timeout), "5m", 1, 86400 },
+	{ "data_timeout", MP_OPT_DURATION, LIM(data_timeout), "10m", 1, 86400 },
+	{ "line_length", MP_OPT_INT, LIM(line_length), "512", 512, 65536 },
+	{ NULL, 0, 0, NULL, 0, 0 }
+};
+
+#define QUE(f) offsetof(struct mp_queue_settings, f)
+static const struct mp_option queue_options[] = {
+	{ "workers", MP_OPT_INT, QUE(workers), "4", 1, 256 },
+	{ "retry_interval", MP_OPT_DURATION, QUE(retry_interval), "15m", 1, 86400 * 7 },
+	{ "give_up_after", MP_OPT_DURATION, QUE(give_up_after), "5d", 1, 86400 * 365 },
+	{ NULL, 0, 0, NULL, 0, 0 }
+};
+
+#define LSN(f) offsetof(struct mp_listen, f)
+static const struct mp_option listen_options[] = {
+	{ "address", MP_OPT_STRING, LSN(address), "127.0.0.1", 0, 0 },
+	{ "port", MP_OPT_INT, LSN(port), NULL, 1, 65535 },
+	{ "auth", MP_OPT_STRING, LSN(auth_text), "none", 0, 0 },
+	{ "tls", MP_OPT_STRING, LSN(tls_text), "none", 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const char *const top_level[] = {
+	"server", "domains", "listen", "tls", "limits", "outbound", "queue",
+	"modules", "relay_networks", NULL
+};
+
+/* The group at name, created empty if absent, so defaults still apply. */
+static config_setting_t *
+group_of(const char *name, struct mp_problems *problems)
+{
+	config_setting_t *root = config_root_setting(&mp_core.cfg->lc);
+	config_setting_t *g = config_setting_get_member(root, name);
+
+	if (g == NULL)
+		g = config_setting_add(root, name, CONFIG_TYPE_GROUP);
+	if (!config_setting_is_group(g)) {
+		mp_problem(problems, "%s: must be a group { ... }", name);
+		return NULL;
+	}
+	return g;
+}
+
+static void
+options(const char *group, const struct mp_option *table, void *out,
+    struct mp_problems *problems)
+{
+	config_setting_t *g = group_of(group, problems);
+	const char *err;
+
+	if (g && mp_cfg_options((const struct mp_conf *)g, table, out,
+	    &err) != MP_OK)
+		mp_problem(problems, "%s", err);
+}
+
+static void
+check_top_level(struct mp_problems *problems)
+{
+	config_setting_t *root = config_root_setting(&mp_core.cfg->lc);
+
+	for (int i = 0; i < config_setting_length(root); i++) {
+		const char *name = config_setting_name(
+		    config_setting_get_elem(root, (unsigned)i));
+		int known = 0;
+		for (size_t k = 0; top_level[k]; k++)
+			known |= strcmp(top_level[k], name) == 0;
+		if (!known)
+			mp_problem(problems, "%s: unknown setting", name);
+	}
+}
+
+static void
+read_domains(struct mp_problems *problems)
+{
+	const config_setting_t *d = config_lookup(&mp_core.cfg->lc, "domains");
+	int n;
+
+	if (d == NULL)
+		return;
+	if (!config_setting_is_array(d) && !config_setting_is_list(d)) {
+		mp_problem(problems, "domains: must be a list [ \"a\", \"b\" ]");
+		return;
+	}
+	n = config_setting_length(d);
+	mp_core.domains = mp_xcalloc((size_t)n + 1, sizeof(char *));
+	for (int i = 0; i < n; i++) {
+		const char *s = config_setting_get_string_elem(d, i);
+		if (s == NULL || s[0] == '\0' || strchr(s, '@')) {
+			mp_problem(problems, "domains[%d]: must be a domain name", i);
+			continue;
+		}
+		mp_core.domains[mp_core.ndomains++] = s;
+	}
+}
+
+static int
+parse_listen_modes(struct mp_listen *l, struct mp_problems *problems)
+{
+	if (strcmp(l->auth_text, "none") == 0) l->auth = LISTEN_AUTH_NONE;
+	else if (strcmp(l->auth_text, "optional") == 0) l->auth = LISTEN_AUTH_OPTIONAL;
+	else if (strcmp(l->auth_text, "required") == 0) l->auth = LISTEN_AUTH_REQUIRED;
+	else {
+		mp_problem(problems, "listen.%s.auth: \"%s\" is not none, optional or required",
+		    l->name, l->auth_text);
+		return -1;
+	}
+	if (strcmp(l->tls_text, "none") == 0) l->tls = LISTEN_TLS_NONE;
+	else if (strcmp(l->tls_text, "starttls") == 0) l->tls = LISTEN_TLS_STARTTLS;
+	else if (strcmp(l->tls_text, "implicit") == 0) l->tls = LISTEN_TLS_IMPLICIT;
+	else {
+		mp_problem(problems, "listen.%s.tls: \"%s\" is not none, starttls or implicit",
+		    l->name, l->tls_text);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+read_listeners(struct mp_problems *problems)
+{
+	config_setting_t *g = group_of("listen", problems);
+	const char *err;
+
+	for (int i = 0; g && i < config_setting_length(g); i++) {
+		config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
+		struct mp_listen *l = &mp_core.listen[mp_core.nlisten];
+		if (mp_core.nlisten == sizeof(mp_core.listen) / sizeof(*l)) {
+			mp_problem(problems, "listen: too many listeners");
+			return;
+		}
+		memset(l, 0, sizeof(*l));
+		l->name = config_setting_name(c);
+		l->fd = -1;
+		if (mp_cfg_options((const struct mp_conf *)c, listen_options,
+		    l, &err) != MP_OK) {
+			mp_problem(problems, "%s", err);
+			continue;
+		}
+		if (parse_listen_modes(l, problems) == 0)
+			mp_core.nlisten++;
+	}
+}
+
+int
+mp_core_configure(const char *file, char *const *overrides,
+    size_t noverrides, struct mp_problems *problems)
+{
+	size_t before = problems->n;
+
+	memset(&mp_core, 0, sizeof(mp_core));
+	mp_core.cfg = mp_cfg_load(file, overrides, noverrides, problems);
+	if (mp_core.cfg == NULL)
+		return -1;
+	check_top_level(problems);
+	options("server", server_options, &mp_core.server, problems);
+	options("limits", limit_options, &mp_core.limits, problems);
+	options("queue", queue_options, &mp_core.queue, problems);
+	read_domains(problems);
+	read_listeners(problems);
+	if (mp_core.server.state_dir)
+		snprintf(mp_core.queue_dir, sizeof(mp_core.queue_dir),
+		    "%s/queue", mp_core.server.state_dir);
+	return problems->n == before ? 0 : -1;
+}
+
+static void
+pick_providers(struct mp_problems *problems)
+{
+	struct mp_loaded *a = mp_modules_kind(&mp_core.modules, MP_KIND_AUTH);
+
+	if (a) {
+		mp_core.auth.ops = a->mod->auth;
+		mp_core.auth.ctx = a->ctx;
+	}
+	mp_core.deliver = mp_modules_kind(&mp_core.modules, MP_KIND_DELIVER);
+	if (mp_core.deliver == NULL)
+		mp_problem(problems,
+		    "modules: no deliver module loaded (e.g. deliver_maildir = { ... })");
+	if (a == NULL && mp_core.ndomains > 0)
+		mp_problem(problems,
+		    "modules: no auth module loaded; local users cannot be checked (e.g. auth_sqlite = { ... })");
+}
+
+int
+mp_core_load_modules(struct mp_problems *problems)
+{
+	size_t before = problems->n;
+
+	mp_modules_load(mp_core.cfg, mp_core.server.module_dir,
+	    &mp_host_table, &mp_core.modules, problems);
+	if (problems->n == before)
+		pick_providers(problems);
+	return problems->n == before ? 0 : -1;
+}
+
+void
+mp_core_shutdown(void)
+{
+	mp_modules_unload(&mp_core.modules);
+	free(mp_core.domains);
+	mp_cfg_free(mp_core.cfg);
+	memset(&mp_core, 0, sizeof(mp_core));
+}
+
+int
+mp_core_is_local_domain(const char *domain)
+{
+	for (size_t i = 0; i < mp_core.ndomains; i++)
+		if (strcasecmp(mp_core.domains[i], domain) == 0)
+			return 1;
+	return 0;
+}

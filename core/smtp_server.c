@@ -1,0 +1,245 @@
+/*
+ * core/smtp_server.c - listeners and the connection limits (total and
+ * per client address). Each accepted connection gets a detached thread
+ * with a small stack; a connection over a limit gets 421 4.7.0 and is
+ * closed at once.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "smtp_server.h"
+#include "util.h"
+
+#define SESSION_STACK (256 * 1024)
+#define PER_IP_SLOTS 4096
+
+static atomic_int active_sessions;
+static atomic_int stopping;
+static pthread_mutex_t per_ip_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct { char addr[48]; int count; } per_ip[PER_IP_SLOTS];
+
+struct accepted {
+	int fd;
+	const struct mp_listen *l;
+	char addr[48];
+};
+
+static int
+bind_one(struct mp_listen *l, char *err, size_t errsize)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE };
+	struct addrinfo *ai;
+	char port[16];
+	int one = 1, rc;
+
+	snprintf(port, sizeof(port), "%lld", l->port);
+	/* Numeric only: a listener never resolves a name. */
+	rc = getaddrinfo(l->address, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, errsize, "listen.%s.address: \"%s\" is not an IP address",
+		    l->name, l->address);
+		return -1;
+	}
+	l->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l->fd < 0 ||
+	    setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(l->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(l->fd, 1024) < 0) {
+		snprintf(err, errsize, "listen.%s: cannot listen on %s port %s: %s",
+		    l->name, l->address, port, strerror(errno));
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	return 0;
+}
+
+int
+smtp_server_bind(char *err, size_t errsize)
+{
+	for (size_t i = 0; i < mp_core.nlisten; i++)
+		if (bind_one(&mp_core.listen[i], err, errsize) < 0)
+			return -1;
+	return 0;
+}
+
+/* Count a connection from addr; 0 when it is over the per-IP limit. */
+static int
+per_ip_enter(const char *addr)
+{
+	int ok = 0, free_slot = -1;
+
+	pthread_mutex_lock(&per_ip_lock);
+	for (int i = 0; i < PER_IP_SLOTS; i++) {
+		if (per_ip[i].count == 0) {
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		if (strcmp(per_ip[i].addr, addr) == 0) {
+			ok = per_ip[i].count < mp_core.limits.connections_per_ip;
+			per_ip[i].count += ok;
+			goto out;
+		}
+	}
+	if (free_slot >= 0) {
+		mp_strlcpy(per_ip[free_slot].addr, addr, sizeof(per_ip[0].addr));
+		per_ip[free_slot].count = 1;
+		ok = 1;
+	}
+out:
+	pthread_mutex_unlock(&per_ip_lock);
+	return ok;
+}
+
+static void
+per_ip_leave(const char *addr)
+{
+	pthread_mutex_lock(&per_ip_lock);
+	for (int i = 0; i < PER_IP_SLOTS; i++)
+		if (per_ip[i].count > 0 && strcmp(per_ip[i].addr, addr) == 0) {
+			per_ip[i].count--;
+			break;
+		}
+	pthread_mutex_unlock(&per_ip_lock);
+}
+
+static void *
+session_thread(void *arg)
+{
+	struct accepted *a = arg;
+
+	smtp_session_run(a->fd, a->l);
+	close(a->fd);
+	per_ip_leave(a->addr);
+	atomic_fetch_sub(&active_sessions, 1);
+	free(a);
+	return NULL;
+}
+
+static void
+refuse(int fd, const char *why, const char *addr)
+{
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf), "421 4.7.0 %s %s\r\n",
+	    mp_core.server.hostname, why);
+
+	mp_log(MP_LOG_NOTICE, "refused [%s]: %s", addr, why);
+	(void)!send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
+static void
+address_text(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+	mp_strlcpy(out, "unknown", size);
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
+		    out, (socklen_t)size);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr, out,
+		    (socklen_t)size);
+}
+
+static void
+spawn_session(struct accepted *a)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, SESSION_STACK);
+	if (pthread_create(&t, &attr, session_thread, a) != 0) {
+		per_ip_leave(a->addr);
+		atomic_fetch_sub(&active_sessions, 1);
+		refuse(a->fd, "Server busy, try again later", a->addr);
+		free(a);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static void
+handle_accept(const struct mp_listen *l, int fd,
+    const struct sockaddr_storage *ss)
+{
+	struct accepted *a = mp_xcalloc(1, sizeof(*a));
+
+	a->fd = fd;
+	a->l = l;
+	address_text(ss, a->addr, sizeof(a->addr));
+	if (atomic_fetch_add(&active_sessions, 1) >= mp_core.limits.connections) {
+		atomic_fetch_sub(&active_sessions, 1);
+		refuse(fd, "Too many connections, try again later", a->addr);
+		free(a);
+		return;
+	}
+	if (!per_ip_enter(a->addr)) {
+		atomic_fetch_sub(&active_sessions, 1);
+		refuse(fd, "Too many connections from your address", a->addr);
+		free(a);
+		return;
+	}
+	spawn_session(a);
+}
+
+static void *
+accept_thread(void *arg)
+{
+	const struct mp_listen *l = arg;
+
+	while (!atomic_load(&stopping)) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
+		    SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				mp_log_errno(MP_LOG_WARNING, "accept on %s", l->name);
+				usleep(100000);
+			}
+			continue;
+		}
+		handle_accept(l, fd, &ss);
+	}
+	return NULL;
+}
+
+int
+smtp_server_start(void)
+{
+	for (size_t i = 0; i < mp_core.nlisten; i++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, accept_thread,
+		    &mp_core.listen[i]) != 0)
+			return -1;
+		pthread_detach(t);
+		mp_log(MP_LOG_INFO, "listening for %s on %s port %lld",
+		    mp_core.listen[i].name, mp_core.listen[i].address,
+		    mp_core.listen[i].port);
+	}
+	return 0;
+}
+
+void
+smtp_server_stop(void)
+{
+	atomic_store(&stopping, 1);
+	for (size_t i = 0; i < mp_core.nlisten; i++)
+		if (mp_core.listen[i].fd >= 0)
+			shutdown(mp_core.listen[i].fd, SHUT_RDWR);
+}

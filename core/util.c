@@ -1,0 +1,175 @@
+/*
+ * core/util.c - generic helpers (see util.h).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int
+mp_parse_duration(const char *text, long long *seconds_r)
+{
+	char *end;
+	long long n, unit = 1;
+
+	if (text == NULL || !isdigit((unsigned char)text[0]))
+		return -1;
+	errno = 0;
+	n = strtoll(text, &end, 10);
+	if (errno != 0)
+		return -1;
+	switch (*end) {
+	case '\0': case 's': unit = 1; break;
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	case 'w': unit = 7 * 86400; break;
+	default: return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (n > (long long)1 << 40)
+		return -1;
+	*seconds_r = n * unit;
+	return 0;
+}
+
+int
+mp_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int
+mp_mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -1;
+		*p = saved;
+		if (saved == '\0')
+			break;
+	}
+	return 0;
+}
+
+int
+mp_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+mp_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t len = strlen(src);
+
+	if (size == 0)
+		return 1;
+	if (len >= size) {
+		memcpy(dst, src, size - 1);
+		dst[size - 1] = '\0';
+		return 1;
+	}
+	memcpy(dst, src, len + 1);
+	return 0;
+}
+
+void
+mp_lowercase(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+int
+mp_path_join(char *out, size_t size, const char *dir, const char *rel)
+{
+	int n;
+
+	if (rel[0] == '/' || dir == NULL || dir[0] == '\0')
+		n = snprintf(out, size, "%s", rel);
+	else
+		n = snprintf(out, size, "%s/%s", dir, rel);
+	return (n < 0 || (size_t)n >= size) ? -1 : 0;
+}
+
+void
+mp_rfc5322_date(char *out, size_t size)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+void *
+mp_xmalloc(size_t size)
+{
+	void *p = malloc(size ? size : 1);
+
+	if (p == NULL) {
+		fputs("merpati: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+void *
+mp_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (p == NULL) {
+		fputs("merpati: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+char *
+mp_xstrdup(const char *s)
+{
+	size_t len = strlen(s) + 1;
+
+	return memcpy(mp_xmalloc(len), s, len);
+}

@@ -1,0 +1,40 @@
+/*
+ * core/util.h - small generic helpers shared by the daemon and the CLI:
+ * durations, file durability, directories, strings. No mail logic here.
+ */
+#ifndef MERPATI_UTIL_H
+#define MERPATI_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* "15m", "4h", "5d", "30s" or a plain number of seconds. 0 ok, -1 bad. */
+int mp_parse_duration(const char *text, long long *seconds_r);
+
+/* fsync() the directory holding path (or the directory itself). */
+int mp_fsync_dir(const char *dir);
+
+/* mkdir -p with mode for every created component; 0 or -1 with errno. */
+int mp_mkdir_p(const char *path, mode_t mode);
+
+/* write() all of buf, retrying on EINTR and short writes. */
+int mp_write_all(int fd, const void *buf, size_t len);
+
+/* Copy at most size-1 bytes and terminate; returns 1 if it was cut. */
+int mp_strlcpy(char *dst, const char *src, size_t size);
+
+/* ASCII lower-case in place. */
+void mp_lowercase(char *s);
+
+/* Join dir and rel into out unless rel is absolute; -1 if too long. */
+int mp_path_join(char *out, size_t size, const char *dir, const char *rel);
+
+/* An RFC 5322 date for now, e.g. "Mon, 23 Nov 2026 03:51:47 +0000". */
+void mp_rfc5322_date(char *out, size_t size);
+
+/* malloc that aborts the process on failure (core internals only). */
+void *mp_xmalloc(size_t size);
+void *mp_xcalloc(size_t n, size_t size);
+char *mp_xstrdup(const char *s);
+
+#endif
