@@ -1,0 +1,199 @@
+/*
+ * tests/unit/test_queue.c - the durable queue: write/commit/load round
+ * trip, abort leaves nothing, status survives, corrupt and truncated
+ * files are refused (and quarantined), hostile envelopes are refused.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "queue.h"
+#include "test.h"
+
+static char state[] = "/tmp/merpati-test-queue-XXXXXX";
+static char qdir[256];
+
+static int
+count_in(const char *sub)
+{
+	char cmd[512];
+	FILE *p;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls -A %s/%s | grep -v '^tmp$' | wc -l", state, sub);
+	p = popen(cmd, "r");
+	if (p && fscanf(p, "%d", &n) != 1)
+		n = -1;
+	if (p)
+		pclose(p);
+	return n;
+}
+
+static struct mp_qwriter *
+begin(char id[MP_QID_SIZE], const char *sender, char **rcpts, size_t n)
+{
+	struct mp_qmsg env = { 0 };
+
+	env.sender = (char *)sender;
+	env.rcpts = rcpts;
+	env.nrcpt = n;
+	env.helo = (char *)"client.example";
+	env.client = (char *)"127.0.0.1";
+	env.arrival = 1700000000;
+	return mp_queue_begin(qdir, &env, id);
+}
+
+static void
+test_round_trip(void)
+{
+	char *rcpts[] = { (char *)"a@example.test", (char *)"b@example.test" };
+	const char *body = "Subject: hi\r\n\r\nhello\r\n";
+	char id[MP_QID_SIZE], why[128], buf[256];
+	struct mp_qwriter *w = begin(id, "s@example.test", rcpts, 2);
+	struct mp_qmsg m;
+	struct mp_reader r;
+	ssize_t n;
+	struct stat st;
+	char path[512];
+
+	CHECK("begin", w != NULL);
+	CHECK("write", mp_queue_write(w, body, strlen(body)) == 0);
+	CHECK("not visible before commit", count_in("queue") == 0);
+	CHECK("commit", mp_queue_commit(w) == 0);
+	CHECK("visible after commit", count_in("queue") == 1);
+	CHECK("id is valid", mp_queue_id_valid(id));
+	snprintf(path, sizeof(path), "%s/%s", qdir, id);
+	CHECK("queue file mode 0600", stat(path, &st) == 0 &&
+	    (st.st_mode & 0777) == 0600);
+	CHECK("load", mp_queue_load(qdir, id, &m, why, sizeof(why)) == 0);
+	CHECK_STR("sender", m.sender, "s@example.test");
+	CHECK("recipients", m.nrcpt == 2 && strcmp(m.rcpts[1], "b@example.test") == 0);
+	CHECK("size", m.size == (off_t)strlen(body));
+	CHECK("arrival", m.arrival == 1700000000);
+	CHECK("reader opens", mp_queue_reader_open(qdir, &m, &r) == 0);
+	n = r.read(&r, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	CHECK_STR("message bytes", buf, body);
+	CHECK("reader at end", r.read(&r, buf, sizeof(buf)) == 0);
+	mp_queue_reader_close(&r);
+
+	m.attempts = 3;
+	m.next_attempt = 1800000000;
+	m.done[1] = 1;
+	strcpy(m.last_error, "451 4.3.0 try later");
+	CHECK("save status", mp_queue_save_status(qdir, &m) == 0);
+	mp_qmsg_free(&m);
+	CHECK("reload", mp_queue_load(qdir, id, &m, why, sizeof(why)) == 0);
+	CHECK("status survives", m.attempts == 3 && m.next_attempt == 1800000000 &&
+	    !m.done[0] && m.done[1] && strcmp(m.last_error, "451 4.3.0 try later") == 0);
+	mp_qmsg_free(&m);
+	CHECK("remove", mp_queue_remove(qdir, id) == 0 && count_in("queue") == 0);
+}
+
+static void
+test_abort(void)
+{
+	char *rcpts[] = { (char *)"a@example.test" };
+	char id[MP_QID_SIZE];
+	struct mp_qwriter *w = begin(id, "", rcpts, 1);
+
+	mp_queue_write(w, "x", 1);
+	mp_queue_abort(w);
+	CHECK("abort leaves no file", count_in("queue") == 0 &&
+	    count_in("queue/tmp") == 0);
+}
+
+static void
+test_hostile_envelope(void)
+{
+	char *crlf[] = { (char *)"a@example.test\r\nrcpt evil@x" };
+	char *ok[] = { (char *)"a@example.test" };
+	char id[MP_QID_SIZE];
+
+	CHECK("CRLF in recipient refused", begin(id, "", crlf, 1) == NULL &&
+	    errno == EINVAL);
+	CHECK("CRLF in sender refused", begin(id, "x\nrcpt y@z", ok, 1) == NULL);
+	CHECK("no recipients refused", begin(id, "", ok, 0) == NULL);
+}
+
+static void
+test_corrupt(void)
+{
+	char *rcpts[] = { (char *)"a@example.test" };
+	char id[MP_QID_SIZE], why[128], path[512];
+	struct mp_qwriter *w = begin(id, "s@x.test", rcpts, 1);
+	struct mp_qmsg m;
+	FILE *f;
+
+	mp_queue_write(w, "0123456789", 10);
+	mp_queue_commit(w);
+	snprintf(path, sizeof(path), "%s/%s", qdir, id);
+	truncate(path, 100);
+	CHECK("truncated file is corrupt", mp_queue_load(qdir, id, &m, why,
+	    sizeof(why)) == -2);
+	CHECK("quarantine moves it aside", mp_queue_quarantine(qdir, id) == 0 &&
+	    count_in("queue") == 0 && count_in("corrupt") == 1);
+
+	snprintf(path, sizeof(path), "%s/0000000000000000AAAAA", qdir);
+	f = fopen(path, "w");
+	fputs("garbage\n", f);
+	fclose(f);
+	CHECK("garbage file is corrupt", mp_queue_load(qdir,
+	    "0000000000000000AAAAA", &m, why, sizeof(why)) == -2 &&
+	    strstr(why, "magic") != NULL);
+	CHECK("missing file is ENOENT", mp_queue_load(qdir,
+	    "0000000000000000BBBBB", &m, why, sizeof(why)) == -1 && errno == ENOENT);
+	CHECK("bad id refused", mp_queue_load(qdir, "../../etc/passwd", &m,
+	    why, sizeof(why)) == -2);
+}
+
+static void
+count_cb(void *arg, const char *id)
+{
+	(void)id;
+	(*(int *)arg)++;
+}
+
+static void
+test_unique_ids(void)
+{
+	char *rcpts[] = { (char *)"a@example.test" };
+	char id[MP_QID_SIZE], prev[MP_QID_SIZE] = "";
+	int distinct = 1, seen = 0;
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -f %s/[0-9A-F]*", qdir);
+	if (system(cmd) != 0)
+		return;
+	for (int i = 0; i < 200; i++) {
+		struct mp_qwriter *w = begin(id, "", rcpts, 1);
+		if (w == NULL || mp_queue_commit(w) < 0 || strcmp(id, prev) == 0)
+			distinct = 0;
+		memcpy(prev, id, sizeof(prev));
+	}
+	mp_queue_scan(qdir, count_cb, &seen);
+	CHECK("200 messages, 200 distinct files", distinct && seen == 200);
+}
+
+int
+main(void)
+{
+	char cmd[512];
+
+	if (mkdtemp(state) == NULL)
+		return 1;
+	snprintf(qdir, sizeof(qdir), "%s/queue", state);
+	CHECK("setup", mp_queue_setup(state) == 0);
+	test_round_trip();
+	test_abort();
+	test_hostile_envelope();
+	test_corrupt();
+	test_unique_ids();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
+	if (system(cmd) != 0)
+		return 1;
+	TEST_EXIT();
+}
