@@ -120,6 +120,38 @@ mp_lowercase(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
+/* Drop "." and "name/.." components of an absolute path, in place. */
+static void
+normalize(char *path)
+{
+	char *out = path, *p = path;
+
+	while (*p) {
+		while (*p == '/')
+			p++;
+		size_t len = strcspn(p, "/");
+		if (len == 0)
+			break;
+		if (len == 1 && p[0] == '.') {
+			p += len;
+			continue;
+		}
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			while (out > path && *--out != '/')
+				;
+			p += len;
+			continue;
+		}
+		*out++ = '/';
+		memmove(out, p, len);
+		out += len;
+		p += len;
+	}
+	if (out == path)
+		*out++ = '/';
+	*out = '\0';
+}
+
 int
 mp_path_join(char *out, size_t size, const char *dir, const char *rel)
 {
@@ -129,7 +161,11 @@ mp_path_join(char *out, size_t size, const char *dir, const char *rel)
 		n = snprintf(out, size, "%s", rel);
 	else
 		n = snprintf(out, size, "%s/%s", dir, rel);
-	return (n < 0 || (size_t)n >= size) ? -1 : 0;
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	if (out[0] == '/')
+		normalize(out);
+	return 0;
 }
 
 void

@@ -26,7 +26,8 @@ int mp_strlcpy(char *dst, const char *src, size_t size);
 /* ASCII lower-case in place. */
 void mp_lowercase(char *s);
 
-/* Join dir and rel into out unless rel is absolute; -1 if too long. */
+/* Join dir and rel into out unless rel is absolute, then drop "." and
+ * ".." components of an absolute result; -1 if too long. */
 int mp_path_join(char *out, size_t size, const char *dir, const char *rel);
 
 /* An RFC 5322 date for now, e.g. "Mon, 23 Nov 2026 03:51:47 +0000". */

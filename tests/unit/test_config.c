@@ -200,9 +200,32 @@ test_durations(void)
 	}
 }
 
+static void
+test_path_join(void)
+{
+	static const struct { const char *dir, *rel, *want; } cases[] = {
+		{ "/a/etc", "../var", "/a/var" },
+		{ "/a/etc", "./x/./y", "/a/etc/x/y" },
+		{ "/a/etc", "/abs/../p", "/p" },
+		{ "/", "../../x", "/x" },
+		{ "/a", "..", "/" },
+		{ "/a/b", "c//d/", "/a/b/c/d" },
+	};
+	char out[256], name[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(name, sizeof(name), "join %s + %s", cases[i].dir, cases[i].rel);
+		CHECK(name, mp_path_join(out, sizeof(out), cases[i].dir,
+		    cases[i].rel) == 0);
+		CHECK_STR(name, out, cases[i].want);
+	}
+	CHECK("join too long refused", mp_path_join(out, 8, "/a/b/c", "d/e/f") < 0);
+}
+
 int
 main(void)
 {
+	test_path_join();
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	snprintf(file, sizeof(file), "%s/test.conf", dir);
