@@ -7,15 +7,29 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "conn.h"
+
+static void set_socket_timeouts(int fd, int ms);
+
+void
+conn_set_timeout(struct conn *c, int timeout_ms)
+{
+	c->timeout_ms = timeout_ms;
+	set_socket_timeouts(c->fd, timeout_ms);
+}
 
 void
 conn_init(struct conn *c, int fd, int timeout_ms)
 {
 	c->fd = fd;
+	c->ssl = NULL;
 	c->timeout_ms = timeout_ms;
+	set_socket_timeouts(fd, timeout_ms);
 	c->eof = 0;
 	c->ipos = c->iend = 0;
 	c->olen = 0;
@@ -27,12 +41,85 @@ wait_readable(struct conn *c)
 	struct pollfd p = { .fd = c->fd, .events = POLLIN };
 	int n;
 
+	if (c->ssl && SSL_pending(c->ssl) > 0)
+		return 0;
 	do
 		n = poll(&p, 1, c->timeout_ms);
 	while (n < 0 && errno == EINTR);
 	if (n == 0)
 		errno = ETIMEDOUT;
 	return n > 0 ? 0 : -1;
+}
+
+/* SSL_read with the socket's receive timeout; 0 on a clean close. */
+static ssize_t
+tls_read(struct conn *c, char *buf, size_t len)
+{
+	int n = SSL_read(c->ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
+
+	if (n > 0)
+		return n;
+	int e = SSL_get_error(c->ssl, n);
+	ERR_clear_error();
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		errno = ETIMEDOUT;
+	else if (e != SSL_ERROR_SYSCALL || errno == 0)
+		errno = EPROTO;
+	return -1;
+}
+
+static ssize_t
+tls_write(struct conn *c, const char *buf, size_t len)
+{
+	int n = SSL_write(c->ssl, buf, (int)len);
+
+	if (n > 0)
+		return n;
+	ERR_clear_error();
+	if (errno == 0)
+		errno = EPIPE;
+	return -1;
+}
+
+/* Timeouts for the blocking TLS calls (handshake, SSL_read/write). */
+static void
+set_socket_timeouts(int fd, int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+int
+conn_start_tls(struct conn *c, SSL_CTX *ctx)
+{
+	if (conn_flush(c) < 0)
+		return -1;
+	c->ipos = c->iend = 0;
+	set_socket_timeouts(c->fd, c->timeout_ms);
+	c->ssl = SSL_new(ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+	    SSL_accept(c->ssl) != 1) {
+		ERR_clear_error();
+		if (c->ssl)
+			SSL_free(c->ssl);
+		c->ssl = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void
+conn_end(struct conn *c)
+{
+	if (c->ssl) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
 }
 
 /* Refill the input buffer; 1 got data, 0 EOF, -1 error or timeout. */
@@ -50,9 +137,12 @@ fill(struct conn *c)
 	}
 	if (conn_flush(c) < 0 || wait_readable(c) < 0)
 		return -1;
-	do
-		n = read(c->fd, c->in + c->iend, sizeof(c->in) - c->iend);
-	while (n < 0 && errno == EINTR);
+	if (c->ssl)
+		n = tls_read(c, c->in + c->iend, sizeof(c->in) - c->iend);
+	else
+		do
+			n = read(c->fd, c->in + c->iend, sizeof(c->in) - c->iend);
+		while (n < 0 && errno == EINTR);
 	if (n == 0)
 		c->eof = 1;
 	if (n <= 0)
@@ -142,8 +232,8 @@ conn_flush(struct conn *c)
 	size_t off = 0;
 
 	while (off < c->olen) {
-		ssize_t n = send(c->fd, c->out + off, c->olen - off,
-		    MSG_NOSIGNAL);
+		ssize_t n = c->ssl ? tls_write(c, c->out + off, c->olen - off) :
+		    send(c->fd, c->out + off, c->olen - off, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

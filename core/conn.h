@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <openssl/ssl.h>
 #include <merpati/module.h>
 
 #define CONN_IN_SIZE 16384
@@ -16,6 +17,7 @@
 
 struct conn {
 	int fd;
+	SSL *ssl;		/* NULL until TLS is up */
 	int timeout_ms;
 	int eof;
 	size_t ipos, iend;
@@ -32,6 +34,19 @@ enum conn_result {
 };
 
 void conn_init(struct conn *c, int fd, int timeout_ms);
+
+/* Change the read/write timeout (e.g. longer inside DATA). */
+void conn_set_timeout(struct conn *c, int timeout_ms);
+
+/*
+ * Start TLS as the server. Input buffered before the handshake is
+ * thrown away first (the STARTTLS command-injection class of bugs).
+ * 0, or -1 (handshake failed or timed out; the connection is unusable).
+ */
+int conn_start_tls(struct conn *c, SSL_CTX *ctx);
+
+/* Free the TLS state (after a final flush), not the socket. */
+void conn_end(struct conn *c);
 
 /*
  * Read one line ending in LF; the CRLF or LF is removed. A line longer

@@ -238,7 +238,7 @@ receive_data(struct session *s, struct mp_qwriter *w, struct data_outcome *o)
 	int done = 0;
 
 	smtp_data_init(&o->sm);
-	s->c.timeout_ms = (int)mp_core.limits.data_timeout * 1000;
+	conn_set_timeout(&s->c, (int)mp_core.limits.data_timeout * 1000);
 	while (!done) {
 		ssize_t n = conn_read_some(&s->c, in, sizeof(in));
 		if (n <= 0) {
@@ -254,7 +254,7 @@ receive_data(struct session *s, struct mp_qwriter *w, struct data_outcome *o)
 		    mp_queue_write(w, out, outlen) < 0)
 			o->disk_errno = errno;
 	}
-	s->c.timeout_ms = (int)mp_core.limits.command_timeout * 1000;
+	conn_set_timeout(&s->c, (int)mp_core.limits.command_timeout * 1000);
 }
 
 static void
