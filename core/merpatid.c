@@ -24,6 +24,7 @@
 #include "runner.h"
 #include "settings.h"
 #include "smtp_server.h"
+#include "tls.h"
 #include "util.h"
 
 #define MAX_OVERRIDES 128
@@ -112,6 +113,24 @@ write_pid(int fd)
 		(void)!pwrite(fd, buf, (size_t)n, 0);
 }
 
+/* Set up TLS when a listener uses it (generating a certificate at the
+ * first start), before the privilege drop: the key stays root's. */
+static void
+setup_tls(void)
+{
+	char err[1024];
+	int needed = 0;
+
+	for (size_t i = 0; i < mp_core.nlisten; i++)
+		needed |= mp_core.listen[i].tls != LISTEN_TLS_NONE;
+	if (!needed)
+		return;
+	mp_core.tls_ctx = mp_tls_server_ctx(mp_core.tls_cert, mp_core.tls_key,
+	    mp_core.server.hostname, err, sizeof(err));
+	if (mp_core.tls_ctx == NULL)
+		die(err);
+}
+
 static void
 daemonize(void)
 {
@@ -194,6 +213,7 @@ main(int argc, char **argv)
 		die("cannot open pid file in state_dir");
 	if (mp_core_load_modules(&problems) < 0)
 		die_problems(&problems);
+	setup_tls();
 	if (smtp_server_bind(err, sizeof(err)) < 0 ||
 	    mp_drop_privileges(mp_core.server.user, mp_core.server.state_dir,
 	    err, sizeof(err)) < 0)

@@ -8,6 +8,8 @@
  *   sender <address or empty>
  *   helo <text>  client <text>  auth <text>
  *   rcpt <address>          (one line each)
+ *   ret <FULL|HDRS>  envid <xtext>          (DSN, optional)
+ *   notify <index> <list>  orcpt <index> <type;xtext>   (optional)
  *   size <20-digit message length>
  *   .
  * then exactly `size` bytes of message. size is written last (pwrite),
@@ -99,15 +101,23 @@ clean_field(const char *s)
 	return s == NULL || strpbrk(s, "\r\n") == NULL;
 }
 
+static const char *
+opt(char *const *v, size_t i)
+{
+	return v && v[i] ? v[i] : "";
+}
+
 static char *
 format_envelope(const struct mp_qmsg *env, const char *id, size_t *len_r,
     size_t *size_field_r)
 {
-	size_t cap = 512 + strlen(env->sender);
+	size_t cap = 512 + strlen(env->sender) + strlen(env->ret ? env->ret : "") +
+	    strlen(env->envid ? env->envid : "");
 	char *buf, *p;
 
 	for (size_t i = 0; i < env->nrcpt; i++)
-		cap += strlen(env->rcpts[i]) + 8;
+		cap += strlen(env->rcpts[i]) + strlen(opt(env->notify, i)) +
+		    strlen(opt(env->orcpt, i)) + 64;
 	cap += strlen(env->helo ? env->helo : "") +
 	    strlen(env->client ? env->client : "") +
 	    strlen(env->auth_user ? env->auth_user : "");
@@ -119,6 +129,16 @@ format_envelope(const struct mp_qmsg *env, const char *id, size_t *len_r,
 	    env->auth_user ? env->auth_user : "");
 	for (size_t i = 0; i < env->nrcpt; i++)
 		p += sprintf(p, "rcpt %s\n", env->rcpts[i]);
+	if (env->ret && env->ret[0])
+		p += sprintf(p, "ret %s\n", env->ret);
+	if (env->envid && env->envid[0])
+		p += sprintf(p, "envid %s\n", env->envid);
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		if (opt(env->notify, i)[0])
+			p += sprintf(p, "notify %zu %s\n", i, env->notify[i]);
+		if (opt(env->orcpt, i)[0])
+			p += sprintf(p, "orcpt %zu %s\n", i, env->orcpt[i]);
+	}
 	*size_field_r = (size_t)(p - buf) + 5;
 	p += sprintf(p, "size %020d\n.\n", 0);
 	*len_r = (size_t)(p - buf);
@@ -130,10 +150,13 @@ envelope_ok(const struct mp_qmsg *env)
 {
 	if (env->nrcpt == 0 || !clean_field(env->sender) ||
 	    !clean_field(env->helo) || !clean_field(env->client) ||
-	    !clean_field(env->auth_user))
+	    !clean_field(env->auth_user) || !clean_field(env->ret) ||
+	    !clean_field(env->envid))
 		return 0;
 	for (size_t i = 0; i < env->nrcpt; i++)
-		if (!clean_field(env->rcpts[i]) || env->rcpts[i][0] == '\0')
+		if (!clean_field(env->rcpts[i]) || env->rcpts[i][0] == '\0' ||
+		    !clean_field(opt(env->notify, i)) ||
+		    !clean_field(opt(env->orcpt, i)))
 			return 0;
 	return 1;
 }
@@ -249,6 +272,22 @@ add_rcpt(struct mp_qmsg *m, const char *addr)
 	m->rcpts[m->nrcpt++] = mp_xstrdup(addr);
 }
 
+/* "notify 3 SUCCESS": set v[3] (arrays sized to nrcpt on first use). */
+static int
+indexed(struct mp_qmsg *m, char ***v, const char *val)
+{
+	char *end;
+	unsigned long i = strtoul(val, &end, 10);
+
+	if (*end != ' ' || i >= m->nrcpt)
+		return -1;
+	if (*v == NULL)
+		*v = mp_xcalloc(m->nrcpt, sizeof(char *));
+	free((*v)[i]);
+	(*v)[i] = mp_xstrdup(end + 1);
+	return 0;
+}
+
 static int
 envelope_line(struct mp_qmsg *m, char *line)
 {
@@ -273,6 +312,14 @@ envelope_line(struct mp_qmsg *m, char *line)
 		add_rcpt(m, val);
 	else if (strcmp(line, "size") == 0)
 		m->size = (off_t)strtoll(val, NULL, 10);
+	else if (strcmp(line, "ret") == 0)
+		m->ret = mp_xstrdup(val);
+	else if (strcmp(line, "envid") == 0)
+		m->envid = mp_xstrdup(val);
+	else if (strcmp(line, "notify") == 0)
+		return indexed(m, &m->notify, val);
+	else if (strcmp(line, "orcpt") == 0)
+		return indexed(m, &m->orcpt, val);
 	else
 		return -1;
 	return 0;
@@ -426,9 +473,16 @@ mp_qmsg_free(struct mp_qmsg *m)
 	free(m->helo);
 	free(m->client);
 	free(m->auth_user);
-	for (size_t i = 0; i < m->nrcpt; i++)
+	for (size_t i = 0; i < m->nrcpt; i++) {
 		free(m->rcpts[i]);
+		free(m->notify ? m->notify[i] : NULL);
+		free(m->orcpt ? m->orcpt[i] : NULL);
+	}
 	free(m->rcpts);
+	free(m->notify);
+	free(m->orcpt);
+	free(m->ret);
+	free(m->envid);
 	free(m->done);
 	memset(m, 0, sizeof(*m));
 }

@@ -24,6 +24,8 @@ struct mp_qmsg {
 	char *sender;			/* "" for <> */
 	char *helo, *client, *auth_user;	/* "" when unknown */
 	char **rcpts;
+	char **notify, **orcpt;		/* per recipient DSN (RFC 3461); may be NULL */
+	char *ret, *envid;		/* DSN RET and ENVID; NULL or "" when absent */
 	unsigned char *done;		/* per recipient: finished (sent/bounced) */
 	size_t nrcpt;
 	off_t size;			/* message bytes */

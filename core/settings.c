@@ -7,6 +7,7 @@
  * 5 minute command timeout and 10 minute DATA timeout (RFC 5321
  * 4.5.3.2.7 and .8 for the server side).
  */
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,14 +55,32 @@ static const struct mp_option queue_options[] = {
 static const struct mp_option listen_options[] = {
 	{ "address", MP_OPT_STRING, LSN(address), "127.0.0.1", 0, 0 },
 	{ "port", MP_OPT_INT, LSN(port), NULL, 1, 65535 },
-	{ "auth", MP_OPT_STRING, LSN(auth_text), "none", 0, 0 },
-	{ "tls", MP_OPT_STRING, LSN(tls_text), "none", 0, 0 },
+	{ "auth", MP_OPT_STRING, LSN(auth_text), "optional", 0, 0 },
+	{ "tls", MP_OPT_STRING, LSN(tls_text), "starttls", 0, 0 },
+	{ "plaintext_auth", MP_OPT_BOOL, LSN(plaintext_auth), "false", 0, 0 },
+	{ "any_sender", MP_OPT_BOOL, LSN(any_sender), "false", 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 }
+};
+
+#define TLS(f) offsetof(struct mp_tls_settings, f)
+static const struct mp_option tls_options[] = {
+	{ "cert", MP_OPT_STRING, TLS(cert), "", 0, 0 },
+	{ "key", MP_OPT_STRING, TLS(key), "", 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 }
+};
+
+#define SMT(f) offsetof(struct mp_smtp_settings, f)
+static const struct mp_option smtp_options[] = {
+	{ "bare_eol", MP_OPT_STRING, SMT(bare_eol), "reject", 0, 0 },
+	{ "reject_long_lines", MP_OPT_BOOL, SMT(reject_long_lines), "true", 0, 0 },
+	{ "auth_failures", MP_OPT_INT, SMT(auth_failures), "3", 1, 1000 },
+	{ "vrfy", MP_OPT_BOOL, SMT(vrfy), "false", 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 
 static const char *const top_level[] = {
 	"server", "domains", "listen", "tls", "limits", "outbound", "queue",
-	"modules", "relay_networks", NULL
+	"modules", "relay_networks", "smtp", NULL
 };
 
 /* The group at name, created empty if absent, so defaults still apply. */
@@ -132,6 +151,106 @@ read_domains(struct mp_problems *problems)
 	}
 }
 
+int
+mp_cidr_parse(const char *text, struct mp_cidr *out)
+{
+	char addr[64];
+	const char *slash = strchr(text, '/');
+	size_t len = slash ? (size_t)(slash - text) : strlen(text);
+	char *end;
+
+	if (len >= sizeof(addr))
+		return -1;
+	memcpy(addr, text, len);
+	addr[len] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, addr, out->addr) == 1)
+		out->family = AF_INET, out->bits = 32;
+	else if (inet_pton(AF_INET6, addr, out->addr) == 1)
+		out->family = AF_INET6, out->bits = 128;
+	else
+		return -1;
+	if (slash) {
+		long bits = strtol(slash + 1, &end, 10);
+		if (*end || end == slash + 1 || bits < 0 || bits > out->bits)
+			return -1;
+		out->bits = (int)bits;
+	}
+	return 0;
+}
+
+int
+mp_cidr_match(const struct mp_cidr *c, const char *addr)
+{
+	unsigned char a[16];
+	int full, rest;
+
+	if (inet_pton(c->family, addr, a) != 1)
+		return 0;
+	full = c->bits / 8;
+	rest = c->bits % 8;
+	if (memcmp(a, c->addr, (size_t)full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (a[full] & mask) == (c->addr[full] & mask);
+}
+
+int
+mp_core_relay_allowed(const char *addr)
+{
+	for (size_t i = 0; i < mp_core.nrelay_nets; i++)
+		if (mp_cidr_match(&mp_core.relay_nets[i], addr))
+			return 1;
+	return 0;
+}
+
+static void
+read_relay_networks(struct mp_problems *problems)
+{
+	const config_setting_t *r = config_lookup(&mp_core.cfg->lc,
+	    "relay_networks");
+	int n;
+
+	if (r == NULL)
+		return;
+	if (!config_setting_is_array(r) && !config_setting_is_list(r)) {
+		mp_problem(problems, "relay_networks: must be a list [ \"127.0.0.0/8\" ]");
+		return;
+	}
+	n = config_setting_length(r);
+	mp_core.relay_nets = mp_xcalloc((size_t)n + 1, sizeof(struct mp_cidr));
+	for (int i = 0; i < n; i++) {
+		const char *s = config_setting_get_string_elem(r, i);
+		if (s == NULL || mp_cidr_parse(s, &mp_core.relay_nets[mp_core.nrelay_nets]) < 0)
+			mp_problem(problems, "relay_networks[%d]: \"%s\" is not an address or CIDR",
+			    i, s ? s : "(not a string)");
+		else
+			mp_core.nrelay_nets++;
+	}
+}
+
+static void
+tls_paths(void)
+{
+	const char *dir = mp_core.server.state_dir;
+	const char *cert = mp_core.tls.cert, *key = mp_core.tls.key;
+
+	if (cert[0])
+		mp_path_join(mp_core.tls_cert, sizeof(mp_core.tls_cert),
+		    mp_core.cfg->dir, cert);
+	else
+		snprintf(mp_core.tls_cert, sizeof(mp_core.tls_cert),
+		    "%s/tls/cert.pem", dir);
+	if (key[0])
+		mp_path_join(mp_core.tls_key, sizeof(mp_core.tls_key),
+		    mp_core.cfg->dir, key);
+	else
+		snprintf(mp_core.tls_key, sizeof(mp_core.tls_key),
+		    "%s/tls/key.pem", dir);
+}
+
 static int
 parse_listen_modes(struct mp_listen *l, struct mp_problems *problems)
 {
@@ -194,8 +313,17 @@ mp_core_configure(const char *file, char *const *overrides,
 	options("server", server_options, &mp_core.server, problems);
 	options("limits", limit_options, &mp_core.limits, problems);
 	options("queue", queue_options, &mp_core.queue, problems);
+	options("tls", tls_options, &mp_core.tls, problems);
+	options("smtp", smtp_options, &mp_core.smtp, problems);
 	read_domains(problems);
 	read_listeners(problems);
+	read_relay_networks(problems);
+	if (mp_core.smtp.bare_eol && strcmp(mp_core.smtp.bare_eol, "reject") != 0 &&
+	    strcmp(mp_core.smtp.bare_eol, "normalize") != 0)
+		mp_problem(problems, "smtp.bare_eol: \"%s\" is not reject or normalize",
+		    mp_core.smtp.bare_eol);
+	if (mp_core.server.state_dir && mp_core.tls.cert)
+		tls_paths();
 	if (mp_core.server.state_dir)
 		snprintf(mp_core.queue_dir, sizeof(mp_core.queue_dir),
 		    "%s/queue", mp_core.server.state_dir);
@@ -237,6 +365,7 @@ mp_core_shutdown(void)
 {
 	mp_modules_unload(&mp_core.modules);
 	free(mp_core.domains);
+	free(mp_core.relay_nets);
 	mp_cfg_free(mp_core.cfg);
 	memset(&mp_core, 0, sizeof(mp_core));
 }

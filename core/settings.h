@@ -20,9 +20,30 @@ struct mp_listen {
 	long long port;
 	const char *auth_text;
 	const char *tls_text;
+	int plaintext_auth;	/* AUTH without TLS from loopback clients */
+	int any_sender;		/* authenticated users may use any MAIL FROM */
 	enum mp_listen_auth auth;
 	enum mp_listen_tls tls;
 	int fd;
+};
+
+struct mp_tls_settings {
+	const char *cert;	/* "" = <state_dir>/tls/cert.pem */
+	const char *key;
+};
+
+struct mp_smtp_settings {
+	const char *bare_eol;	/* "reject" or "normalize" */
+	int reject_long_lines;	/* text lines over 1000 octets: 552 */
+	long long auth_failures;/* failed AUTHs before disconnect */
+	int vrfy;		/* answer VRFY from the user database */
+};
+
+/* One relay_networks entry: address and prefix length. */
+struct mp_cidr {
+	int family;
+	unsigned char addr[16];
+	int bits;
 };
 
 struct mp_server_settings {
@@ -52,6 +73,12 @@ struct mp_queue_settings {
 
 struct mp_core {
 	struct mp_cfg *cfg;
+	struct mp_tls_settings tls;
+	struct mp_smtp_settings smtp;
+	struct mp_cidr *relay_nets;
+	size_t nrelay_nets;
+	void *tls_ctx;			/* SSL_CTX *, NULL until set up */
+	char tls_cert[4096], tls_key[4096];
 	struct mp_server_settings server;
 	struct mp_limits limits;
 	struct mp_queue_settings queue;
@@ -79,6 +106,13 @@ int mp_core_configure(const char *file, char *const *overrides,
 int mp_core_load_modules(struct mp_problems *problems);
 
 void mp_core_shutdown(void);
+
+/* Parse "192.0.2.0/24" or "::1"; 0 or -1. */
+int mp_cidr_parse(const char *text, struct mp_cidr *out);
+/* 1 if the textual address addr falls in c. */
+int mp_cidr_match(const struct mp_cidr *c, const char *addr);
+/* 1 if addr is in relay_networks. */
+int mp_core_relay_allowed(const char *addr);
 
 /* 1 if domain (any case) is in `domains`. */
 int mp_core_is_local_domain(const char *domain);

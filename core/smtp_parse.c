@@ -198,6 +198,31 @@ param_size(const char *val, struct smtp_mail_params *p)
 	return *end == '\0' ? 0 : -1;
 }
 
+int
+smtp_xtext_valid(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '+') {
+			if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]) ||
+			    islower((unsigned char)s[1]) || islower((unsigned char)s[2]))
+				return 0;
+			s += 2;
+		} else if (c < 33 || c > 126 || c == '=')
+			return 0;
+	}
+	return 1;
+}
+
+static int
+copy_value(char *dst, size_t size, const char *val)
+{
+	if (val == NULL || val[0] == '\0' || strlen(val) >= size)
+		return -1;
+	strcpy(dst, val);
+	return 0;
+}
+
 static int
 one_param(char *kv, struct smtp_mail_params *p)
 {
@@ -210,6 +235,20 @@ one_param(char *kv, struct smtp_mail_params *p)
 	}
 	if (strcasecmp(kv, "SIZE") == 0)
 		return param_size(val, p);
+	if (strcasecmp(kv, "RET") == 0) {
+		if (val == NULL || (strcasecmp(val, "FULL") != 0 &&
+		    strcasecmp(val, "HDRS") != 0) || p->ret[0])
+			return -1;
+		snprintf(p->ret, sizeof(p->ret), "%s", val);
+		for (char *c = p->ret; *c; c++)
+			*c = (char)toupper((unsigned char)*c);
+		return 0;
+	}
+	if (strcasecmp(kv, "ENVID") == 0)
+		return val && smtp_xtext_valid(val) && !p->envid[0] ?
+		    copy_value(p->envid, sizeof(p->envid), val) : -1;
+	if (strcasecmp(kv, "AUTH") == 0)	/* RFC 4954 5: accepted, not trusted */
+		return val && (strcmp(val, "<>") == 0 || smtp_xtext_valid(val)) ? 0 : -1;
 	if (strcasecmp(kv, "BODY") == 0) {
 		if (val && strcasecmp(val, "8BITMIME") == 0)
 			p->body_8bit = 1;
@@ -232,9 +271,8 @@ smtp_parse_mail_params(const char *params, struct smtp_mail_params *p,
 	char *save = NULL, *tok;
 	size_t len = strlen(params);
 
+	memset(p, 0, sizeof(*p));
 	p->size = -1;
-	p->body_8bit = 0;
-	p->smtputf8 = 0;
 	bad[0] = '\0';
 	if (len >= sizeof(buf)) {
 		snprintf(bad, badsize, "(too long)");
@@ -246,6 +284,74 @@ smtp_parse_mail_params(const char *params, struct smtp_mail_params *p,
 		char copy[128];
 		snprintf(copy, sizeof(copy), "%s", tok);
 		if (one_param(tok, p) < 0) {
+			copy[strcspn(copy, "=")] = '\0';
+			snprintf(bad, badsize, "%s", copy);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+notify_valid(const char *val)
+{
+	char buf[40], *save = NULL;
+	int never = 0, other = 0;
+
+	if (val == NULL || strlen(val) >= sizeof(buf))
+		return 0;
+	strcpy(buf, val);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (strcasecmp(t, "NEVER") == 0)
+			never++;
+		else if (strcasecmp(t, "SUCCESS") == 0 || strcasecmp(t, "FAILURE") == 0 ||
+		    strcasecmp(t, "DELAY") == 0)
+			other++;
+		else
+			return 0;
+	}
+	return (never == 1 && other == 0) || (never == 0 && other > 0);
+}
+
+static int
+one_rcpt_param(char *kv, struct smtp_rcpt_params *p)
+{
+	char *eq = strchr(kv, '=');
+	const char *val = eq ? eq + 1 : NULL;
+
+	if (eq)
+		*eq = '\0';
+	if (strcasecmp(kv, "NOTIFY") == 0 && !p->notify[0] && notify_valid(val)) {
+		copy_value(p->notify, sizeof(p->notify), val);
+		for (char *c = p->notify; *c; c++)
+			*c = (char)toupper((unsigned char)*c);
+		return 0;
+	}
+	if (strcasecmp(kv, "ORCPT") == 0 && !p->orcpt[0] && val &&
+	    strchr(val, ';') && smtp_xtext_valid(strchr(val, ';') + 1))
+		return copy_value(p->orcpt, sizeof(p->orcpt), val);
+	return -1;
+}
+
+int
+smtp_parse_rcpt_params(const char *params, struct smtp_rcpt_params *p,
+    char *bad, size_t badsize)
+{
+	char buf[1024], *save = NULL;
+	size_t len = strlen(params);
+
+	memset(p, 0, sizeof(*p));
+	bad[0] = '\0';
+	if (len >= sizeof(buf)) {
+		snprintf(bad, badsize, "(too long)");
+		return -1;
+	}
+	memcpy(buf, params, len + 1);
+	for (char *tok = strtok_r(buf, " ", &save); tok;
+	    tok = strtok_r(NULL, " ", &save)) {
+		char copy[64];
+		snprintf(copy, sizeof(copy), "%s", tok);
+		if (one_rcpt_param(tok, p) < 0) {
 			copy[strcspn(copy, "=")] = '\0';
 			snprintf(bad, badsize, "%s", copy);
 			return -1;

@@ -42,7 +42,23 @@ struct smtp_mail_params {
 	long long size;		/* -1 when not given */
 	int body_8bit;		/* BODY=8BITMIME */
 	int smtputf8;
+	char ret[8];		/* DSN RET=FULL|HDRS, "" when not given */
+	char envid[101];	/* DSN ENVID (xtext, RFC 3461 4.4), "" */
 };
+
+/* ESMTP parameters of RCPT TO (DSN, RFC 3461). */
+struct smtp_rcpt_params {
+	char notify[40];	/* "NEVER" or a list of SUCCESS,FAILURE,DELAY; "" */
+	char orcpt[520];	/* "rfc822;xtext-address", "" */
+};
+
+/* Parse RCPT parameters; 0, or -1 with the bad keyword in bad. */
+int smtp_parse_rcpt_params(const char *params, struct smtp_rcpt_params *p,
+    char *bad, size_t badsize);
+
+/* 1 if s is valid xtext (RFC 3461 4): printable ASCII, no '=' or
+ * space, '+' followed by two upper-case hex digits. */
+int smtp_xtext_valid(const char *s);
 
 /*
  * Parse "KEY=VALUE KEY ..." after MAIL FROM. 0 ok; -1 unknown or bad

@@ -1,8 +1,11 @@
 /*
  * core/smtp_session.c - one SMTP server session: the RFC 5321 command
- * state machine, replies with RFC 3463 enhanced codes, and DATA
- * streamed straight into the queue. Not here: sockets and limits per
- * client (smtp_server.c), parsing (smtp_parse.c, smtp_data.c).
+ * state machine with ESMTP extensions (PIPELINING, SIZE, 8BITMIME,
+ * SMTPUTF8, ENHANCEDSTATUSCODES, CHUNKING, DSN, STARTTLS, AUTH), relay
+ * control, and message data streamed straight into the queue. Replies
+ * carry RFC 3463 enhanced codes. Not here: sockets and per-client
+ * limits (smtp_server.c), parsing (smtp_parse.c, smtp_data.c), AUTH
+ * (smtp_auth.c), the BDAT chunk reader (smtp_bdat.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,37 +14,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include <openssl/ssl.h>
+
 #include "log.h"
-#include "queue.h"
 #include "runner.h"
 #include "smtp_data.h"
-#include "smtp_parse.h"
 #include "smtp_server.h"
+#include "smtp_session.h"
+#include "tls.h"
 #include "util.h"
 
-#define ADDR_MAX 320
-
-struct session {
-	struct conn c;
-	const struct mp_listen *l;
-	char client[64];	/* the peer's IP address */
-	char helo[256];
-	int greeted, esmtp, quit;
-	int errors;
-	int in_mail;
-	char sender[ADDR_MAX];
-	struct smtp_mail_params params;
-	char **rcpts;
-	size_t nrcpt;
-};
-
-static void
-reply(struct session *s, int code, const char *enh, const char *fmt, ...)
+void
+smtp_reply(struct session *s, int code, const char *enh, const char *fmt, ...)
 {
 	char text[512];
 	va_list ap;
@@ -55,16 +44,53 @@ reply(struct session *s, int code, const char *enh, const char *fmt, ...)
 		s->errors++;
 }
 
+#define reply smtp_reply
+
+static void
+free_list(char ***v, size_t n)
+{
+	for (size_t i = 0; *v && i < n; i++)
+		free((*v)[i]);
+	free(*v);
+	*v = NULL;
+}
+
 static void
 reset_transaction(struct session *s)
 {
-	for (size_t i = 0; i < s->nrcpt; i++)
-		free(s->rcpts[i]);
-	free(s->rcpts);
-	s->rcpts = NULL;
+	free_list(&s->rcpts, s->nrcpt);
+	free_list(&s->notify, s->nrcpt);
+	free_list(&s->orcpt, s->nrcpt);
 	s->nrcpt = 0;
 	s->in_mail = 0;
 	s->sender[0] = '\0';
+	smtp_bdat_abort(s);
+}
+
+static int
+starttls_offered(const struct session *s)
+{
+	return s->l->tls == LISTEN_TLS_STARTTLS && !s->tls_info[0] &&
+	    mp_core.tls_ctx != NULL;
+}
+
+static void
+ehlo_keywords(struct session *s)
+{
+	conn_printf(&s->c, "250-%s\r\n", mp_core.server.hostname);
+	conn_printf(&s->c, "250-PIPELINING\r\n");
+	conn_printf(&s->c, "250-SIZE %lld\r\n", mp_core.limits.message_size);
+	if (mp_core.smtp.vrfy)
+		conn_printf(&s->c, "250-VRFY\r\n");
+	if (starttls_offered(s))
+		conn_printf(&s->c, "250-STARTTLS\r\n");
+	if (smtp_auth_offered(s) && !s->auth_user[0])
+		conn_printf(&s->c, "250-AUTH PLAIN LOGIN\r\n");
+	conn_printf(&s->c, "250-8BITMIME\r\n");
+	conn_printf(&s->c, "250-SMTPUTF8\r\n");
+	conn_printf(&s->c, "250-CHUNKING\r\n");
+	conn_printf(&s->c, "250-DSN\r\n");
+	conn_printf(&s->c, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
 static void
@@ -80,27 +106,38 @@ do_helo(struct session *s, const char *arg, int esmtp)
 	mp_strlcpy(s->helo, arg, sizeof(s->helo));
 	s->greeted = 1;
 	s->esmtp = esmtp;
-	if (!esmtp) {
+	if (esmtp)
+		ehlo_keywords(s);
+	else
 		reply(s, 250, NULL, "%s", mp_core.server.hostname);
-		return;
-	}
-	conn_printf(&s->c, "250-%s\r\n", mp_core.server.hostname);
-	conn_printf(&s->c, "250-PIPELINING\r\n");
-	conn_printf(&s->c, "250-SIZE %lld\r\n", mp_core.limits.message_size);
-	conn_printf(&s->c, "250-8BITMIME\r\n");
-	conn_printf(&s->c, "250-SMTPUTF8\r\n");
-	conn_printf(&s->c, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
-static int
-path_error(struct session *s, enum smtp_path_result r, const char *what)
+static void
+path_error(struct session *s, enum smtp_path_result r, int sender)
 {
 	if (r == SMTP_PATH_TOO_LONG)
-		reply(s, 501, "5.1.3", "%s address too long", what);
+		reply(s, 501, "5.1.3", "%s address too long",
+		    sender ? "Sender" : "Recipient");
 	else
-		reply(s, 501, "5.5.4", "Syntax: %s", what[0] == 'S' ?
-		    "MAIL FROM:<address>" : "RCPT TO:<address>");
-	return -1;
+		reply(s, 501, sender ? "5.1.7" : "5.1.3", "Syntax: %s",
+		    sender ? "MAIL FROM:<address>" : "RCPT TO:<address>");
+}
+
+/* 1 when the sender passes the submission rules (reply sent if not). */
+static int
+sender_allowed(struct session *s)
+{
+	if (s->l->auth == LISTEN_AUTH_REQUIRED && !s->auth_user[0]) {
+		reply(s, 530, "5.7.0", "Authentication required");
+		return 0;
+	}
+	if (s->auth_user[0] && !s->l->any_sender &&
+	    strcasecmp(s->sender, s->auth_user) != 0) {
+		reply(s, 553, "5.7.1", "Sender address <%s> not owned by user %s",
+		    s->sender, s->auth_user);
+		return 0;
+	}
+	return 1;
 }
 
 static void
@@ -121,7 +158,7 @@ do_mail(struct session *s, const char *arg)
 	r = smtp_parse_path(arg, "FROM", 1, s->sender, sizeof(s->sender),
 	    &params);
 	if (r != SMTP_PATH_OK) {
-		path_error(s, r, "Sender");
+		path_error(s, r, 1);
 		return;
 	}
 	if (smtp_parse_mail_params(params, &s->params, bad, sizeof(bad)) < 0) {
@@ -133,23 +170,18 @@ do_mail(struct session *s, const char *arg)
 		    mp_core.limits.message_size);
 		return;
 	}
+	if (!sender_allowed(s))
+		return;
 	s->in_mail = 1;
 	reply(s, 250, "2.1.0", "Sender <%s> ok", s->sender);
 }
 
-/* 1 accept, 0 refused (reply sent). */
 static int
-check_recipient(struct session *s, const char *addr)
+check_local_user(struct session *s, const char *addr)
 {
-	char local[ADDR_MAX], domain[ADDR_MAX];
 	const char *err = NULL;
 	int found;
 
-	if (smtp_split_address(addr, local, sizeof(local), domain,
-	    sizeof(domain)) < 0 || !mp_core_is_local_domain(domain)) {
-		reply(s, 554, "5.7.1", "<%s>: Relay access denied", addr);
-		return 0;
-	}
 	if (mp_core.auth.ops == NULL) {
 		reply(s, 451, "4.3.0", "<%s>: no user database configured", addr);
 		return 0;
@@ -169,10 +201,47 @@ check_recipient(struct session *s, const char *addr)
 	return 1;
 }
 
+/* 1 accept, 0 refused (reply sent). */
+static int
+check_recipient(struct session *s, const char *addr)
+{
+	char local[ADDR_MAX], domain[ADDR_MAX];
+
+	if (smtp_split_address(addr, local, sizeof(local), domain,
+	    sizeof(domain)) < 0) {
+		reply(s, 501, "5.1.3", "Bad recipient address syntax");
+		return 0;
+	}
+	if (mp_core_is_local_domain(domain))
+		return check_local_user(s, addr);
+	if (s->auth_user[0] || mp_core_relay_allowed(s->client))
+		return 1;
+	reply(s, 554, "5.7.1", "<%s>: Relay access denied", addr);
+	return 0;
+}
+
+static void
+add_recipient(struct session *s, const char *addr,
+    const struct smtp_rcpt_params *p)
+{
+	size_t n = s->nrcpt + 1;
+
+	s->rcpts = realloc(s->rcpts, n * sizeof(char *));
+	s->notify = realloc(s->notify, n * sizeof(char *));
+	s->orcpt = realloc(s->orcpt, n * sizeof(char *));
+	if (!s->rcpts || !s->notify || !s->orcpt)
+		abort();
+	s->rcpts[s->nrcpt] = mp_xstrdup(addr);
+	s->notify[s->nrcpt] = mp_xstrdup(p->notify);
+	s->orcpt[s->nrcpt] = mp_xstrdup(p->orcpt);
+	s->nrcpt = n;
+}
+
 static void
 do_rcpt(struct session *s, const char *arg)
 {
-	char addr[ADDR_MAX];
+	char addr[ADDR_MAX], bad[64];
+	struct smtp_rcpt_params p;
 	const char *params;
 	enum smtp_path_result r;
 
@@ -182,118 +251,163 @@ do_rcpt(struct session *s, const char *arg)
 	}
 	r = smtp_parse_path(arg, "TO", 0, addr, sizeof(addr), &params);
 	if (r != SMTP_PATH_OK) {
-		path_error(s, r, "Recipient");
+		path_error(s, r, 0);
 		return;
 	}
-	if (params[0] != '\0') {
-		reply(s, 555, "5.5.4", "RCPT parameters not supported");
+	if (smtp_parse_rcpt_params(params, &p, bad, sizeof(bad)) < 0) {
+		reply(s, 555, "5.5.4", "Unsupported or bad parameter %s", bad);
 		return;
 	}
 	if ((long long)s->nrcpt >= mp_core.limits.recipients) {
 		reply(s, 452, "4.5.3", "Too many recipients");
 		return;
 	}
-	mp_lowercase(strchr(addr, '@'));
+	mp_lowercase(strrchr(addr, '@'));
 	if (!check_recipient(s, addr))
 		return;
-	s->rcpts = realloc(s->rcpts, (s->nrcpt + 1) * sizeof(char *));
-	if (s->rcpts == NULL)
-		abort();
-	s->rcpts[s->nrcpt++] = mp_xstrdup(addr);
+	add_recipient(s, addr, &p);
 	reply(s, 250, "2.1.5", "Recipient <%s> ok", addr);
+}
+
+/* "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" (RFC 3848). */
+static const char *
+protocol_name(const struct session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	if (s->tls_info[0])
+		return s->auth_user[0] ? "ESMTPSA" : "ESMTPS";
+	return s->auth_user[0] ? "ESMTPA" : "ESMTP";
 }
 
 static int
 write_received(struct session *s, struct mp_qwriter *w, const char *id)
 {
-	char buf[1024], date[64];
+	char buf[2048], date[64], tls[200] = "", auth[400] = "", rcpt[400] = "";
 	int n;
 
 	mp_rfc5322_date(date, sizeof(date));
+	if (s->tls_info[0])
+		snprintf(tls, sizeof(tls), "\r\n\t(using %s)", s->tls_info);
+	if (s->auth_user[0])
+		snprintf(auth, sizeof(auth), "\r\n\t(Authenticated sender: %s)",
+		    s->auth_user);
+	if (s->nrcpt == 1)
+		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", s->rcpts[0]);
 	n = snprintf(buf, sizeof(buf),
-	    "Received: from %s ([%s])\r\n\tby %s (merpati) with %s id %s%s%s%s;\r\n\t%s\r\n",
-	    s->helo, s->client, mp_core.server.hostname,
-	    s->esmtp ? "ESMTP" : "SMTP", id,
-	    s->nrcpt == 1 ? "\r\n\tfor <" : "",
-	    s->nrcpt == 1 ? s->rcpts[0] : "", s->nrcpt == 1 ? ">" : "", date);
+	    "Received: from %s ([%s])%s%s\r\n\tby %s (merpati) with %s id %s%s;\r\n\t%s\r\n",
+	    s->helo, s->client, tls, auth, mp_core.server.hostname,
+	    protocol_name(s), id, rcpt, date);
 	if (n < 0 || (size_t)n >= sizeof(buf))
-		n = snprintf(buf, sizeof(buf),
-		    "Received: by %s (merpati) id %s;\r\n\t%s\r\n",
-		    mp_core.server.hostname, id, date);
+		return -1;
 	return mp_queue_write(w, buf, (size_t)n);
 }
 
-struct data_outcome {
-	int io_error;		/* connection lost: no reply possible */
-	int disk_errno;		/* writing the queue failed */
-	struct smtp_data sm;
-};
-
-/* Stream the data into w until the end marker; keeps reading to the end
- * even after a limit is hit, so the client stays in sync. */
-static void
-receive_data(struct session *s, struct mp_qwriter *w, struct data_outcome *o)
+struct mp_qwriter *
+smtp_open_message(struct session *s, char id[MP_QID_SIZE])
 {
-	char in[8192], out[2 * sizeof(in) + 4];
-	int done = 0;
+	struct mp_qmsg env = { 0 };
+	struct mp_qwriter *w;
 
-	smtp_data_init(&o->sm);
-	conn_set_timeout(&s->c, (int)mp_core.limits.data_timeout * 1000);
-	while (!done) {
-		ssize_t n = conn_read_some(&s->c, in, sizeof(in));
-		if (n <= 0) {
-			o->io_error = 1;
-			return;
-		}
-		size_t outlen, used = smtp_data_feed(&o->sm, in, (size_t)n,
-		    out, &outlen, &done);
-		/* Give back pipelined bytes after the end marker. */
-		s->c.ipos -= (size_t)n - used;
-		if (o->disk_errno == 0 && !o->sm.bare_eol &&
-		    o->sm.size <= (unsigned long long)mp_core.limits.message_size &&
-		    mp_queue_write(w, out, outlen) < 0)
-			o->disk_errno = errno;
+	env.sender = s->sender;
+	env.rcpts = s->rcpts;
+	env.notify = s->notify;
+	env.orcpt = s->orcpt;
+	env.nrcpt = s->nrcpt;
+	env.ret = s->params.ret;
+	env.envid = s->params.envid;
+	env.helo = s->helo;
+	env.client = s->client;
+	env.auth_user = s->auth_user;
+	env.arrival = time(NULL);
+	w = mp_queue_begin(mp_core.queue_dir, &env, id);
+	if (w == NULL || write_received(s, w, id) < 0) {
+		mp_log_errno(MP_LOG_ERR, "cannot create queue file");
+		mp_queue_abort(w);
+		reply(s, 452, "4.3.1", "Insufficient system storage");
+		return NULL;
 	}
-	conn_set_timeout(&s->c, (int)mp_core.limits.command_timeout * 1000);
+	return w;
 }
 
-static void
-data_reply(struct session *s, struct mp_qwriter *w, const char *id,
-    const struct data_outcome *o)
+void
+smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
+    unsigned long long size, int bare, int long_line, int disk_errno)
 {
-	if (o->sm.size > (unsigned long long)mp_core.limits.message_size) {
+	int normalize = strcmp(mp_core.smtp.bare_eol, "normalize") == 0;
+
+	if (size > (unsigned long long)mp_core.limits.message_size) {
 		mp_queue_abort(w);
 		reply(s, 552, "5.3.4", "Message too big: limit is %lld bytes",
 		    mp_core.limits.message_size);
-	} else if (o->sm.bare_eol) {
+	} else if (bare && !normalize) {
 		mp_queue_abort(w);
 		reply(s, 550, "5.6.0", "Message contains bare CR or LF "
 		    "line endings; use CRLF");
-	} else if (o->disk_errno || mp_queue_commit(w) < 0) {
-		int e = o->disk_errno ? o->disk_errno : errno;
-		if (o->disk_errno)
+	} else if (long_line && mp_core.smtp.reject_long_lines) {
+		mp_queue_abort(w);
+		reply(s, 552, "5.6.0", "Message has a line longer than 1000 "
+		    "octets (RFC 5322 2.1.1)");
+	} else if (disk_errno || mp_queue_commit(w) < 0) {
+		int e = disk_errno ? disk_errno : errno;
+		if (disk_errno)
 			mp_queue_abort(w);
 		mp_log(MP_LOG_ERR, "%s: cannot queue message: %s", id,
 		    strerror(e));
 		reply(s, 452, "4.3.1", "Insufficient system storage");
 	} else {
-		mp_log(MP_LOG_INFO, "%s: accepted from=<%s> nrcpt=%zu size=%llu client=[%s]",
-		    id, s->sender, s->nrcpt, o->sm.size, s->client);
+		mp_log(MP_LOG_INFO, "%s: accepted from=<%s> nrcpt=%zu size=%llu client=[%s]%s%s",
+		    id, s->sender, s->nrcpt, size, s->client,
+		    s->auth_user[0] ? " user=" : "", s->auth_user);
 		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
 		mp_runner_notify(id);
 	}
+	reset_transaction(s);
+}
+
+/* Stream the data until the end marker; keep reading to the end even
+ * after a limit is hit, so the client stays in sync. */
+static void
+receive_data(struct session *s, struct mp_qwriter *w, struct smtp_data *sm,
+    int *io_error, int *disk_errno)
+{
+	char in[8192], out[2 * sizeof(in) + 4];
+	int done = 0, normalize = strcmp(mp_core.smtp.bare_eol, "normalize") == 0;
+
+	smtp_data_init(sm);
+	conn_set_timeout(&s->c, (int)mp_core.limits.data_timeout * 1000);
+	while (!done) {
+		ssize_t n = conn_read_some(&s->c, in, sizeof(in));
+		if (n <= 0) {
+			*io_error = 1;
+			return;
+		}
+		size_t outlen, used = smtp_data_feed(sm, in, (size_t)n,
+		    out, &outlen, &done);
+		/* Give back pipelined bytes after the end marker. */
+		s->c.ipos -= (size_t)n - used;
+		if (*disk_errno == 0 && (normalize || !sm->bare_eol) &&
+		    sm->size <= (unsigned long long)mp_core.limits.message_size &&
+		    mp_queue_write(w, out, outlen) < 0)
+			*disk_errno = errno;
+	}
+	conn_set_timeout(&s->c, (int)mp_core.limits.command_timeout * 1000);
 }
 
 static void
 do_data(struct session *s, const char *arg)
 {
-	struct mp_qmsg env = { 0 };
-	struct data_outcome o = { 0 };
+	struct smtp_data sm;
 	struct mp_qwriter *w;
 	char id[MP_QID_SIZE];
+	int io_error = 0, disk_errno = 0;
 
 	if (arg[0] != '\0') {
 		reply(s, 501, "5.5.4", "Syntax: DATA");
+		return;
+	}
+	if (s->bdat) {
+		reply(s, 503, "5.5.1", "DATA not allowed after BDAT");
 		return;
 	}
 	if (!s->in_mail || s->nrcpt == 0) {
@@ -301,30 +415,80 @@ do_data(struct session *s, const char *arg)
 		    "Need MAIL and RCPT before DATA");
 		return;
 	}
-	env.sender = s->sender;
-	env.rcpts = s->rcpts;
-	env.nrcpt = s->nrcpt;
-	env.helo = s->helo;
-	env.client = s->client;
-	env.arrival = time(NULL);
-	w = mp_queue_begin(mp_core.queue_dir, &env, id);
-	if (w == NULL || write_received(s, w, id) < 0) {
-		mp_log_errno(MP_LOG_ERR, "cannot create queue file");
-		mp_queue_abort(w);
-		reply(s, 452, "4.3.1", "Insufficient system storage");
+	if ((w = smtp_open_message(s, id)) == NULL)
 		return;
-	}
 	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	receive_data(s, w, &o);
-	if (o.io_error) {
+	receive_data(s, w, &sm, &io_error, &disk_errno);
+	if (io_error) {
 		mp_queue_abort(w);
 		mp_log(MP_LOG_INFO, "%s: lost connection during DATA from [%s]",
 		    id, s->client);
 		s->quit = 1;
 		return;
 	}
-	data_reply(s, w, id, &o);
+	smtp_finish_message(s, w, id, sm.size, sm.bare_eol, sm.long_line,
+	    disk_errno);
+}
+
+static int
+start_tls(struct session *s)
+{
+	char desc[160];
+
+	if (conn_start_tls(&s->c, mp_core.tls_ctx) < 0) {
+		mp_log(MP_LOG_NOTICE, "TLS handshake failed with [%s]", s->client);
+		return -1;
+	}
+	mp_tls_describe(s->c.ssl, desc, sizeof(desc));
+	mp_strlcpy(s->tls_info, desc, sizeof(s->tls_info));
+	mp_log(MP_LOG_INFO, "TLS established with [%s]: %s", s->client, desc);
+	return 0;
+}
+
+static void
+do_starttls(struct session *s, const char *arg)
+{
+	if (arg[0] != '\0') {
+		reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return;
+	}
+	if (s->tls_info[0]) {
+		reply(s, 503, "5.5.1", "TLS already active");
+		return;
+	}
+	if (!starttls_offered(s)) {
+		reply(s, 454, "4.7.0", "TLS not available");
+		return;
+	}
+	reply(s, 220, "2.0.0", "Ready to start TLS");
+	/* conn_start_tls drops anything pipelined after STARTTLS. */
+	if (start_tls(s) < 0) {
+		s->quit = 1;
+		return;
+	}
+	/* RFC 3207 4.2: forget everything learned before TLS. */
 	reset_transaction(s);
+	s->greeted = 0;
+	s->esmtp = 0;
+	s->helo[0] = '\0';
+}
+
+static void
+do_vrfy(struct session *s, const char *arg)
+{
+	char addr[ADDR_MAX];
+	const char *err = NULL;
+
+	if (!mp_core.smtp.vrfy || mp_core.auth.ops == NULL) {
+		reply(s, 252, "2.5.0", "Cannot VRFY user; send mail and see");
+		return;
+	}
+	snprintf(addr, sizeof(addr), "%s", arg[0] == '<' ? arg + 1 : arg);
+	addr[strcspn(addr, ">")] = '\0';
+	if (mp_core.auth.ops->user_exists(mp_core.auth.ctx, addr, &err) == 1)
+		reply(s, 250, "2.1.5", "<%s>", addr);
+	else
+		reply(s, 550, "5.1.1", "User unknown");
 }
 
 static void
@@ -336,22 +500,24 @@ dispatch(struct session *s, const struct smtp_cmd *cmd)
 	case SMTP_MAIL: do_mail(s, cmd->arg); break;
 	case SMTP_RCPT: do_rcpt(s, cmd->arg); break;
 	case SMTP_DATA: do_data(s, cmd->arg); break;
+	case SMTP_BDAT: smtp_do_bdat(s, cmd->arg); break;
+	case SMTP_STARTTLS: do_starttls(s, cmd->arg); break;
+	case SMTP_AUTH: smtp_do_auth(s, cmd->arg); break;
 	case SMTP_RSET:
 		reset_transaction(s);
 		reply(s, 250, "2.0.0", "Ok");
 		break;
 	case SMTP_NOOP: reply(s, 250, "2.0.0", "Ok"); break;
 	case SMTP_QUIT:
-		reply(s, 221, "2.0.0", "Bye");
+		reply(s, 221, "2.0.0", "%s closing connection",
+		    mp_core.server.hostname);
 		s->quit = 1;
 		break;
-	case SMTP_VRFY:
-		reply(s, 252, "2.5.0", "Cannot VRFY user; send mail and see");
-		break;
+	case SMTP_VRFY: do_vrfy(s, cmd->arg); break;
 	case SMTP_EXPN: reply(s, 502, "5.5.1", "EXPN not available"); break;
 	case SMTP_HELP:
-		reply(s, 214, "2.0.0", "See RFC 5321; merpati " "commands: "
-		    "HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY");
+		reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT "
+		    "RSET NOOP QUIT HELP VRFY STARTTLS AUTH; see RFC 5321");
 		break;
 	default:
 		reply(s, 500, "5.5.2", "Command not recognized");
@@ -360,20 +526,23 @@ dispatch(struct session *s, const struct smtp_cmd *cmd)
 }
 
 static void
-peer_address(int fd, char *out, size_t size)
+peer_address(struct session *s, int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
-	mp_strlcpy(out, "unknown", size);
+	mp_strlcpy(s->client, "unknown", sizeof(s->client));
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
 		return;
-	if (ss.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
-		    out, (socklen_t)size);
-	else if (ss.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
-		    out, (socklen_t)size);
+	if (ss.ss_family == AF_INET) {
+		struct in_addr *a = &((struct sockaddr_in *)&ss)->sin_addr;
+		inet_ntop(AF_INET, a, s->client, sizeof(s->client));
+		s->loopback = (ntohl(a->s_addr) >> 24) == 127;
+	} else if (ss.ss_family == AF_INET6) {
+		struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		inet_ntop(AF_INET6, a, s->client, sizeof(s->client));
+		s->loopback = IN6_IS_ADDR_LOOPBACK(a);
+	}
 }
 
 /* Read and act on one command; 0 to go on, -1 to end the session. */
@@ -418,14 +587,19 @@ smtp_session_run(int fd, const struct mp_listen *l)
 
 	conn_init(&s->c, fd, (int)mp_core.limits.command_timeout * 1000);
 	s->l = l;
-	peer_address(fd, s->client, sizeof(s->client));
+	peer_address(s, fd);
 	mp_log(MP_LOG_INFO, "connect from [%s] to %s", s->client, l->name);
+	if (l->tls == LISTEN_TLS_IMPLICIT &&
+	    (mp_core.tls_ctx == NULL || start_tls(s) < 0))
+		goto out;
 	reply(s, 220, NULL, "%s ESMTP merpati", mp_core.server.hostname);
 	while (one_command(s) == 0)
 		if (conn_pending(&s->c) == 0 && conn_flush(&s->c) < 0)
 			break;
 	conn_flush(&s->c);
+out:
 	reset_transaction(s);
+	conn_end(&s->c);
 	mp_log(MP_LOG_INFO, "disconnect from [%s]", s->client);
 	free(s);
 }

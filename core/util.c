@@ -209,3 +209,64 @@ mp_xstrdup(const char *s)
 
 	return memcpy(mp_xmalloc(len), s, len);
 }
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int
+b64_value(char c)
+{
+	const char *p = c ? strchr(b64, c) : NULL;
+
+	return p ? (int)(p - b64) : -1;
+}
+
+int
+mp_base64_decode(const char *in, char *out, size_t size)
+{
+	size_t len = strlen(in), o = 0;
+
+	if (len % 4 != 0)
+		return -1;
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4], pad = 0;
+		for (int k = 0; k < 4; k++) {
+			if (in[i + k] == '=' && i + 4 == len && k >= 2) {
+				v[k] = 0;
+				pad++;
+			} else if (pad || (v[k] = b64_value(in[i + k])) < 0)
+				return -1;
+		}
+		unsigned n = (unsigned)(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
+		if (o + 3 - (size_t)pad >= size)
+			return -1;
+		out[o++] = (char)(n >> 16);
+		if (pad < 2)
+			out[o++] = (char)(n >> 8 & 0xff);
+		if (pad < 1)
+			out[o++] = (char)(n & 0xff);
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
+void
+mp_base64_encode(const void *in, size_t len, char *out, size_t size)
+{
+	const unsigned char *p = in;
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o + 5 < size; i += 3) {
+		unsigned n = (unsigned)p[i] << 16;
+		if (i + 1 < len)
+			n |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < len)
+			n |= p[i + 2];
+		out[o++] = b64[n >> 18 & 63];
+		out[o++] = b64[n >> 12 & 63];
+		out[o++] = i + 1 < len ? b64[n >> 6 & 63] : '=';
+		out[o++] = i + 2 < len ? b64[n & 63] : '=';
+	}
+	if (size)
+		out[o < size ? o : size - 1] = '\0';
+}

@@ -33,6 +33,13 @@ int mp_path_join(char *out, size_t size, const char *dir, const char *rel);
 /* An RFC 5322 date for now, e.g. "Mon, 23 Nov 2026 03:51:47 +0000". */
 void mp_rfc5322_date(char *out, size_t size);
 
+/*
+ * Base64 (RFC 4648) for SASL. decode: -1 on bad input or when the
+ * result (NUL-terminated) does not fit; else the decoded length.
+ */
+int mp_base64_decode(const char *in, char *out, size_t size);
+void mp_base64_encode(const void *in, size_t len, char *out, size_t size);
+
 /* malloc that aborts the process on failure (core internals only). */
 void *mp_xmalloc(size_t size);
 void *mp_xcalloc(size_t n, size_t size);

@@ -1,0 +1,210 @@
+/*
+ * core/smtp_auth.c - SMTP AUTH (RFC 4954) with the PLAIN (RFC 4616) and
+ * LOGIN mechanisms, checked against the active auth module. Offered
+ * only under TLS, unless the listener allows plaintext AUTH and the
+ * client is on loopback. Each failure costs the client a growing delay,
+ * and smtp.auth_failures failures end the session.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "smtp_session.h"
+#include "util.h"
+
+#define SASL_LINE 2048
+
+int
+smtp_auth_offered(const struct session *s)
+{
+	return mp_core.auth.ops != NULL && s->l->auth != LISTEN_AUTH_NONE &&
+	    (s->tls_info[0] || (s->l->plaintext_auth && s->loopback));
+}
+
+/* "334 challenge" and read the client's base64 answer into out. */
+static int
+challenge(struct session *s, const char *b64, char *out, size_t size)
+{
+	char line[SASL_LINE];
+	size_t len;
+	int r;
+
+	conn_printf(&s->c, "334 %s\r\n", b64);
+	r = conn_read_line(&s->c, line, sizeof(line), &len);
+	if (r == CONN_TOO_LONG) {
+		smtp_reply(s, 500, "5.5.6", "Authentication exchange line too long");
+		return -1;
+	}
+	if (r != CONN_OK) {
+		s->quit = 1;
+		return -1;
+	}
+	if (strcmp(line, "*") == 0) {
+		smtp_reply(s, 501, "5.7.0", "Authentication cancelled");
+		return -1;
+	}
+	int n = mp_base64_decode(line, out, size);
+	if (n < 0)
+		smtp_reply(s, 501, "5.5.2", "Cannot decode base64 response");
+	return n;
+}
+
+/* Initial response, or a challenge; "=" is an empty initial response.
+ * Returns the decoded length (the text may hold NULs), or -1. */
+static int
+response(struct session *s, const char *initial, const char *prompt,
+    char *out, size_t size)
+{
+	int n;
+
+	if (initial == NULL || initial[0] == '\0')
+		return challenge(s, prompt, out, size);
+	if (strcmp(initial, "=") == 0) {
+		out[0] = '\0';
+		return 0;
+	}
+	n = mp_base64_decode(initial, out, size);
+	if (n < 0)
+		smtp_reply(s, 501, "5.5.2", "Cannot decode base64 response");
+	return n;
+}
+
+/* PLAIN: [authzid] NUL authcid NUL passwd. */
+static int
+mech_plain(struct session *s, const char *initial, char *user, size_t usize,
+    char *pass, size_t psize)
+{
+	char buf[SASL_LINE];
+	int len = response(s, initial, "", buf, sizeof(buf));
+
+	if (len < 0)
+		return -1;
+	/* The fields are NUL-separated: walk them within the decoded length. */
+	const char *authz = buf, *end = buf + len;
+	const char *authc = memchr(buf, '\0', (size_t)len);
+	if (authc == NULL)
+		goto bad;
+	authc++;
+	const char *pw = memchr(authc, '\0', (size_t)(end - authc));
+	if (pw == NULL || memchr(pw + 1, '\0', (size_t)(end - pw - 1)))
+		goto bad;
+	pw++;
+	if ((authz[0] && strcasecmp(authz, authc) != 0) || authc[0] == '\0' ||
+	    strlen(authc) >= usize || strlen(pw) >= psize)
+		goto bad;
+	strcpy(user, authc);
+	strcpy(pass, pw);
+	return 0;
+bad:
+	smtp_reply(s, 501, "5.5.2", "Malformed PLAIN response");
+	return -1;
+}
+
+static int
+mech_login(struct session *s, const char *initial, char *user, size_t usize,
+    char *pass, size_t psize)
+{
+	/* "Username:" and "Password:" in base64, as clients expect. */
+	int ulen = response(s, initial, "VXNlcm5hbWU6", user, usize);
+
+	if (ulen < 0)
+		return -1;
+	int plen = challenge(s, "UGFzc3dvcmQ6", pass, psize);
+	if (plen < 0)
+		return -1;
+	if (ulen == 0 || memchr(user, '\0', (size_t)ulen) ||
+	    memchr(pass, '\0', (size_t)plen)) {
+		smtp_reply(s, 501, "5.5.2", "Malformed LOGIN response");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+pause_ms(int ms)
+{
+	poll(NULL, 0, ms);
+}
+
+static void
+verify(struct session *s, const char *user, const char *pass)
+{
+	const char *err = NULL;
+	int ok = mp_core.auth.ops->verify(mp_core.auth.ctx, user, pass, &err);
+
+	if (ok == 1) {
+		mp_strlcpy(s->auth_user, user, sizeof(s->auth_user));
+		mp_lowercase(s->auth_user);
+		mp_log(MP_LOG_INFO, "authenticated user=%s client=[%s]", user,
+		    s->client);
+		smtp_reply(s, 235, "2.7.0", "Authentication successful");
+		return;
+	}
+	if (ok < 0) {
+		mp_log(MP_LOG_WARNING, "auth lookup failed: %s", err ? err : "?");
+		smtp_reply(s, 454, "4.7.0", "Temporary authentication failure");
+		return;
+	}
+	s->auth_failures++;
+	mp_log(MP_LOG_NOTICE, "authentication failed user=%s client=[%s] (%d)",
+	    user, s->client, s->auth_failures);
+	pause_ms(s->auth_failures * 1000 > 5000 ? 5000 : s->auth_failures * 1000);
+	smtp_reply(s, 535, "5.7.8", "Authentication credentials invalid");
+	if (s->auth_failures >= mp_core.smtp.auth_failures) {
+		smtp_reply(s, 421, "4.7.0", "%s Too many failed authentications",
+		    mp_core.server.hostname);
+		s->quit = 1;
+	}
+}
+
+static int
+auth_allowed(struct session *s)
+{
+	if (mp_core.auth.ops == NULL || s->l->auth == LISTEN_AUTH_NONE)
+		smtp_reply(s, 502, "5.5.1", "AUTH not available");
+	else if (!s->esmtp)
+		smtp_reply(s, 503, "5.5.1", "Send EHLO first");
+	else if (s->auth_user[0])
+		smtp_reply(s, 503, "5.5.1", "Already authenticated");
+	else if (s->in_mail)
+		smtp_reply(s, 503, "5.5.1", "AUTH not allowed during a mail transaction");
+	else if (!smtp_auth_offered(s))
+		smtp_reply(s, 538, "5.7.11", "Encryption required for requested "
+		    "authentication mechanism");
+	else
+		return 1;
+	return 0;
+}
+
+void
+smtp_do_auth(struct session *s, const char *arg)
+{
+	char mech[32], user[ADDR_MAX], pass[512];
+	const char *initial = strchr(arg, ' ');
+	size_t mlen = initial ? (size_t)(initial - arg) : strlen(arg);
+	int rc;
+
+	if (!auth_allowed(s))
+		return;
+	if (mlen == 0 || mlen >= sizeof(mech)) {
+		smtp_reply(s, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
+	memcpy(mech, arg, mlen);
+	mech[mlen] = '\0';
+	if (initial)
+		initial++;
+	if (strcasecmp(mech, "PLAIN") == 0)
+		rc = mech_plain(s, initial, user, sizeof(user), pass, sizeof(pass));
+	else if (strcasecmp(mech, "LOGIN") == 0)
+		rc = mech_login(s, initial, user, sizeof(user), pass, sizeof(pass));
+	else {
+		smtp_reply(s, 504, "5.5.4", "Unrecognized authentication type");
+		return;
+	}
+	if (rc == 0)
+		verify(s, user, pass);
+	memset(pass, 0, sizeof(pass));
+}

@@ -1,0 +1,67 @@
+/*
+ * core/smtp_session.h - one SMTP server session's state, shared by the
+ * session engine (smtp_session.c) and its AUTH part (smtp_auth.c).
+ * Private to the core.
+ */
+#ifndef MERPATI_SMTP_SESSION_H
+#define MERPATI_SMTP_SESSION_H
+
+#include "conn.h"
+#include "queue.h"
+#include "settings.h"
+#include "smtp_parse.h"
+
+#define ADDR_MAX 320
+
+struct session {
+	struct conn c;
+	const struct mp_listen *l;
+	char client[64];	/* the peer's IP address */
+	int loopback;
+	char helo[256];
+	int greeted, esmtp, quit;
+	int errors, auth_failures;
+	char tls_info[160];	/* "" until TLS is up */
+	char auth_user[ADDR_MAX];	/* "" until AUTH succeeded */
+	/* the transaction */
+	int in_mail;
+	char sender[ADDR_MAX];
+	struct smtp_mail_params params;
+	char **rcpts, **notify, **orcpt;
+	size_t nrcpt;
+	/* BDAT in progress */
+	struct mp_qwriter *bdat;
+	char bdat_id[MP_QID_SIZE];
+	unsigned long long bdat_size;
+	int bdat_bare, bdat_long, bdat_io_error, bdat_disk_errno;
+	size_t bdat_line;
+	char bdat_prev;
+};
+
+/* Send one reply line; 5xx (but 552) counts as a protocol error. */
+void smtp_reply(struct session *s, int code, const char *enh,
+    const char *fmt, ...) MP_PRINTF(4, 5);
+
+/* Open the queue file for the current transaction. NULL: reply sent. */
+struct mp_qwriter *smtp_open_message(struct session *s, char id[MP_QID_SIZE]);
+
+/*
+ * The end of a message (DATA or BDAT LAST): refuse it, or commit it and
+ * reply 250 only once it is on disk. Takes ownership of w; ends the
+ * transaction.
+ */
+void smtp_finish_message(struct session *s, struct mp_qwriter *w,
+    const char *id, unsigned long long size, int bare, int long_line,
+    int disk_errno);
+
+/* BDAT (RFC 3030 CHUNKING), and dropping a half-received BDAT message. */
+void smtp_do_bdat(struct session *s, const char *arg);
+void smtp_bdat_abort(struct session *s);
+
+/* AUTH PLAIN / LOGIN (RFC 4954). */
+void smtp_do_auth(struct session *s, const char *arg);
+
+/* 1 if AUTH may be offered on this session now. */
+int smtp_auth_offered(const struct session *s);
+
+#endif
