@@ -23,6 +23,8 @@
 #include "smtp_parse.h"
 #include "util.h"
 
+#define IN_PROGRESS ((time_t)1 << 62)
+
 struct entry {
 	char id[MP_QID_SIZE];
 	time_t due;
@@ -308,6 +310,7 @@ work_on(struct entry *e)
 	time_t next;
 
 	e->busy = 1;
+	e->due = IN_PROGRESS;	/* a notify meanwhile resets it to 0 */
 	busy_workers++;
 	memcpy(id, e->id, sizeof(id));
 	pthread_mutex_unlock(&lock);
@@ -321,7 +324,7 @@ work_on(struct entry *e)
 		e->busy = 0;
 		if (next == 0)
 			forget_locked(id);
-		else if (e->due != 0)	/* not re-notified meanwhile */
+		else if (e->due == IN_PROGRESS)
 			e->due = next;
 	}
 	pthread_cond_broadcast(&idle);
