@@ -112,6 +112,25 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx)
 	return 0;
 }
 
+int
+conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni)
+{
+	if (conn_flush(c) < 0)
+		return -1;
+	c->ipos = c->iend = 0;
+	c->ssl = SSL_new(ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+	    (sni && sni[0] && SSL_set_tlsext_host_name(c->ssl, sni) != 1) ||
+	    SSL_connect(c->ssl) != 1) {
+		ERR_clear_error();
+		if (c->ssl)
+			SSL_free(c->ssl);
+		c->ssl = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 void
 conn_end(struct conn *c)
 {

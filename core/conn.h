@@ -45,6 +45,9 @@ void conn_set_timeout(struct conn *c, int timeout_ms);
  */
 int conn_start_tls(struct conn *c, SSL_CTX *ctx);
 
+/* Start TLS as the client (outbound), with SNI name. 0 or -1. */
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni);
+
 /* Free the TLS state (after a final flush), not the socket. */
 void conn_end(struct conn *c);
 

@@ -14,8 +14,19 @@ struct dsn_rcpt {
 	struct mp_status status;
 };
 
-/* Queue a failure DSN about m for the given recipients. 0 or -1. */
-int mp_dsn_bounce(const struct mp_qmsg *m, const struct dsn_rcpt *r,
-    size_t n);
+enum dsn_kind { DSN_FAILED, DSN_DELAYED };
+
+/*
+ * Queue a DSN about m to its sender for the recipients r: a bounce
+ * (failed) or a delay warning (delayed). Recipients whose NOTIFY
+ * excludes this kind are left out; nothing is sent for the null sender
+ * or when no recipient is left. 0 (sent or nothing to send) or -1.
+ */
+int mp_dsn_send(const struct mp_qmsg *m, const struct dsn_rcpt *r, size_t n,
+    enum dsn_kind kind);
+
+/* Build the DSN text into *out (malloc'ed, CRLF); for unit tests. */
+size_t mp_dsn_format(const struct mp_qmsg *m, const struct dsn_rcpt *r,
+    size_t n, enum dsn_kind kind, char **out);
 
 #endif

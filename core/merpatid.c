@@ -121,6 +121,9 @@ setup_tls(void)
 	char err[1024];
 	int needed = 0;
 
+	if (strcmp(mp_core.outbound.tls, "none") != 0 &&
+	    (mp_core.tls_client_ctx = mp_tls_client_ctx(err, sizeof(err))) == NULL)
+		die(err);
 	for (size_t i = 0; i < mp_core.nlisten; i++)
 		needed |= mp_core.listen[i].tls != LISTEN_TLS_NONE;
 	if (!needed)

@@ -10,6 +10,7 @@
  *   rcpt <address>          (one line each)
  *   ret <FULL|HDRS>  envid <xtext>          (DSN, optional)
  *   notify <index> <list>  orcpt <index> <type;xtext>   (optional)
+ *   relay <index> <host[:port]>                         (optional)
  *   size <20-digit message length>
  *   .
  * then exactly `size` bytes of message. size is written last (pwrite),
@@ -117,7 +118,7 @@ format_envelope(const struct mp_qmsg *env, const char *id, size_t *len_r,
 
 	for (size_t i = 0; i < env->nrcpt; i++)
 		cap += strlen(env->rcpts[i]) + strlen(opt(env->notify, i)) +
-		    strlen(opt(env->orcpt, i)) + 64;
+		    strlen(opt(env->orcpt, i)) + strlen(opt(env->relay, i)) + 96;
 	cap += strlen(env->helo ? env->helo : "") +
 	    strlen(env->client ? env->client : "") +
 	    strlen(env->auth_user ? env->auth_user : "");
@@ -138,6 +139,8 @@ format_envelope(const struct mp_qmsg *env, const char *id, size_t *len_r,
 			p += sprintf(p, "notify %zu %s\n", i, env->notify[i]);
 		if (opt(env->orcpt, i)[0])
 			p += sprintf(p, "orcpt %zu %s\n", i, env->orcpt[i]);
+		if (opt(env->relay, i)[0])
+			p += sprintf(p, "relay %zu %s\n", i, env->relay[i]);
 	}
 	*size_field_r = (size_t)(p - buf) + 5;
 	p += sprintf(p, "size %020d\n.\n", 0);
@@ -156,7 +159,8 @@ envelope_ok(const struct mp_qmsg *env)
 	for (size_t i = 0; i < env->nrcpt; i++)
 		if (!clean_field(env->rcpts[i]) || env->rcpts[i][0] == '\0' ||
 		    !clean_field(opt(env->notify, i)) ||
-		    !clean_field(opt(env->orcpt, i)))
+		    !clean_field(opt(env->orcpt, i)) ||
+		    !clean_field(opt(env->relay, i)))
 			return 0;
 	return 1;
 }
@@ -320,6 +324,8 @@ envelope_line(struct mp_qmsg *m, char *line)
 		return indexed(m, &m->notify, val);
 	else if (strcmp(line, "orcpt") == 0)
 		return indexed(m, &m->orcpt, val);
+	else if (strcmp(line, "relay") == 0)
+		return indexed(m, &m->relay, val);
 	else
 		return -1;
 	return 0;
@@ -477,7 +483,9 @@ mp_qmsg_free(struct mp_qmsg *m)
 		free(m->rcpts[i]);
 		free(m->notify ? m->notify[i] : NULL);
 		free(m->orcpt ? m->orcpt[i] : NULL);
+		free(m->relay ? m->relay[i] : NULL);
 	}
+	free(m->relay);
 	free(m->rcpts);
 	free(m->notify);
 	free(m->orcpt);

@@ -25,6 +25,7 @@ struct mp_qmsg {
 	char *helo, *client, *auth_user;	/* "" when unknown */
 	char **rcpts;
 	char **notify, **orcpt;		/* per recipient DSN (RFC 3461); may be NULL */
+	char **relay;			/* per recipient "host[:port]" from routing; may be NULL */
 	char *ret, *envid;		/* DSN RET and ENVID; NULL or "" when absent */
 	unsigned char *done;		/* per recipient: finished (sent/bounced) */
 	size_t nrcpt;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dsn.h"
+#include "outbound.h"
 #include "log.h"
 #include "queue.h"
 #include "runner.h"
@@ -106,6 +107,8 @@ deliver_local(const struct mp_qmsg *m, const char *rcpt,
     struct mp_status *st)
 {
 	const struct mp_loaded *d = mp_core.deliver;
+
+	memset(st, 0, sizeof(*st));
 	struct mp_envelope env = {
 		.struct_size = sizeof(env), .queue_id = m->id,
 		.sender = m->sender, .rcpts = (const char *const *)m->rcpts,
@@ -116,6 +119,10 @@ deliver_local(const struct mp_qmsg *m, const char *rcpt,
 	struct mp_reader r;
 	int rc;
 
+	if (d == NULL) {
+		*st = (struct mp_status){ 451, "4.3.5", "no deliver module loaded" };
+		return MP_TEMPFAIL;
+	}
 	if (mp_queue_reader_open(mp_core.queue_dir, m, &r) < 0) {
 		*st = (struct mp_status){ 451, "4.3.0", "cannot read queue file" };
 		return MP_TEMPFAIL;
@@ -130,108 +137,151 @@ deliver_local(const struct mp_qmsg *m, const char *rcpt,
 }
 
 static int
-deliver_rcpt(const struct mp_qmsg *m, const char *rcpt, struct mp_status *st)
+is_local(const struct mp_qmsg *m, size_t i)
 {
-	char local[320], domain[320];
+	const char *at = strrchr(m->rcpts[i], '@');
 
-	memset(st, 0, sizeof(*st));
-	if (smtp_split_address(rcpt, local, sizeof(local), domain,
-	    sizeof(domain)) < 0) {
-		*st = (struct mp_status){ 553, "5.1.3", "bad recipient address" };
-		return MP_PERMFAIL;
-	}
-	if (!mp_core_is_local_domain(domain)) {
-		*st = (struct mp_status){ 451, "4.4.0",
-		    "remote delivery is not available (no outbound transport)" };
-		return MP_TEMPFAIL;
-	}
-	return deliver_local(m, rcpt, st);
+	if (m->relay && m->relay[i] && m->relay[i][0])
+		return 0;
+	return at && mp_core_is_local_domain(at + 1);
 }
 
 static void
-log_result(const char *rcpt, int rc, const struct mp_status *st)
+log_result(const char *rcpt, int rc, const struct mp_status *st,
+    const char *via)
 {
 	const char *what = rc == MP_OK ? "delivered" :
 	    rc == MP_PERMFAIL ? "bounced" : "deferred";
 
 	mp_log(rc == MP_OK ? MP_LOG_INFO : MP_LOG_NOTICE,
-	    "%s to=<%s> via=%s dsn=%s (%d %s)", what, rcpt,
-	    mp_core.deliver ? mp_core.deliver->name : "none",
+	    "%s to=<%s> via=%s dsn=%s (%d %s)", what, rcpt, via,
 	    st->enhanced[0] ? st->enhanced : "4.0.0", st->reply, st->text);
 }
 
-/* Try every pending recipient; returns how many are still pending. */
-static size_t
-attempt(struct mp_qmsg *m, struct dsn_rcpt *failed, size_t *nfailed)
+/* Every pending recipient: local ones through the deliver module, the
+ * rest through the SMTP client; results in r (one per recipient). */
+static void
+attempt(const struct mp_qmsg *m, struct client_rcpt *r, size_t *nr)
 {
-	size_t pending = 0;
+	struct client_rcpt *remote = mp_xcalloc(m->nrcpt, sizeof(*remote));
+	size_t nremote = 0;
 
-	*nfailed = 0;
+	*nr = 0;
 	for (size_t i = 0; i < m->nrcpt; i++) {
-		struct mp_status st;
 		if (m->done[i])
 			continue;
-		int rc = deliver_rcpt(m, m->rcpts[i], &st);
-		log_result(m->rcpts[i], rc, &st);
-		if (rc == MP_OK)
-			m->done[i] = 1;
-		else if (rc == MP_PERMFAIL) {
-			m->done[i] = 1;
-			failed[(*nfailed)++] = (struct dsn_rcpt){ m->rcpts[i], st };
-		} else {
-			pending++;
-			snprintf(m->last_error, sizeof(m->last_error), "%d %s %s",
-			    st.reply, st.enhanced, st.text);
+		if (!is_local(m, i)) {
+			remote[nremote++] = (struct client_rcpt){ .index = i };
+			continue;
 		}
+		struct client_rcpt *x = &r[(*nr)++];
+		x->index = i;
+		x->rc = deliver_local(m, m->rcpts[i], &x->st);
+		log_result(m->rcpts[i], x->rc, &x->st,
+		    mp_core.deliver ? mp_core.deliver->name : "none");
 	}
-	return pending;
+	if (nremote)
+		mp_outbound_deliver(m, remote, nremote);
+	for (size_t k = 0; k < nremote; k++) {
+		log_result(m->rcpts[remote[k].index], remote[k].rc, &remote[k].st,
+		    "smtp");
+		r[(*nr)++] = remote[k];
+	}
+	free(remote);
 }
 
-/* Past give_up_after: every pending recipient fails for good. */
+/* What the retry policy says now (the module, or the core's defaults). */
 static void
-give_up(struct mp_qmsg *m, struct dsn_rcpt *failed, size_t *nfailed)
+retry_decision(const struct mp_qmsg *m, const struct mp_status *last,
+    struct mp_retry_decision *d)
 {
-	for (size_t i = 0; i < m->nrcpt; i++) {
-		if (m->done[i])
-			continue;
-		struct mp_status st = { 550, "5.4.7", "" };
-		snprintf(st.text, sizeof(st.text),
-		    "delivery time expired; last error: %.200s", m->last_error);
-		m->done[i] = 1;
-		failed[(*nfailed)++] = (struct dsn_rcpt){ m->rcpts[i], st };
-		mp_log(MP_LOG_NOTICE, "bounced to=<%s> dsn=5.4.7 (gave up after %lld s)",
-		    m->rcpts[i], (long long)(time(NULL) - m->arrival));
+	time_t now = time(NULL);
+	struct mp_retry_info info = {
+		.struct_size = sizeof(info), .arrival = m->arrival,
+		.last_attempt = m->last_attempt, .attempts = m->attempts,
+		.warned = m->warned, .last_status = last,
+	};
+
+	memset(d, 0, sizeof(*d));
+	d->struct_size = sizeof(*d);
+	if (mp_core.retry) {
+		mp_log_set_module(mp_core.retry->name);
+		int rc = mp_core.retry->mod->retry->schedule(mp_core.retry->ctx,
+		    &info, d);
+		mp_log_set_module(NULL);
+		if (rc == MP_OK && d->next_attempt > now)
+			return;
+		memset(d, 0, sizeof(*d));
 	}
+	d->give_up = now - m->arrival >= mp_core.queue.give_up_after;
+	d->send_warning = !m->warned && !d->give_up &&
+	    now - m->arrival >= mp_core.queue.warn_after;
+	d->next_attempt = now + mp_core.queue.retry_interval;
 }
 
 /* Returns the next due time, or 0 when the message is finished. */
 static time_t
 run_message(struct mp_qmsg *m)
 {
+	struct client_rcpt *r = mp_xcalloc(m->nrcpt, sizeof(*r));
+	size_t nr, nfailed = 0, ndelayed = 0, pending = 0;
 	struct dsn_rcpt *failed = mp_xcalloc(m->nrcpt, sizeof(*failed));
-	size_t nfailed = 0, pending;
-	time_t now = time(NULL), next = 0;
+	struct dsn_rcpt *delayed = mp_xcalloc(m->nrcpt, sizeof(*delayed));
+	struct mp_status last = { 0 };
+	struct mp_retry_decision d = { 0 };
+	time_t next = 0;
 
-	pending = attempt(m, failed, &nfailed);
-	if (pending && now - m->arrival >= mp_core.queue.give_up_after) {
-		give_up(m, failed, &nfailed);
-		pending = 0;
+	attempt(m, r, &nr);
+	m->attempts++;
+	m->last_attempt = time(NULL);
+	for (size_t k = 0; k < nr; k++) {
+		if (r[k].rc == MP_TEMPFAIL || r[k].rc == MP_ERROR ||
+		    r[k].rc == MP_DECLINED) {
+			last = r[k].st;
+			delayed[ndelayed++] = (struct dsn_rcpt){ m->rcpts[r[k].index], r[k].st };
+			snprintf(m->last_error, sizeof(m->last_error), "%d %s %s",
+			    r[k].st.reply, r[k].st.enhanced, r[k].st.text);
+			continue;
+		}
+		m->done[r[k].index] = 1;
+		if (r[k].rc == MP_PERMFAIL)
+			failed[nfailed++] = (struct dsn_rcpt){ m->rcpts[r[k].index], r[k].st };
 	}
-	if (nfailed && m->sender[0] == '\0')
-		mp_log(MP_LOG_NOTICE, "no bounce for a message from <>");
-	else if (nfailed && mp_dsn_bounce(m, failed, nfailed) < 0) {
+	if (ndelayed) {
+		retry_decision(m, &last, &d);
+		if (d.give_up) {
+			for (size_t k = 0; k < ndelayed; k++) {
+				struct dsn_rcpt *x = &delayed[k];
+				char text[sizeof(x->status.text)];
+				snprintf(text, sizeof(text), "delivery time expired; last error: %.180s",
+				    x->status.text);
+				snprintf(x->status.text, sizeof(x->status.text), "%s", text);
+				failed[nfailed++] = *x;
+				for (size_t i = 0; i < m->nrcpt; i++)
+					if (m->rcpts[i] == x->address)
+						m->done[i] = 1;
+				mp_log(MP_LOG_NOTICE, "bounced to=<%s> (gave up after %lld s)",
+				    x->address, (long long)(time(NULL) - m->arrival));
+			}
+			ndelayed = 0;
+		} else if (d.send_warning) {
+			if (mp_dsn_send(m, delayed, ndelayed, DSN_DELAYED) == 0)
+				m->warned = 1;
+		}
+	}
+	if (nfailed && mp_dsn_send(m, failed, nfailed, DSN_FAILED) < 0) {
 		/* Keep the failures pending so the bounce is not lost. */
 		mp_log(MP_LOG_ERR, "cannot queue bounce; will try again");
-		for (size_t i = 0; i < m->nrcpt; i++)
-			for (size_t k = 0; k < nfailed; k++)
-				if (failed[k].address == m->rcpts[i])
+		for (size_t k = 0; k < nfailed; k++)
+			for (size_t i = 0; i < m->nrcpt; i++)
+				if (m->rcpts[i] == failed[k].address)
 					m->done[i] = 0;
-		pending += nfailed;
 	}
-	m->attempts++;
-	m->last_attempt = now;
+	for (size_t i = 0; i < m->nrcpt; i++)
+		pending += !m->done[i];
 	if (pending) {
-		next = now + mp_core.queue.retry_interval;
+		next = d.next_attempt > time(NULL) ? d.next_attempt :
+		    time(NULL) + mp_core.queue.retry_interval;
 		m->next_attempt = next;
 		if (mp_queue_save_status(mp_core.queue_dir, m) < 0)
 			mp_log_errno(MP_LOG_ERR, "cannot save queue status");
@@ -239,7 +289,9 @@ run_message(struct mp_qmsg *m)
 		mp_log_errno(MP_LOG_ERR, "cannot remove finished message");
 	else
 		mp_log(MP_LOG_INFO, "removed (all recipients done)");
+	free(r);
 	free(failed);
+	free(delayed);
 	return next;
 }
 

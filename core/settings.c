@@ -47,6 +47,7 @@ static const struct mp_option limit_options[] = {
 static const struct mp_option queue_options[] = {
 	{ "workers", MP_OPT_INT, QUE(workers), "4", 1, 256 },
 	{ "retry_interval", MP_OPT_DURATION, QUE(retry_interval), "15m", 1, 86400 * 7 },
+	{ "warn_after", MP_OPT_DURATION, QUE(warn_after), "4h", 1, 86400 * 365 },
 	{ "give_up_after", MP_OPT_DURATION, QUE(give_up_after), "5d", 1, 86400 * 365 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
@@ -59,6 +60,19 @@ static const struct mp_option listen_options[] = {
 	{ "tls", MP_OPT_STRING, LSN(tls_text), "starttls", 0, 0 },
 	{ "plaintext_auth", MP_OPT_BOOL, LSN(plaintext_auth), "false", 0, 0 },
 	{ "any_sender", MP_OPT_BOOL, LSN(any_sender), "false", 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 }
+};
+
+#define OUT(f) offsetof(struct mp_outbound_settings, f)
+static const struct mp_option outbound_options[] = {
+	{ "port", MP_OPT_INT, OUT(port), "25", 1, 65535 },
+	{ "tls", MP_OPT_STRING, OUT(tls), "opportunistic", 0, 0 },
+	{ "source", MP_OPT_STRING, OUT(source), "", 0, 0 },
+	{ "helo", MP_OPT_STRING, OUT(helo), "", 0, 0 },
+	{ "connect_timeout", MP_OPT_DURATION, OUT(connect_timeout), "30s", 1, 3600 },
+	{ "command_timeout", MP_OPT_DURATION, OUT(command_timeout), "5m", 1, 3600 },
+	{ "data_timeout", MP_OPT_DURATION, OUT(data_timeout), "10m", 1, 7200 },
+	{ "max_mx", MP_OPT_INT, OUT(max_mx), "5", 1, 100 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -315,6 +329,11 @@ mp_core_configure(const char *file, char *const *overrides,
 	options("queue", queue_options, &mp_core.queue, problems);
 	options("tls", tls_options, &mp_core.tls, problems);
 	options("smtp", smtp_options, &mp_core.smtp, problems);
+	options("outbound", outbound_options, &mp_core.outbound, problems);
+	if (mp_core.outbound.tls && strcmp(mp_core.outbound.tls, "none") != 0 &&
+	    strcmp(mp_core.outbound.tls, "opportunistic") != 0)
+		mp_problem(problems, "outbound.tls: \"%s\" is not none or opportunistic",
+		    mp_core.outbound.tls);
 	read_domains(problems);
 	read_listeners(problems);
 	read_relay_networks(problems);
@@ -340,6 +359,9 @@ pick_providers(struct mp_problems *problems)
 		mp_core.auth.ctx = a->ctx;
 	}
 	mp_core.deliver = mp_modules_kind(&mp_core.modules, MP_KIND_DELIVER);
+	mp_core.route = mp_modules_kind(&mp_core.modules, MP_KIND_ROUTE);
+	mp_core.resolve = mp_modules_kind(&mp_core.modules, MP_KIND_RESOLVE);
+	mp_core.retry = mp_modules_kind(&mp_core.modules, MP_KIND_RETRY);
 	if (mp_core.deliver == NULL)
 		mp_problem(problems,
 		    "modules: no deliver module loaded (e.g. deliver_maildir = { ... })");

@@ -27,6 +27,17 @@ struct mp_listen {
 	int fd;
 };
 
+struct mp_outbound_settings {
+	long long port;			/* remote SMTP port (25) */
+	const char *tls;		/* "none", "opportunistic" */
+	const char *source;		/* local address to connect from, "" any */
+	const char *helo;		/* name in EHLO, "" = server.hostname */
+	long long connect_timeout;
+	long long command_timeout;
+	long long data_timeout;
+	long long max_mx;		/* MX hosts tried per attempt */
+};
+
 struct mp_tls_settings {
 	const char *cert;	/* "" = <state_dir>/tls/cert.pem */
 	const char *key;
@@ -68,6 +79,7 @@ struct mp_limits {
 struct mp_queue_settings {
 	long long workers;
 	long long retry_interval;	/* used when no retry module is loaded */
+	long long warn_after;
 	long long give_up_after;
 };
 
@@ -88,8 +100,11 @@ struct mp_core {
 	size_t nlisten;
 	char queue_dir[4096];
 	struct mp_modules modules;
+	struct mp_outbound_settings outbound;
+	void *tls_client_ctx;		/* SSL_CTX * for outbound */
 	struct mp_auth auth;		/* ops NULL when no auth module */
 	struct mp_loaded *deliver;
+	struct mp_loaded *route, *resolve, *retry;	/* NULL when absent */
 };
 
 extern struct mp_core mp_core;

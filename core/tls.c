@@ -188,6 +188,21 @@ mp_tls_server_ctx(const char *cert, const char *key, const char *hostname,
 	return ctx;
 }
 
+SSL_CTX *
+mp_tls_client_ctx(char *err, size_t errsize)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL) {
+		ssl_error(err, errsize, "cannot create TLS client context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	return ctx;
+}
+
 void
 mp_tls_describe(SSL *ssl, char *out, size_t size)
 {

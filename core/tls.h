@@ -21,6 +21,13 @@ SSL_CTX *mp_tls_server_ctx(const char *cert, const char *key,
 int mp_tls_make_self_signed(const char *cert, const char *key,
     const char *hostname, char *err, size_t errsize);
 
+/*
+ * The outbound context: TLS 1.2+, no certificate verification (the
+ * opportunistic TLS of RFC 3207 protects against passive listeners only;
+ * DANE/MTA-STS would add verification).
+ */
+SSL_CTX *mp_tls_client_ctx(char *err, size_t errsize);
+
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
 void mp_tls_describe(SSL *ssl, char *out, size_t size);
 

@@ -1,0 +1,18 @@
+/*
+ * core/outbound.h - remote delivery of one queued message: group the
+ * pending remote recipients by next hop (routing's relay host, else the
+ * recipient domain), find the hop's servers through the resolve module
+ * (MX in preference order, addresses), and hand each group to the SMTP
+ * client, moving on to the next server on connection failure or 4xx.
+ */
+#ifndef MERPATI_OUTBOUND_H
+#define MERPATI_OUTBOUND_H
+
+#include "queue.h"
+#include "smtp_client.h"
+
+/* Deliver recipients r (indexes into m). Every r[i] gets rc and st. */
+void mp_outbound_deliver(const struct mp_qmsg *m, struct client_rcpt *r,
+    size_t n);
+
+#endif
