@@ -97,6 +97,14 @@ literal_address(const char *host, struct sockaddr_storage *out)
 }
 
 static int
+no_resolver(struct mp_status *st)
+{
+	*st = (struct mp_status){ 451, "4.4.0",
+	    "remote delivery needs a resolve module (dns_mx)" };
+	return MP_TEMPFAIL;
+}
+
+static int
 resolve_addresses(const char *host, struct sockaddr_storage *out, size_t *n,
     struct mp_status *st)
 {
@@ -107,6 +115,8 @@ resolve_addresses(const char *host, struct sockaddr_storage *out, size_t *n,
 		*n = 1;
 		return MP_OK;
 	}
+	if (r == NULL)
+		return no_resolver(st);
 	mp_log_set_module(r->name);
 	rc = r->mod->resolve->addresses(r->ctx, host, out, MAX_ADDRS, n, st);
 	mp_log_set_module(NULL);
@@ -127,6 +137,8 @@ resolve_hop(const struct hop *h, struct mp_mx *mx, size_t *n,
 		*n = 1;
 		return MP_OK;
 	}
+	if (r == NULL)
+		return no_resolver(st);
 	mp_log_set_module(r->name);
 	rc = r->mod->resolve->mx(r->ctx, h->host, mx, MAX_MX, n, st);
 	mp_log_set_module(NULL);
@@ -224,12 +236,6 @@ mp_outbound_deliver(const struct mp_qmsg *m, struct client_rcpt *r, size_t n)
 	struct client_rcpt *g = mp_xcalloc(n, sizeof(*g));
 	unsigned char *taken = mp_xcalloc(n, 1);
 
-	if (mp_core.resolve == NULL) {
-		struct mp_status st = { 451, "4.4.0",
-		    "remote delivery needs a resolve module (dns_mx)" };
-		set_all(r, n, MP_TEMPFAIL, &st);
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct hop h, other;
 		size_t k = 0;
@@ -249,7 +255,6 @@ mp_outbound_deliver(const struct mp_qmsg *m, struct client_rcpt *r, size_t n)
 				if (r[x].index == g[j].index)
 					r[x] = g[j];
 	}
-out:
 	free(taken);
 	free(g);
 }

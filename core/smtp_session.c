@@ -44,7 +44,6 @@ smtp_reply(struct session *s, int code, const char *enh, const char *fmt, ...)
 		s->errors++;
 }
 
-#define reply smtp_reply
 
 static void
 free_list(char ***v, size_t n)
@@ -61,6 +60,7 @@ reset_transaction(struct session *s)
 	free_list(&s->rcpts, s->nrcpt);
 	free_list(&s->notify, s->nrcpt);
 	free_list(&s->orcpt, s->nrcpt);
+	free_list(&s->relay, s->nrcpt);
 	s->nrcpt = 0;
 	s->in_mail = 0;
 	s->sender[0] = '\0';
@@ -98,7 +98,7 @@ do_helo(struct session *s, const char *arg, int esmtp)
 {
 	if (arg[0] == '\0' || strlen(arg) >= sizeof(s->helo) ||
 	    strpbrk(arg, " \t") != NULL) {
-		reply(s, 501, "5.5.4", "Syntax: %s hostname",
+		smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname",
 		    esmtp ? "EHLO" : "HELO");
 		return;
 	}
@@ -109,17 +109,17 @@ do_helo(struct session *s, const char *arg, int esmtp)
 	if (esmtp)
 		ehlo_keywords(s);
 	else
-		reply(s, 250, NULL, "%s", mp_core.server.hostname);
+		smtp_reply(s, 250, NULL, "%s", mp_core.server.hostname);
 }
 
 static void
 path_error(struct session *s, enum smtp_path_result r, int sender)
 {
 	if (r == SMTP_PATH_TOO_LONG)
-		reply(s, 501, "5.1.3", "%s address too long",
+		smtp_reply(s, 501, "5.1.3", "%s address too long",
 		    sender ? "Sender" : "Recipient");
 	else
-		reply(s, 501, sender ? "5.1.7" : "5.1.3", "Syntax: %s",
+		smtp_reply(s, 501, sender ? "5.1.7" : "5.1.3", "Syntax: %s",
 		    sender ? "MAIL FROM:<address>" : "RCPT TO:<address>");
 }
 
@@ -128,12 +128,12 @@ static int
 sender_allowed(struct session *s)
 {
 	if (s->l->auth == LISTEN_AUTH_REQUIRED && !s->auth_user[0]) {
-		reply(s, 530, "5.7.0", "Authentication required");
+		smtp_reply(s, 530, "5.7.0", "Authentication required");
 		return 0;
 	}
 	if (s->auth_user[0] && !s->l->any_sender &&
 	    strcasecmp(s->sender, s->auth_user) != 0) {
-		reply(s, 553, "5.7.1", "Sender address <%s> not owned by user %s",
+		smtp_reply(s, 553, "5.7.1", "Sender address <%s> not owned by user %s",
 		    s->sender, s->auth_user);
 		return 0;
 	}
@@ -148,11 +148,11 @@ do_mail(struct session *s, const char *arg)
 	enum smtp_path_result r;
 
 	if (!s->greeted) {
-		reply(s, 503, "5.5.1", "Send EHLO or HELO first");
+		smtp_reply(s, 503, "5.5.1", "Send EHLO or HELO first");
 		return;
 	}
 	if (s->in_mail) {
-		reply(s, 503, "5.5.1", "Nested MAIL command");
+		smtp_reply(s, 503, "5.5.1", "Nested MAIL command");
 		return;
 	}
 	r = smtp_parse_path(arg, "FROM", 1, s->sender, sizeof(s->sender),
@@ -162,66 +162,150 @@ do_mail(struct session *s, const char *arg)
 		return;
 	}
 	if (smtp_parse_mail_params(params, &s->params, bad, sizeof(bad)) < 0) {
-		reply(s, 555, "5.5.4", "Unsupported or bad parameter %s", bad);
+		smtp_reply(s, 555, "5.5.4", "Unsupported or bad parameter %s", bad);
 		return;
 	}
 	if (s->params.size > mp_core.limits.message_size) {
-		reply(s, 552, "5.3.4", "Message too big: limit is %lld bytes",
+		smtp_reply(s, 552, "5.3.4", "Message too big: limit is %lld bytes",
 		    mp_core.limits.message_size);
 		return;
 	}
 	if (!sender_allowed(s))
 		return;
 	s->in_mail = 1;
-	reply(s, 250, "2.1.0", "Sender <%s> ok", s->sender);
+	smtp_reply(s, 250, "2.1.0", "Sender <%s> ok", s->sender);
+}
+
+/* Where one accepted recipient goes: its address and relay host. */
+struct target {
+	char addr[ADDR_MAX];
+	char relay[300];
+};
+
+struct targets {
+	struct target v[64];	/* an alias may expand to this many */
+	size_t n;
+};
+
+static void
+set_status(struct mp_status *st, int reply, const char *enh, const char *text,
+    const char *addr)
+{
+	st->reply = reply;
+	snprintf(st->enhanced, sizeof(st->enhanced), "%s", enh);
+	snprintf(st->text, sizeof(st->text), "<%.200s>: %s", addr, text);
 }
 
 static int
-check_local_user(struct session *s, const char *addr)
+add_target(struct targets *t, const char *addr, const char *relay,
+    struct mp_status *st)
+{
+	if (t->n == sizeof(t->v) / sizeof(t->v[0])) {
+		set_status(st, 452, "4.5.3", "alias expands to too many recipients", addr);
+		return 0;
+	}
+	snprintf(t->v[t->n].addr, sizeof(t->v[0].addr), "%s", addr);
+	snprintf(t->v[t->n].relay, sizeof(t->v[0].relay), "%s", relay ? relay : "");
+	t->n++;
+	return 1;
+}
+
+static int
+check_local_user(const char *addr, struct mp_status *st)
 {
 	const char *err = NULL;
 	int found;
 
 	if (mp_core.auth.ops == NULL) {
-		reply(s, 451, "4.3.0", "<%s>: no user database configured", addr);
+		set_status(st, 451, "4.3.0", "no user database configured", addr);
 		return 0;
 	}
 	found = mp_core.auth.ops->user_exists(mp_core.auth.ctx, addr, &err);
 	if (found < 0) {
 		mp_log(MP_LOG_WARNING, "user lookup for <%s> failed: %s", addr,
 		    err ? err : "unknown error");
-		reply(s, 451, "4.3.0", "<%s>: temporary lookup failure", addr);
-		return 0;
-	}
-	if (found == 0) {
-		reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: "
-		    "User unknown", addr);
-		return 0;
-	}
-	return 1;
+		set_status(st, 451, "4.3.0", "temporary lookup failure", addr);
+	} else if (found == 0)
+		set_status(st, 550, "5.1.1", "Recipient address rejected: User unknown",
+		    addr);
+	return found == 1;
 }
 
-/* 1 accept, 0 refused (reply sent). */
 static int
-check_recipient(struct session *s, const char *addr)
+default_route(struct session *s, const char *addr, int routed,
+    struct targets *t, struct mp_status *st)
 {
-	char local[ADDR_MAX], domain[ADDR_MAX];
+	const char *at = strrchr(addr, '@');
 
-	if (smtp_split_address(addr, local, sizeof(local), domain,
-	    sizeof(domain)) < 0) {
-		reply(s, 501, "5.1.3", "Bad recipient address syntax");
-		return 0;
-	}
-	if (mp_core_is_local_domain(domain))
-		return check_local_user(s, addr);
-	if (s->auth_user[0] || mp_core_relay_allowed(s->client))
-		return 1;
-	reply(s, 554, "5.7.1", "<%s>: Relay access denied", addr);
+	if (at && mp_core_is_local_domain(at + 1))
+		return check_local_user(addr, st) && add_target(t, addr, NULL, st);
+	/* A routing rule that sent mail here was the admin's choice. */
+	if (routed || s->auth_user[0] || mp_core_relay_allowed(s->client))
+		return add_target(t, addr, NULL, st);
+	set_status(st, 554, "5.7.1", "Relay access denied", addr);
 	return 0;
 }
 
+static int route_to(struct session *s, const char *addr, int depth,
+    struct targets *t, struct mp_status *st);
+
+static int
+apply_decision(struct session *s, const char *addr, int depth,
+    const struct mp_route_decision *d, struct targets *t, struct mp_status *st)
+{
+	switch (d->action) {
+	case MP_ROUTE_REJECT:
+		*st = d->status;
+		if (st->reply < 400 || st->reply > 599)
+			set_status(st, 550, "5.7.1", "rejected by routing rule", addr);
+		return 0;
+	case MP_ROUTE_LOCAL:
+		return check_local_user(addr, st) && add_target(t, addr, NULL, st);
+	case MP_ROUTE_RELAY:
+		return add_target(t, addr, d->relay_host, st);
+	case MP_ROUTE_REWRITE:
+		for (size_t i = 0; i < d->naddresses; i++) {
+			char next[ADDR_MAX];
+			snprintf(next, sizeof(next), "%s", d->addresses[i]);
+			mp_lowercase(next);
+			if (!route_to(s, next, depth + 1, t, st))
+				return 0;
+		}
+		return 1;
+	default:
+		return default_route(s, addr, depth > 0, t, st);
+	}
+}
+
+/* Route addr (rewrites are routed once more, no deeper). */
+static int
+route_to(struct session *s, const char *addr, int depth, struct targets *t,
+    struct mp_status *st)
+{
+	struct mp_route_decision d = { .struct_size = sizeof(d) };
+	const char *err = NULL;
+	int rc, ok;
+
+	if (mp_core.route == NULL || depth > 1)
+		return default_route(s, addr, depth > 0, t, st);
+	mp_log_set_module(mp_core.route->name);
+	rc = mp_core.route->mod->route->route(mp_core.route->ctx, s->sender,
+	    addr, &d, &err);
+	mp_log_set_module(NULL);
+	if (rc != MP_OK) {
+		mp_log(MP_LOG_WARNING, "routing <%s> failed: %s", addr, err ? err : "?");
+		set_status(st, 451, "4.3.0", "temporary routing failure", addr);
+		ok = 0;
+	} else
+		ok = apply_decision(s, addr, depth, &d, t, st);
+	for (size_t i = 0; i < d.naddresses; i++)
+		mp_host_table.free(d.addresses[i]);
+	mp_host_table.free(d.addresses);
+	return ok;
+}
+
 static void
-add_recipient(struct session *s, const char *addr,
+add_recipient(struct session *s, const struct target *t,
     const struct smtp_rcpt_params *p)
 {
 	size_t n = s->nrcpt + 1;
@@ -229,11 +313,13 @@ add_recipient(struct session *s, const char *addr,
 	s->rcpts = realloc(s->rcpts, n * sizeof(char *));
 	s->notify = realloc(s->notify, n * sizeof(char *));
 	s->orcpt = realloc(s->orcpt, n * sizeof(char *));
-	if (!s->rcpts || !s->notify || !s->orcpt)
+	s->relay = realloc(s->relay, n * sizeof(char *));
+	if (!s->rcpts || !s->notify || !s->orcpt || !s->relay)
 		abort();
-	s->rcpts[s->nrcpt] = mp_xstrdup(addr);
+	s->rcpts[s->nrcpt] = mp_xstrdup(t->addr);
 	s->notify[s->nrcpt] = mp_xstrdup(p->notify);
 	s->orcpt[s->nrcpt] = mp_xstrdup(p->orcpt);
+	s->relay[s->nrcpt] = mp_xstrdup(t->relay);
 	s->nrcpt = n;
 }
 
@@ -242,11 +328,13 @@ do_rcpt(struct session *s, const char *arg)
 {
 	char addr[ADDR_MAX], bad[64];
 	struct smtp_rcpt_params p;
+	struct mp_status st;
+	struct targets *t;
 	const char *params;
 	enum smtp_path_result r;
 
 	if (!s->in_mail) {
-		reply(s, 503, "5.5.1", "Need MAIL before RCPT");
+		smtp_reply(s, 503, "5.5.1", "Need MAIL before RCPT");
 		return;
 	}
 	r = smtp_parse_path(arg, "TO", 0, addr, sizeof(addr), &params);
@@ -255,18 +343,25 @@ do_rcpt(struct session *s, const char *arg)
 		return;
 	}
 	if (smtp_parse_rcpt_params(params, &p, bad, sizeof(bad)) < 0) {
-		reply(s, 555, "5.5.4", "Unsupported or bad parameter %s", bad);
+		smtp_reply(s, 555, "5.5.4", "Unsupported or bad parameter %s", bad);
 		return;
 	}
 	if ((long long)s->nrcpt >= mp_core.limits.recipients) {
-		reply(s, 452, "4.5.3", "Too many recipients");
+		smtp_reply(s, 452, "4.5.3", "Too many recipients");
 		return;
 	}
 	mp_lowercase(strrchr(addr, '@'));
-	if (!check_recipient(s, addr))
-		return;
-	add_recipient(s, addr, &p);
-	reply(s, 250, "2.1.5", "Recipient <%s> ok", addr);
+	t = mp_xcalloc(1, sizeof(*t));
+	if (!route_to(s, addr, 0, t, &st))
+		smtp_reply(s, st.reply, st.enhanced, "%s", st.text);
+	else if ((long long)(s->nrcpt + t->n) > mp_core.limits.recipients)
+		smtp_reply(s, 452, "4.5.3", "Too many recipients");
+	else {
+		for (size_t i = 0; i < t->n; i++)
+			add_recipient(s, &t->v[i], &p);
+		smtp_reply(s, 250, "2.1.5", "Recipient <%s> ok", addr);
+	}
+	free(t);
 }
 
 /* "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" (RFC 3848). */
@@ -313,6 +408,7 @@ smtp_open_message(struct session *s, char id[MP_QID_SIZE])
 	env.rcpts = s->rcpts;
 	env.notify = s->notify;
 	env.orcpt = s->orcpt;
+	env.relay = s->relay;
 	env.nrcpt = s->nrcpt;
 	env.ret = s->params.ret;
 	env.envid = s->params.envid;
@@ -324,7 +420,7 @@ smtp_open_message(struct session *s, char id[MP_QID_SIZE])
 	if (w == NULL || write_received(s, w, id) < 0) {
 		mp_log_errno(MP_LOG_ERR, "cannot create queue file");
 		mp_queue_abort(w);
-		reply(s, 452, "4.3.1", "Insufficient system storage");
+		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
 		return NULL;
 	}
 	return w;
@@ -338,15 +434,15 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 
 	if (size > (unsigned long long)mp_core.limits.message_size) {
 		mp_queue_abort(w);
-		reply(s, 552, "5.3.4", "Message too big: limit is %lld bytes",
+		smtp_reply(s, 552, "5.3.4", "Message too big: limit is %lld bytes",
 		    mp_core.limits.message_size);
 	} else if (bare && !normalize) {
 		mp_queue_abort(w);
-		reply(s, 550, "5.6.0", "Message contains bare CR or LF "
+		smtp_reply(s, 550, "5.6.0", "Message contains bare CR or LF "
 		    "line endings; use CRLF");
 	} else if (long_line && mp_core.smtp.reject_long_lines) {
 		mp_queue_abort(w);
-		reply(s, 552, "5.6.0", "Message has a line longer than 1000 "
+		smtp_reply(s, 552, "5.6.0", "Message has a line longer than 1000 "
 		    "octets (RFC 5322 2.1.1)");
 	} else if (disk_errno || mp_queue_commit(w) < 0) {
 		int e = disk_errno ? disk_errno : errno;
@@ -354,12 +450,12 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 			mp_queue_abort(w);
 		mp_log(MP_LOG_ERR, "%s: cannot queue message: %s", id,
 		    strerror(e));
-		reply(s, 452, "4.3.1", "Insufficient system storage");
+		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
 	} else {
 		mp_log(MP_LOG_INFO, "%s: accepted from=<%s> nrcpt=%zu size=%llu client=[%s]%s%s",
 		    id, s->sender, s->nrcpt, size, s->client,
 		    s->auth_user[0] ? " user=" : "", s->auth_user);
-		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
 		mp_runner_notify(id);
 	}
 	reset_transaction(s);
@@ -403,21 +499,21 @@ do_data(struct session *s, const char *arg)
 	int io_error = 0, disk_errno = 0;
 
 	if (arg[0] != '\0') {
-		reply(s, 501, "5.5.4", "Syntax: DATA");
+		smtp_reply(s, 501, "5.5.4", "Syntax: DATA");
 		return;
 	}
 	if (s->bdat) {
-		reply(s, 503, "5.5.1", "DATA not allowed after BDAT");
+		smtp_reply(s, 503, "5.5.1", "DATA not allowed after BDAT");
 		return;
 	}
 	if (!s->in_mail || s->nrcpt == 0) {
-		reply(s, 503, "5.5.1", s->in_mail ? "No valid recipients" :
+		smtp_reply(s, 503, "5.5.1", s->in_mail ? "No valid recipients" :
 		    "Need MAIL and RCPT before DATA");
 		return;
 	}
 	if ((w = smtp_open_message(s, id)) == NULL)
 		return;
-	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	receive_data(s, w, &sm, &io_error, &disk_errno);
 	if (io_error) {
 		mp_queue_abort(w);
@@ -449,18 +545,18 @@ static void
 do_starttls(struct session *s, const char *arg)
 {
 	if (arg[0] != '\0') {
-		reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		smtp_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
 		return;
 	}
 	if (s->tls_info[0]) {
-		reply(s, 503, "5.5.1", "TLS already active");
+		smtp_reply(s, 503, "5.5.1", "TLS already active");
 		return;
 	}
 	if (!starttls_offered(s)) {
-		reply(s, 454, "4.7.0", "TLS not available");
+		smtp_reply(s, 454, "4.7.0", "TLS not available");
 		return;
 	}
-	reply(s, 220, "2.0.0", "Ready to start TLS");
+	smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
 	/* conn_start_tls drops anything pipelined after STARTTLS. */
 	if (start_tls(s) < 0) {
 		s->quit = 1;
@@ -480,15 +576,15 @@ do_vrfy(struct session *s, const char *arg)
 	const char *err = NULL;
 
 	if (!mp_core.smtp.vrfy || mp_core.auth.ops == NULL) {
-		reply(s, 252, "2.5.0", "Cannot VRFY user; send mail and see");
+		smtp_reply(s, 252, "2.5.0", "Cannot VRFY user; send mail and see");
 		return;
 	}
 	snprintf(addr, sizeof(addr), "%s", arg[0] == '<' ? arg + 1 : arg);
 	addr[strcspn(addr, ">")] = '\0';
 	if (mp_core.auth.ops->user_exists(mp_core.auth.ctx, addr, &err) == 1)
-		reply(s, 250, "2.1.5", "<%s>", addr);
+		smtp_reply(s, 250, "2.1.5", "<%s>", addr);
 	else
-		reply(s, 550, "5.1.1", "User unknown");
+		smtp_reply(s, 550, "5.1.1", "User unknown");
 }
 
 static void
@@ -505,22 +601,22 @@ dispatch(struct session *s, const struct smtp_cmd *cmd)
 	case SMTP_AUTH: smtp_do_auth(s, cmd->arg); break;
 	case SMTP_RSET:
 		reset_transaction(s);
-		reply(s, 250, "2.0.0", "Ok");
+		smtp_reply(s, 250, "2.0.0", "Ok");
 		break;
-	case SMTP_NOOP: reply(s, 250, "2.0.0", "Ok"); break;
+	case SMTP_NOOP: smtp_reply(s, 250, "2.0.0", "Ok"); break;
 	case SMTP_QUIT:
-		reply(s, 221, "2.0.0", "%s closing connection",
+		smtp_reply(s, 221, "2.0.0", "%s closing connection",
 		    mp_core.server.hostname);
 		s->quit = 1;
 		break;
 	case SMTP_VRFY: do_vrfy(s, cmd->arg); break;
-	case SMTP_EXPN: reply(s, 502, "5.5.1", "EXPN not available"); break;
+	case SMTP_EXPN: smtp_reply(s, 502, "5.5.1", "EXPN not available"); break;
 	case SMTP_HELP:
-		reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT "
+		smtp_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT "
 		    "RSET NOOP QUIT HELP VRFY STARTTLS AUTH; see RFC 5321");
 		break;
 	default:
-		reply(s, 500, "5.5.2", "Command not recognized");
+		smtp_reply(s, 500, "5.5.2", "Command not recognized");
 		break;
 	}
 }
@@ -556,23 +652,23 @@ one_command(struct session *s)
 	    (size_t)mp_core.limits.line_length + 1, &len);
 
 	if (r == CONN_TOO_LONG) {
-		reply(s, 500, "5.5.2", "Line too long (limit %lld octets)",
+		smtp_reply(s, 500, "5.5.2", "Line too long (limit %lld octets)",
 		    mp_core.limits.line_length);
 	} else if (r == CONN_EOF || r == CONN_ERROR) {
 		if (r == CONN_ERROR && errno == ETIMEDOUT) {
-			reply(s, 421, "4.4.2", "%s Timeout; closing connection",
+			smtp_reply(s, 421, "4.4.2", "%s Timeout; closing connection",
 			    mp_core.server.hostname);
 			mp_log(MP_LOG_INFO, "timeout from [%s]", s->client);
 		}
 		return -1;
 	} else if (memchr(line, '\0', len) != NULL) {
-		reply(s, 500, "5.5.2", "NUL character in command");
+		smtp_reply(s, 500, "5.5.2", "NUL character in command");
 	} else {
 		smtp_parse_command(line, &cmd);
 		dispatch(s, &cmd);
 	}
 	if (s->errors >= mp_core.limits.errors) {
-		reply(s, 421, "4.7.0", "%s Too many errors; closing connection",
+		smtp_reply(s, 421, "4.7.0", "%s Too many errors; closing connection",
 		    mp_core.server.hostname);
 		mp_log(MP_LOG_NOTICE, "too many errors from [%s]", s->client);
 		return -1;
@@ -592,7 +688,7 @@ smtp_session_run(int fd, const struct mp_listen *l)
 	if (l->tls == LISTEN_TLS_IMPLICIT &&
 	    (mp_core.tls_ctx == NULL || start_tls(s) < 0))
 		goto out;
-	reply(s, 220, NULL, "%s ESMTP merpati", mp_core.server.hostname);
+	smtp_reply(s, 220, NULL, "%s ESMTP merpati", mp_core.server.hostname);
 	while (one_command(s) == 0)
 		if (conn_pending(&s->c) == 0 && conn_flush(&s->c) < 0)
 			break;

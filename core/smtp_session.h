@@ -27,7 +27,7 @@ struct session {
 	int in_mail;
 	char sender[ADDR_MAX];
 	struct smtp_mail_params params;
-	char **rcpts, **notify, **orcpt;
+	char **rcpts, **notify, **orcpt, **relay;
 	size_t nrcpt;
 	/* BDAT in progress */
 	struct mp_qwriter *bdat;
