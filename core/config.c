@@ -266,21 +266,22 @@ out:
 
 /* ---- option tables --------------------------------------------------- */
 
+/* Lists have unnamed elements: they show as their index, "rules.[2]". */
 void
 mp_cfg_setting_path(const config_setting_t *s, char *out, size_t size)
 {
-	const char *names[32];
-	int n = 0;
+	char inner[512] = "";
 
-	for (; s && config_setting_parent(s) && n < 32;
-	    s = config_setting_parent(s))
-		names[n++] = config_setting_name(s) ? config_setting_name(s) : "?";
-	out[0] = '\0';
-	for (int i = n - 1; i >= 0; i--) {
-		size_t used = strlen(out);
-		snprintf(out + used, size - used, "%s%s", names[i],
-		    i ? "." : "");
+	if (s == NULL || config_setting_parent(s) == NULL) {
+		snprintf(out, size, "%s", "");
+		return;
 	}
+	mp_cfg_setting_path(config_setting_parent(s), inner, sizeof(inner));
+	if (config_setting_name(s))
+		snprintf(out, size, "%s%s%s", inner, inner[0] ? "." : "",
+		    config_setting_name(s));
+	else
+		snprintf(out, size, "%s.[%d]", inner, config_setting_index(s));
 }
 
 static struct mp_cfg *

@@ -2,6 +2,7 @@
  * core/host.c - the host table handed to modules (struct mp_host).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,50 @@ host_queue_inject(const char *sender, const char *const *rcpts, size_t nrcpt,
 	return MP_OK;
 }
 
+static const struct mp_conf *
+host_conf_member(const struct mp_conf *group, const char *name)
+{
+	const config_setting_t *g = (const config_setting_t *)group;
+
+	if (g == NULL || !config_setting_is_group(g))
+		return NULL;
+	return (const struct mp_conf *)config_setting_get_member(g, name);
+}
+
+static const struct mp_conf *
+host_conf_elem(const struct mp_conf *list, unsigned index)
+{
+	const config_setting_t *l = (const config_setting_t *)list;
+
+	if (l == NULL || !config_setting_is_aggregate(l))
+		return NULL;
+	return (const struct mp_conf *)config_setting_get_elem(l, index);
+}
+
+static unsigned
+host_conf_length(const struct mp_conf *c)
+{
+	const config_setting_t *s = (const config_setting_t *)c;
+
+	return s && config_setting_is_aggregate(s) ?
+	    (unsigned)config_setting_length(s) : 0;
+}
+
+static const char *
+host_conf_string(const struct mp_conf *c)
+{
+	const config_setting_t *s = (const config_setting_t *)c;
+
+	return s && config_setting_type(s) == CONFIG_TYPE_STRING ?
+	    config_setting_get_string(s) : NULL;
+}
+
+static void
+host_conf_where(const struct mp_conf *c, char *buf, size_t size)
+{
+	mp_cfg_setting_path((const config_setting_t *)c, buf, size);
+}
+
 const struct mp_host mp_host_table = {
 	.abi_version = MP_ABI_VERSION,
 	.struct_size = sizeof(struct mp_host),
@@ -86,4 +131,9 @@ const struct mp_host mp_host_table = {
 	.is_local_domain = mp_core_is_local_domain,
 	.queue_inject = host_queue_inject,
 	.auth = host_auth,
+	.conf_member = host_conf_member,
+	.conf_elem = host_conf_elem,
+	.conf_length = host_conf_length,
+	.conf_string = host_conf_string,
+	.conf_where = host_conf_where,
 };

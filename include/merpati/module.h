@@ -164,6 +164,22 @@ struct mp_host {
 
 	/* The active auth provider, NULL when none is loaded. */
 	const struct mp_auth *(*auth)(void);
+
+	/*
+	 * Config traversal, for settings an option table cannot express
+	 * (lists of rules). Each returns NULL when the member or element is
+	 * absent; a group found this way can be read with conf_options.
+	 */
+	const struct mp_conf *(*conf_member)(const struct mp_conf *group,
+	    const char *name);
+	const struct mp_conf *(*conf_elem)(const struct mp_conf *list,
+	    unsigned index);
+	/* Elements of a list, array or group; 0 for a scalar or NULL. */
+	unsigned (*conf_length)(const struct mp_conf *c);
+	/* The value if c is a string, else NULL. */
+	const char *(*conf_string)(const struct mp_conf *c);
+	/* "modules.route_regex.rules.[2]": for error messages. */
+	void (*conf_where)(const struct mp_conf *c, char *buf, size_t size);
 };
 
 /* ---- the descriptor ------------------------------------------------------ */
