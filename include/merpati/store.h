@@ -1,18 +1,149 @@
 /*
  * merpati/store.h - the store kind: the mailstore API through which the
- * POP3 and IMAP modules read and change mail, so that storage backends
- * can be swapped without touching the protocol modules.
+ * POP3 and IMAP modules (and local delivery) read and change mail, so
+ * that a storage backend can be swapped without touching them.
  *
- * ABI 1 reserves the kind; its operations are appended by the mailstore
- * work (see docs/modules.md), which is why the table starts with its size.
+ * Model: a user's mailbox holds folders ("INBOX", "Sent", "a/b" with '/'
+ * as the hierarchy separator). A folder has a UIDVALIDITY and UIDNEXT
+ * (RFC 3501 2.3.1.1) and messages with stable UIDs, sizes, an internal
+ * date, flags and keywords. Message content is always served as it goes
+ * on the wire: CRLF line ends, and size counts those octets.
+ *
+ * Threads: one mailbox handle (and the folders opened from it) is used
+ * by one session thread at a time; different handles, for the same user
+ * or not, may be used concurrently from different threads and processes,
+ * and deliveries may add mail at any moment: a backend must stay
+ * consistent under that (Maildir: rename is atomic, the UID list is
+ * rewritten under a lock).
+ *
+ * Every call returns MP_OK, or MP_TEMPFAIL / MP_ERROR with *error_r, or
+ * as stated. Strings in results stay valid until the next call on the
+ * same folder.
  */
 #ifndef MERPATI_STORE_H
 #define MERPATI_STORE_H
 
 #include <merpati/module.h>
 
+/* System flags (RFC 3501 2.3.2). */
+enum mp_msg_flag {
+	MP_FLAG_SEEN = 1u << 0,
+	MP_FLAG_ANSWERED = 1u << 1,
+	MP_FLAG_FLAGGED = 1u << 2,
+	MP_FLAG_DELETED = 1u << 3,
+	MP_FLAG_DRAFT = 1u << 4,
+	MP_FLAG_RECENT = 1u << 5	/* read-only: new since the last session */
+};
+
+/* Folder attributes for listing (RFC 3501 LIST, RFC 6154 SPECIAL-USE). */
+enum mp_folder_attr {
+	MP_FOLDER_NOSELECT = 1u << 0,
+	MP_FOLDER_HAS_CHILDREN = 1u << 1,
+	MP_FOLDER_SENT = 1u << 2,
+	MP_FOLDER_DRAFTS = 1u << 3,
+	MP_FOLDER_TRASH = 1u << 4,
+	MP_FOLDER_JUNK = 1u << 5,
+	MP_FOLDER_SUBSCRIBED = 1u << 6
+};
+
+struct mp_mailbox;	/* one user's mailbox, opened by a session */
+struct mp_folder;	/* one open folder of it */
+
+struct mp_folder_info {
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint32_t messages;
+	uint32_t unseen;
+	uint32_t recent;
+};
+
+struct mp_msg_info {
+	uint32_t uid;
+	uint32_t flags;		/* enum mp_msg_flag */
+	uint64_t size;		/* octets with CRLF line ends */
+	time_t internal_date;
+	const char *keywords;	/* space-separated, "" when none */
+};
+
+enum mp_msg_part {
+	MP_PART_ALL = 0,	/* the whole message */
+	MP_PART_HEADER = 1	/* the header section and its blank line */
+};
+
 struct mp_store_ops {
 	uint32_t struct_size;
+
+	/* Open user's mailbox ("local@domain"), creating it if needed. */
+	int (*open)(void *ctx, const char *user, struct mp_mailbox **mb_r,
+	    const char **error_r);
+	void (*close)(struct mp_mailbox *mb);
+
+	/* Folders: each(arg, name, attrs) for every folder, INBOX first. */
+	int (*folders)(struct mp_mailbox *mb,
+	    void (*each)(void *arg, const char *name, unsigned attrs),
+	    void *arg, const char **error_r);
+	/* MP_DECLINED: exists (create) / does not exist (delete, rename). */
+	int (*folder_create)(struct mp_mailbox *mb, const char *name,
+	    const char **error_r);
+	int (*folder_delete)(struct mp_mailbox *mb, const char *name,
+	    const char **error_r);
+	int (*folder_rename)(struct mp_mailbox *mb, const char *from,
+	    const char *to, const char **error_r);
+	int (*folder_subscribe)(struct mp_mailbox *mb, const char *name,
+	    int subscribed, const char **error_r);
+
+	/* Open a folder; MP_DECLINED when it does not exist. */
+	int (*folder_open)(struct mp_mailbox *mb, const char *name,
+	    int read_only, struct mp_folder **f_r, const char **error_r);
+	void (*folder_close)(struct mp_folder *f);
+	int (*folder_info)(struct mp_folder *f, struct mp_folder_info *info_r,
+	    const char **error_r);
+
+	/*
+	 * The folder's messages in UID order, synchronised with the disk
+	 * at this call (new deliveries appear, expunges by others vanish).
+	 * The array belongs to f and stays valid until the next call.
+	 */
+	int (*messages)(struct mp_folder *f, const struct mp_msg_info **v_r,
+	    size_t *n_r, const char **error_r);
+
+	/* A stream over one message (CRLF form); MP_DECLINED: no such UID.
+	 * Close it with message_close. */
+	int (*message_open)(struct mp_folder *f, uint32_t uid,
+	    enum mp_msg_part part, struct mp_reader *r, const char **error_r);
+	void (*message_close)(struct mp_reader *r);
+
+	/* Replace the flags (RECENT ignored) and keywords of one message. */
+	int (*flags_set)(struct mp_folder *f, uint32_t uid, uint32_t flags,
+	    const char *keywords, const char **error_r);
+
+	/* Add a message (CRLF or LF input) to a folder; its new UID and
+	 * the folder's UIDVALIDITY are returned (for APPENDUID). */
+	int (*append)(struct mp_mailbox *mb, const char *folder,
+	    struct mp_reader *msg, uint32_t flags, time_t internal_date,
+	    uint32_t *uid_r, uint32_t *uidvalidity_r, const char **error_r);
+
+	/* Copy (or move) one message to another folder (for COPYUID). */
+	int (*copy)(struct mp_folder *f, uint32_t uid, const char *dest,
+	    int move, uint32_t *uid_r, uint32_t *uidvalidity_r,
+	    const char **error_r);
+
+	/* Remove one message for good. */
+	int (*expunge)(struct mp_folder *f, uint32_t uid, const char **error_r);
+
+	/*
+	 * Exclusive session lock (POP3's maildrop lock, RFC 1939 8):
+	 * MP_OK, or MP_DECLINED when another session holds it. Released by
+	 * folder_close.
+	 */
+	int (*lock)(struct mp_folder *f, const char **error_r);
+
+	/*
+	 * A file descriptor that becomes readable when the folder may have
+	 * changed (for IMAP IDLE), or -1 when the backend cannot tell (the
+	 * caller then polls messages()). Owned by f.
+	 */
+	int (*change_fd)(struct mp_folder *f);
 };
 
 #endif
