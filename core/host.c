@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "protocol.h"
 #include "queue.h"
 #include "runner.h"
 #include "settings.h"
@@ -118,6 +119,12 @@ host_conf_where(const struct mp_conf *c, char *buf, size_t size)
 	mp_cfg_setting_path((const config_setting_t *)c, buf, size);
 }
 
+static const struct mp_store *
+host_store(void)
+{
+	return mp_core.store.ops ? &mp_core.store : NULL;
+}
+
 const struct mp_host mp_host_table = {
 	.abi_version = MP_ABI_VERSION,
 	.struct_size = sizeof(struct mp_host),
@@ -136,4 +143,14 @@ const struct mp_host mp_host_table = {
 	.conf_length = host_conf_length,
 	.conf_string = host_conf_string,
 	.conf_where = host_conf_where,
+	.store = host_store,
+	.conn_read_line = mp_host_conn_read_line,
+	.conn_read = mp_host_conn_read,
+	.conn_write = mp_host_conn_write,
+	.conn_printf = mp_host_conn_printf,
+	.conn_flush = mp_host_conn_flush,
+	.conn_pending = mp_host_conn_pending,
+	.conn_start_tls = mp_host_conn_start_tls,
+	.conn_info = mp_host_conn_info,
+	.conn_set_timeout = mp_host_conn_set_timeout,
 };

@@ -287,10 +287,11 @@ parse_listen_modes(struct mp_listen *l, struct mp_problems *problems)
 	return 0;
 }
 
+/* Listeners of group g (the SMTP `listen`, or a protocol module's). */
 static void
-read_listeners(struct mp_problems *problems)
+read_listen_group(const config_setting_t *g, struct mp_loaded *proto,
+    struct mp_problems *problems)
 {
-	config_setting_t *g = group_of("listen", problems);
 	const char *err;
 
 	for (int i = 0; g && i < config_setting_length(g); i++) {
@@ -303,13 +304,46 @@ read_listeners(struct mp_problems *problems)
 		memset(l, 0, sizeof(*l));
 		l->name = config_setting_name(c);
 		l->fd = -1;
+		l->proto = proto;
+		snprintf(l->label, sizeof(l->label), "%s%s%s", proto ? proto->name : "",
+		    proto ? "." : "", l->name);
 		if (mp_cfg_options((const struct mp_conf *)c, listen_options,
 		    l, &err) != MP_OK) {
 			mp_problem(problems, "%s", err);
 			continue;
 		}
+		/* A protocol listener named "tls" is implicit TLS (995, 993). */
+		if (proto && strcmp(l->name, "tls") == 0 &&
+		    config_setting_get_member(c, "tls") == NULL)
+			l->tls_text = "implicit";
 		if (parse_listen_modes(l, problems) == 0)
 			mp_core.nlisten++;
+	}
+}
+
+static void
+read_listeners(struct mp_problems *problems)
+{
+	read_listen_group(group_of("listen", problems), NULL, problems);
+}
+
+static void
+read_protocol_listeners(struct mp_problems *problems)
+{
+	char path[256];
+
+	for (size_t i = 0; i < mp_core.modules.n; i++) {
+		struct mp_loaded *m = &mp_core.modules.v[i];
+		if (!(m->mod->kinds & MP_KIND_PROTOCOL))
+			continue;
+		snprintf(path, sizeof(path), "modules.%s.listen", m->name);
+		const config_setting_t *g = config_lookup(&mp_core.cfg->lc, path);
+		if (g == NULL || !config_setting_is_group(g)) {
+			mp_problem(problems, "%s: a protocol module needs a listen group "
+			    "{ plain = { address = ...; port = ...; }; }", path);
+			continue;
+		}
+		read_listen_group(g, m, problems);
 	}
 }
 
@@ -350,6 +384,24 @@ mp_core_configure(const char *file, char *const *overrides,
 }
 
 static void
+pick_store(struct mp_problems *problems)
+{
+	const char *want = mp_core.server.mailstore;
+	struct mp_loaded *s = want[0] ? mp_modules_named(&mp_core.modules, want) :
+	    mp_modules_kind(&mp_core.modules, MP_KIND_STORE);
+
+	if (want[0] && (s == NULL || !(s->mod->kinds & MP_KIND_STORE))) {
+		mp_problem(problems, "server.mailstore: \"%s\" is not a loaded store module",
+		    want);
+		return;
+	}
+	if (s && s->mod->kinds & MP_KIND_STORE) {
+		mp_core.store.ops = s->mod->store;
+		mp_core.store.ctx = s->ctx;
+	}
+}
+
+static void
 pick_providers(struct mp_problems *problems)
 {
 	struct mp_loaded *a = mp_modules_kind(&mp_core.modules, MP_KIND_AUTH);
@@ -365,6 +417,7 @@ pick_providers(struct mp_problems *problems)
 	if (mp_core.deliver == NULL)
 		mp_problem(problems,
 		    "modules: no deliver module loaded (e.g. deliver_maildir = { ... })");
+	pick_store(problems);
 	if (a == NULL && mp_core.ndomains > 0)
 		mp_problem(problems,
 		    "modules: no auth module loaded; local users cannot be checked (e.g. auth_sqlite = { ... })");
@@ -377,8 +430,10 @@ mp_core_load_modules(struct mp_problems *problems)
 
 	mp_modules_load(mp_core.cfg, mp_core.server.module_dir,
 	    &mp_host_table, &mp_core.modules, problems);
-	if (problems->n == before)
+	if (problems->n == before) {
 		pick_providers(problems);
+		read_protocol_listeners(problems);
+	}
 	return problems->n == before ? 0 : -1;
 }
 

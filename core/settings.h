@@ -25,6 +25,8 @@ struct mp_listen {
 	enum mp_listen_auth auth;
 	enum mp_listen_tls tls;
 	int fd;
+	struct mp_loaded *proto;	/* protocol module; NULL for SMTP */
+	char label[96];			/* "smtp", "pop3.plain" */
 };
 
 struct mp_outbound_settings {
@@ -96,7 +98,7 @@ struct mp_core {
 	struct mp_queue_settings queue;
 	const char **domains;
 	size_t ndomains;
-	struct mp_listen listen[8];
+	struct mp_listen listen[32];
 	size_t nlisten;
 	char queue_dir[4096];
 	struct mp_modules modules;
@@ -105,6 +107,7 @@ struct mp_core {
 	struct mp_auth auth;		/* ops NULL when no auth module */
 	struct mp_loaded *deliver;
 	struct mp_loaded *route, *resolve, *retry;	/* NULL when absent */
+	struct mp_store store;		/* ops NULL when no store module */
 };
 
 extern struct mp_core mp_core;

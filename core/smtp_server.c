@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "protocol.h"
 #include "smtp_server.h"
 #include "util.h"
 
@@ -48,8 +49,8 @@ bind_one(struct mp_listen *l, char *err, size_t errsize)
 	/* Numeric only: a listener never resolves a name. */
 	rc = getaddrinfo(l->address, port, &hints, &ai);
 	if (rc != 0) {
-		snprintf(err, errsize, "listen.%s.address: \"%s\" is not an IP address",
-		    l->name, l->address);
+		snprintf(err, errsize, "listen %s: address \"%s\" is not an IP address",
+		    l->label, l->address);
 		return -1;
 	}
 	l->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -57,8 +58,8 @@ bind_one(struct mp_listen *l, char *err, size_t errsize)
 	    setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(l->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
 	    listen(l->fd, 1024) < 0) {
-		snprintf(err, errsize, "listen.%s: cannot listen on %s port %s: %s",
-		    l->name, l->address, port, strerror(errno));
+		snprintf(err, errsize, "listen %s: cannot listen on %s port %s: %s",
+		    l->label, l->address, port, strerror(errno));
 		freeaddrinfo(ai);
 		return -1;
 	}
@@ -121,7 +122,10 @@ session_thread(void *arg)
 {
 	struct accepted *a = arg;
 
-	smtp_session_run(a->fd, a->l);
+	if (a->l->proto)
+		mp_protocol_session_run(a->fd, a->l);
+	else
+		smtp_session_run(a->fd, a->l);
 	close(a->fd);
 	per_ip_leave(a->addr);
 	atomic_fetch_sub(&active_sessions, 1);
@@ -209,7 +213,7 @@ accept_thread(void *arg)
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
-				mp_log_errno(MP_LOG_WARNING, "accept on %s", l->name);
+				mp_log_errno(MP_LOG_WARNING, "accept on %s", l->label);
 				usleep(100000);
 			}
 			continue;
@@ -229,7 +233,7 @@ smtp_server_start(void)
 			return -1;
 		pthread_detach(t);
 		mp_log(MP_LOG_INFO, "listening for %s on %s port %lld",
-		    mp_core.listen[i].name, mp_core.listen[i].address,
+		    mp_core.listen[i].label, mp_core.listen[i].address,
 		    mp_core.listen[i].port);
 	}
 	return 0;

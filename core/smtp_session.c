@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "protocol.h"
 #include "runner.h"
 #include "smtp_data.h"
 #include "smtp_server.h"
@@ -621,26 +622,6 @@ dispatch(struct session *s, const struct smtp_cmd *cmd)
 	}
 }
 
-static void
-peer_address(struct session *s, int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	mp_strlcpy(s->client, "unknown", sizeof(s->client));
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		struct in_addr *a = &((struct sockaddr_in *)&ss)->sin_addr;
-		inet_ntop(AF_INET, a, s->client, sizeof(s->client));
-		s->loopback = (ntohl(a->s_addr) >> 24) == 127;
-	} else if (ss.ss_family == AF_INET6) {
-		struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-		inet_ntop(AF_INET6, a, s->client, sizeof(s->client));
-		s->loopback = IN6_IS_ADDR_LOOPBACK(a);
-	}
-}
-
 /* Read and act on one command; 0 to go on, -1 to end the session. */
 static int
 one_command(struct session *s)
@@ -683,8 +664,8 @@ smtp_session_run(int fd, const struct mp_listen *l)
 
 	conn_init(&s->c, fd, (int)mp_core.limits.command_timeout * 1000);
 	s->l = l;
-	peer_address(s, fd);
-	mp_log(MP_LOG_INFO, "connect from [%s] to %s", s->client, l->name);
+	mp_peer_address(fd, s->client, sizeof(s->client), &s->loopback);
+	mp_log(MP_LOG_INFO, "connect from [%s] to %s", s->client, l->label);
 	if (l->tls == LISTEN_TLS_IMPLICIT &&
 	    (mp_core.tls_ctx == NULL || start_tls(s) < 0))
 		goto out;

@@ -107,7 +107,8 @@ enum mp_opt_type {
  * One row of a module's declarative option table, ended by a row with
  * name == NULL. def is the default written as it would be in the config
  * (NULL: the option is required). min/max bound INT and DURATION when
- * max > min. The host rejects unknown keys, except `path`.
+ * max > min. The host rejects unknown keys, except `path` and
+ * `listen`, which are its own (module file, protocol sockets).
  */
 struct mp_option {
 	const char *name;
@@ -120,6 +121,9 @@ struct mp_option {
 /* ---- the host table ---------------------------------------------------- */
 
 struct mp_auth;		/* an active auth provider: ops + ctx (auth.h) */
+struct mp_store;	/* the active mailstore: ops + ctx (store.h) */
+struct mp_conn;		/* a protocol session's connection (protocol.h) */
+struct mp_conn_info;
 struct mp_txn;		/* an SMTP transaction being filtered (filter.h) */
 
 /*
@@ -180,6 +184,30 @@ struct mp_host {
 	const char *(*conf_string)(const struct mp_conf *c);
 	/* "modules.route_regex.rules.[2]": for error messages. */
 	void (*conf_where)(const struct mp_conf *c, char *buf, size_t size);
+
+	/* The active mailstore (server.mailstore), NULL when none. */
+	const struct mp_store *(*store)(void);
+
+	/*
+	 * Connection calls for protocol sessions (protocol.h). Reads wait
+	 * at most the session timeout. conn_read_line strips CRLF or LF
+	 * and returns an enum mp_conn_result; conn_read returns bytes read,
+	 * 0 at EOF, -1 on error or timeout. Output is buffered and flushed
+	 * by conn_flush or before any read that has to wait.
+	 */
+	int (*conn_read_line)(struct mp_conn *c, char *buf, size_t size,
+	    size_t *len_r);
+	ssize_t (*conn_read)(struct mp_conn *c, void *buf, size_t size);
+	int (*conn_write)(struct mp_conn *c, const void *buf, size_t len);
+	int (*conn_printf)(struct mp_conn *c, const char *fmt, ...)
+	    MP_PRINTF(2, 3);
+	int (*conn_flush)(struct mp_conn *c);
+	/* Bytes received and not read yet (pipelined input). */
+	size_t (*conn_pending)(struct mp_conn *c);
+	/* STARTTLS: flush, discard buffered input, handshake. 0 or -1. */
+	int (*conn_start_tls)(struct mp_conn *c);
+	const struct mp_conn_info *(*conn_info)(struct mp_conn *c);
+	void (*conn_set_timeout)(struct mp_conn *c, long long seconds);
 };
 
 /* ---- the descriptor ------------------------------------------------------ */

@@ -146,4 +146,10 @@ struct mp_store_ops {
 	int (*change_fd)(struct mp_folder *f);
 };
 
+/* What host->store() returns: the store in use (server.mailstore). */
+struct mp_store {
+	const struct mp_store_ops *ops;
+	void *ctx;
+};
+
 #endif
