@@ -153,4 +153,6 @@ const struct mp_host mp_host_table = {
 	.conn_start_tls = mp_host_conn_start_tls,
 	.conn_info = mp_host_conn_info,
 	.conn_set_timeout = mp_host_conn_set_timeout,
+	.base64_decode = mp_base64_decode,
+	.base64_encode = mp_base64_encode,
 };

@@ -208,6 +208,12 @@ struct mp_host {
 	int (*conn_start_tls)(struct mp_conn *c);
 	const struct mp_conn_info *(*conn_info)(struct mp_conn *c);
 	void (*conn_set_timeout)(struct mp_conn *c, long long seconds);
+
+	/* Base64 (RFC 4648) for SASL: the decoded length (the result may
+	 * hold NULs; it is NUL-terminated), or -1 when bad or too big. */
+	int (*base64_decode)(const char *in, char *out, size_t size);
+	void (*base64_encode)(const void *in, size_t len, char *out,
+	    size_t size);
 };
 
 /* ---- the descriptor ------------------------------------------------------ */
