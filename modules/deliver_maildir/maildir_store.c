@@ -139,8 +139,8 @@ folder_dir(const struct mp_mailbox *mb, const char *name, char *out,
 	return 0;
 }
 
-static int
-make_maildir(const char *dir)
+int
+maildir_make(const char *dir)
 {
 	static const char *const sub[] = { "cur", "new", "tmp" };
 	char path[PATH_MAX];
@@ -153,6 +153,14 @@ make_maildir(const char *dir)
 			return -1;
 	}
 	return 0;
+}
+
+static int mkdir_parents(const char *path);
+
+int
+maildir_make_path(const char *dir)
+{
+	return mkdir_parents(dir) < 0 ? -1 : maildir_make(dir);
 }
 
 static int
@@ -172,9 +180,8 @@ mkdir_parents(const char *path)
 	return 0;
 }
 
-/* "<secs>.M<usecs>P<pid>Q<n>.<host>" (the Maildir spec's unique name). */
-static void
-unique_name(const struct mp_host *host, char *out, size_t size)
+void
+maildir_unique_name(const struct mp_host *host, char *out, size_t size)
 {
 	static _Atomic unsigned counter;
 	struct timeval tv;
@@ -190,7 +197,7 @@ unique_name(const struct mp_host *host, char *out, size_t size)
 	}
 	hostpart[o] = '\0';
 	gettimeofday(&tv, NULL);
-	snprintf(out, size, "%lld.M%ldP%dQ%u.%s", (long long)tv.tv_sec,
+	snprintf(out, size, "%lld.M%06ldP%dQ%u.%s", (long long)tv.tv_sec,
 	    (long)tv.tv_usec, (int)getpid(), atomic_fetch_add(&counter, 1),
 	    hostpart);
 }
@@ -365,6 +372,12 @@ wire_size(const char *path, off_t disk)
 }
 
 static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
 cmp_base(const void *a, const void *b)
 {
 	return strcmp(((const struct entry *)a)->base, ((const struct entry *)b)->base);
@@ -449,7 +462,7 @@ scan(struct mp_folder *f, const char *dir, size_t known, int *added)
 	}
 	closedir(dp);
 	/* Sorted, so new UIDs follow delivery order (names start with time). */
-	qsort(names, n, sizeof(char *), (int (*)(const void *, const void *))strcmp);
+	qsort(names, n, sizeof(char *), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		size_t before = f->n;
 		if (adopt(f, dir, names[i], known) > 0 && f->n > before)
@@ -539,7 +552,7 @@ store_open(void *ctx, const char *user, struct mp_mailbox **mb_r,
 		free(mb);
 		return MP_ERROR;
 	}
-	if (mkdir_parents(mb->path) < 0 || make_maildir(mb->path) < 0) {
+	if (maildir_make_path(mb->path) < 0) {
 		free(mb);
 		return fail(error_r, "cannot create Maildir", MP_TEMPFAIL);
 	}
@@ -583,12 +596,6 @@ special_use(const char *name)
 		if (strcasecmp(name, uses[i].name) == 0)
 			return uses[i].attr;
 	return 0;
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static int
@@ -647,7 +654,7 @@ store_folder_create(struct mp_mailbox *mb, const char *name,
 		*error_r = "folder exists";
 		return MP_DECLINED;
 	}
-	return make_maildir(dir) < 0 ? fail(error_r, "cannot create folder",
+	return maildir_make(dir) < 0 ? fail(error_r, "cannot create folder",
 	    MP_TEMPFAIL) : MP_OK;
 }
 
@@ -784,7 +791,7 @@ store_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 		*error_r = "folder path too long";
 		return MP_ERROR;
 	}
-	make_maildir(dir);
+	maildir_make(dir);
 	if ((rc = sync_folder(f, error_r)) != MP_OK) {
 		free(f);
 		return rc;
@@ -871,7 +878,7 @@ static ssize_t
 mreader_read(struct mp_reader *r, void *buf, size_t len)
 {
 	struct mreader *m = r->priv;
-	char *out = buf, c;
+	char *out = buf, c = 0;
 	size_t o = 0;
 	int got;
 
@@ -1003,7 +1010,7 @@ write_message(const struct mp_host *host, const char *dir,
 	int fd, pending_cr = 0;
 	ssize_t n;
 
-	unique_name(host, base, basesize);
+	maildir_unique_name(host, base, basesize);
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, base);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -1119,7 +1126,7 @@ store_copy(struct mp_folder *f, uint32_t uid, const char *dest, int move,
 		*error_r = "no such folder";
 		return MP_ERROR;
 	}
-	unique_name(f->mb->env->host, base, sizeof(base));
+	maildir_unique_name(f->mb->env->host, base, sizeof(base));
 	file_name(base, e->flags & ~MP_FLAG_RECENT, name, sizeof(name));
 	snprintf(src, sizeof(src), "%s/cur/%s", f->path, e->file);
 	snprintf(dst, sizeof(dst), "%s/cur/%s", dir, name);

@@ -24,6 +24,15 @@ const struct maildir_store_env *maildir_store_env(void *ctx);
 int maildir_user_path(const char *root, const char *address, char *out,
     size_t size, const char **why);
 
+/* "<secs>.M<usecs>P<pid>Q<n>.<host>": the Maildir spec's unique name,
+ * with '/' and ':' in the host name written as \057 and \072. */
+void maildir_unique_name(const struct mp_host *host, char *out, size_t size);
+
+/* Create dir and its cur/ new/ tmp/ (mode 0700); maildir_make_path
+ * creates missing parents too. 0 or -1 with errno. */
+int maildir_make(const char *dir);
+int maildir_make_path(const char *dir);
+
 extern const struct mp_store_ops maildir_store_ops;
 
 #endif

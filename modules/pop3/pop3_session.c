@@ -386,30 +386,35 @@ static int
 send_message(struct pop3 *p, struct mp_reader *r, long body_lines)
 {
 	char buf[8192];
-	int bol = 1, in_body = 0, last_nl = 0;
+	int bol = 1, blank = 1, in_body = 0;
 	long lines = 0;
 	ssize_t n;
 
 	while ((n = r->read(r, buf, sizeof(buf))) > 0) {
+		ssize_t start = 0;
 		for (ssize_t i = 0; i < n; i++) {
-			if (in_body && body_lines >= 0 && lines >= body_lines)
+			char c = buf[i];
+			if (bol && in_body && body_lines >= 0 && lines >= body_lines) {
+				p->h->conn_write(p->c, buf + start, (size_t)(i - start));
 				goto done;
-			if (bol && buf[i] == '.')
+			}
+			if (bol && c == '.') {	/* RFC 1939 3: byte-stuffing */
+				p->h->conn_write(p->c, buf + start, (size_t)(i - start));
 				p->h->conn_write(p->c, ".", 1);
-			if (bol && !in_body && (buf[i] == '\r' || buf[i] == '\n') &&
-			    last_nl)
-				in_body = -1;	/* the blank line: body next */
-			p->h->conn_write(p->c, buf + i, 1);
-			bol = buf[i] == '\n';
-			if (bol) {
-				if (in_body == -1)
-					in_body = 1;
+				start = i;
+			}
+			if (c == '\n') {
+				if (!in_body && blank)
+					in_body = 1;	/* the empty line ends the header */
 				else if (in_body)
 					lines++;
-				last_nl = 1;
-			} else if (buf[i] != '\r')
-				last_nl = 0;
+				bol = blank = 1;
+			} else {
+				bol = 0;
+				blank &= c == '\r';
+			}
 		}
+		p->h->conn_write(p->c, buf + start, (size_t)(n - start));
 	}
 done:
 	if (n < 0)

@@ -1,0 +1,348 @@
+/*
+ * modules/auth_sqlite/auth_sqlite.c - the auth kind on SQLite: local
+ * users and their passwords, hashed with crypt_r (yescrypt when libcrypt
+ * has it, sha512-crypt otherwise; never clear text).
+ *
+ * One connection, opened at init (before the daemon drops privileges,
+ * so a root-owned 0600 database stays readable), guarded by a mutex;
+ * the slow hashing runs outside the lock. Unknown users cost the same
+ * hashing time as known ones, so timing does not reveal who exists.
+ */
+#include <crypt.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+#include <merpati/merpati.h>
+
+struct auth_settings {
+	const char *database;
+};
+
+struct auth {
+	const struct mp_host *host;
+	struct auth_settings set;
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	char *dummy_hash;
+};
+
+static _Thread_local char err_buf[512];
+
+static int
+error(const char **error_r, int rc, const char *fmt, const char *arg)
+{
+	snprintf(err_buf, sizeof(err_buf), fmt, arg);
+	*error_r = err_buf;
+	return rc;
+}
+
+/* local@domain, no spaces or control characters, lower-cased into out. */
+static int
+normalise(const char *address, char *out, size_t size)
+{
+	const char *at = strchr(address, '@');
+	size_t len = strlen(address);
+
+	if (at == NULL || at == address || at[1] == '\0' || strchr(at + 1, '@') ||
+	    len >= size || len > 320)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)address[i];
+		if (c <= 0x20 || c == 0x7f)
+			return -1;
+		out[i] = (char)tolower(c);
+	}
+	out[len] = '\0';
+	return 0;
+}
+
+/* A new hash of password; NULL on failure. Caller frees. */
+static char *
+hash_password(const char *password)
+{
+	static const char *const methods[] = { "$y$", "$6$" };
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	char *out = NULL;
+
+	for (size_t i = 0; cd && out == NULL && i < 2; i++) {
+		if (crypt_gensalt_rn(methods[i], 0, NULL, 0, salt, sizeof(salt)) == NULL)
+			continue;
+		const char *h = crypt_r(password, salt, cd);
+		if (h && h[0] == '$')
+			out = strdup(h);
+	}
+	free(cd);
+	return out;
+}
+
+/* 1 when password matches hash; compared in constant time. */
+static int
+check_hash(const char *password, const char *hash)
+{
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	const char *h = cd ? crypt_r(password, hash, cd) : NULL;
+	size_t len = strlen(hash);
+	unsigned char diff = 0;
+
+	if (h == NULL || h[0] != '$' || strlen(h) != len) {
+		free(cd);
+		return 0;
+	}
+	for (size_t i = 0; i < len; i++)
+		diff |= (unsigned char)(h[i] ^ hash[i]);
+	free(cd);
+	return diff == 0;
+}
+
+/* Run one statement with up to two text parameters. Returns the sqlite
+ * result; with a row, copies column 0 into out. Caller holds the lock. */
+static int
+run(struct auth *a, const char *sql, const char *p1, const char *p2,
+    char *out, size_t outsize)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(a->db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	if (p1)
+		sqlite3_bind_text(st, 1, p1, -1, SQLITE_TRANSIENT);
+	if (p2)
+		sqlite3_bind_text(st, 2, p2, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && out) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+		snprintf(out, outsize, "%s", t ? (const char *)t : "");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+db_failed(struct auth *a, const char **error_r)
+{
+	a->host->log(MP_LOG_ERR, "users database: %s", sqlite3_errmsg(a->db));
+	return error(error_r, -1, "users database error: %s", sqlite3_errmsg(a->db));
+}
+
+/* The stored hash of address: 1 found, 0 not, -1 error. */
+static int
+lookup(struct auth *a, const char *address, char *hash, size_t size,
+    const char **error_r)
+{
+	int rc;
+
+	pthread_mutex_lock(&a->lock);
+	rc = run(a, "SELECT password FROM users WHERE address = ?1", address,
+	    NULL, hash, size);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		rc = db_failed(a, error_r);
+	pthread_mutex_unlock(&a->lock);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+auth_user_exists(void *ctx, const char *address, const char **error_r)
+{
+	char addr[330], hash[256];
+
+	if (normalise(address, addr, sizeof(addr)) < 0)
+		return 0;
+	return lookup(ctx, addr, hash, sizeof(hash), error_r);
+}
+
+static int
+auth_verify(void *ctx, const char *address, const char *password,
+    const char **error_r)
+{
+	struct auth *a = ctx;
+	char addr[330], hash[256];
+	int found = normalise(address, addr, sizeof(addr)) < 0 ? 0 :
+	    lookup(a, addr, hash, sizeof(hash), error_r);
+
+	if (found < 0)
+		return -1;
+	/* Hash even for unknown users: same time either way. */
+	int match = check_hash(password, found ? hash : a->dummy_hash);
+	return found && match ? 1 : 0;
+}
+
+static int
+change(void *ctx, const char *sql, const char *address, const char *password,
+    const char **error_r)
+{
+	struct auth *a = ctx;
+	char addr[330];
+	char *hash = NULL;
+	int rc;
+
+	if (normalise(address, addr, sizeof(addr)) < 0)
+		return error(error_r, MP_ERROR, "malformed address \"%s\" (want local@domain)",
+		    address);
+	if (password && password[0] == '\0')
+		return error(error_r, MP_ERROR, "%s", "empty password");
+	if (password && (hash = hash_password(password)) == NULL)
+		return error(error_r, MP_ERROR, "%s", "cannot hash password (libcrypt)");
+	pthread_mutex_lock(&a->lock);
+	rc = run(a, sql, addr, hash, NULL, 0);
+	int changed = sqlite3_changes(a->db);
+	if (rc == SQLITE_CONSTRAINT)
+		rc = error(error_r, MP_DECLINED, "%s", "user exists");
+	else if (rc != SQLITE_DONE) {
+		db_failed(a, error_r);
+		rc = MP_ERROR;
+	}
+	else if (changed == 0)
+		rc = error(error_r, MP_DECLINED, "%s", "no such user");
+	else
+		rc = MP_OK;
+	pthread_mutex_unlock(&a->lock);
+	free(hash);
+	return rc;
+}
+
+static int
+auth_user_add(void *ctx, const char *address, const char *password,
+    const char **error_r)
+{
+	return change(ctx, "INSERT INTO users (address, password, created) "
+	    "VALUES (?1, ?2, strftime('%s','now'))", address, password, error_r);
+}
+
+static int
+auth_user_passwd(void *ctx, const char *address, const char *password,
+    const char **error_r)
+{
+	return change(ctx, "UPDATE users SET password = ?2 WHERE address = ?1",
+	    address, password, error_r);
+}
+
+static int
+auth_user_del(void *ctx, const char *address, const char **error_r)
+{
+	return change(ctx, "DELETE FROM users WHERE address = ?1", address, NULL,
+	    error_r);
+}
+
+static int
+auth_user_list(void *ctx, void (*each)(void *arg, const char *address),
+    void *arg, const char **error_r)
+{
+	struct auth *a = ctx;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	pthread_mutex_lock(&a->lock);
+	rc = sqlite3_prepare_v2(a->db, "SELECT address FROM users ORDER BY address",
+	    -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			each(arg, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		db_failed(a, error_r);
+	pthread_mutex_unlock(&a->lock);
+	return rc == SQLITE_DONE ? MP_OK : MP_ERROR;
+}
+
+static int
+open_db(struct auth *a, const char **error_r)
+{
+	int fd = open(a->set.database, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return error(error_r, MP_ERROR, "cannot open %s", a->set.database);
+	close(fd);
+	if (sqlite3_open_v2(a->set.database, &a->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err_buf, sizeof(err_buf), "database %s: %s", a->set.database,
+		    a->db ? sqlite3_errmsg(a->db) : "cannot open");
+		*error_r = err_buf;
+		return MP_ERROR;
+	}
+	sqlite3_busy_timeout(a->db, 5000);
+	if (sqlite3_exec(a->db, "CREATE TABLE IF NOT EXISTS users ("
+	    "address TEXT PRIMARY KEY COLLATE NOCASE, password TEXT NOT NULL, "
+	    "created INTEGER NOT NULL)", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err_buf, sizeof(err_buf), "database %s: %s", a->set.database,
+		    sqlite3_errmsg(a->db));
+		*error_r = err_buf;
+		return MP_ERROR;
+	}
+	return MP_OK;
+}
+
+static void
+auth_fini(void *ctx)
+{
+	struct auth *a = ctx;
+
+	if (a->db)
+		sqlite3_close(a->db);
+	pthread_mutex_destroy(&a->lock);
+	free(a->dummy_hash);
+	a->host->free(a);
+}
+
+static const struct mp_option auth_options[] = {
+	{ "database", MP_OPT_PATH, offsetof(struct auth_settings, database), "users.db", 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 }
+};
+
+static int
+auth_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
+    const char **error_r)
+{
+	struct auth *a = host->alloc(sizeof(*a));
+	unsigned char rnd[16];
+	char dummy[40];
+
+	if (a == NULL)
+		return error(error_r, MP_ERROR, "%s", "out of memory");
+	memset(a, 0, sizeof(*a));
+	a->host = host;
+	pthread_mutex_init(&a->lock, NULL);
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		memset(rnd, 7, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(dummy + 2 * i, 3, "%02x", rnd[i]);
+	if (host->conf_options(conf, auth_options, &a->set, error_r) != MP_OK ||
+	    open_db(a, error_r) != MP_OK ||
+	    (a->dummy_hash = hash_password(dummy)) == NULL) {
+		if (a->dummy_hash == NULL && *error_r == NULL)
+			*error_r = "cannot hash passwords (libcrypt)";
+		auth_fini(a);
+		return MP_ERROR;
+	}
+	*ctx_r = a;
+	return MP_OK;
+}
+
+static const struct mp_auth_ops auth_ops = {
+	.struct_size = sizeof(struct mp_auth_ops),
+	.user_exists = auth_user_exists,
+	.verify = auth_verify,
+	.user_add = auth_user_add,
+	.user_del = auth_user_del,
+	.user_passwd = auth_user_passwd,
+	.user_list = auth_user_list,
+};
+
+MP_MODULE_EXPORT = {
+	.abi_version = MP_ABI_VERSION,
+	.struct_size = sizeof(struct mp_module),
+	.name = "auth_sqlite",
+	.kinds = MP_KIND_AUTH,
+	.init = auth_init,
+	.fini = auth_fini,
+	.auth = &auth_ops,
+};
