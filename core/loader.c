@@ -8,6 +8,7 @@
  * each kind it claims.
  */
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,6 +35,36 @@ refuse(char *err, size_t errsize, const char *name, const char *path,
 	va_end(ap);
 	snprintf(err, errsize, "module %s (%s): %s", name, path, why);
 	return -1;
+}
+
+/*
+ * dlopen() maps segments without checking they are inside the file; a
+ * truncated module would then crash the daemon with SIGBUS when touched.
+ * So: a 64-bit shared object whose headers and loadable segments all lie
+ * within the file. NULL when sound, else the reason.
+ */
+static const char *
+elf_problem(int fd, off_t size)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+		return "truncated ELF file (no complete header)";
+	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_type != ET_DYN)
+		return "not a 64-bit ELF shared object";
+	if (eh.e_phentsize != sizeof(ph) ||
+	    eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(ph) > (uint64_t)size ||
+	    eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize > (uint64_t)size)
+		return "truncated ELF file (headers beyond the end)";
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
+		    (ssize_t)sizeof(ph))
+			return "truncated ELF file";
+		if (ph.p_type == PT_LOAD && ph.p_offset + ph.p_filesz > (uint64_t)size)
+			return "truncated ELF file (segment beyond the end)";
+	}
+	return NULL;
 }
 
 static int
@@ -63,10 +94,11 @@ check_file(const char *name, const char *path, char *err, size_t errsize)
 		    (unsigned)st.st_uid, (unsigned)geteuid());
 	}
 	ssize_t n = read(fd, magic, sizeof(magic));
+	const char *why = n == 4 && memcmp(magic, "\177ELF", 4) == 0 ?
+	    elf_problem(fd, st.st_size) : "not an ELF shared object";
 	close(fd);
-	if (n != 4 || memcmp(magic, "\177ELF", 4) != 0)
-		return refuse(err, errsize, name, path,
-		    "not an ELF shared object");
+	if (why)
+		return refuse(err, errsize, name, path, "%s", why);
 	return 0;
 }
 
