@@ -76,7 +76,10 @@ check_config(const char *config, char **overrides, size_t n)
 	struct mp_problems problems = { 0 };
 	int rc;
 
-	if (mp_core_configure(config, overrides, n, &problems) == 0)
+	/* Modules are checked even when core settings have problems, so
+	 * that one run reports everything. */
+	if (mp_core_configure(config, overrides, n, &problems) == 0 ||
+	    (mp_core.cfg && mp_core.server.module_dir))
 		mp_core_load_modules(&problems);
 	rc = print_problems(&problems);
 	if (rc == 0)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -254,13 +255,37 @@ auth_user_list(void *ctx, void (*each)(void *arg, const char *address),
 	return rc == SQLITE_DONE ? MP_OK : MP_ERROR;
 }
 
+/* The database's directory is created (0700) when missing, like the
+ * daemon's state_dir, so a fresh install works at once. */
+static void
+make_parents(const char *path)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(buf, 0700);
+		*p = '/';
+	}
+}
+
 static int
 open_db(struct auth *a, const char **error_r)
 {
-	int fd = open(a->set.database, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd;
 
-	if (fd < 0)
-		return error(error_r, MP_ERROR, "cannot open %s", a->set.database);
+	make_parents(a->set.database);
+	fd = open(a->set.database, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		snprintf(err_buf, sizeof(err_buf), "cannot open %s: %s",
+		    a->set.database, strerror(errno));
+		*error_r = err_buf;
+		return MP_ERROR;
+	}
 	close(fd);
 	if (sqlite3_open_v2(a->set.database, &a->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
