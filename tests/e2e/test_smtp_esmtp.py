@@ -302,6 +302,28 @@ class Limits(unittest.TestCase):
         for s in held + [extra]:
             s.close()
 
+    def test_total_connections(self):
+        srv = Server()
+        self.addCleanup(srv.cleanup)
+        srv.start("limits.connections=2")
+        held = [Session(srv.port), Session(srv.port)]
+        for h in held:
+            self.assertEqual(h.reply()[0], 220)
+        extra = Session(srv.port)
+        self.assertEqual(extra.reply()[0], 421)
+        for h in held + [extra]:
+            h.close()
+
+    def test_plaintext_auth_on_loopback_when_allowed(self):
+        srv = Server(listeners={"submission": 'auth = "required"; plaintext_auth = true;'})
+        self.addCleanup(srv.cleanup)
+        srv.add_user(ALICE, "pw")
+        srv.start()
+        with smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=10) as s:
+            s.ehlo("c")
+            self.assertIn("auth", s.esmtp_features)
+            s.login(ALICE, "pw")
+
     def test_command_timeout(self):
         srv = Server()
         self.addCleanup(srv.cleanup)
