@@ -290,6 +290,7 @@ class Limits(unittest.TestCase):
         srv = Server(extra_config="")
         self.addCleanup(srv.cleanup)
         srv.start("limits.connections_per_ip=3")
+        time.sleep(0.5)  # let the start-up probe's session end
         held = []
         for _ in range(3):
             s = Session(srv.port)
@@ -306,6 +307,7 @@ class Limits(unittest.TestCase):
         srv = Server()
         self.addCleanup(srv.cleanup)
         srv.start("limits.connections=2")
+        time.sleep(0.5)  # let the start-up probe's session end
         held = [Session(srv.port), Session(srv.port)]
         for h in held:
             self.assertEqual(h.reply()[0], 220)
