@@ -64,6 +64,8 @@ struct mp_folder {
 	struct entry *e;
 	size_t n;
 	struct mp_msg_info *info;
+	uint32_t *recent;	/* UIDs this session saw first (\\Recent) */
+	size_t nrecent;
 	int lock_fd, notify_fd;
 };
 
@@ -414,6 +416,35 @@ move_new(struct mp_folder *f, int *recent_seen)
 	closedir(dir);
 }
 
+/* UIDs grow, so the list stays sorted for is_recent's search. */
+static void
+remember_recent(struct mp_folder *f, uint32_t uid)
+{
+	uint32_t *r = realloc(f->recent, (f->nrecent + 1) * sizeof(*r));
+
+	if (r == NULL)
+		return;
+	f->recent = r;
+	f->recent[f->nrecent++] = uid;
+}
+
+static int
+is_recent(const struct mp_folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->nrecent;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (f->recent[mid] == uid)
+			return 1;
+		if (f->recent[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 /* A file in cur/ not yet in the list gets the next UID. */
 static int
 adopt(struct mp_folder *f, const char *dir, const char *name, size_t known)
@@ -432,7 +463,7 @@ adopt(struct mp_folder *f, const char *dir, const char *name, size_t known)
 		e = add_entry(f, f->uidnext++, wire_size(path, st.st_size), base, "");
 		if (e == NULL)
 			return -1;
-		e->flags |= MP_FLAG_RECENT;
+		remember_recent(f, e->uid);
 	}
 	free(e->file);
 	e->file = strdup(name);
@@ -497,9 +528,12 @@ build_info(struct mp_folder *f)
 	f->info = calloc(f->n ? f->n : 1, sizeof(*f->info));
 	if (f->info == NULL)
 		return -1;
-	for (size_t i = 0; i < f->n; i++)
+	for (size_t i = 0; i < f->n; i++) {
+		if (is_recent(f, f->e[i].uid))
+			f->e[i].flags |= MP_FLAG_RECENT;
 		f->info[i] = (struct mp_msg_info){ f->e[i].uid, f->e[i].flags,
 		    f->e[i].vsize, f->e[i].mtime, f->e[i].keywords };
+	}
 	return 0;
 }
 
@@ -805,6 +839,7 @@ store_folder_close(struct mp_folder *f)
 {
 	free_entries(f);
 	free(f->info);
+	free(f->recent);
 	if (f->lock_fd >= 0)
 		close(f->lock_fd);
 	if (f->notify_fd >= 0)

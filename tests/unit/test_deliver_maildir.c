@@ -1,0 +1,284 @@
+/*
+ * tests/unit/test_deliver_maildir.c - Maildir delivery and the Maildir
+ * mailstore: spec delivery (tmp -> new, modes, headers, LF), path
+ * safety, UIDs stable and ordered, flags in names, CRLF streams with
+ * the right sizes, append/copy/expunge, the POP3 lock, folders, and two
+ * writers (deliveries and a session) at once.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mock_host.h"
+#include "test.h"
+
+extern const struct mp_module merpati_module;
+
+static char root[] = "/tmp/merpati-test-maildir-XXXXXX";
+static void *ctx;
+static const struct mp_store_ops *st;
+
+struct text_reader {
+	const char *text;
+	size_t pos, step;
+};
+
+static ssize_t
+text_read(struct mp_reader *r, void *buf, size_t len)
+{
+	struct text_reader *t = r->priv;
+	size_t left = strlen(t->text) - t->pos;
+
+	if (len > left)
+		len = left;
+	if (t->step && len > t->step)
+		len = t->step;
+	memcpy(buf, t->text + t->pos, len);
+	t->pos += len;
+	return (ssize_t)len;
+}
+
+static int
+deliver(const char *rcpt, const char *text, size_t step, struct mp_status *s)
+{
+	struct text_reader t = { text, 0, step };
+	struct mp_reader r = { text_read, (off_t)strlen(text), &t };
+	const char *rcpts[] = { rcpt };
+	struct mp_envelope env = { sizeof(env), "QID", "from@y.test", rcpts, 1, 0,
+	    NULL, NULL, NULL };
+
+	return merpati_module.deliver->deliver(ctx, &env, rcpt, &r, s);
+}
+
+static int
+count(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return d ? n : -1;
+}
+
+static char *
+slurp_reader(struct mp_reader *r)
+{
+	static char buf[65536];
+	size_t o = 0;
+	ssize_t n;
+
+	while ((n = r->read(r, buf + o, 7)) > 0)	/* small reads on purpose */
+		o += (size_t)n;
+	buf[o] = '\0';
+	return buf;
+}
+
+static void
+test_delivery(void)
+{
+	struct mp_status s;
+	char dir[512], path[1024];
+	struct stat sb;
+
+	CHECK("deliver", deliver("Alice@Example.TEST", "Subject: a\r\n\r\nline\r\n", 1, &s) == MP_OK &&
+	    s.reply == 250 && strcmp(s.enhanced, "2.0.0") == 0);
+	snprintf(dir, sizeof(dir), "%s/example.test/alice/new", root);
+	CHECK("one file in new/", count(dir) == 1);
+	snprintf(dir, sizeof(dir), "%s/example.test/alice/tmp", root);
+	CHECK("tmp/ left empty", count(dir) == 0);
+	snprintf(dir, sizeof(dir), "%s/example.test/alice", root);
+	CHECK("Maildir mode 0700", stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+	snprintf(dir, sizeof(dir), "%s/example.test/alice/new", root);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+	closedir(d);
+	CHECK("file mode 0600", stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+	FILE *f = fopen(path, "r");
+	char text[512] = "";
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	CHECK_STR("headers first, LF line ends (CRLF split across reads)", text,
+	    "Return-Path: <from@y.test>\nDelivered-To: Alice@Example.TEST\nSubject: a\n\nline\n");
+}
+
+static void
+test_path_safety(void)
+{
+	static const char *const bad[] = { "../../etc@example.test", ".hidden@example.test",
+	    "a/b@example.test", "x@../etc", "x@.", "@example.test", "noat" };
+	struct mp_status s;
+	char probe[512];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char name[96];
+		snprintf(name, sizeof(name), "refuse %s", bad[i]);
+		CHECK(name, deliver(bad[i], "x\r\n", 0, &s) == MP_PERMFAIL && s.reply == 550);
+	}
+	snprintf(probe, sizeof(probe), "%s/../etc", root);
+	CHECK("nothing created outside root", access(probe, F_OK) != 0);
+}
+
+static void
+test_unwritable_root(void)
+{
+	char file[512];
+	struct mp_status s;
+	const char *kv[] = { "root", file, NULL };
+	struct mp_conf conf = { kv, NULL };
+	void *c2;
+	const char *err = NULL;
+
+	snprintf(file, sizeof(file), "%s-notadir", root);
+	FILE *f = fopen(file, "w");
+	fclose(f);
+	CHECK("init with a file as root", merpati_module.init(&mock_host, &conf, &c2, &err) == MP_OK);
+	void *saved = ctx;
+	ctx = c2;
+	CHECK("root is a file: TEMPFAIL", deliver("a@example.test", "x\r\n", 0, &s) == MP_TEMPFAIL &&
+	    s.reply == 451 && s.enhanced[0] == '4');
+	ctx = saved;
+	merpati_module.fini(c2);
+	unlink(file);
+}
+
+static void
+test_store(void)
+{
+	struct mp_mailbox *mb;
+	struct mp_folder *f;
+	const struct mp_msg_info *v;
+	struct mp_folder_info info;
+	struct mp_reader r;
+	struct mp_status s;
+	const char *err = NULL;
+	size_t n;
+
+	deliver("bob@example.test", "Subject: 1\r\n\r\n.dot\r\n", 0, &s);
+	deliver("bob@example.test", "Subject: 2\r\n\r\nbody two\r\n", 0, &s);
+	CHECK("open mailbox", st->open(ctx, "bob@example.test", &mb, &err) == MP_OK);
+	CHECK("open INBOX", st->folder_open(mb, "INBOX", 0, &f, &err) == MP_OK);
+	CHECK("two messages", st->messages(f, &v, &n, &err) == MP_OK && n == 2);
+	CHECK("UIDs 1 and 2 in delivery order", n == 2 && v[0].uid == 1 && v[1].uid == 2);
+	CHECK("new messages are recent", n == 2 && (v[0].flags & MP_FLAG_RECENT));
+	CHECK("message_open", st->message_open(f, 1, MP_PART_ALL, &r, &err) == MP_OK);
+	const char *text = slurp_reader(&r);
+	CHECK("served with CRLF", strstr(text, "Subject: 1\r\n\r\n.dot\r\n") != NULL);
+	CHECK("size counts CRLF octets", strlen(text) == v[0].size);
+	st->message_close(&r);
+	CHECK("header part", st->message_open(f, 2, MP_PART_HEADER, &r, &err) == MP_OK &&
+	    strcmp(strstr(slurp_reader(&r), "Subject"), "Subject: 2\r\n\r\n") == 0);
+	st->message_close(&r);
+	CHECK("set flags", st->flags_set(f, 1, MP_FLAG_SEEN | MP_FLAG_FLAGGED, "$Work", &err) == MP_OK);
+	st->folder_close(f);
+	CHECK("lock taken", st->folder_open(mb, "INBOX", 0, &f, &err) == MP_OK &&
+	    st->lock(f, &err) == MP_OK);
+	struct mp_folder *f2;
+	st->folder_open(mb, "INBOX", 0, &f2, &err);
+	CHECK("second lock refused", st->lock(f2, &err) == MP_DECLINED);
+	CHECK("flags and keywords persist", st->messages(f2, &v, &n, &err) == MP_OK &&
+	    (v[0].flags & (MP_FLAG_SEEN | MP_FLAG_FLAGGED)) == (MP_FLAG_SEEN | MP_FLAG_FLAGGED) &&
+	    strcmp(v[0].keywords, "$Work") == 0 && !(v[0].flags & MP_FLAG_RECENT));
+	st->folder_close(f2);
+	st->folder_info(f, &info, &err);
+	uint32_t uidvalidity = info.uidvalidity;
+	CHECK("create folder", st->folder_create(mb, "Archive/2026", &err) == MP_OK);
+	CHECK("create again declined", st->folder_create(mb, "Archive/2026", &err) == MP_DECLINED);
+	CHECK("dot in name refused", st->folder_create(mb, "a.b", &err) == MP_ERROR);
+	uint32_t newuid = 0, uv = 0;
+	CHECK("copy", st->copy(f, 2, "Archive/2026", 0, &newuid, &uv, &err) == MP_OK && newuid == 1);
+	CHECK("expunge", st->expunge(f, 1, &err) == MP_OK);
+	CHECK("one left", st->messages(f, &v, &n, &err) == MP_OK && n == 1 && v[0].uid == 2);
+	deliver("bob@example.test", "Subject: 3\r\n\r\nthree\r\n", 0, &s);
+	CHECK("new mail gets UID 3", st->messages(f, &v, &n, &err) == MP_OK && n == 2 && v[1].uid == 3);
+	st->folder_info(f, &info, &err);
+	CHECK("UIDVALIDITY stable", info.uidvalidity == uidvalidity && info.uidnext == 4);
+	st->folder_close(f);
+	CHECK("rename folder", st->folder_rename(mb, "Archive/2026", "Old", &err) == MP_OK);
+	CHECK("delete folder", st->folder_delete(mb, "Old", &err) == MP_OK);
+	CHECK("INBOX not deletable", st->folder_delete(mb, "INBOX", &err) == MP_ERROR);
+	st->close(mb);
+}
+
+static void *
+delivery_thread(void *arg)
+{
+	struct mp_status s;
+	char text[64];
+
+	for (int i = 0; i < 50; i++) {
+		snprintf(text, sizeof(text), "Subject: t%ld-%d\r\n\r\nx\r\n", (long)arg, i);
+		deliver("carol@example.test", text, 0, &s);
+	}
+	return NULL;
+}
+
+static void
+test_concurrent_writers(void)
+{
+	pthread_t t[4];
+	struct mp_mailbox *mb;
+	struct mp_folder *f;
+	const struct mp_msg_info *v;
+	const char *err;
+	size_t n = 0;
+	int ordered = 1, distinct = 1;
+
+	st->open(ctx, "carol@example.test", &mb, &err);
+	st->folder_open(mb, "INBOX", 0, &f, &err);
+	for (long i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, delivery_thread, (void *)i);
+	for (int k = 0; k < 20; k++)	/* a session syncing meanwhile */
+		st->messages(f, &v, &n, &err);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	CHECK("all 200 messages seen", st->messages(f, &v, &n, &err) == MP_OK && n == 200);
+	for (size_t i = 1; i < n; i++) {
+		ordered &= v[i].uid > v[i - 1].uid;
+		distinct &= v[i].uid != v[i - 1].uid;
+	}
+	CHECK("UIDs strictly increasing and unique", ordered && distinct);
+	st->folder_close(f);
+	st->close(mb);
+}
+
+int
+main(void)
+{
+	const char *err = NULL;
+	const char *kv[] = { "root", root, NULL };
+	struct mp_conf conf = { kv, NULL };
+	const char *bad_kv[] = { "bogus", "1", NULL };
+	struct mp_conf bad = { bad_kv, NULL };
+	void *tmp;
+	char cmd[600];
+
+	if (mkdtemp(root) == NULL)
+		return 1;
+	CHECK("unknown option refused", merpati_module.init(&mock_host, &bad, &tmp, &err) == MP_ERROR &&
+	    strstr(err, "bogus") != NULL);
+	CHECK("init", merpati_module.init(&mock_host, &conf, &ctx, &err) == MP_OK);
+	CHECK("kinds deliver + store", merpati_module.kinds == (MP_KIND_DELIVER | MP_KIND_STORE));
+	st = merpati_module.store;
+	test_delivery();
+	test_path_safety();
+	test_unwritable_root();
+	test_store();
+	test_concurrent_writers();
+	merpati_module.fini(ctx);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	if (system(cmd) != 0)
+		return 1;
+	TEST_EXIT();
+}
