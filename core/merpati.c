@@ -103,6 +103,10 @@ main(int argc, char **argv)
 	if (strcmp(mp_basename(argv[0]), "sendmail") == 0)
 		return cli_sendmail(config ? config : CLI_DEFAULT_CONFIG, NULL,
 		    0, argc, argv);
+	if (strcmp(mp_basename(argv[0]), "mailq") == 0) {
+		char *list[] = { (char *)"list", NULL };
+		return cli_queue(config ? config : CLI_DEFAULT_CONFIG, NULL, 0, 1, list);
+	}
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
 			config = argv[++i];

@@ -13,8 +13,10 @@
  *   relay <index> <host[:port]>                         (optional)
  *   size <20-digit message length>
  *   .
- * then exactly `size` bytes of message. size is written last (pwrite),
- * so a file cut short by a crash can never look complete.
+ * then exactly `size` bytes of message, then optionally header lines that
+ * filters added at the end of DATA, each "H <header line>\n", which
+ * are served before the message. size is written last (pwrite), so a
+ * file cut short by a crash can never look complete.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +46,8 @@ struct mp_qwriter {
 	off_t size_field;	/* offset of the size digits */
 	off_t data_start;
 	off_t written;
+	char *added;		/* "H <header>\n" lines from filters */
+	size_t nadded;
 };
 
 int
@@ -182,7 +186,7 @@ mp_queue_begin(const char *qdir, const struct mp_qmsg *env,
 	for (int tries = 0; tries < 10; tries++) {
 		make_id(w->id);
 		snprintf(w->tmp, sizeof(w->tmp), "%s/tmp/%s", qdir, w->id);
-		w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		w->fd = open(w->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);
 		if (w->fd >= 0 || errno != EEXIST)
 			break;
@@ -221,12 +225,76 @@ mp_queue_written(const struct mp_qwriter *w)
 }
 
 int
+mp_queue_add_header(struct mp_qwriter *w, const char *name, const char *value)
+{
+	size_t len = strlen(name) + strlen(value) + 8;
+	char *p;
+
+	if (!clean_field(name) || !clean_field(value) || name[0] == '\0' ||
+	    strchr(name, ':') || strchr(name, ' ') || w->nadded + len > 65536) {
+		errno = EINVAL;
+		return -1;
+	}
+	p = realloc(w->added, w->nadded + len);
+	if (p == NULL)
+		return -1;
+	w->added = p;
+	w->nadded += (size_t)snprintf(w->added + w->nadded, len, "H %s: %s\n",
+	    name, value);
+	return 0;
+}
+
+struct wreader {
+	int fd;
+	off_t pos, end;
+};
+
+static ssize_t
+wreader_read(struct mp_reader *r, void *buf, size_t len)
+{
+	struct wreader *q = r->priv;
+	ssize_t n;
+
+	if (q->pos >= q->end)
+		return 0;
+	if ((off_t)len > q->end - q->pos)
+		len = (size_t)(q->end - q->pos);
+	n = pread(q->fd, buf, len, q->pos);
+	if (n > 0)
+		q->pos += n;
+	return n;
+}
+
+int
+mp_queue_writer_reader(struct mp_qwriter *w, struct mp_reader *r)
+{
+	struct wreader *q = mp_xcalloc(1, sizeof(*q));
+
+	q->fd = w->fd;
+	q->pos = w->data_start;
+	q->end = w->data_start + w->written;
+	r->read = wreader_read;
+	r->size = w->written;
+	r->priv = q;
+	return 0;
+}
+
+void
+mp_queue_writer_reader_close(struct mp_reader *r)
+{
+	free(r->priv);
+	r->priv = NULL;
+}
+
+int
 mp_queue_commit(struct mp_qwriter *w)
 {
 	char digits[21];
 	int rc = -1, saved;
 
 	snprintf(digits, sizeof(digits), "%020lld", (long long)w->written);
+	if (w->nadded && mp_write_all(w->fd, w->added, w->nadded) < 0)
+		goto fail;
 	if (pwrite(w->fd, digits, 20, w->size_field) != 20)
 		goto fail;
 	if (fsync(w->fd) < 0 || close(w->fd) < 0) {
@@ -238,6 +306,7 @@ mp_queue_commit(struct mp_qwriter *w)
 		goto fail;
 	if (mp_fsync_dir(w->qdir) < 0)
 		goto fail;
+	free(w->added);
 	free(w);
 	return 0;
 fail:
@@ -255,6 +324,7 @@ mp_queue_abort(struct mp_qwriter *w)
 	if (w->fd >= 0)
 		close(w->fd);
 	unlink(w->tmp);
+	free(w->added);
 	free(w);
 }
 
@@ -365,8 +435,41 @@ validate(const struct mp_qmsg *m, const char *id, off_t file_size,
 		return corrupt(err, errsize, "id does not match file name");
 	if (m->sender == NULL || m->nrcpt == 0)
 		return corrupt(err, errsize, "no sender or no recipients");
-	if (m->data_offset + m->size != file_size)
-		return corrupt(err, errsize, "message size does not match file");
+	if (m->data_offset + m->size > file_size)
+		return corrupt(err, errsize, "message cut short");
+	return 0;
+}
+
+/* Filters' header lines after the message, as served: "Name: v\r\n". */
+static int
+load_added(int fd, struct mp_qmsg *m, off_t file_size, char *err,
+    size_t errsize)
+{
+	size_t len = (size_t)(file_size - m->data_offset - m->size), o = 0;
+	char *raw;
+
+	if (len == 0)
+		return 0;
+	if (len > 65536)
+		return corrupt(err, errsize, "trailer too big");
+	raw = mp_xmalloc(len + 1);
+	m->added = mp_xmalloc(len + 1);
+	if (pread(fd, raw, len, m->data_offset + m->size) != (ssize_t)len) {
+		free(raw);
+		return corrupt(err, errsize, "cannot read trailer");
+	}
+	raw[len] = '\0';
+	for (char *p = raw, *nl; *p; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL || p[0] != 'H' || p[1] != ' ') {
+			free(raw);
+			return corrupt(err, errsize, "bad trailer line");
+		}
+		*nl = '\0';
+		o += (size_t)sprintf(m->added + o, "%s\r\n", p + 2);
+	}
+	m->added = realloc(m->added, o + 1);
+	m->nadded = o;
+	free(raw);
 	return 0;
 }
 
@@ -454,8 +557,8 @@ mp_queue_load(const char *qdir, const char *id, struct mp_qmsg *m,
 	}
 	buf = mp_xmalloc(MAX_ENVELOPE);
 	n = read_head(fd, buf, MAX_ENVELOPE);
-	close(fd);
 	if (n < 0) {
+		close(fd);
 		free(buf);
 		return -1;
 	}
@@ -463,6 +566,9 @@ mp_queue_load(const char *qdir, const char *id, struct mp_qmsg *m,
 	free(buf);
 	if (rc == 0)
 		rc = validate(m, id, st.st_size, err, errsize);
+	if (rc == 0)
+		rc = load_added(fd, m, st.st_size, err, errsize);
+	close(fd);
 	if (rc != 0) {
 		mp_qmsg_free(m);
 		return rc;
@@ -491,6 +597,7 @@ mp_qmsg_free(struct mp_qmsg *m)
 	free(m->orcpt);
 	free(m->ret);
 	free(m->envid);
+	free(m->added);
 	free(m->done);
 	memset(m, 0, sizeof(*m));
 }
@@ -579,6 +686,8 @@ mp_queue_scan(const char *qdir, void (*each)(void *arg, const char *id),
 struct qreader {
 	int fd;
 	off_t pos, end;
+	const char *added;	/* served first */
+	size_t nadded, apos;
 };
 
 static ssize_t
@@ -587,6 +696,12 @@ qreader_read(struct mp_reader *r, void *buf, size_t len)
 	struct qreader *q = r->priv;
 	ssize_t n;
 
+	if (q->apos < q->nadded) {
+		size_t k = q->nadded - q->apos < len ? q->nadded - q->apos : len;
+		memcpy(buf, q->added + q->apos, k);
+		q->apos += k;
+		return (ssize_t)k;
+	}
 	if (q->pos >= q->end)
 		return 0;
 	if ((off_t)len > q->end - q->pos)
@@ -618,8 +733,10 @@ mp_queue_reader_open(const char *qdir, const struct mp_qmsg *m,
 	}
 	q->pos = m->data_offset;
 	q->end = m->data_offset + m->size;
+	q->added = m->added;
+	q->nadded = m->nadded;
 	r->read = qreader_read;
-	r->size = m->size;
+	r->size = m->size + (off_t)m->nadded;
 	r->priv = q;
 	return 0;
 }

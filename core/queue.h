@@ -30,6 +30,8 @@ struct mp_qmsg {
 	unsigned char *done;		/* per recipient: finished (sent/bounced) */
 	size_t nrcpt;
 	off_t size;			/* message bytes */
+	char *added;			/* headers filters added, CRLF, or NULL */
+	size_t nadded;
 	off_t data_offset;		/* where the message starts in the file */
 	/* delivery status (the .st file) */
 	unsigned attempts;
@@ -50,6 +52,14 @@ int mp_queue_setup(const char *state_dir);
 struct mp_qwriter *mp_queue_begin(const char *qdir, const struct mp_qmsg *env,
     char id_r[MP_QID_SIZE]);
 int mp_queue_write(struct mp_qwriter *w, const void *buf, size_t len);
+/* A header a filter adds; served before the message. 0 or -1. */
+int mp_queue_add_header(struct mp_qwriter *w, const char *name,
+    const char *value);
+
+/* A reader over what has been written so far (for filters). */
+int mp_queue_writer_reader(struct mp_qwriter *w, struct mp_reader *r);
+void mp_queue_writer_reader_close(struct mp_reader *r);
+
 /* fsync, rename into place, fsync the directory. 0, or -1 (errno). */
 int mp_queue_commit(struct mp_qwriter *w);
 void mp_queue_abort(struct mp_qwriter *w);

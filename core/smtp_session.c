@@ -427,6 +427,51 @@ smtp_open_message(struct session *s, char id[MP_QID_SIZE])
 	return w;
 }
 
+static int
+filter_add_header(struct mp_txn *txn, const char *name, const char *value)
+{
+	return mp_queue_add_header((struct mp_qwriter *)txn, name, value) == 0 ?
+	    MP_OK : MP_ERROR;
+}
+
+/* Run every filter module; 1 to accept, 0 when one refused (replied). */
+static int
+run_filters(struct session *s, struct mp_qwriter *w, const char *id)
+{
+	struct mp_envelope env = {
+		.struct_size = sizeof(env), .queue_id = id, .sender = s->sender,
+		.rcpts = (const char *const *)s->rcpts, .nrcpt = s->nrcpt,
+		.arrival = time(NULL), .helo = s->helo, .client_addr = s->client,
+		.auth_user = s->auth_user[0] ? s->auth_user : NULL,
+	};
+
+	for (size_t i = 0; i < mp_core.modules.n; i++) {
+		const struct mp_loaded *f = &mp_core.modules.v[i];
+		struct mp_status st = { 0 };
+		struct mp_reader r;
+		int rc;
+		if (!(f->mod->kinds & MP_KIND_FILTER))
+			continue;
+		mp_queue_writer_reader(w, &r);
+		mp_log_set_module(f->name);
+		rc = f->mod->filter->end_of_data(f->ctx, (struct mp_txn *)w, &env, &r,
+		    filter_add_header, &st);
+		mp_log_set_module(NULL);
+		mp_queue_writer_reader_close(&r);
+		if (rc == MP_OK)
+			continue;
+		int temp = rc != MP_PERMFAIL;
+		if (st.reply < (temp ? 400 : 500) || st.reply > (temp ? 499 : 599))
+			st = temp ? (struct mp_status){ 451, "4.7.1", "try again later" } :
+			    (struct mp_status){ 550, "5.7.1", "message refused" };
+		mp_log(MP_LOG_NOTICE, "%s: %s by filter %s: %d %s %s", id,
+		    temp ? "deferred" : "rejected", f->name, st.reply, st.enhanced, st.text);
+		smtp_reply(s, st.reply, st.enhanced[0] ? st.enhanced : NULL, "%s", st.text);
+		return 0;
+	}
+	return 1;
+}
+
 void
 smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
     unsigned long long size, int bare, int long_line, int disk_errno)
@@ -445,6 +490,8 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 		mp_queue_abort(w);
 		smtp_reply(s, 552, "5.6.0", "Message has a line longer than 1000 "
 		    "octets (RFC 5322 2.1.1)");
+	} else if (!disk_errno && !run_filters(s, w, id)) {
+		mp_queue_abort(w);
 	} else if (disk_errno || mp_queue_commit(w) < 0) {
 		int e = disk_errno ? disk_errno : errno;
 		if (disk_errno)
