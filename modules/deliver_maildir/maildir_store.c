@@ -455,7 +455,7 @@ adopt(struct mp_folder *f, const char *dir, const char *name, size_t known)
 
 	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, ":"), name);
 	key.base = base;
-	e = bsearch(&key, f->e, known, sizeof(*f->e), cmp_base);
+	e = known ? bsearch(&key, f->e, known, sizeof(*f->e), cmp_base) : NULL;
 	snprintf(path, sizeof(path), "%s/%s/%s", f->path, dir, name);
 	if (stat(path, &st) < 0)
 		return 0;
@@ -493,7 +493,8 @@ scan(struct mp_folder *f, const char *dir, size_t known, int *added)
 	}
 	closedir(dp);
 	/* Sorted, so new UIDs follow delivery order (names start with time). */
-	qsort(names, n, sizeof(char *), cmp_str);
+	if (n > 1)
+		qsort(names, n, sizeof(char *), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		size_t before = f->n;
 		if (adopt(f, dir, names[i], known) > 0 && f->n > before)
@@ -552,7 +553,8 @@ sync_folder(struct mp_folder *f, const char **error_r)
 	}
 	if (!f->read_only)
 		move_new(f, &moved);
-	qsort(f->e, f->n, sizeof(*f->e), cmp_base);
+	if (f->n > 1)
+		qsort(f->e, f->n, sizeof(*f->e), cmp_base);
 	known = f->n;
 	if (scan(f, "cur", known, &changed) < 0 ||
 	    (f->read_only && scan(f, "new", known, &changed) < 0)) {
@@ -560,7 +562,8 @@ sync_folder(struct mp_folder *f, const char **error_r)
 		return fail(error_r, "cannot read folder", MP_TEMPFAIL);
 	}
 	drop_vanished(f, &changed);
-	qsort(f->e, f->n, sizeof(*f->e), cmp_uid);
+	if (f->n > 1)
+		qsort(f->e, f->n, sizeof(*f->e), cmp_uid);
 	if ((changed || moved) && write_uidlist(f) < 0) {
 		close(fd);
 		return fail(error_r, "cannot write UID list", MP_TEMPFAIL);
@@ -657,7 +660,8 @@ store_folders(struct mp_mailbox *mb,
 		n++;
 	}
 	closedir(dp);
-	qsort(names, n, sizeof(char *), cmp_str);
+	if (n > 1)
+		qsort(names, n, sizeof(char *), cmp_str);
 	each(arg, "INBOX", subscribed(mb, "INBOX") ? MP_FOLDER_SUBSCRIBED : 0);
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(names[i]);
@@ -881,7 +885,7 @@ find_uid(struct mp_folder *f, uint32_t uid)
 {
 	struct entry key = { .uid = uid };
 
-	return bsearch(&key, f->e, f->n, sizeof(*f->e), cmp_uid);
+	return f->n ? bsearch(&key, f->e, f->n, sizeof(*f->e), cmp_uid) : NULL;
 }
 
 /* ---- message streams: LF on disk, CRLF on the wire --------------------- */

@@ -13,6 +13,25 @@
 #include "mock_host.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *owned[64];		/* PATH values, freed at exit */
+static size_t nowned;
+
+static void
+free_owned(void)
+{
+	while (nowned > 0)
+		free(owned[--nowned]);
+}
+
+static const char *
+own(char *p)
+{
+	if (nowned == 0)
+		atexit(free_owned);
+	if (nowned < sizeof(owned) / sizeof(owned[0]))
+		owned[nowned++] = p;
+	return p;
+}
 static char log_text[65536];
 static _Thread_local char error_text[256];
 
@@ -105,13 +124,13 @@ store(const struct mp_conf *conf, const struct mp_option *o, const char *text,
 		return MP_OK;
 	case MP_OPT_PATH:
 		if (text[0] == '/' || conf == NULL || conf->base_dir == NULL)
-			*(const char **)field = strdup(text);
+			*(const char **)field = own(strdup(text));
 		else {
 			char *p = malloc(strlen(conf->base_dir) + strlen(text) + 2);
 			sprintf(p, "%s/%s", conf->base_dir, text);
-			*(const char **)field = p;
+			*(const char **)field = own(p);
 		}
-		return MP_OK;	/* leaked on purpose: lives as long as the test */
+		return MP_OK;
 	case MP_OPT_BOOL:
 		*(int *)field = strcasecmp(text, "true") == 0 || strcmp(text, "1") == 0;
 		return MP_OK;
