@@ -132,6 +132,32 @@ recipients_from_headers(const struct text *t, char ***v, size_t *n)
 	}
 }
 
+/* Drop Bcc: lines (and their continuations) from the header section. */
+static void
+remove_bcc(struct text *t)
+{
+	char *end = (char *)header_end(t), *p = t->p;
+
+	while (p && p < end) {
+		char *eol = strstr(p, "\r\n");
+		if (eol == NULL || eol >= end)
+			break;
+		if (strncasecmp(p, "Bcc:", 4) != 0) {
+			p = eol + 2;
+			continue;
+		}
+		char *next = eol + 2;
+		while (next < end && (*next == ' ' || *next == '\t')) {
+			char *e2 = strstr(next, "\r\n");
+			next = e2 ? e2 + 2 : end;
+		}
+		size_t cut = (size_t)(next - p);
+		memmove(p, next, t->len - (size_t)(next - t->p) + 1);
+		t->len -= cut;
+		end -= cut;
+	}
+}
+
 static void
 default_sender(char *out, size_t size)
 {
@@ -243,8 +269,10 @@ cli_sendmail(const char *config, char **overrides, size_t n, int argc,
 		    mp_core.limits.message_size);
 		goto out;
 	}
-	if (o.from_headers)
+	if (o.from_headers) {
 		recipients_from_headers(&t, &o.rcpts, &o.nrcpt);
+		remove_bcc(&t);
+	}
 	if (o.nrcpt == 0) {
 		fputs("merpati sendmail: no recipients\n", stderr);
 		goto out;
