@@ -113,6 +113,24 @@ host_conf_string(const struct mp_conf *c)
 	    config_setting_get_string(s) : NULL;
 }
 
+static const char *
+host_conf_name(const struct mp_conf *c)
+{
+	return c ? config_setting_name((const config_setting_t *)c) : NULL;
+}
+
+static int
+host_conf_int(const struct mp_conf *c, long long *value_r)
+{
+	const config_setting_t *s = (const config_setting_t *)c;
+
+	if (s == NULL || (config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64))
+		return -1;
+	*value_r = config_setting_get_int64(s);
+	return 0;
+}
+
 static void
 host_conf_where(const struct mp_conf *c, char *buf, size_t size)
 {
@@ -155,4 +173,6 @@ const struct mp_host mp_host_table = {
 	.conn_set_timeout = mp_host_conn_set_timeout,
 	.base64_decode = mp_base64_decode,
 	.base64_encode = mp_base64_encode,
+	.conf_name = host_conf_name,
+	.conf_int = host_conf_int,
 };

@@ -194,8 +194,10 @@ try_server(const struct mp_qmsg *m, const struct hop *h, const char *server,
 		rc = smtp_client_send(&addrs[a], server, m, g, n, last);
 		if (rc == MP_PERMFAIL)
 			set_all(g, n, MP_PERMFAIL, last);
-		else if (rc == MP_TEMPFAIL)
+		else if (rc == MP_TEMPFAIL) {
 			set_all(g, n, MP_TEMPFAIL, last);
+			mp_log(MP_LOG_INFO, "%s; trying the next server", last->text);
+		}
 		if (rc != MP_TEMPFAIL)
 			n = compact_pending(g, n, done, ndone);
 		if (rc == MP_OK)

@@ -214,6 +214,11 @@ struct mp_host {
 	int (*base64_decode)(const char *in, char *out, size_t size);
 	void (*base64_encode)(const void *in, size_t len, char *out,
 	    size_t size);
+
+	/* The name of a group member (NULL for a list element), and the
+	 * value of an integer setting (0, or -1 if c is not an integer). */
+	const char *(*conf_name)(const struct mp_conf *c);
+	int (*conf_int)(const struct mp_conf *c, long long *value_r);
 };
 
 /* ---- the descriptor ------------------------------------------------------ */

@@ -181,6 +181,21 @@ modules = {
                              % (count, address, timeout, len(self.mail_files(address, sub)),
                                 self.log()[-2000:]))
 
+    def mails_with(self, address, text, timeout=20.0):
+        """Delivered mails of address containing text, waiting (bounded)
+        until there is at least one."""
+        deadline = time.time() + timeout
+        while True:
+            found = []
+            for path in self.mail_files(address):
+                with open(path, errors="replace") as f:
+                    body = f.read()
+                if text in body:
+                    found.append(body)
+            if found or time.time() >= deadline:
+                return found
+            time.sleep(0.1)
+
     def queue_files(self):
         q = os.path.join(self.state, "queue")
         try:

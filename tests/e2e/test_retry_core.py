@@ -11,20 +11,6 @@ from harness import DOMAIN, Server
 ALICE = "alice@" + DOMAIN
 
 
-def mails_with(srv, addr, text, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = []
-        for path in srv.mail_files(addr):
-            with open(path, errors="replace") as f:
-                body = f.read()
-            if text in body:
-                found.append(body)
-        if found:
-            return found
-        time.sleep(0.1)
-    return []
-
 
 class Schedule(unittest.TestCase):
     def test_warning_then_bounce_then_gone(self):
@@ -46,11 +32,11 @@ class Schedule(unittest.TestCase):
         self.assertIn(qid, listing)
         self.assertIn("far@remote.test", listing)
         self.assertIn("4.4.0", listing)  # the last error is shown
-        warnings = mails_with(srv, ALICE, "Subject: Delayed Mail")
+        warnings = srv.mails_with(ALICE, "Subject: Delayed Mail")
         self.assertEqual(len(warnings), 1)
         self.assertIn("Action: delayed", warnings[0])
         self.assertIn("Final-Recipient: rfc822; far@remote.test", warnings[0])
-        bounces = mails_with(srv, ALICE, "Subject: Undelivered Mail Returned to Sender")
+        bounces = srv.mails_with(ALICE, "Subject: Undelivered Mail Returned to Sender")
         self.assertEqual(len(bounces), 1)
         self.assertIn("Action: failed", bounces[0])
         self.assertIn("Subject: will bounce", bounces[0])  # original headers quoted
@@ -60,8 +46,8 @@ class Schedule(unittest.TestCase):
             time.sleep(0.1)
         self.assertNotIn(qid, srv.queue_files())
         time.sleep(2)
-        self.assertEqual(len(mails_with(srv, ALICE, "Subject: Delayed Mail")), 1)
-        self.assertEqual(len(mails_with(srv, ALICE, "Subject: Undelivered Mail")), 1)
+        self.assertEqual(len(srv.mails_with(ALICE, "Subject: Delayed Mail")), 1)
+        self.assertEqual(len(srv.mails_with(ALICE, "Subject: Undelivered Mail")), 1)
 
     def test_bounce_to_null_sender_is_not_bounced(self):
         srv = Server(extra_config='relay_networks = [ "127.0.0.0/8" ];\n'
