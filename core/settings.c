@@ -411,6 +411,11 @@ pick_providers(struct mp_problems *problems)
 		mp_core.auth.ctx = a->ctx;
 	}
 	mp_core.deliver = mp_modules_kind(&mp_core.modules, MP_KIND_DELIVER);
+	/* The chosen mailstore also receives local mail when it can. */
+	struct mp_loaded *store = mp_core.server.mailstore[0] ?
+	    mp_modules_named(&mp_core.modules, mp_core.server.mailstore) : NULL;
+	if (store && (store->mod->kinds & MP_KIND_DELIVER))
+		mp_core.deliver = store;
 	mp_core.route = mp_modules_kind(&mp_core.modules, MP_KIND_ROUTE);
 	mp_core.resolve = mp_modules_kind(&mp_core.modules, MP_KIND_RESOLVE);
 	mp_core.retry = mp_modules_kind(&mp_core.modules, MP_KIND_RETRY);

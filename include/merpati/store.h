@@ -144,6 +144,17 @@ struct mp_store_ops {
 	 * caller then polls messages()). Owned by f.
 	 */
 	int (*change_fd)(struct mp_folder *f);
+
+	/*
+	 * Restore one message with a given UID (mailbox migration between
+	 * stores). The folder is created if missing; an empty folder takes
+	 * uidvalidity; UIDNEXT moves past uid. MP_DECLINED when uid is
+	 * already taken.
+	 */
+	int (*import)(struct mp_mailbox *mb, const char *folder,
+	    uint32_t uidvalidity, uint32_t uid, struct mp_reader *msg,
+	    uint32_t flags, const char *keywords, time_t internal_date,
+	    const char **error_r);
 };
 
 /* What host->store() returns: the store in use (server.mailstore). */

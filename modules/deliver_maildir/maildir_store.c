@@ -1039,13 +1039,12 @@ store_flags_set(struct mp_folder *f, uint32_t uid, uint32_t flags,
 	return rc;
 }
 
-/* Write msg (CRLF or LF) to dir/tmp, fsync, move to dir/cur. */
+/* Write msg (CRLF or LF) to dir/tmp/<new unique base> and fsync it. */
 static int
-write_message(const struct mp_host *host, const char *dir,
-    struct mp_reader *msg, uint32_t flags, time_t date, char *base,
-    size_t basesize, const char **error_r)
+write_tmp(const struct mp_host *host, const char *dir, struct mp_reader *msg,
+    time_t date, char *base, size_t basesize, const char **error_r)
 {
-	char tmp[PATH_MAX], cur[PATH_MAX], name[600], buf[8192], out[8192];
+	char tmp[PATH_MAX], buf[8192], out[8192];
 	int fd, pending_cr = 0;
 	ssize_t n;
 
@@ -1076,6 +1075,17 @@ write_message(const struct mp_host *host, const char *dir,
 		struct timeval tv[2] = { { date, 0 }, { date, 0 } };
 		utimes(tmp, tv);
 	}
+	return MP_OK;
+}
+
+/* Move dir/tmp/base into dir/cur with its flags, and sync cur/. */
+static int
+publish(const char *dir, const char *base, uint32_t flags, const char **error_r)
+{
+	char tmp[PATH_MAX], cur[PATH_MAX], name[600];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, base);
 	file_name(base, flags & ~MP_FLAG_RECENT, name, sizeof(name));
 	snprintf(cur, sizeof(cur), "%s/cur/%s", dir, name);
 	if (rename(tmp, cur) < 0) {
@@ -1089,6 +1099,16 @@ write_message(const struct mp_host *host, const char *dir,
 		close(fd);
 	}
 	return MP_OK;
+}
+
+static int
+write_message(const struct mp_host *host, const char *dir,
+    struct mp_reader *msg, uint32_t flags, time_t date, char *base,
+    size_t basesize, const char **error_r)
+{
+	int rc = write_tmp(host, dir, msg, date, base, basesize, error_r);
+
+	return rc == MP_OK ? publish(dir, base, flags, error_r) : rc;
 }
 
 /* The UID the folder's list gives to base (after a sync). */
@@ -1217,6 +1237,78 @@ store_change_fd(struct mp_folder *f)
 	return f->notify_fd;
 }
 
+/* Record (uid, base) in the folder's list, then publish the file, both
+ * under the list lock so no sync can give the file another UID. */
+static int
+claim_uid(struct mp_folder *f, uint32_t uidvalidity, uint32_t uid,
+    const char *base, uint64_t vsize, uint32_t flags, const char *keywords,
+    const char **error_r)
+{
+	char name[600];
+	int fd = lock_list(f), rc = MP_OK;
+	struct entry *e;
+
+	if (fd < 0 || read_uidlist(f) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return fail(error_r, "cannot lock or read UID list", MP_TEMPFAIL);
+	}
+	if (f->n == 0)
+		f->uidvalidity = uidvalidity;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->e[i].uid == uid)
+			rc = MP_DECLINED;
+	for (size_t i = 0; i < f->n; i++) {	/* keep the entries listed */
+		file_name(f->e[i].base, 0, name, sizeof(name));
+		f->e[i].file = strdup(name);
+	}
+	if (rc == MP_OK && (e = add_entry(f, uid, vsize, base, "")) != NULL) {
+		free(e->keywords);
+		e->keywords = strdup(keywords ? keywords : "");
+		file_name(base, flags, name, sizeof(name));
+		e->file = strdup(name);
+		if (uid >= f->uidnext)
+			f->uidnext = uid + 1;
+		if (write_uidlist(f) < 0)
+			rc = fail(error_r, "cannot write UID list", MP_TEMPFAIL);
+		else
+			rc = publish(f->path, base, flags, error_r);
+	} else if (rc == MP_DECLINED)
+		*error_r = "UID already taken";
+	close(fd);
+	return rc;
+}
+
+static int
+store_import(struct mp_mailbox *mb, const char *folder, uint32_t uidvalidity,
+    uint32_t uid, struct mp_reader *msg, uint32_t flags, const char *keywords,
+    time_t date, const char **error_r)
+{
+	struct mp_folder f = { .mb = mb, .lock_fd = -1, .notify_fd = -1 };
+	char base[300], tmp[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (folder_dir(mb, folder, f.path, sizeof(f.path)) < 0) {
+		*error_r = "invalid folder name";
+		return MP_ERROR;
+	}
+	if (maildir_make(f.path) < 0)
+		return fail(error_r, "cannot create folder", MP_TEMPFAIL);
+	rc = write_tmp(mb->env->host, f.path, msg, date, base, sizeof(base), error_r);
+	if (rc != MP_OK)
+		return rc;
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", f.path, base);
+	if (stat(tmp, &st) < 0)
+		return fail(error_r, "cannot stat message", MP_TEMPFAIL);
+	rc = claim_uid(&f, uidvalidity, uid, base, wire_size(tmp, st.st_size),
+	    flags & ~MP_FLAG_RECENT, keywords, error_r);
+	if (rc != MP_OK)
+		unlink(tmp);
+	free_entries(&f);
+	return rc;
+}
+
 const struct mp_store_ops maildir_store_ops = {
 	.struct_size = sizeof(struct mp_store_ops),
 	.open = store_open,
@@ -1238,4 +1330,5 @@ const struct mp_store_ops maildir_store_ops = {
 	.expunge = store_expunge,
 	.lock = store_lock,
 	.change_fd = store_change_fd,
+	.import = store_import,
 };

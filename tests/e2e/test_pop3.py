@@ -15,8 +15,10 @@ ALICE = "alice@" + DOMAIN
 TLS = ssl._create_unverified_context()
 
 
-def pop3_server(plaintext=True):
+def pop3_server(plaintext=True, store="deliver_maildir"):
     srv = Server(modules={"pop3": None})
+    if store == "store_sqlite":
+        srv.modules["store_sqlite"] = 'database = "%s/var/mail.db";' % srv.dir
     srv.pop_port, srv.pops_port = free_port(), free_port()
     srv.modules["pop3"] = ('plaintext_auth = %s; listen = { plain = { address = "127.0.0.1"; port = %d; }; '
                            'tls = { address = "127.0.0.1"; port = %d; }; };'
@@ -31,14 +33,26 @@ def deliver(srv, rcpt, subject, body="body\r\n"):
 
 
 class Pop3(unittest.TestCase):
+    """Runs against Maildir; Pop3Sqlite runs the same tests on store_sqlite."""
+    store = "deliver_maildir"
+
     def setUp(self):
-        self.srv = pop3_server()
+        self.srv = pop3_server(store=self.store)
         self.addCleanup(self.srv.cleanup)
         self.srv.add_user(ALICE, "pw")
-        self.srv.start()
+        self.srv.start('server.mailstore="%s"' % self.store)
         for i in range(3):
             deliver(self.srv, ALICE, "msg %d" % i, "line one\r\n.dotted\r\n..two dots\r\nlast\r\n")
-        self.srv.wait_for_mail(ALICE, 3)
+        self.wait_stored(3)
+
+    def wait_stored(self, count):
+        """Wait until count messages are in the store (seen through POP3)."""
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.srv.log().count("delivered to=<%s>" % ALICE) >= count:
+                return
+            time.sleep(0.05)
+        raise AssertionError("not delivered:\n" + self.srv.log()[-2000:])
 
     def login(self):
         p = poplib.POP3("127.0.0.1", self.srv.pop_port, timeout=10)
@@ -85,8 +99,7 @@ class Pop3(unittest.TestCase):
         first = p.uidl()[1]
         p.quit()
         deliver(self.srv, ALICE, "later")
-        self.srv.wait_for_mail(ALICE, 1)
-        time.sleep(0.3)
+        self.wait_stored(4)
         p = self.login()
         second = p.uidl()[1]
         p.quit()
@@ -210,6 +223,16 @@ class Pop3(unittest.TestCase):
         p = self.login()
         self.assertEqual(p.stat()[0], 0)  # fetched and deleted
         p.quit()
+
+
+class Pop3Sqlite(Pop3):
+    """The same POP3 suite with the SQLite mailstore: no Maildir files."""
+    store = "store_sqlite"
+
+    def tearDown(self):
+        mail = os.path.join(self.srv.state, "mail")
+        files = [f for _, _, fs in os.walk(mail) for f in fs] if os.path.isdir(mail) else []
+        self.assertEqual(files, [])
 
 
 class Pop3Plaintext(unittest.TestCase):

@@ -1,0 +1,908 @@
+/*
+ * modules/store_sqlite/store_sqlite.c - the mailstore API (and local
+ * delivery) on SQLite, so an ISP can swap Maildir for a database without
+ * touching POP3 or IMAP.
+ *
+ * Bodies are BLOBs in wire form (CRLF), written and read in chunks with
+ * SQLite's incremental BLOB I/O, so a big message never sits in memory.
+ * One connection, opened at init, guarded by a mutex; WAL mode keeps
+ * readers and the writer out of each other's way. The POP3 lock is held
+ * in memory: all sessions live in the one merpatid process.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+#include <merpati/merpati.h>
+
+#define CHUNK 65536
+#define MAX_LOCKS 4096
+
+struct store {
+	const struct mp_host *host;
+	const char *database;
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	long long locked[MAX_LOCKS];	/* folder ids held by POP3 sessions */
+	size_t nlocked;
+};
+
+struct mp_mailbox {
+	struct store *s;
+	char user[330];
+};
+
+struct mp_folder {
+	struct mp_mailbox *mb;
+	long long id;
+	int read_only, holds_lock;
+	uint32_t uidvalidity, uidnext, seen_uid;	/* seen_uid: for \Recent */
+	struct mp_msg_info *info;
+	char **keywords;
+	size_t n;
+};
+
+static _Thread_local char err_buf[512];
+
+static int
+db_error(struct store *s, const char **error_r)
+{
+	snprintf(err_buf, sizeof(err_buf), "mail database: %s", sqlite3_errmsg(s->db));
+	*error_r = err_buf;
+	s->host->log(MP_LOG_ERR, "%s", err_buf);
+	return MP_TEMPFAIL;
+}
+
+static sqlite3_stmt *
+prepare(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	return st;
+}
+
+/* Run sql with text/int binds given as a format: "t" text, "i" int64. */
+static int
+exec(struct store *s, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st = prepare(s, sql);
+	va_list ap;
+	int rc;
+
+	if (st == NULL)
+		return SQLITE_ERROR;
+	va_start(ap, types);
+	for (int i = 0; types[i]; i++) {
+		if (types[i] == 't')
+			sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_int64(st, i + 1, va_arg(ap, long long));
+	}
+	va_end(ap);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}
+
+static int
+valid_folder(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > 200 || name[0] == '/' || name[len - 1] == '/' || strstr(name, "//"))
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* INBOX is case-insensitive (RFC 3501 5.1). */
+static const char *
+canonical(const char *name)
+{
+	return strcasecmp(name, "INBOX") == 0 ? "INBOX" : name;
+}
+
+/* The folder's id, creating it when create; 0 when absent. Lock held. */
+static long long
+folder_id(struct store *s, const char *user, const char *name, int create)
+{
+	sqlite3_stmt *st = prepare(s, "SELECT id FROM folders WHERE user = ?1 AND name = ?2");
+	long long id = 0;
+
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, canonical(name), -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (id == 0 && create && exec(s, "INSERT INTO folders (user, name, uidvalidity, uidnext, "
+	    "seen_uid, subscribed) VALUES (?1, ?2, ?3, 1, 0, 0)", "tti", user, canonical(name),
+	    (long long)time(NULL)) == SQLITE_DONE)
+		id = sqlite3_last_insert_rowid(s->db);
+	return id;
+}
+
+/* ---- mailbox and folders -------------------------------------------------- */
+
+static int
+st_open(void *ctx, const char *user, struct mp_mailbox **mb_r, const char **error_r)
+{
+	struct store *s = ctx;
+	struct mp_mailbox *mb = calloc(1, sizeof(*mb));
+
+	if (mb == NULL || strlen(user) >= sizeof(mb->user) || !strchr(user, '@')) {
+		free(mb);
+		*error_r = "bad mailbox address";
+		return MP_ERROR;
+	}
+	mb->s = s;
+	for (size_t i = 0; user[i]; i++)
+		mb->user[i] = (char)tolower((unsigned char)user[i]);
+	pthread_mutex_lock(&s->lock);
+	long long id = folder_id(s, mb->user, "INBOX", 1);
+	pthread_mutex_unlock(&s->lock);
+	if (id == 0) {
+		free(mb);
+		return db_error(s, error_r);
+	}
+	*mb_r = mb;
+	return MP_OK;
+}
+
+static void
+st_close(struct mp_mailbox *mb)
+{
+	free(mb);
+}
+
+static unsigned
+special_use(const char *name)
+{
+	if (strcasecmp(name, "Sent") == 0) return MP_FOLDER_SENT;
+	if (strcasecmp(name, "Drafts") == 0) return MP_FOLDER_DRAFTS;
+	if (strcasecmp(name, "Trash") == 0) return MP_FOLDER_TRASH;
+	if (strcasecmp(name, "Junk") == 0) return MP_FOLDER_JUNK;
+	return 0;
+}
+
+static int
+st_folders(struct mp_mailbox *mb, void (*each)(void *, const char *, unsigned),
+    void *arg, const char **error_r)
+{
+	struct store *s = mb->s;
+	sqlite3_stmt *st;
+	char (*names)[210] = NULL;
+	unsigned *attrs = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	st = prepare(s, "SELECT name, subscribed FROM folders WHERE user = ?1 "
+	    "ORDER BY name <> 'INBOX', name");
+	sqlite3_bind_text(st, 1, mb->user, -1, SQLITE_TRANSIENT);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		names = realloc(names, (n + 1) * sizeof(*names));
+		attrs = realloc(attrs, (n + 1) * sizeof(*attrs));
+		snprintf(names[n], sizeof(names[n]), "%s", sqlite3_column_text(st, 0));
+		attrs[n] = special_use(names[n]) |
+		    (sqlite3_column_int(st, 1) ? MP_FOLDER_SUBSCRIBED : 0);
+		n++;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(names[i]);
+		for (size_t k = 0; k < n; k++)
+			if (strncmp(names[k], names[i], len) == 0 && names[k][len] == '/')
+				attrs[i] |= MP_FOLDER_HAS_CHILDREN;
+		each(arg, names[i], attrs[i]);
+	}
+	free(names);
+	free(attrs);
+	(void)error_r;
+	return MP_OK;
+}
+
+static int
+st_folder_create(struct mp_mailbox *mb, const char *name, const char **error_r)
+{
+	struct store *s = mb->s;
+	int rc;
+
+	if (!valid_folder(name)) {
+		*error_r = "invalid folder name";
+		return MP_ERROR;
+	}
+	pthread_mutex_lock(&s->lock);
+	rc = folder_id(s, mb->user, name, 0) ? MP_DECLINED :
+	    folder_id(s, mb->user, name, 1) ? MP_OK : db_error(s, error_r);
+	pthread_mutex_unlock(&s->lock);
+	if (rc == MP_DECLINED)
+		*error_r = "folder exists";
+	return rc;
+}
+
+static int
+st_folder_delete(struct mp_mailbox *mb, const char *name, const char **error_r)
+{
+	struct store *s = mb->s;
+	long long id;
+
+	if (strcasecmp(name, "INBOX") == 0) {
+		*error_r = "INBOX cannot be deleted";
+		return MP_ERROR;
+	}
+	pthread_mutex_lock(&s->lock);
+	id = folder_id(s, mb->user, name, 0);
+	if (id) {
+		exec(s, "DELETE FROM messages WHERE folder = ?1", "i", id);
+		exec(s, "DELETE FROM folders WHERE id = ?1", "i", id);
+	}
+	pthread_mutex_unlock(&s->lock);
+	*error_r = "no such folder";
+	return id ? MP_OK : MP_DECLINED;
+}
+
+static int
+st_folder_rename(struct mp_mailbox *mb, const char *from, const char *to,
+    const char **error_r)
+{
+	struct store *s = mb->s;
+	int rc = MP_OK;
+
+	if (strcasecmp(from, "INBOX") == 0 || !valid_folder(to)) {
+		*error_r = "cannot rename to or from that name";
+		return MP_ERROR;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (!folder_id(s, mb->user, from, 0)) {
+		*error_r = "no such folder";
+		rc = MP_DECLINED;
+	} else if (folder_id(s, mb->user, to, 0)) {
+		*error_r = "target folder exists";
+		rc = MP_ERROR;
+	} else if (exec(s, "UPDATE folders SET name = ?3 || substr(name, length(?2) + 1) "
+	    "WHERE user = ?1 AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
+	    "ttt", mb->user, from, to) != SQLITE_DONE)
+		rc = db_error(s, error_r);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int
+st_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
+    const char **error_r)
+{
+	struct store *s = mb->s;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = exec(s, "UPDATE folders SET subscribed = ?3 WHERE user = ?1 AND name = ?2",
+	    "tti", mb->user, canonical(name), (long long)(on != 0)) == SQLITE_DONE ?
+	    MP_OK : db_error(s, error_r);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* ---- open folders ---------------------------------------------------------- */
+
+static void
+free_snapshot(struct mp_folder *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->keywords[i]);
+	free(f->keywords);
+	free(f->info);
+	f->keywords = NULL;
+	f->info = NULL;
+	f->n = 0;
+}
+
+/* Re-read the folder's state and messages. Lock held. */
+static int
+refresh(struct mp_folder *f)
+{
+	struct store *s = f->mb->s;
+	sqlite3_stmt *st = prepare(s, "SELECT uidvalidity, uidnext FROM folders WHERE id = ?1");
+	int ok;
+
+	sqlite3_bind_int64(st, 1, f->id);
+	ok = sqlite3_step(st) == SQLITE_ROW;
+	if (ok) {
+		f->uidvalidity = (uint32_t)sqlite3_column_int64(st, 0);
+		f->uidnext = (uint32_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (!ok)
+		return -1;
+	free_snapshot(f);
+	st = prepare(s, "SELECT uid, flags, size, internal_date, keywords FROM messages "
+	    "WHERE folder = ?1 ORDER BY uid");
+	sqlite3_bind_int64(st, 1, f->id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (f->n % 256 == 0) {
+			f->info = realloc(f->info, (f->n + 256) * sizeof(*f->info));
+			f->keywords = realloc(f->keywords, (f->n + 256) * sizeof(char *));
+		}
+		struct mp_msg_info *m = &f->info[f->n];
+		m->uid = (uint32_t)sqlite3_column_int64(st, 0);
+		m->flags = (uint32_t)sqlite3_column_int64(st, 1);
+		m->size = (uint64_t)sqlite3_column_int64(st, 2);
+		m->internal_date = (time_t)sqlite3_column_int64(st, 3);
+		f->keywords[f->n] = strdup((const char *)sqlite3_column_text(st, 4));
+		m->keywords = f->keywords[f->n];
+		if (m->uid > f->seen_uid)
+			m->flags |= MP_FLAG_RECENT;
+		f->n++;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int
+st_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
+    struct mp_folder **f_r, const char **error_r)
+{
+	struct store *s = mb->s;
+	struct mp_folder *f = calloc(1, sizeof(*f));
+	int rc = MP_OK;
+
+	if (f == NULL)
+		return MP_ERROR;
+	f->mb = mb;
+	f->read_only = read_only;
+	pthread_mutex_lock(&s->lock);
+	f->id = folder_id(s, mb->user, name, 0);
+	sqlite3_stmt *st = prepare(s, "SELECT seen_uid FROM folders WHERE id = ?1");
+	sqlite3_bind_int64(st, 1, f->id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		f->seen_uid = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (f->id == 0) {
+		*error_r = "no such folder";
+		rc = MP_DECLINED;
+	} else if (refresh(f) < 0)
+		rc = db_error(s, error_r);
+	else if (!read_only)	/* later sessions do not see these as recent */
+		exec(s, "UPDATE folders SET seen_uid = uidnext - 1 WHERE id = ?1", "i", f->id);
+	pthread_mutex_unlock(&s->lock);
+	if (rc != MP_OK) {
+		free_snapshot(f);
+		free(f);
+		return rc;
+	}
+	*f_r = f;
+	return MP_OK;
+}
+
+static void
+st_folder_close(struct mp_folder *f)
+{
+	struct store *s = f->mb->s;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; f->holds_lock && i < s->nlocked; i++)
+		if (s->locked[i] == f->id) {
+			s->locked[i] = s->locked[--s->nlocked];
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	free_snapshot(f);
+	free(f);
+}
+
+static int
+st_folder_info(struct mp_folder *f, struct mp_folder_info *info, const char **error_r)
+{
+	(void)error_r;
+	memset(info, 0, sizeof(*info));
+	info->uidvalidity = f->uidvalidity;
+	info->uidnext = f->uidnext;
+	info->messages = (uint32_t)f->n;
+	for (size_t i = 0; i < f->n; i++) {
+		info->unseen += !(f->info[i].flags & MP_FLAG_SEEN);
+		info->recent += !!(f->info[i].flags & MP_FLAG_RECENT);
+	}
+	return MP_OK;
+}
+
+static int
+st_messages(struct mp_folder *f, const struct mp_msg_info **v_r, size_t *n_r,
+    const char **error_r)
+{
+	struct store *s = f->mb->s;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = refresh(f) < 0 ? db_error(s, error_r) : MP_OK;
+	pthread_mutex_unlock(&s->lock);
+	*v_r = f->info;
+	*n_r = f->n;
+	return rc;
+}
+
+/* ---- message streams --------------------------------------------------------- */
+
+struct blob_reader {
+	struct store *s;
+	long long rowid;
+	long long pos, end;
+};
+
+static ssize_t
+blob_read(struct mp_reader *r, void *buf, size_t len)
+{
+	struct blob_reader *b = r->priv;
+	sqlite3_blob *blob = NULL;
+	int rc;
+
+	if (b->pos >= b->end)
+		return 0;
+	if ((long long)len > b->end - b->pos)
+		len = (size_t)(b->end - b->pos);
+	if (len > CHUNK)
+		len = CHUNK;
+	pthread_mutex_lock(&b->s->lock);
+	rc = sqlite3_blob_open(b->s->db, "main", "messages", "body", b->rowid, 0, &blob);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_blob_read(blob, buf, (int)len, (int)b->pos);
+	sqlite3_blob_close(blob);
+	pthread_mutex_unlock(&b->s->lock);
+	if (rc != SQLITE_OK) {
+		errno = EIO;
+		return -1;
+	}
+	b->pos += (long long)len;
+	return (ssize_t)len;
+}
+
+/* The header section's length: up to and including the empty line. */
+static long long
+header_length(struct mp_reader *r, long long size)
+{
+	char buf[4096];
+	long long off = 0;
+	int state = 0;	/* counts "\r\n\r\n" progress */
+	ssize_t n;
+
+	while ((n = r->read(r, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++, off++) {
+			static const char end[] = "\r\n\r\n";
+			state = buf[i] == end[state] ? state + 1 : buf[i] == '\r' ? 1 : 0;
+			if (state == 4)
+				return off + 1;
+		}
+	}
+	return size;
+}
+
+static int
+st_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part,
+    struct mp_reader *r, const char **error_r)
+{
+	struct store *s = f->mb->s;
+	struct blob_reader *b = calloc(1, sizeof(*b));
+	sqlite3_stmt *st;
+	int found;
+
+	if (b == NULL)
+		return MP_ERROR;
+	pthread_mutex_lock(&s->lock);
+	st = prepare(s, "SELECT id, size FROM messages WHERE folder = ?1 AND uid = ?2");
+	sqlite3_bind_int64(st, 1, f->id);
+	sqlite3_bind_int64(st, 2, uid);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	if (found) {
+		b->rowid = sqlite3_column_int64(st, 0);
+		b->end = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	if (!found) {
+		free(b);
+		*error_r = "no such message";
+		return MP_DECLINED;
+	}
+	b->s = s;
+	r->read = blob_read;
+	r->priv = b;
+	r->size = (off_t)b->end;
+	if (part == MP_PART_HEADER) {
+		long long h = header_length(r, b->end);
+		b->pos = 0;
+		b->end = h;
+		r->size = -1;
+	}
+	return MP_OK;
+}
+
+static void
+st_message_close(struct mp_reader *r)
+{
+	free(r->priv);
+	r->priv = NULL;
+}
+
+/* ---- changes ------------------------------------------------------------------ */
+
+static int
+st_flags_set(struct mp_folder *f, uint32_t uid, uint32_t flags, const char *keywords,
+    const char **error_r)
+{
+	struct store *s = f->mb->s;
+	int rc;
+
+	if (f->read_only) {
+		*error_r = "folder is read-only";
+		return MP_ERROR;
+	}
+	pthread_mutex_lock(&s->lock);
+	rc = exec(s, keywords ? "UPDATE messages SET flags = ?3, keywords = ?4 WHERE folder = ?1 AND uid = ?2"
+	    : "UPDATE messages SET flags = ?3 WHERE folder = ?1 AND uid = ?2",
+	    keywords ? "iiit" : "iii", f->id, (long long)uid,
+	    (long long)(flags & ~MP_FLAG_RECENT), keywords);
+	int changed = sqlite3_changes(s->db);
+	pthread_mutex_unlock(&s->lock);
+	if (rc != SQLITE_DONE)
+		return db_error(s, error_r);
+	for (size_t i = 0; i < f->n; i++)
+		if (f->info[i].uid == uid)
+			f->info[i].flags = (f->info[i].flags & MP_FLAG_RECENT) | (flags & ~MP_FLAG_RECENT);
+	*error_r = "no such message";
+	return changed ? MP_OK : MP_DECLINED;
+}
+
+/* Copy msg into a new row's BLOB in chunks, CRLF line ends. Lock held. */
+static int
+store_body(struct store *s, long long rowid, struct mp_reader *msg, long long *size_r)
+{
+	char in[CHUNK / 2], out[CHUNK];
+	sqlite3_blob *blob = NULL;
+	long long off = 0;
+	char prev = 0;
+	ssize_t n;
+
+	/* The wire size is known only after reading: grow by rewriting. */
+	while ((n = msg->read(msg, in, sizeof(in))) > 0) {
+		size_t o = 0;
+		for (ssize_t i = 0; i < n; i++) {
+			if (in[i] == '\n' && prev != '\r')
+				out[o++] = '\r';
+			out[o++] = in[i];
+			prev = in[i];
+		}
+		if (exec(s, "UPDATE messages SET body = body || zeroblob(?2) WHERE id = ?1", "ii",
+		    rowid, (long long)o) != SQLITE_DONE ||
+		    sqlite3_blob_open(s->db, "main", "messages", "body", rowid, 1, &blob) != SQLITE_OK ||
+		    sqlite3_blob_write(blob, out, (int)o, (int)off) != SQLITE_OK) {
+			sqlite3_blob_close(blob);
+			return -1;
+		}
+		sqlite3_blob_close(blob);
+		blob = NULL;
+		off += (long long)o;
+	}
+	*size_r = off;
+	return n < 0 ? -1 : 0;
+}
+
+/* Insert a message with uid (0: the next one). Lock held. */
+static int
+insert(struct store *s, long long folder, uint32_t *uid, struct mp_reader *msg,
+    uint32_t flags, const char *keywords, time_t date, const char **error_r)
+{
+	long long size = 0, rowid;
+
+	if (exec(s, "BEGIN IMMEDIATE", "") != SQLITE_DONE)
+		return db_error(s, error_r);
+	if (*uid == 0) {
+		sqlite3_stmt *st = prepare(s, "SELECT uidnext FROM folders WHERE id = ?1");
+		sqlite3_bind_int64(st, 1, folder);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			*uid = (uint32_t)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (exec(s, "INSERT INTO messages (folder, uid, flags, keywords, internal_date, size, body) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, 0, x'')", "iiiti", folder, (long long)*uid,
+	    (long long)(flags & ~MP_FLAG_RECENT), keywords ? keywords : "",
+	    (long long)(date > 0 ? date : time(NULL))) != SQLITE_DONE) {
+		int dup = sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE;
+		exec(s, "ROLLBACK", "");
+		*error_r = "UID already taken";
+		return dup ? MP_DECLINED : db_error(s, error_r);
+	}
+	rowid = sqlite3_last_insert_rowid(s->db);
+	if (store_body(s, rowid, msg, &size) < 0 ||
+	    exec(s, "UPDATE messages SET size = ?2 WHERE id = ?1", "ii", rowid, size) != SQLITE_DONE ||
+	    exec(s, "UPDATE folders SET uidnext = max(uidnext, ?2 + 1) WHERE id = ?1", "ii",
+	    folder, (long long)*uid) != SQLITE_DONE ||
+	    exec(s, "COMMIT", "") != SQLITE_DONE) {
+		int rc = db_error(s, error_r);
+		exec(s, "ROLLBACK", "");
+		return rc;
+	}
+	return MP_OK;
+}
+
+static int
+folder_uidvalidity(struct store *s, long long id, uint32_t *uv)
+{
+	sqlite3_stmt *st = prepare(s, "SELECT uidvalidity FROM folders WHERE id = ?1");
+
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*uv = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int
+st_append(struct mp_mailbox *mb, const char *folder, struct mp_reader *msg,
+    uint32_t flags, time_t date, uint32_t *uid_r, uint32_t *uidvalidity_r,
+    const char **error_r)
+{
+	struct store *s = mb->s;
+	long long id;
+	int rc;
+
+	*uid_r = 0;
+	pthread_mutex_lock(&s->lock);
+	id = folder_id(s, mb->user, folder, 0);
+	rc = id ? insert(s, id, uid_r, msg, flags, "", date, error_r) : MP_DECLINED;
+	if (id)
+		folder_uidvalidity(s, id, uidvalidity_r);
+	pthread_mutex_unlock(&s->lock);
+	if (!id)
+		*error_r = "no such folder";
+	return rc;
+}
+
+static int
+st_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
+{
+	struct store *s = f->mb->s;
+	int rc, changed;
+
+	pthread_mutex_lock(&s->lock);
+	rc = exec(s, "DELETE FROM messages WHERE folder = ?1 AND uid = ?2", "ii", f->id,
+	    (long long)uid);
+	changed = sqlite3_changes(s->db);
+	pthread_mutex_unlock(&s->lock);
+	if (rc != SQLITE_DONE)
+		return db_error(s, error_r);
+	*error_r = "no such message";
+	return changed ? MP_OK : MP_DECLINED;
+}
+
+static int
+st_copy(struct mp_folder *f, uint32_t uid, const char *dest, int move,
+    uint32_t *uid_r, uint32_t *uidvalidity_r, const char **error_r)
+{
+	struct mp_reader r;
+	const struct mp_msg_info *m = NULL;
+	int rc;
+
+	for (size_t i = 0; i < f->n; i++)
+		if (f->info[i].uid == uid)
+			m = &f->info[i];
+	if (m == NULL || (rc = st_message_open(f, uid, MP_PART_ALL, &r, error_r)) != MP_OK) {
+		*error_r = "no such message";
+		return MP_DECLINED;
+	}
+	rc = st_append(f->mb, dest, &r, m->flags, m->internal_date, uid_r, uidvalidity_r, error_r);
+	st_message_close(&r);
+	if (rc == MP_DECLINED)
+		rc = MP_ERROR;	/* the destination is missing, not the message */
+	if (rc == MP_OK && move)
+		rc = st_expunge(f, uid, error_r);
+	return rc;
+}
+
+static int
+st_lock(struct mp_folder *f, const char **error_r)
+{
+	struct store *s = f->mb->s;
+	int rc = MP_OK;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nlocked; i++)
+		if (s->locked[i] == f->id && !f->holds_lock)
+			rc = MP_DECLINED;
+	if (rc == MP_OK && !f->holds_lock) {
+		if (s->nlocked == MAX_LOCKS)
+			rc = MP_TEMPFAIL;
+		else
+			s->locked[s->nlocked++] = f->id;
+		f->holds_lock = rc == MP_OK;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc != MP_OK)
+		*error_r = "mailbox is locked by another session";
+	return rc;
+}
+
+static int
+st_change_fd(struct mp_folder *f)
+{
+	(void)f;
+	return -1;	/* callers poll messages() */
+}
+
+static int
+st_import(struct mp_mailbox *mb, const char *folder, uint32_t uidvalidity, uint32_t uid,
+    struct mp_reader *msg, uint32_t flags, const char *keywords, time_t date,
+    const char **error_r)
+{
+	struct store *s = mb->s;
+	long long id;
+	int rc, empty = 0;
+
+	if (!valid_folder(folder) || uid == 0) {
+		*error_r = "invalid folder name or UID";
+		return MP_ERROR;
+	}
+	pthread_mutex_lock(&s->lock);
+	id = folder_id(s, mb->user, folder, 1);
+	sqlite3_stmt *st = prepare(s, "SELECT count(*) FROM messages WHERE folder = ?1");
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		empty = sqlite3_column_int64(st, 0) == 0;
+	sqlite3_finalize(st);
+	if (empty)
+		exec(s, "UPDATE folders SET uidvalidity = ?2 WHERE id = ?1", "ii", id,
+		    (long long)uidvalidity);
+	rc = id ? insert(s, id, &uid, msg, flags, keywords, date, error_r) : db_error(s, error_r);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static const struct mp_store_ops store_ops = {
+	.struct_size = sizeof(struct mp_store_ops),
+	.open = st_open, .close = st_close, .folders = st_folders,
+	.folder_create = st_folder_create, .folder_delete = st_folder_delete,
+	.folder_rename = st_folder_rename, .folder_subscribe = st_folder_subscribe,
+	.folder_open = st_folder_open, .folder_close = st_folder_close,
+	.folder_info = st_folder_info, .messages = st_messages,
+	.message_open = st_message_open, .message_close = st_message_close,
+	.flags_set = st_flags_set, .append = st_append, .copy = st_copy,
+	.expunge = st_expunge, .lock = st_lock, .change_fd = st_change_fd,
+	.import = st_import,
+};
+
+/* ---- local delivery -------------------------------------------------------------- */
+
+struct prefixed {
+	struct mp_reader *inner;
+	const char *head;
+	size_t hlen, hpos;
+};
+
+static ssize_t
+prefixed_read(struct mp_reader *r, void *buf, size_t len)
+{
+	struct prefixed *p = r->priv;
+
+	if (p->hpos < p->hlen) {
+		size_t k = p->hlen - p->hpos < len ? p->hlen - p->hpos : len;
+		memcpy(buf, p->head + p->hpos, k);
+		p->hpos += k;
+		return (ssize_t)k;
+	}
+	return p->inner->read(p->inner, buf, len);
+}
+
+static int
+st_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
+    struct mp_reader *msg, struct mp_status *status)
+{
+	struct store *s = ctx;
+	struct mp_mailbox *mb;
+	char head[1024];
+	const char *err = NULL;
+	uint32_t uid = 0, uv = 0;
+	int n = snprintf(head, sizeof(head), "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+	    env->sender, rcpt);
+	struct prefixed p = { msg, head, (size_t)n, 0 };
+	struct mp_reader r = { prefixed_read, -1, &p };
+	int rc = st_open(s, rcpt, &mb, &err);
+
+	if (rc == MP_OK) {
+		rc = st_append(mb, "INBOX", &r, 0, time(NULL), &uid, &uv, &err);
+		st_close(mb);
+	}
+	if (rc == MP_OK)
+		*status = (struct mp_status){ 250, "2.0.0", "delivered to store_sqlite" };
+	else {
+		*status = (struct mp_status){ 451, "4.3.0", "" };
+		snprintf(status->text, sizeof(status->text), "store_sqlite: %s", err ? err : "failed");
+		rc = MP_TEMPFAIL;
+	}
+	return rc;
+}
+
+static const struct mp_deliver_ops deliver_ops = {
+	.struct_size = sizeof(struct mp_deliver_ops),
+	.deliver = st_deliver,
+};
+
+/* ---- module ------------------------------------------------------------------------- */
+
+static const struct mp_option options[] = {
+	{ "database", MP_OPT_PATH, offsetof(struct store, database), "mail.db", 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0 }
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode = WAL;"
+    "CREATE TABLE IF NOT EXISTS folders (id INTEGER PRIMARY KEY, user TEXT NOT NULL,"
+    " name TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uidnext INTEGER NOT NULL,"
+    " seen_uid INTEGER NOT NULL, subscribed INTEGER NOT NULL, UNIQUE (user, name));"
+    "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY,"
+    " folder INTEGER NOT NULL REFERENCES folders(id), uid INTEGER NOT NULL,"
+    " flags INTEGER NOT NULL, keywords TEXT NOT NULL, internal_date INTEGER NOT NULL,"
+    " size INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (folder, uid));";
+
+static void
+st_fini(void *ctx)
+{
+	struct store *s = ctx;
+
+	if (s->db)
+		sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	s->host->free(s);
+}
+
+static int
+st_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
+    const char **error_r)
+{
+	struct store *s = host->alloc(sizeof(*s));
+	int fd;
+
+	if (s == NULL)
+		return MP_ERROR;
+	memset(s, 0, sizeof(*s));
+	s->host = host;
+	pthread_mutex_init(&s->lock, NULL);
+	if (host->conf_options(conf, options, s, error_r) != MP_OK) {
+		st_fini(s);
+		return MP_ERROR;
+	}
+	fd = open(s->database, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	if (fd < 0 || sqlite3_open_v2(s->database, &s->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err_buf, sizeof(err_buf), "modules.store_sqlite.database %s: %s",
+		    s->database, s->db ? sqlite3_errmsg(s->db) : strerror(errno));
+		*error_r = err_buf;
+		st_fini(s);
+		return MP_ERROR;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	*ctx_r = s;
+	return MP_OK;
+}
+
+MP_MODULE_EXPORT = {
+	.abi_version = MP_ABI_VERSION,
+	.struct_size = sizeof(struct mp_module),
+	.name = "store_sqlite",
+	.kinds = MP_KIND_STORE | MP_KIND_DELIVER,
+	.init = st_init,
+	.fini = st_fini,
+	.deliver = &deliver_ops,
+	.store = &store_ops,
+};
