@@ -6,6 +6,7 @@
  *     user add|del|passwd ADDRESS   (password read from stdin)
  *     user list
  *     queue list | queue show ID | queue delete ID | queue flush
+ *     mailbox migrate --from STORE --to STORE USER...
  *     sendmail [-f FROM] [-t] [-i] [RCPT...]
  *
  * It reads the same config and loads the same modules as the daemon,
@@ -38,6 +39,7 @@ usage(void)
 	    "  user add|del|passwd ADDRESS    (password on stdin)\n"
 	    "  user list\n"
 	    "  queue list | queue show ID | queue delete ID | queue flush\n"
+	    "  mailbox migrate --from STORE --to STORE USER...\n"
 	    "  sendmail [-f FROM] [-t] [-i] [RCPT...]\n", stderr);
 	exit(2);
 }
@@ -126,6 +128,8 @@ main(int argc, char **argv)
 		return cli_user(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "queue") == 0)
 		return cli_queue(config, overrides, n, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "mailbox") == 0)
+		return cli_mailbox(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "sendmail") == 0)
 		return cli_sendmail(config, overrides, n, argc - i, argv + i);
 	usage();
