@@ -466,7 +466,9 @@ adopt(struct mp_folder *f, const char *dir, const char *name, size_t known)
 		remember_recent(f, e->uid);
 	}
 	free(e->file);
-	e->file = strdup(name);
+	e->file = malloc(strlen(dir) + strlen(name) + 2);
+	if (e->file)
+		sprintf(e->file, "%s/%s", dir, name);	/* "cur/x" (or "new/x" read-only) */
 	e->flags = (e->flags & MP_FLAG_RECENT) | flags_of(name);
 	e->mtime = st.st_mtime;
 	return 1;
@@ -967,7 +969,7 @@ store_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part,
 		*error_r = "no such message";
 		return MP_DECLINED;
 	}
-	snprintf(path, sizeof(path), "%s/cur/%s", f->path, e->file);
+	snprintf(path, sizeof(path), "%s/%s", f->path, e->file);
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return fail(error_r, "out of memory", MP_ERROR);
 	m->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1017,13 +1019,15 @@ store_flags_set(struct mp_folder *f, uint32_t uid, uint32_t flags,
 		return MP_ERROR;
 	}
 	file_name(e->base, flags & ~MP_FLAG_RECENT, name, sizeof(name));
-	snprintf(from, sizeof(from), "%s/cur/%s", f->path, e->file);
+	snprintf(from, sizeof(from), "%s/%s", f->path, e->file);
 	snprintf(to, sizeof(to), "%s/cur/%s", f->path, name);
 	if (strcmp(from, to) != 0 && rename(from, to) < 0)
 		return fail(error_r, "cannot change flags", errno == ENOENT ?
 		    MP_DECLINED : MP_TEMPFAIL);
 	free(e->file);
-	e->file = strdup(name);
+	e->file = malloc(strlen(name) + 5);
+	if (e->file)
+		sprintf(e->file, "cur/%s", name);
 	e->flags = (e->flags & MP_FLAG_RECENT) | (flags & ~MP_FLAG_RECENT);
 	if (keywords && strcmp(keywords, e->keywords) != 0) {
 		free(e->keywords);
@@ -1160,7 +1164,7 @@ store_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
 		*error_r = "no such message";
 		return MP_DECLINED;
 	}
-	snprintf(path, sizeof(path), "%s/cur/%s", f->path, e->file);
+	snprintf(path, sizeof(path), "%s/%s", f->path, e->file);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return fail(error_r, "cannot remove message", MP_TEMPFAIL);
 	free(e->file);
@@ -1187,7 +1191,7 @@ store_copy(struct mp_folder *f, uint32_t uid, const char *dest, int move,
 	}
 	maildir_unique_name(f->mb->env->host, base, sizeof(base));
 	file_name(base, e->flags & ~MP_FLAG_RECENT, name, sizeof(name));
-	snprintf(src, sizeof(src), "%s/cur/%s", f->path, e->file);
+	snprintf(src, sizeof(src), "%s/%s", f->path, e->file);
 	snprintf(dst, sizeof(dst), "%s/cur/%s", dir, name);
 	/* A hard link is an atomic, durable copy within one file system. */
 	if (link(src, dst) < 0)

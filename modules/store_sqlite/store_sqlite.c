@@ -874,7 +874,12 @@ st_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 		return MP_ERROR;
 	memset(s, 0, sizeof(*s));
 	s->host = host;
-	pthread_mutex_init(&s->lock, NULL);
+	/* Recursive: copying streams one row's BLOB into another's insert. */
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 	if (host->conf_options(conf, options, s, error_r) != MP_OK) {
 		st_fini(s);
 		return MP_ERROR;
