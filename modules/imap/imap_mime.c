@@ -423,9 +423,11 @@ imap_bodystructure(const char *msg, size_t len, int extended, char **out, size_t
 
 /* ---- sections ------------------------------------------------------------------------ */
 
-/* Part n (1-based) of entity m; for a non-multipart, part 1 is its body. */
+/* Part n (1-based) of entity m; for a non-multipart, part 1 is its body
+ * (then *with_headers is 0: there is no MIME header to skip). */
 static int
-subpart(const char *m, size_t len, unsigned n, const char **pm, size_t *plen)
+subpart(const char *m, size_t len, unsigned n, const char **pm, size_t *plen,
+    int *with_headers)
 {
 	char *ctv = imap_header(m, len, "Content-Type");
 	struct ctype ct;
@@ -434,18 +436,15 @@ subpart(const char *m, size_t len, unsigned n, const char **pm, size_t *plen)
 
 	parse_ctype(ctv, &ct);
 	free(ctv);
+	*with_headers = 0;
 	if (strcasecmp(ct.type, "multipart") != 0) {
 		if (n != 1)
 			return -1;
-		if (strcasecmp(ct.type, "message") == 0 && strcasecmp(ct.subtype, "rfc822") == 0) {
-			*pm = m + hl;	/* message/rfc822: the enclosed message */
-			*plen = len - hl;
-		} else {
-			*pm = m + hl;
-			*plen = len - hl;
-		}
+		*pm = m + hl;	/* its body (for message/rfc822: the enclosed message) */
+		*plen = len - hl;
 		return 0;
 	}
+	*with_headers = 1;
 	const char *boundary = param(&ct, "boundary");
 	size_t np = boundary ? split_parts(m + hl, len - hl, boundary, parts, MAX_PARTS) : 0;
 	if (n == 0 || n > np)
@@ -499,29 +498,30 @@ imap_section(const char *msg, size_t len, const char *section, const char **star
 	*owned = NULL;
 	while (isdigit((unsigned char)*p)) {	/* part numbers "1.2." */
 		char *end;
+		int with_headers;
 		unsigned long n = strtoul(p, &end, 10);
-		if (subpart(m, ml, (unsigned)n, &m, &ml) < 0)
+		if (subpart(m, ml, (unsigned)n, &m, &ml, &with_headers) < 0)
 			return -1;
 		p = end;
-		if (*p == '.')
+		if (*p == '.') {
 			p++;
-		else if (*p)
-			return -1;
-		else {	/* a bare part number: its body only (minus MIME headers) */
-			*start = m;
-			*slen = ml;
-			if (p != section && m != msg) {
-				size_t hl = header_len(m, ml);
-				char *ct = imap_header(m, ml, "Content-Type");
-				int multi = ct && strncasecmp(ct, "multipart", 9) == 0;
-				free(ct);
-				if (!multi && (memchr(m, ':', hl) != NULL)) {
-					*start = m + hl;
-					*slen = ml - hl;
-				}
-			}
-			return 0;
+			continue;
 		}
+		if (*p)
+			return -1;
+		/* A bare part number means its content, without MIME headers;
+		 * a multipart's content is all of it (RFC 3501 6.4.5). */
+		*start = m;
+		*slen = ml;
+		char *ct = with_headers ? imap_header(m, ml, "Content-Type") : NULL;
+		int multi = ct && strncasecmp(ct, "multipart", 9) == 0;
+		free(ct);
+		if (with_headers && !multi) {
+			size_t hl = header_len(m, ml);
+			*start = m + hl;
+			*slen = ml - hl;
+		}
+		return 0;
 	}
 	if (*p == '\0') {
 		*start = m;

@@ -1,0 +1,151 @@
+/*
+ * tests/unit/test_imap.c - the IMAP command parser (atoms, quoted
+ * strings, literals, nested lists, BODY[...] sections, limits), sequence
+ * sets, and the MIME side: headers, ENVELOPE, BODYSTRUCTURE, sections.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../modules/imap/imap.h"
+#include "test.h"
+
+static int
+parse(const char *text, struct imap_cmd *cmd, const char **why)
+{
+	return imap_parse(text, strlen(text), cmd, why);
+}
+
+static void
+test_parser(void)
+{
+	struct imap_cmd *c = calloc(1, sizeof(*c));
+	const char *why = NULL;
+
+	CHECK("simple command", parse("a1 LOGIN alice \"p w\"", c, &why) == 0 &&
+	    strcmp(c->tag, "a1") == 0 && strcmp(c->name, "LOGIN") == 0 && c->nargs == 2 &&
+	    strcmp(c->args[1].s, "p w") == 0);
+	imap_cmd_free(c);
+	CHECK("UID command name", parse("t uid fetch 1:* (FLAGS)", c, &why) == 0 &&
+	    strcmp(c->name, "UID FETCH") == 0 && c->args[1].type == IMAP_LIST);
+	imap_cmd_free(c);
+	CHECK("literal", parse("t LOGIN {5}\r\nalice {2+}\r\npw", c, &why) == 0 &&
+	    c->nargs == 2 && strcmp(c->args[0].s, "alice") == 0 && c->args[1].len == 2);
+	imap_cmd_free(c);
+	CHECK("literal may hold CRLF and quotes", parse("t APPEND INBOX {6}\r\na\r\n\"b\"", c, &why) == 0 &&
+	    c->args[1].len == 6 && memcmp(c->args[1].s, "a\r\n\"b\"", 6) == 0);
+	imap_cmd_free(c);
+	CHECK("section atom keeps its brackets",
+	    parse("t FETCH 1 (BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100> FLAGS)", c, &why) == 0 &&
+	    c->args[1].nlist == 2 &&
+	    strcmp(c->args[1].list[0].s, "BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100>") == 0);
+	imap_cmd_free(c);
+	CHECK("nested lists and NIL", parse("t X ((a b) NIL (c (d)))", c, &why) == 0 &&
+	    c->args[0].nlist == 3 && c->args[0].list[1].type == IMAP_NIL &&
+	    c->args[0].list[2].list[1].list[0].s[0] == 'd');
+	imap_cmd_free(c);
+	CHECK("escaped quote", parse("t X \"a\\\"b\"", c, &why) == 0 && strcmp(c->args[0].s, "a\"b") == 0);
+	imap_cmd_free(c);
+	static const char *const bad[] = { "", "notag", "t", "t X \"open", "t X (a", "t X a)",
+	    "t X {5}\r\nab", "t X {x}\r\n", "t X \"a\\zb\"", "t X [", "+ X", "t X a\"b" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "refused: case %zu (%.20s)", i, bad[i]);
+		for (char *p = name; *p; p++)
+			if (*p == '\r' || *p == '\n')
+				*p = ' ';
+		CHECK(name, parse(bad[i], c, &why) < 0 && why != NULL);
+		imap_cmd_free(c);
+	}
+	char deep[200] = "t X ";
+	for (int i = 0; i < 20; i++) strcat(deep, "(");
+	for (int i = 0; i < 20; i++) strcat(deep, ")");
+	CHECK("deep nesting refused", parse(deep, c, &why) < 0 && strstr(why, "deep"));
+	imap_cmd_free(c);
+	char *many = malloc(8 * 2000 + 16);
+	strcpy(many, "t X");
+	for (int i = 0; i < 2000; i++) strcat(many, " a");
+	CHECK("too many arguments refused", parse(many, c, &why) < 0);
+	imap_cmd_free(c);
+	free(many);
+	free(c);
+}
+
+static void
+test_literal_size(void)
+{
+	int plus;
+
+	CHECK("{12}", imap_literal_size("a APPEND x {12}", 15, &plus) == 12 && !plus);
+	CHECK("{3+}", imap_literal_size("a LOGIN {3+}", 12, &plus) == 3 && plus);
+	CHECK("no literal", imap_literal_size("a NOOP", 6, &plus) == -1);
+	CHECK("{} is no literal", imap_literal_size("a X {}", 6, &plus) == -1);
+	CHECK("13 digits refused", imap_literal_size("a X {1234567890123}", 19, &plus) == -1);
+}
+
+static void
+test_seqset(void)
+{
+	struct imap_range r[8];
+	size_t n;
+
+	CHECK("1:3,5,7:*", imap_seqset("1:3,5,7:*", 10, r, 8, &n) == 0 && n == 3 &&
+	    r[2].lo == 7 && r[2].hi == 10 && imap_in_set(r, n, 5) && !imap_in_set(r, n, 4));
+	CHECK("reversed range normalised", imap_seqset("5:2", 10, r, 8, &n) == 0 && r[0].lo == 2 &&
+	    r[0].hi == 5);
+	CHECK("* alone", imap_seqset("*", 42, r, 8, &n) == 0 && r[0].lo == 42);
+	static const char *const bad[] = { "", "0", "1:", ":2", "1,,2", "a", "1:2:3", "4294967296" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "seqset \"%s\" refused", bad[i]);
+		CHECK(name, imap_seqset(bad[i], 10, r, 8, &n) < 0);
+	}
+	CHECK("too many ranges refused", imap_seqset("1,2,3,4,5,6,7,8,9", 10, r, 8, &n) < 0);
+}
+
+static const char msg[] =
+    "From: \"Doe, Jane\" <jane@x.test>, bob@y.test\r\n"
+    "Subject: hi\r\n folded\r\n"
+    "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+    "--B\r\nContent-Type: text/plain\r\n\r\nline1\r\nline2\r\n"
+    "--B\r\nContent-Type: multipart/alternative; boundary=C\r\n\r\n"
+    "--C\r\n\r\ninner\r\n--C--\r\n"
+    "--B--\r\n";
+
+static void
+test_mime(void)
+{
+	char *out, *owned;
+	size_t len, slen;
+	const char *start;
+
+	char *subj = imap_header(msg, sizeof(msg) - 1, "subject");
+	CHECK_STR("header unfolded, case-insensitive", subj, "hi folded");
+	free(subj);
+	imap_envelope(msg, sizeof(msg) - 1, &out, &len);
+	CHECK("envelope: quoted name with a comma, two senders",
+	    strstr(out, "((\"Doe, Jane\" NIL \"jane\" \"x.test\")(NIL NIL \"bob\" \"y.test\"))") != NULL);
+	free(out);
+	imap_bodystructure(msg, sizeof(msg) - 1, 0, &out, &len);
+	CHECK("bodystructure nests", strstr(out, "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 12 1)") &&
+	    strstr(out, "\"alternative\")") && strstr(out, "\"mixed\")"));
+	free(out);
+	CHECK("section 1", imap_section(msg, sizeof(msg) - 1, "1", &start, &slen, &owned) == 0 &&
+	    slen == 12 && memcmp(start, "line1\r\nline2", 12) == 0);
+	CHECK("section 2.1", imap_section(msg, sizeof(msg) - 1, "2.1", &start, &slen, &owned) == 0 &&
+	    slen == 5 && memcmp(start, "inner", 5) == 0);
+	CHECK("HEADER.FIELDS", imap_section(msg, sizeof(msg) - 1, "HEADER.FIELDS (SUBJECT)", &start,
+	    &slen, &owned) == 0 && strcmp(owned, "Subject: hi\r\n folded\r\n\r\n") == 0);
+	free(owned);
+	CHECK("missing part refused", imap_section(msg, sizeof(msg) - 1, "7", &start, &slen, &owned) < 0);
+}
+
+int
+main(void)
+{
+	test_parser();
+	test_literal_size();
+	test_seqset();
+	test_mime();
+	TEST_EXIT();
+}
