@@ -24,28 +24,10 @@
 
 int cli_signal_daemon(int sig, int quiet);
 
-struct text {
-	char *p;
-	size_t len, cap;
-};
-
-static void
-append(struct text *t, const char *s, size_t n)
-{
-	if (t->len + n + 1 > t->cap) {
-		t->cap = (t->len + n + 1) * 2;
-		t->p = realloc(t->p, t->cap);
-		if (t->p == NULL)
-			abort();
-	}
-	memcpy(t->p + t->len, s, n);
-	t->len += n;
-	t->p[t->len] = '\0';
-}
 
 /* Read stdin into CRLF form; returns -1 if over the size limit. */
 static int
-read_message(struct text *t, int dot_ends)
+read_message(struct mp_buf *t, int dot_ends)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -56,8 +38,8 @@ read_message(struct text *t, int dot_ends)
 			n--;
 		if (dot_ends && n == 1 && line[0] == '.')
 			break;
-		append(t, line, (size_t)n);
-		append(t, "\r\n", 2);
+		mp_buf_put(t, line, (size_t)n);
+		mp_buf_put(t, "\r\n", 2);
 		if ((long long)t->len > mp_core.limits.message_size) {
 			free(line);
 			return -1;
@@ -68,7 +50,7 @@ read_message(struct text *t, int dot_ends)
 }
 
 static const char *
-header_end(const struct text *t)
+header_end(const struct mp_buf *t)
 {
 	const char *e = t->len ? strstr(t->p, "\r\n\r\n") : NULL;
 
@@ -76,7 +58,7 @@ header_end(const struct text *t)
 }
 
 static int
-has_header(const struct text *t, const char *name)
+has_header(const struct mp_buf *t, const char *name)
 {
 	size_t n = strlen(name);
 	const char *end = header_end(t);
@@ -103,7 +85,7 @@ add_rcpt(char ***v, size_t *n, const char *addr)
 
 /* Collect addresses in <...> or bare words with '@' from To/Cc/Bcc. */
 static void
-recipients_from_headers(const struct text *t, char ***v, size_t *n)
+recipients_from_headers(const struct mp_buf *t, char ***v, size_t *n)
 {
 	const char *end = header_end(t);
 	static const char *const names[] = { "To:", "Cc:", "Bcc:" };
@@ -134,7 +116,7 @@ recipients_from_headers(const struct text *t, char ***v, size_t *n)
 
 /* Drop Bcc: lines (and their continuations) from the header section. */
 static void
-remove_bcc(struct text *t)
+remove_bcc(struct mp_buf *t)
 {
 	char *end = (char *)header_end(t), *p = t->p;
 
@@ -168,7 +150,7 @@ default_sender(char *out, size_t size)
 }
 
 static int
-write_queue(const char *sender, char **rcpts, size_t n, const struct text *t)
+write_queue(const char *sender, char **rcpts, size_t n, const struct mp_buf *t)
 {
 	struct mp_qmsg env = { 0 };
 	struct mp_qwriter *w;
@@ -255,7 +237,7 @@ cli_sendmail(const char *config, char **overrides, size_t n, int argc,
     char **argv)
 {
 	struct sm_opts o = { 0 };
-	struct text t = { 0 };
+	struct mp_buf t = { 0 };
 	char sender[320];
 	int rc = 1;
 

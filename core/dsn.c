@@ -23,29 +23,11 @@
 
 #define MAX_QUOTED_HEADERS (64 * 1024)
 
-struct buf {
-	char *p;
-	size_t len, cap;
-};
+
+static void putf(struct mp_buf *b, const char *fmt, ...) MP_PRINTF(2, 3);
 
 static void
-put(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = realloc(b->p, b->cap);
-		if (b->p == NULL)
-			abort();
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void putf(struct buf *b, const char *fmt, ...) MP_PRINTF(2, 3);
-
-static void
-putf(struct buf *b, const char *fmt, ...)
+putf(struct mp_buf *b, const char *fmt, ...)
 {
 	char tmp[1024];
 	va_list ap;
@@ -55,12 +37,12 @@ putf(struct buf *b, const char *fmt, ...)
 	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+		mp_buf_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
 /* Copy the original message: all of it, or its header section only. */
 static void
-quote_original(struct buf *b, const struct mp_qmsg *m, int full)
+quote_original(struct mp_buf *b, const struct mp_qmsg *m, int full)
 {
 	struct mp_reader r;
 	char chunk[8192];
@@ -70,7 +52,7 @@ quote_original(struct buf *b, const struct mp_qmsg *m, int full)
 	if (mp_queue_reader_open(mp_core.queue_dir, m, &r) < 0)
 		return;
 	while ((n = r.read(&r, chunk, sizeof(chunk))) > 0) {
-		put(b, chunk, (size_t)n);
+		mp_buf_put(b, chunk, (size_t)n);
 		if (full)
 			continue;
 		char *end = strstr(b->p + start, "\r\n\r\n");
@@ -82,11 +64,11 @@ quote_original(struct buf *b, const struct mp_qmsg *m, int full)
 	}
 	mp_queue_reader_close(&r);
 	if (b->len > start && b->p[b->len - 1] != '\n')
-		put(b, "\r\n", 2);
+		mp_buf_put(b, "\r\n", 2);
 }
 
 static void
-headers(struct buf *b, const struct mp_qmsg *m, const char *boundary,
+headers(struct mp_buf *b, const struct mp_qmsg *m, const char *boundary,
     enum dsn_kind kind)
 {
 	char date[64];
@@ -108,7 +90,7 @@ headers(struct buf *b, const struct mp_qmsg *m, const char *boundary,
 }
 
 static void
-human_part(struct buf *b, const struct dsn_rcpt *r, size_t n,
+human_part(struct mp_buf *b, const struct dsn_rcpt *r, size_t n,
     const char *boundary, enum dsn_kind kind)
 {
 	putf(b, "--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
@@ -125,7 +107,7 @@ human_part(struct buf *b, const struct dsn_rcpt *r, size_t n,
 	for (size_t i = 0; i < n; i++)
 		putf(b, "<%s>: %d %s %s\r\n", r[i].address, r[i].status.reply,
 		    r[i].status.enhanced, r[i].status.text);
-	put(b, "\r\n", 2);
+	mp_buf_put(b, "\r\n", 2);
 }
 
 static const char *
@@ -138,7 +120,7 @@ orcpt_of(const struct mp_qmsg *m, const char *address)
 }
 
 static void
-status_part(struct buf *b, const struct mp_qmsg *m, const struct dsn_rcpt *r,
+status_part(struct mp_buf *b, const struct mp_qmsg *m, const struct dsn_rcpt *r,
     size_t n, const char *boundary, enum dsn_kind kind)
 {
 	char date[64], arrival[64];
@@ -166,7 +148,7 @@ status_part(struct buf *b, const struct mp_qmsg *m, const struct dsn_rcpt *r,
 		putf(b, "Diagnostic-Code: smtp; %d %s\r\nLast-Attempt-Date: %s\r\n",
 		    r[i].status.reply, r[i].status.text, date);
 	}
-	put(b, "\r\n", 2);
+	mp_buf_put(b, "\r\n", 2);
 }
 
 static int
@@ -187,7 +169,7 @@ size_t
 mp_dsn_format(const struct mp_qmsg *m, const struct dsn_rcpt *r, size_t n,
     enum dsn_kind kind, char **out)
 {
-	struct buf b = { 0 };
+	struct mp_buf b = { 0 };
 	char boundary[128];
 	int full = m->ret && strcasecmp(m->ret, "FULL") == 0 && kind == DSN_FAILED;
 

@@ -178,6 +178,22 @@ mp_rfc5322_date(char *out, size_t size)
 	strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
+void
+mp_buf_put(struct mp_buf *b, const void *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = realloc(b->p, b->cap);
+		if (b->p == NULL) {
+			fputs("merpati: out of memory\n", stderr);
+			abort();
+		}
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
 void *
 mp_xmalloc(size_t size)
 {

@@ -40,6 +40,14 @@ void mp_rfc5322_date(char *out, size_t size);
 int mp_base64_decode(const char *in, char *out, size_t size);
 void mp_base64_encode(const void *in, size_t len, char *out, size_t size);
 
+/* A growing, always NUL-terminated byte buffer (aborts when out of
+ * memory, like mp_xmalloc). Zero-initialise; free p when done. */
+struct mp_buf {
+	char *p;
+	size_t len, cap;
+};
+void mp_buf_put(struct mp_buf *b, const void *s, size_t n);
+
 /* malloc that aborts the process on failure (core internals only). */
 void *mp_xmalloc(size_t size);
 void *mp_xcalloc(size_t n, size_t size);
