@@ -21,6 +21,7 @@
 #include "queue.h"
 #include "runner.h"
 #include "settings.h"
+#include "smtp_client.h"
 #include "smtp_parse.h"
 #include "util.h"
 
@@ -389,12 +390,20 @@ worker(void *arg)
 	pthread_mutex_lock(&lock);
 	while (!stopping) {
 		struct entry *e = earliest();
-		if (e && e->due <= time(NULL))
+		if (e && e->due <= time(NULL)) {
 			work_on(e);
-		else
+			continue;
+		}
+		/* Nothing due: no connection stays open while we wait. */
+		pthread_mutex_unlock(&lock);
+		smtp_client_release();
+		pthread_mutex_lock(&lock);
+		e = earliest();
+		if (!(e && e->due <= time(NULL)) && !stopping)
 			wait_for_work(e);
 	}
 	pthread_mutex_unlock(&lock);
+	smtp_client_release();
 	return NULL;
 }
 

@@ -354,32 +354,112 @@ transaction(struct client *cl, const struct mp_qmsg *m, struct client_rcpt *r,
 	return MP_OK;
 }
 
+/*
+ * Connection reuse: after a successful transaction the connection is
+ * kept (per worker thread) and the next message for the same server
+ * address starts with RSET instead of a new connect, EHLO and TLS
+ * handshake. The runner releases it when the worker runs out of due
+ * messages, so idle connections never linger.
+ */
+static _Thread_local struct client *kept;
+static _Thread_local struct sockaddr_storage kept_addr;
+
+static int
+same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+	return x->sin6_port == y->sin6_port &&
+	    memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+void
+smtp_client_release(void)
+{
+	if (kept == NULL)
+		return;
+	close_session(kept, 1);
+	free(kept);
+	kept = NULL;
+}
+
+/* The kept connection to addr, ready after RSET; NULL if none works. */
+static struct client *
+reuse(const struct sockaddr_storage *addr)
+{
+	struct client *cl = kept;
+	struct mp_status st;
+	int code;
+
+	if (cl == NULL || !same_address(addr, &kept_addr)) {
+		smtp_client_release();
+		return NULL;
+	}
+	kept = NULL;
+	conn_printf(&cl->c, "RSET\r\n");
+	if (read_reply(cl, &st, NULL, &code) == 0 && code == 250)
+		return cl;
+	close_session(cl, 0);
+	free(cl);
+	return NULL;
+}
+
+static void
+keep(struct client *cl, const struct sockaddr_storage *addr)
+{
+	smtp_client_release();
+	kept = cl;
+	kept_addr = *addr;
+}
+
 int
 smtp_client_send(const struct sockaddr_storage *addr, const char *mx_name,
     const struct mp_qmsg *m, struct client_rcpt *r, size_t n,
     struct mp_status *st)
 {
-	struct client cl;
+	struct client *cl = reuse(addr);
 	int rc;
 
-	for (int allow_tls = 1; allow_tls >= 0; allow_tls--) {
-		memset(&cl, 0, sizeof(cl));
-		cl.c.fd = -1;
-		snprintf(cl.name, sizeof(cl.name), "%s", mx_name);
+	for (size_t i = 0; i < n; i++)
+		r[i].rc = MP_TEMPFAIL;
+	if (cl) {
+		rc = transaction(cl, m, r, n, st);
+		if (rc == MP_OK) {
+			keep(cl, addr);
+			return rc;
+		}
+		close_session(cl, 0);
+		free(cl);	/* a broken kept connection: start afresh below */
 		for (size_t i = 0; i < n; i++)
 			r[i].rc = MP_TEMPFAIL;
-		rc = open_session(&cl, addr, allow_tls, st);
+	}
+	for (int allow_tls = 1; allow_tls >= 0; allow_tls--) {
+		cl = mp_xcalloc(1, sizeof(*cl));
+		cl->c.fd = -1;
+		snprintf(cl->name, sizeof(cl->name), "%s", mx_name);
+		rc = open_session(cl, addr, allow_tls, st);
 		if (rc == MP_DECLINED) {	/* TLS failed: once more in plaintext */
-			if (cl.c.fd >= 0)
-				close(cl.c.fd);
+			if (cl->c.fd >= 0)
+				close(cl->c.fd);
+			free(cl);
 			continue;
 		}
 		if (rc == MP_OK)
-			rc = transaction(&cl, m, r, n, st);
-		if (cl.c.fd >= 0)
-			close_session(&cl, rc == MP_OK || rc == MP_PERMFAIL);
-		if (rc == MP_OK && cl.tls)
+			rc = transaction(cl, m, r, n, st);
+		if (rc == MP_OK && cl->tls)
 			mp_log(MP_LOG_DEBUG, "sent to %s over TLS", mx_name);
+		if (rc == MP_OK) {
+			keep(cl, addr);
+			return rc;
+		}
+		if (cl->c.fd >= 0)
+			close_session(cl, rc == MP_PERMFAIL);
+		free(cl);
 		return rc;
 	}
 	return MP_TEMPFAIL;

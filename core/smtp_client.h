@@ -30,6 +30,9 @@ int smtp_client_send(const struct sockaddr_storage *addr, const char *mx_name,
     const struct mp_qmsg *m, struct client_rcpt *r, size_t n,
     struct mp_status *st);
 
+/* Close the connection this thread kept for reuse (QUIT), if any. */
+void smtp_client_release(void);
+
 /* Parse "250-2.1.0 text": reply code, enhanced code, text. Pure; 0 ok,
  * -1 not a reply line; *more set for a continuation ("250-"). */
 int smtp_client_parse_reply(const char *line, int *code, int *more,

@@ -79,6 +79,22 @@ class Outbound(unittest.TestCase):
         self.assertIn("([127.0.0.2])", mail[0])
         self.assertIn("with ESMTPS", mail[0])  # A used STARTTLS to B
 
+    def test_connection_reuse(self):
+        before = self.b.log().count("connect from [127.0.0.2] to smtp")
+        with smtplib.SMTP("127.0.0.2", self.a.ports["submission"], timeout=15) as s:
+            s.login(MBRAIN, "pw")
+            for i in range(20):
+                s.sendmail(MBRAIN, [JPRI], "Subject: reuse %d\r\n\r\nx\r\n" % i)
+        deadline = time.time() + 20
+        while time.time() < deadline and sum(
+                1 for i in range(20) if self.b.mails_with(JPRI, "Subject: reuse %d\n" % i, 0)) < 20:
+            time.sleep(0.2)
+        for i in range(20):
+            self.assertEqual(len(self.b.mails_with(JPRI, "Subject: reuse %d\n" % i, 1)), 1)
+        connects = self.b.log().count("connect from [127.0.0.2] to smtp") - before
+        self.assertLess(connects, 20)   # messages shared connections
+        self.assertGreater(connects, 0)
+
     def test_implicit_mx(self):
         # implicit.test has only an A record (127.0.0.3): B refuses the
         # domain (not local there), which proves A connected to it.
