@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "pop3.h"
+#include "pop3_parse.h"
 
 #define LINE_MAX_POP3 512	/* RFC 2449: 255 octets per command */
 #define SASL_MAX 2048
@@ -316,26 +317,19 @@ cmd_capa(struct pop3 *p)
 static struct msg *
 message_arg(struct pop3 *p, const char *arg, const char **rest)
 {
-	char *end;
-	unsigned long n;
+	size_t n;
+	int rc = pop3_number(arg, p->n, &n, rest);
 
-	if (!isdigit((unsigned char)arg[0])) {
+	if (rc == -1) {
 		err(p, "Syntax: message number expected");
 		return NULL;
 	}
-	n = strtoul(arg, &end, 10);
-	if (n == 0 || n > p->n || (*end != '\0' && *end != ' ')) {
+	if (rc == -2) {
 		err(p, "No such message");
 		return NULL;
 	}
 	if (p->msgs[n - 1].deleted) {
-		err(p, "Message %lu is deleted", n);
-		return NULL;
-	}
-	if (rest)
-		*rest = *end == ' ' ? end + 1 : end;
-	else if (*end != '\0') {
-		err(p, "Too many arguments");
+		err(p, "Message %zu is deleted", n);
 		return NULL;
 	}
 	return &p->msgs[n - 1];
@@ -546,18 +540,13 @@ one_command(struct pop3 *p)
 	} else if (memchr(line, '\0', len)) {
 		err(p, "NUL in command");
 	} else {
-		size_t vlen = strcspn(line, " ");
-		const char *arg = line[vlen] ? line + vlen + 1 : "";
-		if (vlen == 0 || vlen >= sizeof(verb)) {
+		const char *arg;
+		if (pop3_split(line, verb, sizeof(verb), &arg) < 0)
 			err(p, "Unknown command");
-		} else {
-			memcpy(verb, line, vlen);
-			verb[vlen] = '\0';
-			if (p->transaction)
-				transaction(p, verb, arg);
-			else
-				authorization(p, verb, arg);
-		}
+		else if (p->transaction)
+			transaction(p, verb, arg);
+		else
+			authorization(p, verb, arg);
 	}
 	if (p->errors >= p->m->set.errors && !p->quit) {
 		err(p, "Too many errors; closing connection");
