@@ -211,16 +211,18 @@ class Imap(unittest.TestCase):
             reply = f.readline()
             self.assertRegex(reply, rb"^(\*|a\d) (BAD|NO) ", line)
         s.sendall(b"a7 LOGIN %s pw\r\na8 SELECT INBOX\r\na9 FETCH 0 FLAGS\r\nb1 FETCH 1:x FLAGS\r\n"
-                  b"b2 STORE 1 FLAGS.LOUD (\\Seen)\r\nb3 SEARCH NOTAKEY\r\nb4 NOOP\r\n" % ALICE.encode())
+                  b"b2 STORE 1 FLAGS.LOUD (\\Seen)\r\nb3 SEARCH NOTAKEY\r\n" % ALICE.encode() +
+                  b"b5 FETCH " + b",".join(b"%d" % i for i in range(1, 400)) + b" FLAGS\r\n"
+                  b"b4 NOOP\r\n")
         tagged = []
-        while len(tagged) < 7:
+        while len(tagged) < 8:
             l = f.readline()
             if not l.startswith(b"*"):
                 tagged.append(l)
         self.assertTrue(tagged[0].startswith(b"a7 OK") and tagged[1].startswith(b"a8 OK"))
-        for t in tagged[2:6]:
-            self.assertRegex(t, rb"^\w+ BAD ")
-        self.assertTrue(tagged[6].startswith(b"b4 OK"))
+        for t in tagged[2:7]:
+            self.assertRegex(t, rb"^\w+ BAD ")  # incl. a 399-range sequence set
+        self.assertTrue(tagged[7].startswith(b"b4 OK"))
         s.close()
 
     def test_literals(self):
