@@ -244,6 +244,12 @@ mp_queue_add_header(struct mp_qwriter *w, const char *name, const char *value)
 	return 0;
 }
 
+int
+mp_queue_has_added(const struct mp_qwriter *w)
+{
+	return w->nadded > 0;
+}
+
 struct wreader {
 	int fd;
 	off_t pos, end;
@@ -643,7 +649,8 @@ mp_queue_remove(const char *qdir, const char *id)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/%s", qdir, id);
 	rc = unlink(path);
-	mp_fsync_dir(qdir);
+	/* No directory fsync: should a crash undo the unlink, the message
+	 * is delivered again (at-least-once), never lost. */
 	return rc;
 }
 

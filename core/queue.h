@@ -56,6 +56,9 @@ int mp_queue_write(struct mp_qwriter *w, const void *buf, size_t len);
 int mp_queue_add_header(struct mp_qwriter *w, const char *name,
     const char *value);
 
+/* 1 when filters added headers to the message being written. */
+int mp_queue_has_added(const struct mp_qwriter *w);
+
 /* A reader over what has been written so far (for filters). */
 int mp_queue_writer_reader(struct mp_qwriter *w, struct mp_reader *r);
 void mp_queue_writer_reader_close(struct mp_reader *r);

@@ -103,13 +103,28 @@ mp_runner_flush(void)
 
 /* ---- one delivery attempt -------------------------------------------- */
 
+int
+mp_runner_deliver(const struct mp_envelope *env, const char *rcpt,
+    struct mp_reader *r, struct mp_status *st)
+{
+	const struct mp_loaded *d = mp_core.deliver;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	if (d == NULL) {
+		*st = (struct mp_status){ 451, "4.3.5", "no deliver module loaded" };
+		return MP_TEMPFAIL;
+	}
+	mp_log_set_module(d->name);
+	rc = d->mod->deliver->deliver(d->ctx, env, rcpt, r, st);
+	mp_log_set_module(NULL);
+	return rc == MP_ERROR || rc == MP_DECLINED ? MP_TEMPFAIL : rc;
+}
+
 static int
 deliver_local(const struct mp_qmsg *m, const char *rcpt,
     struct mp_status *st)
 {
-	const struct mp_loaded *d = mp_core.deliver;
-
-	memset(st, 0, sizeof(*st));
 	struct mp_envelope env = {
 		.struct_size = sizeof(env), .queue_id = m->id,
 		.sender = m->sender, .rcpts = (const char *const *)m->rcpts,
@@ -120,20 +135,12 @@ deliver_local(const struct mp_qmsg *m, const char *rcpt,
 	struct mp_reader r;
 	int rc;
 
-	if (d == NULL) {
-		*st = (struct mp_status){ 451, "4.3.5", "no deliver module loaded" };
-		return MP_TEMPFAIL;
-	}
 	if (mp_queue_reader_open(mp_core.queue_dir, m, &r) < 0) {
 		*st = (struct mp_status){ 451, "4.3.0", "cannot read queue file" };
 		return MP_TEMPFAIL;
 	}
-	mp_log_set_module(d->name);
-	rc = d->mod->deliver->deliver(d->ctx, &env, rcpt, &r, st);
-	mp_log_set_module(NULL);
+	rc = mp_runner_deliver(&env, rcpt, &r, st);
 	mp_queue_reader_close(&r);
-	if (rc == MP_ERROR || rc == MP_DECLINED)
-		rc = MP_TEMPFAIL;
 	return rc;
 }
 
@@ -147,8 +154,8 @@ is_local(const struct mp_qmsg *m, size_t i)
 	return at && mp_core_is_local_domain(at + 1);
 }
 
-static void
-log_result(const char *rcpt, int rc, const struct mp_status *st,
+void
+mp_runner_log_result(const char *rcpt, int rc, const struct mp_status *st,
     const char *via)
 {
 	const char *what = rc == MP_OK ? "delivered" :
@@ -178,13 +185,13 @@ attempt(const struct mp_qmsg *m, struct client_rcpt *r, size_t *nr)
 		struct client_rcpt *x = &r[(*nr)++];
 		x->index = i;
 		x->rc = deliver_local(m, m->rcpts[i], &x->st);
-		log_result(m->rcpts[i], x->rc, &x->st,
+		mp_runner_log_result(m->rcpts[i], x->rc, &x->st,
 		    mp_core.deliver ? mp_core.deliver->name : "none");
 	}
 	if (nremote)
 		mp_outbound_deliver(m, remote, nremote);
 	for (size_t k = 0; k < nremote; k++) {
-		log_result(m->rcpts[remote[k].index], remote[k].rc, &remote[k].st,
+		mp_runner_log_result(m->rcpts[remote[k].index], remote[k].rc, &remote[k].st,
 		    "smtp");
 		r[(*nr)++] = remote[k];
 	}

@@ -8,6 +8,7 @@
 #define MERPATI_RUNNER_H
 
 #include <time.h>
+#include <merpati/merpati.h>
 
 /* Scan the queue and start the workers. 0 or -1. */
 int mp_runner_start(void);
@@ -19,6 +20,15 @@ void mp_runner_flush(void);
 void mp_runner_rescan(void);
 /* Let in-flight deliveries finish (bounded wait), then return. */
 void mp_runner_stop(void);
+
+/* Hand one local recipient to the deliver module. MP_OK, MP_TEMPFAIL
+ * or MP_PERMFAIL with *st filled. */
+int mp_runner_deliver(const struct mp_envelope *env, const char *rcpt,
+    struct mp_reader *r, struct mp_status *st);
+
+/* The "delivered / deferred / bounced to=<...>" log line. */
+void mp_runner_log_result(const char *rcpt, int rc, const struct mp_status *st,
+    const char *via);
 
 /* Deliver one queued message now (used by workers). */
 void mp_runner_process(const char *id);

@@ -46,6 +46,7 @@ static const struct mp_option limit_options[] = {
 #define QUE(f) offsetof(struct mp_queue_settings, f)
 static const struct mp_option queue_options[] = {
 	{ "workers", MP_OPT_INT, QUE(workers), "4", 1, 256 },
+	{ "direct_delivery", MP_OPT_BOOL, QUE(direct_delivery), "true", 0, 0 },
 	{ "retry_interval", MP_OPT_DURATION, QUE(retry_interval), "15m", 1, 86400 * 7 },
 	{ "warn_after", MP_OPT_DURATION, QUE(warn_after), "4h", 1, 86400 * 365 },
 	{ "give_up_after", MP_OPT_DURATION, QUE(give_up_after), "5d", 1, 86400 * 365 },

@@ -80,6 +80,7 @@ struct mp_limits {
 
 struct mp_queue_settings {
 	long long workers;
+	int direct_delivery;		/* deliver local mail before the 250 */
 	long long retry_interval;	/* used when no retry module is loaded */
 	long long warn_after;
 	long long give_up_after;

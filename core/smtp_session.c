@@ -472,10 +472,96 @@ run_filters(struct session *s, struct mp_qwriter *w, const char *id)
 	return 1;
 }
 
+/* Local mail can go straight into the mailboxes, before the reply: once
+ * every recipient's delivery is fsync()ed the queue file is not needed
+ * at all (the durability of "250" is then the mailbox's). */
+static int
+all_local(const struct session *s)
+{
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		const char *at = strrchr(s->rcpts[i], '@');
+		if ((s->relay[i] && s->relay[i][0]) || at == NULL ||
+		    !mp_core_is_local_domain(at + 1))
+			return 0;
+	}
+	return s->nrcpt > 0;
+}
+
+/* Returns how many recipients were delivered; done[i] set for each. */
+static size_t
+direct_delivery(struct session *s, struct mp_qwriter *w, const char *id,
+    unsigned char *done)
+{
+	struct mp_envelope env = {
+		.struct_size = sizeof(env), .queue_id = id, .sender = s->sender,
+		.rcpts = (const char *const *)s->rcpts, .nrcpt = s->nrcpt,
+		.arrival = time(NULL), .helo = s->helo, .client_addr = s->client,
+		.auth_user = s->auth_user[0] ? s->auth_user : NULL,
+	};
+	size_t n = 0;
+
+	if (!mp_core.queue.direct_delivery || mp_core.deliver == NULL || !all_local(s) ||
+	    mp_queue_has_added(w))
+		return 0;
+	mp_log_set_queue_id(id);
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		struct mp_status st;
+		struct mp_reader r;
+		mp_queue_writer_reader(w, &r);
+		int rc = mp_runner_deliver(&env, s->rcpts[i], &r, &st);
+		mp_queue_writer_reader_close(&r);
+		if (rc != MP_OK)
+			break;	/* the queue takes it from here, bounces included */
+		mp_runner_log_result(s->rcpts[i], rc, &st, mp_core.deliver->name);
+		done[i] = 1;
+		n++;
+	}
+	mp_log_set_queue_id(NULL);
+	return n;
+}
+
+/* Commit the queue file; recipients already delivered are marked done. */
+static int
+commit_rest(struct session *s, struct mp_qwriter *w, const char *id,
+    unsigned char *done, size_t ndone)
+{
+	struct mp_qmsg m = { 0 };
+
+	if (mp_queue_commit(w) < 0)
+		return -1;
+	if (ndone) {
+		mp_strlcpy(m.id, id, sizeof(m.id));
+		m.nrcpt = s->nrcpt;
+		m.done = done;
+		if (mp_queue_save_status(mp_core.queue_dir, &m) < 0)
+			mp_log_errno(MP_LOG_ERR, "%s: cannot save queue status", id);
+	}
+	return 0;
+}
+
+/* Deliver directly or queue; 0, or -1 (errno) when nothing is safe. */
+static int
+store_message(struct session *s, struct mp_qwriter *w, const char *id, int *queued)
+{
+	unsigned char *done = mp_xcalloc(s->nrcpt, 1);
+	size_t n = direct_delivery(s, w, id, done);
+	int rc = 0;
+
+	*queued = n < s->nrcpt;
+	if (*queued)
+		rc = commit_rest(s, w, id, done, n);
+	else
+		mp_queue_abort(w);	/* every mailbox has it, fsync()ed */
+	free(done);
+	return rc;
+}
+
 void
 smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
     unsigned long long size, int bare, int long_line, int disk_errno)
 {
+	int queued = 1;
+
 	int normalize = strcmp(mp_core.smtp.bare_eol, "normalize") == 0;
 
 	if (size > (unsigned long long)mp_core.limits.message_size) {
@@ -492,7 +578,7 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 		    "octets (RFC 5322 2.1.1)");
 	} else if (!disk_errno && !run_filters(s, w, id)) {
 		mp_queue_abort(w);
-	} else if (disk_errno || mp_queue_commit(w) < 0) {
+	} else if (disk_errno || store_message(s, w, id, &queued) < 0) {
 		int e = disk_errno ? disk_errno : errno;
 		if (disk_errno)
 			mp_queue_abort(w);
@@ -504,7 +590,8 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 		    id, s->sender, s->nrcpt, size, s->client,
 		    s->auth_user[0] ? " user=" : "", s->auth_user);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
-		mp_runner_notify(id);
+		if (queued)
+			mp_runner_notify(id);
 	}
 	reset_transaction(s);
 }

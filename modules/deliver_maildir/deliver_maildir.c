@@ -151,12 +151,13 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 		unlink(tmp);
 		return io_failure(st, "cannot write message", err);
 	}
-	if (close(fd) < 0 || link(tmp, new) < 0) {
+	/* rename() is the one atomic step from tmp/ to new/ on Linux (the
+	 * spec's link()+unlink() is two, for file systems without it). */
+	if (close(fd) < 0 || rename(tmp, new) < 0) {
 		err = errno;
 		unlink(tmp);
 		return io_failure(st, "cannot move message into new/", err);
 	}
-	unlink(tmp);
 	snprintf(tmp, sizeof(tmp), "%s/new", dir);
 	if (fsync_dir(tmp) < 0)
 		return io_failure(st, "cannot sync new/", errno);
