@@ -175,4 +175,5 @@ const struct mp_host mp_host_table = {
 	.base64_encode = mp_base64_encode,
 	.conf_name = host_conf_name,
 	.conf_int = host_conf_int,
+	.conn_wait = mp_host_conn_wait,
 };

@@ -6,6 +6,8 @@
  * TLS), so a protocol module is only a state machine over lines.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -137,6 +139,25 @@ const struct mp_conn_info *
 mp_host_conn_info(struct mp_conn *c)
 {
 	return &c->info;
+}
+
+int
+mp_host_conn_wait(struct mp_conn *c, int other_fd, int timeout_ms)
+{
+	struct pollfd p[2] = { { .fd = c->c.fd, .events = POLLIN },
+	    { .fd = other_fd, .events = POLLIN } };
+	int n;
+
+	if (conn_pending(&c->c) > 0 || (c->c.ssl && SSL_pending(c->c.ssl) > 0))
+		return 1;
+	do
+		n = poll(p, other_fd >= 0 ? 2 : 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	return p[0].revents ? 1 : 2;
 }
 
 void

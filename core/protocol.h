@@ -22,6 +22,7 @@ int mp_host_conn_flush(struct mp_conn *c);
 size_t mp_host_conn_pending(struct mp_conn *c);
 int mp_host_conn_start_tls(struct mp_conn *c);
 const struct mp_conn_info *mp_host_conn_info(struct mp_conn *c);
+int mp_host_conn_wait(struct mp_conn *c, int other_fd, int timeout_ms);
 void mp_host_conn_set_timeout(struct mp_conn *c, long long seconds);
 
 /* The peer's address as text, and whether it is loopback. */

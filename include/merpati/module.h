@@ -219,6 +219,13 @@ struct mp_host {
 	 * value of an integer setting (0, or -1 if c is not an integer). */
 	const char *(*conf_name)(const struct mp_conf *c);
 	int (*conf_int)(const struct mp_conf *c, long long *value_r);
+
+	/*
+	 * Wait until the client sent something (1), other_fd is readable
+	 * (2; -1 for none), or timeout_ms passed (0); -1 on error. For IMAP
+	 * IDLE: wake on a mailbox change and on the client alike.
+	 */
+	int (*conn_wait)(struct mp_conn *c, int other_fd, int timeout_ms);
 };
 
 /* ---- the descriptor ------------------------------------------------------ */

@@ -805,33 +805,31 @@ cmd_copy(struct imap *s, const struct imap_cmd *cmd, int uid, int move)
 	free(idx);
 }
 
-/* IDLE (RFC 2177): report changes until the client says DONE. The
- * line is read with a one-second timeout, between which the folder is
- * checked (inotify tells when, with Maildir). */
+/* IDLE (RFC 2177): report changes until the client says DONE. Wakes on
+ * the client's line and on the store's change descriptor (inotify with
+ * Maildir) at once; without one, the folder is looked at every second. */
 static void
 cmd_idle(struct imap *s, const struct imap_cmd *cmd)
 {
 	char line[64] = "";
 	size_t len;
-	int fd = s->f ? s->st->ops->change_fd(s->f) : -1, fast_errors = 0, done = 0;
+	int fd = s->f ? s->st->ops->change_fd(s->f) : -1;
 	time_t until = time(NULL) + s->m->set.timeout;
 
 	s->h->conn_printf(s->c, "+ idling\r\n");
 	s->h->conn_flush(s->c);
-	s->h->conn_set_timeout(s->c, 1);
-	while (!done && !s->quit) {
-		time_t before = time(NULL);
-		int r = s->h->conn_read_line(s->c, line, sizeof(line), &len);
-		if (r == MP_CONN_OK)
-			done = 1;
-		else if (r == MP_CONN_EOF || time(NULL) > until ||
-		    (time(NULL) == before && ++fast_errors > 3))
-			s->quit = 1;	/* gone, idle too long, or a broken socket */
-		else if (r == MP_CONN_TOO_LONG)
-			done = 1;
-		if (done || s->quit)
+	for (;;) {
+		int w = s->h->conn_wait(s->c, fd, 1000);
+		if (w == 1) {
+			if (s->h->conn_read_line(s->c, line, sizeof(line), &len) != MP_CONN_OK)
+				s->quit = 1;
 			break;
-		if (fd >= 0) {	/* drain inotify events, then look */
+		}
+		if (w < 0 || time(NULL) > until) {
+			s->quit = 1;
+			break;
+		}
+		if (w == 2) {	/* drain the events, then look */
 			char ev[4096];
 			while (read(fd, ev, sizeof(ev)) > 0)
 				;
@@ -839,7 +837,6 @@ cmd_idle(struct imap *s, const struct imap_cmd *cmd)
 		sync_view(s, 0);
 		s->h->conn_flush(s->c);
 	}
-	s->h->conn_set_timeout(s->c, s->m->set.timeout);
 	if (!s->quit && strcasecmp(line, "DONE") != 0)
 		imap_tagged(s, cmd->tag, "BAD expected DONE");
 	else if (!s->quit)

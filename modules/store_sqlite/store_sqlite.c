@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@ struct store {
 	pthread_mutex_t lock;
 	long long locked[MAX_LOCKS];	/* folder ids held by POP3 sessions */
 	size_t nlocked;
+	struct mp_folder *open[MAX_LOCKS];	/* for change notification */
+	size_t nopen;
 };
 
 struct mp_mailbox {
@@ -46,6 +49,7 @@ struct mp_folder {
 	long long id;
 	int read_only, holds_lock;
 	uint32_t uidvalidity, uidnext, seen_uid;	/* seen_uid: for \Recent */
+	int event_fd;		/* signalled when the folder changes; -1 unused */
 	struct mp_msg_info *info;
 	char **keywords;
 	size_t n;
@@ -92,6 +96,17 @@ exec(struct store *s, const char *sql, const char *types, ...)
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}
+
+/* Wake every open view of folder id (IMAP IDLE). Lock held. */
+static void
+notify(struct store *s, long long id)
+{
+	uint64_t one = 1;
+
+	for (size_t i = 0; i < s->nopen; i++)
+		if (s->open[i]->id == id && s->open[i]->event_fd >= 0)
+			(void)!write(s->open[i]->event_fd, &one, sizeof(one));
 }
 
 static int
@@ -349,6 +364,8 @@ refresh(struct mp_folder *f)
 	return 0;
 }
 
+static void st_folder_close(struct mp_folder *f);
+
 static int
 st_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
     struct mp_folder **f_r, const char **error_r)
@@ -361,8 +378,11 @@ st_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 		return MP_ERROR;
 	f->mb = mb;
 	f->read_only = read_only;
+	f->event_fd = -1;
 	pthread_mutex_lock(&s->lock);
 	f->id = folder_id(s, mb->user, name, 0);
+	if (f->id && s->nopen < MAX_LOCKS)
+		s->open[s->nopen++] = f;
 	sqlite3_stmt *st = prepare(s, "SELECT seen_uid FROM folders WHERE id = ?1");
 	sqlite3_bind_int64(st, 1, f->id);
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -377,8 +397,7 @@ st_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 		exec(s, "UPDATE folders SET seen_uid = uidnext - 1 WHERE id = ?1", "i", f->id);
 	pthread_mutex_unlock(&s->lock);
 	if (rc != MP_OK) {
-		free_snapshot(f);
-		free(f);
+		st_folder_close(f);
 		return rc;
 	}
 	*f_r = f;
@@ -396,7 +415,14 @@ st_folder_close(struct mp_folder *f)
 			s->locked[i] = s->locked[--s->nlocked];
 			break;
 		}
+	for (size_t i = 0; i < s->nopen; i++)
+		if (s->open[i] == f) {
+			s->open[i] = s->open[--s->nopen];
+			break;
+		}
 	pthread_mutex_unlock(&s->lock);
+	if (f->event_fd >= 0)
+		close(f->event_fd);
 	free_snapshot(f);
 	free(f);
 }
@@ -552,6 +578,8 @@ st_flags_set(struct mp_folder *f, uint32_t uid, uint32_t flags, const char *keyw
 	    keywords ? "iiit" : "iii", f->id, (long long)uid,
 	    (long long)(flags & ~MP_FLAG_RECENT), keywords);
 	int changed = sqlite3_changes(s->db);
+	if (changed)
+		notify(s, f->id);
 	pthread_mutex_unlock(&s->lock);
 	if (rc != SQLITE_DONE)
 		return db_error(s, error_r);
@@ -631,6 +659,7 @@ insert(struct store *s, long long folder, uint32_t *uid, struct mp_reader *msg,
 		exec(s, "ROLLBACK", "");
 		return rc;
 	}
+	notify(s, folder);
 	return MP_OK;
 }
 
@@ -677,6 +706,8 @@ st_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
 	rc = exec(s, "DELETE FROM messages WHERE folder = ?1 AND uid = ?2", "ii", f->id,
 	    (long long)uid);
 	changed = sqlite3_changes(s->db);
+	if (changed)
+		notify(s, f->id);
 	pthread_mutex_unlock(&s->lock);
 	if (rc != SQLITE_DONE)
 		return db_error(s, error_r);
@@ -731,11 +762,14 @@ st_lock(struct mp_folder *f, const char **error_r)
 	return rc;
 }
 
+/* An eventfd written whenever mail is added to this folder in this
+ * process (deliveries and other sessions all run in merpatid). */
 static int
 st_change_fd(struct mp_folder *f)
 {
-	(void)f;
-	return -1;	/* callers poll messages() */
+	if (f->event_fd < 0)
+		f->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	return f->event_fd;
 }
 
 static int
