@@ -3,11 +3,13 @@
  * strings, literals, nested lists, BODY[...] sections, limits), sequence
  * sets, and the MIME side: headers, ENVELOPE, BODYSTRUCTURE, sections.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../modules/imap/imap.h"
+#include "mock_host.h"
 #include "test.h"
 
 static int
@@ -140,9 +142,138 @@ test_mime(void)
 	CHECK("missing part refused", imap_section(msg, sizeof(msg) - 1, "7", &start, &slen, &owned) < 0);
 }
 
+/* ---- the search engine over a fake store and a capturing host ---- */
+
+static const char *const mails[] = {
+	"From: Alice <alice@x.test>\r\nTo: bob@y.test\r\nSubject: Lunch today\r\n"
+	    "Date: Mon, 02 Nov 2026 10:00:00 +0000\r\n\r\nSee you at noon.\r\n",
+	"From: carol@z.test\r\nSubject: Report\r\nX-Priority: 1\r\n"
+	    "Date: Tue, 10 Nov 2026 10:00:00 +0000\r\n\r\nThe quarterly NUMBERS are in.\r\n",
+	"From: Alice <alice@x.test>\r\nSubject: re: report\r\n"
+	    "Date: Fri, 20 Nov 2026 10:00:00 +0000\r\n\r\nthanks\r\n",
+};
+static char captured[4096];
+
+struct text_reader { const char *p; size_t pos; };
+
+static ssize_t
+text_read(struct mp_reader *r, void *buf, size_t len)
+{
+	struct text_reader *t = r->priv;
+	size_t left = strlen(t->p) - t->pos;
+
+	if (len > left)
+		len = left;
+	memcpy(buf, t->p + t->pos, len);
+	t->pos += len;
+	return (ssize_t)len;
+}
+
+static int
+fake_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part, struct mp_reader *r,
+    const char **error_r)
+{
+	static struct text_reader t;
+
+	(void)f; (void)part; (void)error_r;
+	t.p = mails[uid - 1];
+	t.pos = 0;
+	r->read = text_read;
+	r->priv = &t;
+	return MP_OK;
+}
+
+static void fake_close(struct mp_reader *r) { (void)r; }
+
+static int
+capture_printf(struct mp_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	size_t used = strlen(captured);
+
+	(void)c;
+	va_start(ap, fmt);
+	vsnprintf(captured + used, sizeof(captured) - used, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+static const char *
+search(struct imap *s, const char *command)
+{
+	struct imap_cmd *cmd = calloc(1, sizeof(*cmd));
+	const char *why;
+	static char result[256];
+
+	captured[0] = '\0';
+	if (imap_parse(command, strlen(command), cmd, &why) == 0)
+		imap_search(s, cmd, strncmp(cmd->name, "UID", 3) == 0);
+	imap_cmd_free(cmd);
+	free(cmd);
+	char *line = strstr(captured, "* SEARCH");
+	snprintf(result, sizeof(result), "%.*s", line ? (int)strcspn(line + 8, "\r") : 3,
+	    line ? line + 8 : "BAD");
+	if (strstr(captured, " BAD "))
+		snprintf(result, sizeof(result), "BAD");
+	return result;
+}
+
+static void
+test_search(void)
+{
+	static struct mp_store_ops ops = { .message_open = fake_open, .message_close = fake_close };
+	static struct mp_store store = { &ops, NULL };
+	static struct mp_host host;
+	static struct imap_module mod;
+	struct imap_msg msgs[3] = {
+		{ 1, MP_FLAG_SEEN, 150, 1790000000, (char *)"" },
+		{ 5, MP_FLAG_FLAGGED | MP_FLAG_RECENT, 3000, 1795000000, (char *)"$Work" },
+		{ 9, MP_FLAG_DELETED | MP_FLAG_SEEN, 90, 1796000000, (char *)"" },
+	};
+	struct imap s = { .m = &mod, .h = &host, .st = &store, .msgs = msgs, .n = 3 };
+	static const struct { const char *cmd, *want; } cases[] = {
+		{ "t SEARCH ALL", " 1 2 3" },
+		{ "t SEARCH SEEN", " 1 3" },
+		{ "t SEARCH UNSEEN", " 2" },
+		{ "t SEARCH NEW", " 2" },
+		{ "t SEARCH DELETED", " 3" },
+		{ "t SEARCH FLAGGED UNDELETED", " 2" },
+		{ "t SEARCH KEYWORD $Work", " 2" },
+		{ "t SEARCH FROM alice", " 1 3" },
+		{ "t SEARCH SUBJECT report", " 2 3" },
+		{ "t SEARCH SUBJECT \"lunch TODAY\"", " 1" },
+		{ "t SEARCH HEADER X-Priority 1", " 2" },
+		{ "t SEARCH BODY numbers", " 2" },
+		{ "t SEARCH TEXT carol", " 2" },
+		{ "t SEARCH NOT FROM alice", " 2" },
+		{ "t SEARCH OR SEEN FLAGGED", " 1 2 3" },
+		{ "t SEARCH (FROM alice SUBJECT re) 1:*", " 3" },
+		{ "t SEARCH LARGER 100 SMALLER 1000", " 1" },
+		{ "t SEARCH SENTBEFORE 10-Nov-2026", " 1" },
+		{ "t SEARCH SENTON 10-Nov-2026", " 2" },
+		{ "t SEARCH SENTSINCE 11-Nov-2026", " 3" },
+		{ "t SEARCH 2:3", " 2 3" },
+		{ "t UID SEARCH UID 5:9", " 5 9" },
+		{ "t UID SEARCH SUBJECT report", " 5 9" },
+		{ "t SEARCH CHARSET UTF-8 FROM carol", " 2" },
+		{ "t SEARCH NOSUCHKEY", "BAD" },
+		{ "t SEARCH FROM", "BAD" },
+		{ "t SEARCH OR SEEN", "BAD" },
+	};
+
+	host = mock_host;
+	host.conn_printf = capture_printf;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char name[96];
+		snprintf(name, sizeof(name), "search: %s", cases[i].cmd + 9);
+		CHECK_STR(name, search(&s, cases[i].cmd), cases[i].want);
+	}
+}
+
 int
 main(void)
 {
+	test_search();
 	test_parser();
 	test_literal_size();
 	test_seqset();
