@@ -176,7 +176,7 @@ fake_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part, struct mp_re
 	static struct text_reader t;
 
 	(void)f; (void)part; (void)error_r;
-	t.p = mails[uid - 1];
+	t.p = mails[(uid - 1) / 4];	/* UIDs 1, 5, 9 */
 	t.pos = 0;
 	r->read = text_read;
 	r->priv = &t;
