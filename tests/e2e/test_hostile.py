@@ -81,6 +81,62 @@ class CrashSafety(unittest.TestCase):
             self.run_round(seed)
 
 
+class CrashDuringRemoteDelivery(unittest.TestCase):
+    def test_sigkill_while_relaying(self):
+        b = Server(address="127.0.0.3", hostname="b.example.test", domains=("far.test",))
+        self.addCleanup(b.cleanup)
+        b.add_user("x@far.test")
+        b.start()
+        rule = ('rules = ( { match = "@far\\\\.test$"; action = "relay"; host = "127.0.0.3:%d"; } );'
+                % b.port)
+        a = Server(modules={"route_regex": rule})
+        self.addCleanup(a.cleanup)
+        a.start()
+        acked = []
+        for seed in range(2):
+            stop = threading.Event()
+
+            def client():
+                i = 0
+                while not stop.is_set() and i < 300:
+                    subject = "relay-%d-%d" % (seed, i)
+                    try:
+                        with smtplib.SMTP("127.0.0.1", a.port, timeout=5) as s:
+                            s.sendmail("c@y.test", ["x@far.test"], "Subject: %s\r\n\r\nbody\r\n" % subject)
+                        acked.append(subject)
+                    except (OSError, smtplib.SMTPException):
+                        return
+                    i += 1
+
+            threads = [threading.Thread(target=client) for _ in range(4)]
+            for t in threads:
+                t.start()
+            time.sleep(random.Random(seed).uniform(0.3, 1.0))
+            a.proc.send_signal(signal.SIGKILL)  # while workers are relaying to B
+            a.proc.wait(5)
+            stop.set()
+            for t in threads:
+                t.join(30)
+            a.proc = None
+            a.logf.close()
+            a.start()
+            a.cli("queue", "flush")
+        self.assertGreater(len(acked), 0)
+        deadline = time.time() + 40
+        missing = set(acked)
+        while missing and time.time() < deadline:
+            for path in b.mail_files("x@far.test"):
+                with open(path, errors="replace") as f:
+                    m = re.search(r"Subject: (relay-\S+)", f.read(2000))
+                if m:
+                    missing.discard(m.group(1))
+            if missing:
+                a.cli("queue", "flush")
+                time.sleep(0.5)
+        self.assertEqual(missing, set(), "acknowledged by A but never relayed to B")
+        self.assertEqual(os.listdir(os.path.join(a.state, "corrupt")), [])
+
+
 class CorruptQueue(unittest.TestCase):
     def test_corrupt_files_moved_aside(self):
         srv = Server()
