@@ -176,6 +176,10 @@ class Imap(unittest.TestCase):
         self.assertEqual(data, [b"2"])
         typ, data = b.noop()
         self.assertIn(b"2", b.untagged_responses.get("EXPUNGE", []) or data)
+        a.store("1", "+FLAGS", "(\\Flagged)")   # a flag change is seen too
+        typ, data = b.noop()
+        fetches = b.untagged_responses.get("FETCH", []) + [d for d in data if d]
+        self.assertTrue(any(b"\\Flagged" in f for f in fetches), fetches)
 
     def test_idle_woken_by_delivery(self):
         s = socket.create_connection(("127.0.0.1", self.srv.imap_port), timeout=10)
