@@ -93,8 +93,10 @@ set_socket_timeouts(int fd, int ms)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-int
-conn_start_tls(struct conn *c, SSL_CTX *ctx)
+/* The handshake, as server or (with sni) as client. Buffered input is
+ * dropped first: nothing sent before TLS may be read as if after it. */
+static int
+start_tls(struct conn *c, SSL_CTX *ctx, int client, const char *sni)
 {
 	if (conn_flush(c) < 0)
 		return -1;
@@ -102,7 +104,8 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx)
 	set_socket_timeouts(c->fd, c->timeout_ms);
 	c->ssl = SSL_new(ctx);
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
-	    SSL_accept(c->ssl) != 1) {
+	    (client && sni && sni[0] && SSL_set_tlsext_host_name(c->ssl, sni) != 1) ||
+	    (client ? SSL_connect(c->ssl) : SSL_accept(c->ssl)) != 1) {
 		ERR_clear_error();
 		if (c->ssl)
 			SSL_free(c->ssl);
@@ -113,22 +116,15 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx)
 }
 
 int
+conn_start_tls(struct conn *c, SSL_CTX *ctx)
+{
+	return start_tls(c, ctx, 0, NULL);
+}
+
+int
 conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni)
 {
-	if (conn_flush(c) < 0)
-		return -1;
-	c->ipos = c->iend = 0;
-	c->ssl = SSL_new(ctx);
-	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
-	    (sni && sni[0] && SSL_set_tlsext_host_name(c->ssl, sni) != 1) ||
-	    SSL_connect(c->ssl) != 1) {
-		ERR_clear_error();
-		if (c->ssl)
-			SSL_free(c->ssl);
-		c->ssl = NULL;
-		return -1;
-	}
-	return 0;
+	return start_tls(c, ctx, 1, sni);
 }
 
 void

@@ -263,33 +263,47 @@ one_param(char *kv, struct smtp_mail_params *p)
 	return -1;
 }
 
-int
-smtp_parse_mail_params(const char *params, struct smtp_mail_params *p,
-    char *bad, size_t badsize)
+/* Call one() on each space-separated KEY[=VALUE]; on the first refusal
+ * copy its keyword to bad. 0 or -1. */
+static int
+each_param(const char *params, char *bad, size_t badsize,
+    int (*one)(char *kv, void *p), void *p)
 {
-	char buf[512];
-	char *save = NULL, *tok;
+	char buf[1024], *save = NULL;
 	size_t len = strlen(params);
 
-	memset(p, 0, sizeof(*p));
-	p->size = -1;
 	bad[0] = '\0';
 	if (len >= sizeof(buf)) {
 		snprintf(bad, badsize, "(too long)");
 		return -1;
 	}
 	memcpy(buf, params, len + 1);
-	for (tok = strtok_r(buf, " ", &save); tok;
+	for (char *tok = strtok_r(buf, " ", &save); tok;
 	    tok = strtok_r(NULL, " ", &save)) {
 		char copy[128];
 		snprintf(copy, sizeof(copy), "%s", tok);
-		if (one_param(tok, p) < 0) {
+		if (one(tok, p) < 0) {
 			copy[strcspn(copy, "=")] = '\0';
 			snprintf(bad, badsize, "%s", copy);
 			return -1;
 		}
 	}
 	return 0;
+}
+
+static int
+mail_param(char *kv, void *p)
+{
+	return one_param(kv, p);
+}
+
+int
+smtp_parse_mail_params(const char *params, struct smtp_mail_params *p,
+    char *bad, size_t badsize)
+{
+	memset(p, 0, sizeof(*p));
+	p->size = -1;
+	return each_param(params, bad, badsize, mail_param, p);
 }
 
 static int
@@ -333,31 +347,18 @@ one_rcpt_param(char *kv, struct smtp_rcpt_params *p)
 	return -1;
 }
 
+static int
+rcpt_param(char *kv, void *p)
+{
+	return one_rcpt_param(kv, p);
+}
+
 int
 smtp_parse_rcpt_params(const char *params, struct smtp_rcpt_params *p,
     char *bad, size_t badsize)
 {
-	char buf[1024], *save = NULL;
-	size_t len = strlen(params);
-
 	memset(p, 0, sizeof(*p));
-	bad[0] = '\0';
-	if (len >= sizeof(buf)) {
-		snprintf(bad, badsize, "(too long)");
-		return -1;
-	}
-	memcpy(buf, params, len + 1);
-	for (char *tok = strtok_r(buf, " ", &save); tok;
-	    tok = strtok_r(NULL, " ", &save)) {
-		char copy[64];
-		snprintf(copy, sizeof(copy), "%s", tok);
-		if (one_rcpt_param(tok, p) < 0) {
-			copy[strcspn(copy, "=")] = '\0';
-			snprintf(bad, badsize, "%s", copy);
-			return -1;
-		}
-	}
-	return 0;
+	return each_param(params, bad, badsize, rcpt_param, p);
 }
 
 int
