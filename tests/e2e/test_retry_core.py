@@ -11,16 +11,20 @@ from harness import DOMAIN, Server
 ALICE = "alice@" + DOMAIN
 
 
-
 class Schedule(unittest.TestCase):
-    def test_warning_then_bounce_then_gone(self):
-        # No resolve module: remote mail can only be deferred, which is
-        # exactly what exercises the schedule.
+    def relaying_server(self, warn, give_up):
+        """No resolve module: remote mail can only be deferred, which is
+        exactly what exercises the schedule (shrunk to seconds)."""
         srv = Server(extra_config='relay_networks = [ "127.0.0.0/8" ];\n'
-                     'queue = { retry_interval = "1s"; warn_after = "2s"; give_up_after = "5s"; };')
+                     'queue = { retry_interval = "1s"; warn_after = "%s"; give_up_after = "%s"; };'
+                     % (warn, give_up))
         self.addCleanup(srv.cleanup)
         srv.add_user(ALICE)
         srv.start()
+        return srv
+
+    def test_warning_then_bounce_then_gone(self):
+        srv = self.relaying_server("2s", "5s")
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
             s.ehlo("c")
             s.mail(ALICE)
@@ -50,10 +54,7 @@ class Schedule(unittest.TestCase):
         self.assertEqual(len(srv.mails_with(ALICE, "Subject: Undelivered Mail")), 1)
 
     def test_bounce_to_null_sender_is_not_bounced(self):
-        srv = Server(extra_config='relay_networks = [ "127.0.0.0/8" ];\n'
-                     'queue = { retry_interval = "1s"; warn_after = "1s"; give_up_after = "2s"; };')
-        self.addCleanup(srv.cleanup)
-        srv.start()
+        srv = self.relaying_server("1s", "2s")
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
             s.sendmail("<>", ["far@remote.test"], "Subject: from null\r\n\r\nx\r\n")
         deadline = time.time() + 15
@@ -63,11 +64,7 @@ class Schedule(unittest.TestCase):
         self.assertIn("no non-delivery notification (null sender)", srv.log())
 
     def test_notify_never(self):
-        srv = Server(extra_config='relay_networks = [ "127.0.0.0/8" ];\n'
-                     'queue = { retry_interval = "1s"; warn_after = "1s"; give_up_after = "2s"; };')
-        self.addCleanup(srv.cleanup)
-        srv.add_user(ALICE)
-        srv.start()
+        srv = self.relaying_server("1s", "2s")
         with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
             s.ehlo("c")
             s.mail(ALICE)
