@@ -196,6 +196,16 @@ modules = {
                 return found
             time.sleep(0.1)
 
+    def queue_listing(self, text, timeout=5.0):
+        """`merpati queue list` once it shows text (a message's status file
+        is written just after its log line), bounded."""
+        deadline = time.time() + timeout
+        listing = self.cli("queue", "list").stdout
+        while text not in listing and time.time() < deadline:
+            time.sleep(0.1)
+            listing = self.cli("queue", "list").stdout
+        return listing
+
     def queue_files(self):
         q = os.path.join(self.state, "queue")
         try:

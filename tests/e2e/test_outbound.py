@@ -123,7 +123,7 @@ class Outbound(unittest.TestCase):
     def test_retry_warning_bounce_and_gone(self):
         self.submit(["user@refuse.test"], "doomed")
         self.assertTrue(self.a.wait_log("deferred to=<user@refuse.test>", 10))
-        listing = self.a.cli("queue", "list").stdout
+        listing = self.a.queue_listing("connect to mx.refuse.test")
         self.assertIn("user@refuse.test", listing)
         self.assertIn("connect to mx.refuse.test", listing)
         delayed = "Final-Recipient: rfc822; user@refuse.test\nAction: delayed"

@@ -32,7 +32,7 @@ class Schedule(unittest.TestCase):
             code, text = s.data(b"Subject: will bounce\r\nMessage-ID: <orig@x>\r\n\r\nbody\r\n")
         qid = re.search(r"queued as ([0-9A-F]+)", text.decode()).group(1)
         self.assertTrue(srv.wait_log(qid + ": deferred to=<far@remote.test>"))
-        listing = srv.cli("queue", "list").stdout
+        listing = srv.queue_listing("4.4.0")
         self.assertIn(qid, listing)
         self.assertIn("far@remote.test", listing)
         self.assertIn("4.4.0", listing)  # the last error is shown
