@@ -10,8 +10,13 @@ Maildir. Also measures the protocol ceiling (smtp-source into smtp-sink,
 no disk) and the memory of 1000 idle SMTP connections. Medians of R runs
 with the min-max spread go to bench/RESULTS.md.
 
-Not measured yet (see the issue): outbound relaying, IMAP and POP3
-against Dovecot.
+With --imap it also installs Dovecot, copies one Maildir of --mailbox
+messages to both servers, and runs N concurrent IMAP clients (LOGIN,
+SELECT, FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE), 20 random bodies,
+SEARCH TEXT for a rare word, LOGOUT) and POP3 clients (USER/PASS, STAT,
+UIDL, RETR 20, QUIT): sessions per second and p99 session latency.
+
+Not measured yet (see the issue): outbound relaying.
 """
 import argparse
 import os
@@ -165,6 +170,177 @@ def postfix_pids():
         pids_of("local") + pids_of("cleanup") + pids_of("trivial-rewrite")
 
 
+DOVECOT_CONF = """protocols = imap pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+base_dir = {run}
+log_path = {run}/dovecot.log
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {run}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={user} gid={user} home={home}
+}}
+mail_location = maildir:~/Maildir
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+"""
+
+
+def start_dovecot(run, home, imap, pop3):
+    if shutil.which("dovecot") is None:
+        sh("apt-get", "install", "-y", "-qq", "dovecot-imapd", "dovecot-pop3d",
+           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    os.makedirs(run, exist_ok=True)
+    with open(os.path.join(run, "passwd"), "w") as f:
+        f.write("%s@bench.test:{PLAIN}pw\n" % BENCH_USER)
+    conf = os.path.join(run, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write(DOVECOT_CONF.format(run=run, user=BENCH_USER, home=home, imap=imap, pop3=pop3))
+    sh("dovecot", "-c", conf)
+    wait_port(imap, timeout=15)
+    wait_port(pop3, timeout=15)
+    return conf
+
+
+def stop_dovecot(conf):
+    sh("doveadm", "-c", conf, "stop", check=False)
+
+
+def fill_maildir(path, count):
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    for i in range(count):
+        name = os.path.join(path, "cur", "%d.M%dP1.bench:2," % (1700000000 + i, i))
+        with open(name, "w") as f:
+            f.write("From: Sender %d <s%d@x.test>\nTo: %s@bench.test\nSubject: message %d\n"
+                    "Date: Mon, 02 Nov 2026 10:00:00 +0000\nMessage-ID: <%d@x.test>\n\n%s\n"
+                    % (i % 50, i % 50, BENCH_USER, i, i,
+                       ("lorem ipsum dolor sit amet " * 40 + "\n") * 4 +
+                       ("zanzibar\n" if i == count // 2 else "")))
+
+
+def imap_session(port, count, rng):
+    import imaplib
+    start = time.time()
+    m = imaplib.IMAP4("127.0.0.1", port, timeout=60)
+    m.login(BENCH_USER + "@bench.test", "pw")
+    m.select("INBOX", readonly=True)
+    m.fetch("1:*", "(FLAGS RFC822.SIZE ENVELOPE)")
+    for n in rng.sample(range(1, count + 1), 20):
+        m.fetch(str(n), "(BODY.PEEK[])")
+    m.search(None, "TEXT", "zanzibar")
+    m.logout()
+    return time.time() - start
+
+
+def pop3_session(port, count, rng):
+    import poplib
+    start = time.time()
+    p = poplib.POP3("127.0.0.1", port, timeout=60)
+    p.user(BENCH_USER + "@bench.test")
+    p.pass_("pw")
+    p.stat()
+    p.uidl()
+    for n in rng.sample(range(1, count + 1), 20):
+        p.retr(n)
+    p.quit()
+    return time.time() - start
+
+
+def load(fn, port, count, clients, sessions_each):
+    import random
+    import threading
+    lat, lock = [], threading.Lock()
+
+    def worker(seed):
+        rng = random.Random(seed)
+        for _ in range(sessions_each):
+            try:
+                t = fn(port, count, rng)
+            except Exception:  # a refused session (POP3 IN-USE) counts as not done
+                continue
+            with lock:
+                lat.append(t)
+
+    start = time.time()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.time() - start
+    lat.sort()
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0
+    return len(lat) / wall, p99
+
+
+def chown_tree(path, user):
+    sh("chown", "-R", "%s:%s" % (user, user), path)
+
+
+def imap_bench(a):
+    """IMAP and POP3, merpati against Dovecot over the same Maildir."""
+    home = pwd.getpwnam(BENCH_USER).pw_dir
+    run = tempfile.mkdtemp(prefix="bench-dovecot-")
+    os.chmod(run, 0o755)
+    clear(os.path.join(home, "Maildir"))
+    fill_maildir(os.path.join(home, "Maildir"), a.mailbox)
+    chown_tree(os.path.join(home, "Maildir"), BENCH_USER)
+    ports = {k: free_port() for k in ("dimap", "dpop3", "mimap", "mpop3")}
+    srv = Server(domains=("bench.test",), modules={
+        "imap": 'plaintext_auth = true; listen = { plain = { address = "127.0.0.1"; port = %d; }; };'
+                % ports["mimap"],
+        "pop3": 'plaintext_auth = true; listen = { plain = { address = "127.0.0.1"; port = %d; }; };'
+                % ports["mpop3"]})
+    srv.add_user(BENCH_USER + "@bench.test", "pw")
+    md = srv.maildir(BENCH_USER + "@bench.test")
+    fill_maildir(md, a.mailbox)
+    chown_tree(os.path.join(srv.state, "mail"), "merpati")
+    conf = start_dovecot(run, home, ports["dimap"], ports["dpop3"])
+    srv.start("limits.connections_per_ip=2000")
+    rows = []
+    try:
+        for clients in [int(x) for x in a.clients.split(",")]:
+            each = max(1, 30 // clients)
+            for proto, fn, dport, mport in (("IMAP", imap_session, ports["dimap"], ports["mimap"]),
+                                            ("POP3", pop3_session, ports["dpop3"], ports["mpop3"])):
+                if proto == "POP3" and clients > 1:
+                    continue  # one maildrop: merpati locks it per RFC 1939 8
+                fn(dport, a.mailbox, __import__("random").Random(0))  # warm caches
+                fn(mport, a.mailbox, __import__("random").Random(0))
+                dv = load(fn, dport, a.mailbox, clients, each)
+                mp = load(fn, mport, a.mailbox, clients, each)
+                rows.append((proto, clients, dv, mp))
+                print("%s x %2d clients: dovecot %.1f sessions/s p99 %.2fs, merpati %.1f sessions/s "
+                      "p99 %.2fs" % (proto, clients, dv[0], dv[1], mp[0], mp[1]), flush=True)
+    finally:
+        srv.cleanup()
+        stop_dovecot(conf)
+        shutil.rmtree(run, ignore_errors=True)
+    return rows
+
+
 def fmt(values):
     return "%.0f (%.0f-%.0f)" % (statistics.median(values), min(values), max(values))
 
@@ -175,10 +351,17 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sessions", default="1,10,50")
     ap.add_argument("--sizes", default="4,100")
+    ap.add_argument("--imap", action="store_true", help="also IMAP/POP3 against Dovecot")
+    ap.add_argument("--mailbox", type=int, default=2000)
+    ap.add_argument("--clients", default="1,10,50")
+    ap.add_argument("--imap-only", action="store_true", help="only the IMAP/POP3 part")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/run.py runs as root (it installs and starts Postfix)")
     ensure_peers()
+    if a.imap_only:
+        write_imap_results(a, imap_bench(a))
+        return
     home = pwd.getpwnam(BENCH_USER).pw_dir
     pf_maildir = os.path.join(home, "Maildir", "new")
     start_postfix()
@@ -208,6 +391,26 @@ def main():
         srv.cleanup()
         stop_postfix()
     write_results(a, rows, mem_mp, mem_pf)
+    if a.imap:
+        write_imap_results(a, imap_bench(a))
+
+
+def write_imap_results(a, rows):
+    out = ["", "## IMAP and POP3 against Dovecot (%s)" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "", "One Maildir of %d messages copied to both; Dovecot %s with its defaults (plain "
+           "passwd-file). A session: IMAP LOGIN, SELECT, FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE), "
+           "20 random bodies, SEARCH TEXT, LOGOUT; POP3 USER/PASS, STAT, UIDL, RETR x20, QUIT. "
+           "Command: `python3 bench/run.py --imap-only --mailbox %d --clients %s`"
+           % (a.mailbox, sh("dovecot", "--version", check=False).stdout.strip(), a.mailbox, a.clients),
+           "", "| protocol | clients | Dovecot sessions/s | merpati sessions/s | ratio | Dovecot p99 | merpati p99 |",
+           "|---|---|---|---|---|---|---|"]
+    for proto, clients, dv, mp in rows:
+        out.append("| %s | %d | %.1f | %.1f | %.2fx | %.2f s | %.2f s |" % (
+            proto, clients, dv[0], mp[0], mp[0] / dv[0] if dv[0] else 0, dv[1], mp[1]))
+    out.append("")
+    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
+        f.write("\n".join(out))
+    print("\n".join(out))
 
 
 def write_results(a, rows, mem_mp, mem_pf):

@@ -193,6 +193,7 @@ class HostileClients(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.srv = Server()
+        cls.addClassCleanup(cls.srv.cleanup)  # even if setUpClass fails
         cls.srv.add_user(ALICE)
         cls.srv.start("limits.connections_per_ip=500", 'limits.command_timeout="3s"',
                       'limits.data_timeout="3s"')

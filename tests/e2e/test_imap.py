@@ -39,6 +39,7 @@ class Imap(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.srv = imap_server(cls.store)
+        cls.addClassCleanup(cls.srv.cleanup)  # even if setUpClass fails
         cls.srv.add_user(ALICE, "pw")
         cls.srv.start('server.mailstore="%s"' % cls.store)
         with smtplib.SMTP("127.0.0.1", cls.srv.port, timeout=30) as s:

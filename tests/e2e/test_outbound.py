@@ -25,6 +25,7 @@ class Outbound(unittest.TestCase):
     def setUpClass(cls):
         cls.b = Server(address="127.0.0.3", hostname="mx.dadali.test",
                        domains=("dadali.test", "partner.test", "fallback.test"))
+        cls.addClassCleanup(cls.b.cleanup)  # even if setUpClass fails
         port = cls.b.port
         import tempfile
         cls.tmp = tempfile.mkdtemp(prefix="merpati-dns-")
@@ -39,6 +40,7 @@ class Outbound(unittest.TestCase):
             "--host-record=dead.fallback.test,127.0.0.4",
             "--host-record=implicit.test,127.0.0.3",
         ], cls.tmp)
+        cls.addClassCleanup(cls.dns.stop)  # even if setUpClass fails
         rules = ('rules = ( { match = "^sales@garudayaksa\\\\.test$"; action = "rewrite"; to = "%s"; },'
                  ' { match = "@partner\\\\.test$"; action = "relay"; host = "127.0.0.3:%d"; },'
                  ' { match = "^blocked@"; action = "reject"; code = 550; enhanced = "5.7.1";'
@@ -50,6 +52,7 @@ class Outbound(unittest.TestCase):
                        modules={"dns_mx": 'nameserver = "%s"; timeout = "2s";' % cls.dns.address,
                                 "retry": 'interval = "1s"; warn_after = "3s"; give_up_after = "7s";',
                                 "route_regex": rules})
+        cls.addClassCleanup(cls.a.cleanup)  # even if setUpClass fails
         cls.a.add_user(MBRAIN, "pw")
         cls.b.add_user(JPRI, "pw")
         cls.b.add_user("p@partner.test", "pw")

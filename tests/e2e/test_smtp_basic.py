@@ -15,6 +15,7 @@ class SmtpBasics(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.srv = Server()
+        cls.addClassCleanup(cls.srv.cleanup)  # even if setUpClass fails
         cls.srv.add_user(ALICE)
         cls.srv.add_user(BOB)
         cls.srv.start()

@@ -27,6 +27,7 @@ class Esmtp(unittest.TestCase):
             "submission": 'auth = "required";',
             "smtps": 'tls = "implicit"; auth = "required";',
         })
+        cls.addClassCleanup(cls.srv.cleanup)  # even if setUpClass fails
         cls.srv.add_user(ALICE, "alicepw")
         cls.srv.add_user(BOB, "bobpw")
         cls.srv.start()
