@@ -175,7 +175,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain
-base_dir = {run}
+base_dir = {run}/base
 log_path = {run}/dovecot.log
 passdb {{
   driver = passwd-file
@@ -211,13 +211,15 @@ def start_dovecot(run, home, imap, pop3):
     if shutil.which("dovecot") is None:
         sh("apt-get", "install", "-y", "-qq", "dovecot-imapd", "dovecot-pop3d",
            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-    os.makedirs(run, exist_ok=True)
+    os.makedirs(os.path.join(run, "base"), exist_ok=True)  # dovecot owns base_dir
     with open(os.path.join(run, "passwd"), "w") as f:
         f.write("%s@bench.test:{PLAIN}pw\n" % BENCH_USER)
     conf = os.path.join(run, "dovecot.conf")
     with open(conf, "w") as f:
         f.write(DOVECOT_CONF.format(run=run, user=BENCH_USER, home=home, imap=imap, pop3=pop3))
-    sh("dovecot", "-c", conf)
+    # dovecot daemonises keeping inherited descriptors: no pipes to it
+    subprocess.run(["dovecot", "-c", conf], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     wait_port(imap, timeout=15)
     wait_port(pop3, timeout=15)
     return conf
