@@ -22,5 +22,8 @@ int cli_mailbox(const char *config, char **overrides, size_t n, int argc,
 int cli_sendmail(const char *config, char **overrides, size_t n, int argc,
     char **argv);
 const char *mp_basename(const char *path);
+/* Signal the running daemon via its pid file; 0, or -1 (message printed
+ * unless quiet). */
+int cli_signal_daemon(int sig, int quiet);
 
 #endif

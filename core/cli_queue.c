@@ -23,9 +23,6 @@ mp_basename(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-/* Signal the running daemon; 0, or -1 with a message printed. */
-int cli_signal_daemon(int sig, int quiet);
-
 int
 cli_signal_daemon(int sig, int quiet)
 {

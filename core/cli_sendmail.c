@@ -22,8 +22,6 @@
 #include "smtp_parse.h"
 #include "util.h"
 
-int cli_signal_daemon(int sig, int quiet);
-
 
 /* Read stdin into CRLF form; returns -1 if over the size limit. */
 static int

@@ -37,24 +37,31 @@ struct mp_conn {
 };
 
 void
+mp_address_text(const struct sockaddr_storage *ss, char *out, size_t size,
+    int *loopback)
+{
+	mp_strlcpy(out, "unknown", size);
+	*loopback = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct in_addr *a = &((const struct sockaddr_in *)ss)->sin_addr;
+		inet_ntop(AF_INET, a, out, (socklen_t)size);
+		*loopback = (ntohl(a->s_addr) >> 24) == 127;
+	} else if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		inet_ntop(AF_INET6, a, out, (socklen_t)size);
+		*loopback = IN6_IS_ADDR_LOOPBACK(a);
+	}
+}
+
+void
 mp_peer_address(int fd, char *out, size_t size, int *loopback)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
-	mp_strlcpy(out, "unknown", size);
-	*loopback = 0;
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		struct in_addr *a = &((struct sockaddr_in *)&ss)->sin_addr;
-		inet_ntop(AF_INET, a, out, (socklen_t)size);
-		*loopback = (ntohl(a->s_addr) >> 24) == 127;
-	} else if (ss.ss_family == AF_INET6) {
-		struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-		inet_ntop(AF_INET6, a, out, (socklen_t)size);
-		*loopback = IN6_IS_ADDR_LOOPBACK(a);
-	}
+		ss.ss_family = AF_UNSPEC;
+	mp_address_text(&ss, out, size, loopback);
 }
 
 int

@@ -25,6 +25,9 @@ const struct mp_conn_info *mp_host_conn_info(struct mp_conn *c);
 int mp_host_conn_wait(struct mp_conn *c, int other_fd, int timeout_ms);
 void mp_host_conn_set_timeout(struct mp_conn *c, long long seconds);
 
+/* An address as text (unknown if not IP), and whether it is loopback. */
+void mp_address_text(const struct sockaddr_storage *ss, char *out, size_t size,
+    int *loopback);
 /* The peer's address as text, and whether it is loopback. */
 void mp_peer_address(int fd, char *out, size_t size, int *loopback);
 

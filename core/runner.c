@@ -328,14 +328,6 @@ process(const char *id)
 	return next;
 }
 
-void
-mp_runner_process(const char *id)
-{
-	mp_log_set_queue_id(id);
-	process(id);
-	mp_log_set_queue_id(NULL);
-}
-
 /* ---- workers ------------------------------------------------------------- */
 
 /* Caller holds lock. The earliest due idle entry, or NULL. */

@@ -30,7 +30,5 @@ int mp_runner_deliver(const struct mp_envelope *env, const char *rcpt,
 void mp_runner_log_result(const char *rcpt, int rc, const struct mp_status *st,
     const char *via);
 
-/* Deliver one queued message now (used by workers). */
-void mp_runner_process(const char *id);
 
 #endif

@@ -145,18 +145,6 @@ refuse(int fd, const char *why, const char *addr)
 	close(fd);
 }
 
-static void
-address_text(const struct sockaddr_storage *ss, char *out, size_t size)
-{
-	mp_strlcpy(out, "unknown", size);
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
-		    out, (socklen_t)size);
-	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6,
-		    &((const struct sockaddr_in6 *)ss)->sin6_addr, out,
-		    (socklen_t)size);
-}
 
 static void
 spawn_session(struct accepted *a)
@@ -184,7 +172,9 @@ handle_accept(const struct mp_listen *l, int fd,
 
 	a->fd = fd;
 	a->l = l;
-	address_text(ss, a->addr, sizeof(a->addr));
+	int loopback;
+
+	mp_address_text(ss, a->addr, sizeof(a->addr), &loopback);
 	if (atomic_fetch_add(&active_sessions, 1) >= mp_core.limits.connections) {
 		atomic_fetch_sub(&active_sessions, 1);
 		refuse(fd, "Too many connections, try again later", a->addr);
