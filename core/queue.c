@@ -37,8 +37,15 @@
 #define QUEUE_MAGIC "MERPATI-QUEUE 1\n"
 #define MAX_ENVELOPE (1024 * 1024)
 
+/* A message stays in memory until it outgrows MEM_LIMIT or is committed:
+ * mail delivered straight into the mailboxes then never costs a queue
+ * file (create, write, unlink). */
+#define MEM_LIMIT (128 * 1024)
+
 struct mp_qwriter {
-	int fd;
+	int fd;			/* -1 while the message is only in mem */
+	int on_disk;		/* tmp/ file exists */
+	struct mp_buf mem;	/* envelope + data until spilled */
 	char id[MP_QID_SIZE];
 	char tmp[4096];
 	char final[4096];
@@ -175,44 +182,47 @@ mp_queue_begin(const char *qdir, const struct mp_qmsg *env,
 {
 	struct mp_qwriter *w;
 	size_t len, size_field;
-	char *text;
 
 	if (!envelope_ok(env)) {
 		errno = EINVAL;
 		return NULL;
 	}
 	w = mp_xcalloc(1, sizeof(*w));
+	w->fd = -1;
 	mp_strlcpy(w->qdir, qdir, sizeof(w->qdir));
-	for (int tries = 0; tries < 10; tries++) {
-		make_id(w->id);
-		snprintf(w->tmp, sizeof(w->tmp), "%s/tmp/%s", qdir, w->id);
-		w->fd = open(w->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600);
-		if (w->fd >= 0 || errno != EEXIST)
-			break;
-	}
-	if (w->fd < 0) {
-		free(w);
-		return NULL;
-	}
+	make_id(w->id);
+	snprintf(w->tmp, sizeof(w->tmp), "%s/tmp/%s", qdir, w->id);
 	snprintf(w->final, sizeof(w->final), "%s/%s", qdir, w->id);
-	text = format_envelope(env, w->id, &len, &size_field);
-	if (mp_write_all(w->fd, text, len) < 0) {
-		free(text);
-		mp_queue_abort(w);
-		return NULL;
-	}
-	free(text);
+	w->mem.p = format_envelope(env, w->id, &len, &size_field);
+	w->mem.len = len;
+	w->mem.cap = len + 1;	/* format_envelope NUL-terminates */
 	w->size_field = (off_t)size_field;
 	w->data_start = (off_t)len;
 	memcpy(id_r, w->id, MP_QID_SIZE);
 	return w;
 }
 
+/* Move what is in memory into the queue's tmp/ file. */
+static int
+spill(struct mp_qwriter *w)
+{
+	w->fd = open(w->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w->fd < 0)
+		return -1;
+	w->on_disk = 1;
+	if (mp_write_all(w->fd, w->mem.p, w->mem.len) < 0)
+		return -1;
+	free(w->mem.p);
+	memset(&w->mem, 0, sizeof(w->mem));
+	return 0;
+}
+
 int
 mp_queue_write(struct mp_qwriter *w, const void *buf, size_t len)
 {
-	if (mp_write_all(w->fd, buf, len) < 0)
+	if (w->fd < 0 && w->mem.len + len <= MEM_LIMIT)
+		mp_buf_put(&w->mem, buf, len);
+	else if ((w->fd < 0 && spill(w) < 0) || mp_write_all(w->fd, buf, len) < 0)
 		return -1;
 	w->written += (off_t)len;
 	return 0;
@@ -252,6 +262,7 @@ mp_queue_has_added(const struct mp_qwriter *w)
 
 struct wreader {
 	int fd;
+	const char *mem;	/* the writer's memory when fd < 0 */
 	off_t pos, end;
 };
 
@@ -265,7 +276,11 @@ wreader_read(struct mp_reader *r, void *buf, size_t len)
 		return 0;
 	if ((off_t)len > q->end - q->pos)
 		len = (size_t)(q->end - q->pos);
-	n = pread(q->fd, buf, len, q->pos);
+	if (q->fd < 0) {
+		memcpy(buf, q->mem + q->pos, len);
+		n = (ssize_t)len;
+	} else
+		n = pread(q->fd, buf, len, q->pos);
 	if (n > 0)
 		q->pos += n;
 	return n;
@@ -277,6 +292,7 @@ mp_queue_writer_reader(struct mp_qwriter *w, struct mp_reader *r)
 	struct wreader *q = mp_xcalloc(1, sizeof(*q));
 
 	q->fd = w->fd;
+	q->mem = w->mem.p;
 	q->pos = w->data_start;
 	q->end = w->data_start + w->written;
 	r->read = wreader_read;
@@ -299,6 +315,8 @@ mp_queue_commit(struct mp_qwriter *w)
 	int rc = -1, saved;
 
 	snprintf(digits, sizeof(digits), "%020lld", (long long)w->written);
+	if (w->fd < 0 && spill(w) < 0)
+		goto fail;
 	if (w->nadded && mp_write_all(w->fd, w->added, w->nadded) < 0)
 		goto fail;
 	if (pwrite(w->fd, digits, 20, w->size_field) != 20)
@@ -329,7 +347,9 @@ mp_queue_abort(struct mp_qwriter *w)
 		return;
 	if (w->fd >= 0)
 		close(w->fd);
-	unlink(w->tmp);
+	if (w->on_disk)
+		unlink(w->tmp);
+	free(w->mem.p);
 	free(w->added);
 	free(w);
 }

@@ -2,7 +2,10 @@
  * core/smtp_server.c - listeners and the connection limits (total and
  * per client address). Each accepted connection gets a detached thread
  * with a small stack; a connection over a limit gets 421 4.7.0 and is
- * closed at once.
+ * closed at once. Threads whose session ended wait (up to SPARE_WORKERS
+ * of them) for the next connection: creating a thread and releasing its
+ * stack (madvise, a TLB shootdown on every core) cost more than a short
+ * SMTP session itself.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +27,7 @@
 
 #define SESSION_STACK (256 * 1024)
 #define PER_IP_SLOTS 4096
+#define SPARE_WORKERS 64
 
 static atomic_int active_sessions;
 static atomic_int stopping;
@@ -117,11 +121,19 @@ per_ip_leave(const char *addr)
 	pthread_mutex_unlock(&per_ip_lock);
 }
 
-static void *
-session_thread(void *arg)
-{
-	struct accepted *a = arg;
+struct worker {
+	pthread_cond_t wake;
+	struct accepted *job;
+	struct worker *next;
+};
 
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct worker *idle_workers;
+static int nidle;
+
+static void
+run_session(struct accepted *a)
+{
 	if (a->l->proto)
 		mp_protocol_session_run(a->fd, a->l);
 	else
@@ -130,7 +142,56 @@ session_thread(void *arg)
 	per_ip_leave(a->addr);
 	atomic_fetch_sub(&active_sessions, 1);
 	free(a);
+}
+
+/* Wait in the idle list for the next connection; NULL: exit instead. */
+static struct accepted *
+park(struct worker *w)
+{
+	struct accepted *a = NULL;
+
+	pthread_mutex_lock(&pool_lock);
+	if (nidle < SPARE_WORKERS && !atomic_load(&stopping)) {
+		w->job = NULL;
+		w->next = idle_workers;
+		idle_workers = w;
+		nidle++;
+		while (w->job == NULL)
+			pthread_cond_wait(&w->wake, &pool_lock);
+		a = w->job;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	return a;
+}
+
+static void *
+session_thread(void *arg)
+{
+	struct worker w = { .job = arg };
+
+	pthread_cond_init(&w.wake, NULL);
+	for (struct accepted *a = arg; a != NULL; a = park(&w))
+		run_session(a);
+	pthread_cond_destroy(&w.wake);
 	return NULL;
+}
+
+/* Give the connection to a parked thread; 0 when none is idle. */
+static int
+hand_to_idle(struct accepted *a)
+{
+	struct worker *w;
+
+	pthread_mutex_lock(&pool_lock);
+	w = idle_workers;
+	if (w != NULL) {
+		idle_workers = w->next;
+		nidle--;
+		w->job = a;
+		pthread_cond_signal(&w->wake);
+	}
+	pthread_mutex_unlock(&pool_lock);
+	return w != NULL;
 }
 
 static void
@@ -152,6 +213,8 @@ spawn_session(struct accepted *a)
 	pthread_attr_t attr;
 	pthread_t t;
 
+	if (hand_to_idle(a))
+		return;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, SESSION_STACK);

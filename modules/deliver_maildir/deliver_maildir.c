@@ -7,10 +7,16 @@
  * fsync()ed; only then does the queue forget the recipient. The queue
  * holds SMTP wire form (CRLF); files are written with LF line ends, as
  * Postfix and qmail do, after Return-Path and Delivered-To.
+ *
+ * Concurrent deliveries into one mailbox share the fsync() of new/
+ * (group commit): a rename that happened before a directory fsync began
+ * is covered by it, so a thread waits for the next one instead of
+ * starting its own.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +113,98 @@ fsync_dir(const char *dir)
 	return rc;
 }
 
+#define SYNC_SLOTS 32
+
+/* One directory being synced: tickets asked, tickets covered. */
+struct dir_sync {
+	char path[PATH_MAX];
+	unsigned long long asked, done;
+	int busy, users;
+};
+
+static struct dir_sync syncs[SYNC_SLOTS];
+static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
+
+/* The slot for path, or a free one claimed for it (sync_lock held). */
+static struct dir_sync *
+sync_slot(const char *path)
+{
+	struct dir_sync *unused = NULL;
+
+	for (int i = 0; i < SYNC_SLOTS; i++) {
+		if (syncs[i].users && strcmp(syncs[i].path, path) == 0)
+			return &syncs[i];
+		if (!syncs[i].users && unused == NULL)
+			unused = &syncs[i];
+	}
+	if (unused != NULL) {
+		snprintf(unused->path, sizeof(unused->path), "%s", path);
+		unused->asked = unused->done = 0;
+		unused->busy = 0;
+	}
+	return unused;
+}
+
+/* fsync(dir) for a rename done before the call, shared with others. */
+static int
+fsync_dir_shared(const char *path)
+{
+	struct dir_sync *d;
+	unsigned long long ticket;
+	int rc = 0, err = 0;
+
+	pthread_mutex_lock(&sync_lock);
+	d = sync_slot(path);
+	if (d == NULL) {
+		pthread_mutex_unlock(&sync_lock);
+		return fsync_dir(path);
+	}
+	d->users++;
+	ticket = ++d->asked;
+	while (d->done < ticket && rc == 0) {
+		if (d->busy) {
+			pthread_cond_wait(&sync_cond, &sync_lock);
+			continue;
+		}
+		unsigned long long upto = d->asked;
+		d->busy = 1;
+		pthread_mutex_unlock(&sync_lock);
+		rc = fsync_dir(path);
+		err = errno;
+		pthread_mutex_lock(&sync_lock);
+		d->busy = 0;
+		if (rc == 0 && upto > d->done)
+			d->done = upto;
+		pthread_cond_broadcast(&sync_cond);
+	}
+	d->users--;
+	pthread_mutex_unlock(&sync_lock);
+	errno = err;
+	return rc;
+}
+
+/* Open a new file in tmp/; a missing Maildir is made on first use. */
+static int
+open_tmp(const char *dir, const char *tmp)
+{
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0 && errno == ENOENT && maildir_make_path(dir) == 0)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return fd;
+}
+
+static int
+move_to_new(const char *dir, const char *tmp, const char *new)
+{
+	if (rename(tmp, new) == 0)
+		return 0;
+	if (errno != ENOENT || maildir_make(dir) < 0)
+		return -1;
+	return rename(tmp, new);
+}
+
 static int
 write_file(int fd, const struct mp_envelope *env, const char *rcpt,
     struct mp_reader *msg)
@@ -137,12 +235,10 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 		status(st, 550, "5.1.3", why, 0);
 		return MP_PERMFAIL;
 	}
-	if (maildir_make_path(dir) < 0)
-		return io_failure(st, "cannot create Maildir", errno);
 	maildir_unique_name(m->env.host, name, sizeof(name));
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, name);
 	snprintf(new, sizeof(new), "%s/new/%s", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = open_tmp(dir, tmp);
 	if (fd < 0)
 		return io_failure(st, "cannot create file in tmp/", errno);
 	if (write_file(fd, env, rcpt, msg) < 0) {
@@ -153,13 +249,13 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 	}
 	/* rename() is the one atomic step from tmp/ to new/ on Linux (the
 	 * spec's link()+unlink() is two, for file systems without it). */
-	if (close(fd) < 0 || rename(tmp, new) < 0) {
+	if (close(fd) < 0 || move_to_new(dir, tmp, new) < 0) {
 		err = errno;
 		unlink(tmp);
 		return io_failure(st, "cannot move message into new/", err);
 	}
 	snprintf(tmp, sizeof(tmp), "%s/new", dir);
-	if (fsync_dir(tmp) < 0)
+	if (fsync_dir_shared(tmp) < 0)
 		return io_failure(st, "cannot sync new/", errno);
 	status(st, 250, "2.0.0", "delivered to maildir", 0);
 	return MP_OK;

@@ -892,67 +892,82 @@ find_uid(struct mp_folder *f, uint32_t uid)
 
 /* ---- message streams: LF on disk, CRLF on the wire --------------------- */
 
+/* Reads a Maildir file (LF) as wire form (CRLF), whole or header only.
+ * Runs of bytes between LFs are copied at once; a CR or LF that did not
+ * fit in the caller's buffer waits in cr_due/lf_due. */
 struct mreader {
 	int fd;
-	int header_only, done, pending_lf;
+	int header_only, eof, done, cr_due, lf_due;
 	char prev;
 	size_t line_len;
-	char in[8192];
+	char in[16384];
 	size_t ipos, iend;
 };
 
 static int
-next_byte(struct mreader *m, char *c)
+fill_input(struct mreader *m)
 {
-	if (m->ipos == m->iend) {
-		ssize_t n = read(m->fd, m->in, sizeof(m->in));
-		if (n <= 0)
-			return (int)n;
-		m->ipos = 0;
-		m->iend = (size_t)n;
+	ssize_t n = read(m->fd, m->in, sizeof(m->in));
+
+	if (n < 0)
+		return -1;
+	m->ipos = 0;
+	m->iend = (size_t)n;
+	if (n == 0) {
+		m->eof = 1;
+		if (m->prev != '\n' && m->prev != 0)
+			m->cr_due = m->lf_due = 1;	/* end the last line */
 	}
-	*c = m->in[m->ipos++];
-	return 1;
+	return 0;
+}
+
+/* Copy up to the next LF; an LF becomes CRLF unless a CR precedes it. */
+static size_t
+copy_run(struct mreader *m, char *out, size_t room)
+{
+	const char *p = m->in + m->ipos;
+	size_t avail = m->iend - m->ipos, max = avail < room ? avail : room;
+	const char *nl = memchr(p, '\n', max);
+	size_t run = nl ? (size_t)(nl - p) : max;
+
+	memcpy(out, p, run);
+	m->ipos += run;
+	if (run) {
+		m->prev = p[run - 1];
+		m->line_len += run - (m->prev == '\r');
+	}
+	if (nl) {
+		m->ipos++;
+		m->cr_due = m->prev != '\r';
+		m->lf_due = 1;
+	}
+	return run;
 }
 
 static ssize_t
 mreader_read(struct mp_reader *r, void *buf, size_t len)
 {
 	struct mreader *m = r->priv;
-	char *out = buf, c = 0;
+	char *out = buf;
 	size_t o = 0;
-	int got;
 
 	while (o < len && !m->done) {
-		if (m->pending_lf) {
+		if (m->cr_due) {
+			out[o++] = '\r';
+			m->cr_due = 0;
+		} else if (m->lf_due) {
 			out[o++] = '\n';
-			m->pending_lf = 0;
+			m->lf_due = 0;
 			m->prev = '\n';
-			if (m->header_only && m->line_len == 0)
-				m->done = 1;
+			m->done = m->eof || (m->header_only && m->line_len == 0);
 			m->line_len = 0;
-			continue;
-		}
-		if ((got = next_byte(m, &c)) < 0)
-			return -1;
-		if (got == 0) {
+		} else if (m->eof)
 			m->done = 1;
-			if (m->prev != '\n' && m->prev != 0 && o + 2 <= len) {
-				out[o++] = '\r';	/* end the last line */
-				out[o++] = '\n';
-			}
-			break;
-		}
-		if (c == '\n') {
-			if (m->prev != '\r')
-				out[o++] = '\r';
-			m->pending_lf = 1;
-			continue;
-		}
-		out[o++] = c;
-		if (c != '\r')
-			m->line_len++;
-		m->prev = c;
+		else if (m->ipos == m->iend) {
+			if (fill_input(m) < 0)
+				return -1;
+		} else
+			o += copy_run(m, out + o, len - o);
 	}
 	return (ssize_t)o;
 }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../modules/deliver_maildir/maildir_store.h"
 #include "mock_host.h"
 #include "test.h"
 
@@ -69,16 +70,22 @@ count(const char *dir)
 }
 
 static char *
-slurp_reader(struct mp_reader *r)
+slurp_chunks(struct mp_reader *r, size_t chunk)
 {
 	static char buf[65536];
 	size_t o = 0;
 	ssize_t n;
 
-	while ((n = r->read(r, buf + o, 7)) > 0)	/* small reads on purpose */
+	while (o + chunk < sizeof(buf) && (n = r->read(r, buf + o, chunk)) > 0)
 		o += (size_t)n;
 	buf[o] = '\0';
 	return buf;
+}
+
+static char *
+slurp_reader(struct mp_reader *r)
+{
+	return slurp_chunks(r, 7);	/* small reads on purpose */
 }
 
 static void
@@ -211,6 +218,58 @@ test_store(void)
 	st->close(mb);
 }
 
+/* Message 1 of folder f, read chunk bytes at a time. */
+static char *
+read_in_chunks(struct mp_folder *f, enum mp_msg_part part, size_t chunk)
+{
+	struct mp_reader r;
+	const char *err;
+	char *text;
+
+	if (st->message_open(f, 1, part, &r, &err) != MP_OK)
+		return NULL;
+	text = slurp_chunks(&r, chunk);
+	st->message_close(&r);
+	return text;
+}
+
+/* A file dropped in by another program: LF, CRLF and no final newline
+ * are all served as CRLF, whatever the size of the reads. */
+static void
+test_reader_line_ends(void)
+{
+	const char *file = "H: a\nK: b\r\n\nline 1\r\nline 2\nlast";
+	const char *wire = "H: a\r\nK: b\r\n\r\nline 1\r\nline 2\r\nlast\r\n";
+	struct mp_mailbox *mb;
+	struct mp_folder *f;
+	const char *err;
+	char path[512];
+	FILE *fp;
+	int same = 1;
+
+	snprintf(path, sizeof(path), "%s/example.test/dave", root);
+	maildir_make_path(path);
+	snprintf(path, sizeof(path), "%s/example.test/dave/cur/1.x.test:2,", root);
+	fp = fopen(path, "w");
+	fputs(file, fp);
+	fclose(fp);
+	CHECK("open dave", st->open(ctx, "dave@example.test", &mb, &err) == MP_OK &&
+	    st->folder_open(mb, "INBOX", 1, &f, &err) == MP_OK);
+	for (size_t chunk = 1; chunk <= 64; chunk++) {
+		const char *got = read_in_chunks(f, MP_PART_ALL, chunk);
+		same &= got && strcmp(got, wire) == 0;
+	}
+	CHECK("CRLF whatever the read size", same);
+	same = 1;
+	for (size_t chunk = 1; chunk <= 16; chunk++) {
+		const char *got = read_in_chunks(f, MP_PART_HEADER, chunk);
+		same &= got && strcmp(got, "H: a\r\nK: b\r\n\r\n") == 0;
+	}
+	CHECK("header part ends after the blank line", same);
+	st->folder_close(f);
+	st->close(mb);
+}
+
 static void *
 delivery_thread(void *arg)
 {
@@ -275,6 +334,7 @@ main(void)
 	test_path_safety();
 	test_unwritable_root();
 	test_store();
+	test_reader_line_ends();
 	test_concurrent_writers();
 	merpati_module.fini(ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);

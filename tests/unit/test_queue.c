@@ -106,6 +106,38 @@ test_abort(void)
 	    count_in("queue/tmp") == 0);
 }
 
+/* Small messages stay in memory until commit; big ones spill to tmp/
+ * and read back the same either way. */
+static void
+test_memory_then_spill(void)
+{
+	char *rcpts[] = { (char *)"a@example.test" };
+	char id[MP_QID_SIZE], chunk[4096], back[4096];
+	struct mp_qwriter *w = begin(id, "", rcpts, 1);
+	struct mp_reader r;
+	int same = 1;
+
+	memset(chunk, 'm', sizeof(chunk));
+	mp_queue_write(w, chunk, 1000);
+	CHECK("small message: no file yet", count_in("queue/tmp") == 0);
+	mp_queue_writer_reader(w, &r);
+	CHECK("memory reader reads it", r.read(&r, back, sizeof(back)) == 1000 &&
+	    memcmp(back, chunk, 1000) == 0 && r.read(&r, back, 1) == 0);
+	mp_queue_writer_reader_close(&r);
+	for (int i = 0; i < 64; i++)
+		mp_queue_write(w, chunk, sizeof(chunk));
+	CHECK("big message spilled to tmp/", count_in("queue/tmp") == 1);
+	CHECK("size counts both parts",
+	    mp_queue_written(w) == 1000 + 64 * (off_t)sizeof(chunk));
+	mp_queue_writer_reader(w, &r);
+	for (ssize_t n; (n = r.read(&r, back, sizeof(back))) > 0;)
+		same &= memcmp(back, chunk, (size_t)n) == 0;
+	mp_queue_writer_reader_close(&r);
+	CHECK("spilled reader reads the same bytes", same);
+	mp_queue_abort(w);
+	CHECK("abort removes the spilled file", count_in("queue/tmp") == 0);
+}
+
 static void
 test_hostile_envelope(void)
 {
@@ -189,6 +221,7 @@ main(void)
 	CHECK("setup", mp_queue_setup(state) == 0);
 	test_round_trip();
 	test_abort();
+	test_memory_then_spill();
 	test_hostile_envelope();
 	test_corrupt();
 	test_unique_ids();
