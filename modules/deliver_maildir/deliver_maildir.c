@@ -8,15 +8,19 @@
  * holds SMTP wire form (CRLF); files are written with LF line ends, as
  * Postfix and qmail do, after Return-Path and Delivered-To.
  *
- * Concurrent deliveries into one mailbox share the fsync() of new/
- * (group commit): a rename that happened before a directory fsync began
- * is covered by it, so a thread waits for the next one instead of
- * starting its own.
+ * With sync = "group" (the default) the two durability points, file
+ * written and file renamed, are each a group commit: one syncfs() on
+ * the Maildir's file system covers every delivery that reached that
+ * point before it began, so concurrent deliveries share one disk flush
+ * instead of paying two fsync()s each. The order stays the spec's: the
+ * data is on disk before the name in new/ is. sync = "file" is the
+ * classic fsync() of the file and of new/.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +29,15 @@
 
 #include "maildir_store.h"
 
+struct md_settings {
+	const char *root;
+	const char *sync;	/* "group" or "file" */
+};
+
 struct maildir {
 	struct maildir_store_env env;	/* first: the store's view */
-	const char *root;
+	struct md_settings set;
+	int group_sync;
 };
 
 const struct maildir_store_env *
@@ -113,52 +123,62 @@ fsync_dir(const char *dir)
 	return rc;
 }
 
-#define SYNC_SLOTS 32
+#define SYNC_SLOTS 8
 
-/* One directory being synced: tickets asked, tickets covered. */
-struct dir_sync {
-	char path[PATH_MAX];
+/* One file system being synced: tickets asked, tickets covered. */
+struct fs_sync {
+	dev_t dev;
 	unsigned long long asked, done;
 	int busy, users;
 };
 
-static struct dir_sync syncs[SYNC_SLOTS];
+static struct fs_sync syncs[SYNC_SLOTS];
 static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
 
-/* The slot for path, or a free one claimed for it (sync_lock held). */
-static struct dir_sync *
-sync_slot(const char *path)
+/* The slot for dev, or a free one claimed for it (sync_lock held). */
+static struct fs_sync *
+sync_slot(dev_t dev)
 {
-	struct dir_sync *unused = NULL;
+	struct fs_sync *unused = NULL;
 
 	for (int i = 0; i < SYNC_SLOTS; i++) {
-		if (syncs[i].users && strcmp(syncs[i].path, path) == 0)
+		if (syncs[i].users && syncs[i].dev == dev)
 			return &syncs[i];
 		if (!syncs[i].users && unused == NULL)
 			unused = &syncs[i];
 	}
-	if (unused != NULL) {
-		snprintf(unused->path, sizeof(unused->path), "%s", path);
-		unused->asked = unused->done = 0;
-		unused->busy = 0;
-	}
+	if (unused != NULL)
+		*unused = (struct fs_sync){ .dev = dev };
 	return unused;
 }
 
-/* fsync(dir) for a rename done before the call, shared with others. */
 static int
-fsync_dir_shared(const char *path)
+syncfs_at(const char *dir)
 {
-	struct dir_sync *d;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = syncfs(fd);
+	close(fd);
+	return rc;
+}
+
+/* Returns once a syncfs() of dir's file system (dev) that began after
+ * the call has completed; one thread syncs for all who wait. */
+static int
+group_sync(const char *dir, dev_t dev)
+{
+	struct fs_sync *d;
 	unsigned long long ticket;
 	int rc = 0, err = 0;
 
 	pthread_mutex_lock(&sync_lock);
-	d = sync_slot(path);
+	d = sync_slot(dev);
 	if (d == NULL) {
 		pthread_mutex_unlock(&sync_lock);
-		return fsync_dir(path);
+		return syncfs_at(dir);
 	}
 	d->users++;
 	ticket = ++d->asked;
@@ -170,7 +190,7 @@ fsync_dir_shared(const char *path)
 		unsigned long long upto = d->asked;
 		d->busy = 1;
 		pthread_mutex_unlock(&sync_lock);
-		rc = fsync_dir(path);
+		rc = syncfs_at(dir);
 		err = errno;
 		pthread_mutex_lock(&sync_lock);
 		d->busy = 0;
@@ -207,7 +227,7 @@ move_to_new(const char *dir, const char *tmp, const char *new)
 
 static int
 write_file(int fd, const struct mp_envelope *env, const char *rcpt,
-    struct mp_reader *msg)
+    struct mp_reader *msg, int group)
 {
 	char head[1024];
 	int n = snprintf(head, sizeof(head), "Return-Path: <%s>\nDelivered-To: %s\n",
@@ -219,7 +239,32 @@ write_file(int fd, const struct mp_envelope *env, const char *rcpt,
 	}
 	if (write_all(fd, head, (size_t)n) < 0 || copy_lf(fd, msg) < 0)
 		return -1;
-	return fsync(fd);
+	return group ? 0 : fsync(fd);
+}
+
+/* The file's bytes are on disk (before its name goes into new/). */
+static int
+file_durable(const struct maildir *m, int fd, const char *dir)
+{
+	struct stat st;
+	char tmpdir[PATH_MAX];
+
+	if (!m->group_sync)
+		return 0;	/* write_file fsync()ed it */
+	if (fstat(fd, &st) < 0)
+		return -1;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", dir);
+	return group_sync(tmpdir, st.st_dev);
+}
+
+/* The name in new/ is on disk. */
+static int
+name_durable(const struct maildir *m, const char *dir, dev_t dev)
+{
+	char newdir[PATH_MAX];
+
+	snprintf(newdir, sizeof(newdir), "%s/new", dir);
+	return m->group_sync ? group_sync(newdir, dev) : fsync_dir(newdir);
 }
 
 static int
@@ -229,9 +274,10 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 	struct maildir *m = ctx;
 	char dir[PATH_MAX - 1024], tmp[PATH_MAX], new[PATH_MAX], name[512];
 	const char *why;
+	struct stat sb;
 	int fd, err;
 
-	if (maildir_user_path(m->root, rcpt, dir, sizeof(dir), &why) < 0) {
+	if (maildir_user_path(m->set.root, rcpt, dir, sizeof(dir), &why) < 0) {
 		status(st, 550, "5.1.3", why, 0);
 		return MP_PERMFAIL;
 	}
@@ -241,7 +287,8 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 	fd = open_tmp(dir, tmp);
 	if (fd < 0)
 		return io_failure(st, "cannot create file in tmp/", errno);
-	if (write_file(fd, env, rcpt, msg) < 0) {
+	if (write_file(fd, env, rcpt, msg, m->group_sync) < 0 ||
+	    file_durable(m, fd, dir) < 0 || fstat(fd, &sb) < 0) {
 		err = errno;
 		close(fd);
 		unlink(tmp);
@@ -254,15 +301,15 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 		unlink(tmp);
 		return io_failure(st, "cannot move message into new/", err);
 	}
-	snprintf(tmp, sizeof(tmp), "%s/new", dir);
-	if (fsync_dir_shared(tmp) < 0)
+	if (name_durable(m, dir, sb.st_dev) < 0)
 		return io_failure(st, "cannot sync new/", errno);
 	status(st, 250, "2.0.0", "delivered to maildir", 0);
 	return MP_OK;
 }
 
 static const struct mp_option md_options[] = {
-	{ "root", MP_OPT_PATH, 0, "../var/mail", 0, 0 },
+	{ "root", MP_OPT_PATH, offsetof(struct md_settings, root), "../var/mail", 0, 0 },
+	{ "sync", MP_OPT_STRING, offsetof(struct md_settings, sync), "group", 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -277,12 +324,18 @@ md_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 		return MP_ERROR;
 	}
 	memset(m, 0, sizeof(*m));
-	if (host->conf_options(conf, md_options, &m->root, error_r) != MP_OK) {
+	if (host->conf_options(conf, md_options, &m->set, error_r) != MP_OK) {
 		host->free(m);
 		return MP_ERROR;
 	}
+	if (strcmp(m->set.sync, "group") != 0 && strcmp(m->set.sync, "file") != 0) {
+		*error_r = "deliver_maildir: sync must be \"group\" or \"file\"";
+		host->free(m);
+		return MP_ERROR;
+	}
+	m->group_sync = strcmp(m->set.sync, "group") == 0;
 	m->env.host = host;
-	m->env.root = m->root;
+	m->env.root = m->set.root;
 	*ctx_r = m;
 	return MP_OK;
 }

@@ -59,6 +59,7 @@ struct entry {
 struct mp_folder {
 	struct mp_mailbox *mb;
 	char path[DIR_MAX];
+	int dir_fd;		/* O_PATH: short lookups for cur/x, new/x */
 	int read_only;
 	uint32_t uidvalidity, uidnext;
 	struct entry *e;
@@ -252,8 +253,8 @@ free_entries(struct mp_folder *f)
 }
 
 static struct entry *
-add_entry(struct mp_folder *f, uint32_t uid, uint64_t vsize, const char *base,
-    const char *kw)
+add_entry(struct mp_folder *f, uint32_t uid, uint64_t vsize, time_t mtime,
+    const char *base, const char *kw)
 {
 	struct entry *e;
 
@@ -267,6 +268,7 @@ add_entry(struct mp_folder *f, uint32_t uid, uint64_t vsize, const char *base,
 	memset(e, 0, sizeof(*e));
 	e->uid = uid;
 	e->vsize = vsize;
+	e->mtime = mtime;
 	e->base = strdup(base);
 	e->keywords = strdup(kw ? kw : "");
 	for (char *p = e->keywords; *p; p++)
@@ -289,19 +291,27 @@ read_uidlist(struct mp_folder *f)
 		f->uidnext = 1;
 		return errno == ENOENT ? 0 : -1;
 	}
+	/* M2 lines carry the file's mtime (INTERNALDATE), M1 lines do not. */
+	int v2 = 0;
+
 	if (fgets(line, sizeof(line), fp) == NULL ||
-	    sscanf(line, "M1 V%u N%u", &f->uidvalidity, &f->uidnext) != 2) {
+	    sscanf(line, "M%d V%u N%u", &v2, &f->uidvalidity, &f->uidnext) != 3 ||
+	    (v2 != 1 && v2 != 2)) {
 		/* A broken list: start over with a new UIDVALIDITY (RFC 3501). */
 		f->uidvalidity = (uint32_t)time(NULL);
 		f->uidnext = 1;
 	}
+	v2 = v2 == 2;
 	while (fgets(line, sizeof(line), fp)) {
 		unsigned uid;
 		unsigned long long vsize;
+		long long mtime = 0;
+		int got;
 		kw[0] = '\0';
-		if (sscanf(line, "%u %llu %511s %511s", &uid, &vsize, base, kw) >= 3 &&
-		    uid > 0 && uid < f->uidnext)
-			add_entry(f, uid, vsize, base, kw);
+		got = v2 ? sscanf(line, "%u %llu %lld %511s %511s", &uid, &vsize, &mtime, base, kw) - 1 :
+		    sscanf(line, "%u %llu %511s %511s", &uid, &vsize, base, kw);
+		if (got >= 3 && uid > 0 && uid < f->uidnext)
+			add_entry(f, uid, vsize, (time_t)mtime, base, kw);
 	}
 	fclose(fp);
 	return 0;
@@ -319,12 +329,13 @@ write_uidlist(struct mp_folder *f)
 	fp = fopen(tmp, "we");
 	if (fp == NULL)
 		return -1;
-	fprintf(fp, "M1 V%u N%u\n", f->uidvalidity, f->uidnext);
+	fprintf(fp, "M2 V%u N%u\n", f->uidvalidity, f->uidnext);
 	for (size_t i = 0; i < f->n; i++) {
 		if (f->e[i].file == NULL)
 			continue;
-		fprintf(fp, "%u %llu %s", f->e[i].uid,
-		    (unsigned long long)f->e[i].vsize, f->e[i].base);
+		fprintf(fp, "%u %llu %lld %s", f->e[i].uid,
+		    (unsigned long long)f->e[i].vsize, (long long)f->e[i].mtime,
+		    f->e[i].base);
 		if (f->e[i].keywords[0]) {
 			fputc(' ', fp);
 			for (const char *k = f->e[i].keywords; *k; k++)
@@ -354,13 +365,13 @@ lock_list(const struct mp_folder *f)
 
 /* Size as served: every LF not already after a CR gains one. */
 static uint64_t
-wire_size(const char *path, off_t disk)
+wire_size(int dir_fd, const char *path, off_t disk)
 {
 	char buf[8192];
 	uint64_t extra = 0;
 	char prev = 0;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return (uint64_t)disk;
@@ -456,21 +467,24 @@ adopt(struct mp_folder *f, const char *dir, const char *name, size_t known)
 	snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, ":"), name);
 	key.base = base;
 	e = known ? bsearch(&key, f->e, known, sizeof(*f->e), cmp_base) : NULL;
-	snprintf(path, sizeof(path), "%s/%s/%s", f->path, dir, name);
-	if (stat(path, &st) < 0)
-		return 0;
-	if (e == NULL) {
-		e = add_entry(f, f->uidnext++, wire_size(path, st.st_size), base, "");
-		if (e == NULL)
-			return -1;
-		remember_recent(f, e->uid);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (e == NULL || e->mtime == 0) {
+		if (fstatat(f->dir_fd, path, &st, 0) < 0)
+			return 0;
+		if (e == NULL) {
+			e = add_entry(f, f->uidnext++, wire_size(f->dir_fd, path, st.st_size),
+			    st.st_mtime, base, "");
+			if (e == NULL)
+				return -1;
+			remember_recent(f, e->uid);
+		}
+		e->mtime = st.st_mtime;
 	}
 	free(e->file);
 	e->file = malloc(strlen(dir) + strlen(name) + 2);
 	if (e->file)
 		sprintf(e->file, "%s/%s", dir, name);	/* "cur/x" (or "new/x" read-only) */
 	e->flags = (e->flags & MP_FLAG_RECENT) | flags_of(name);
-	e->mtime = st.st_mtime;
 	return 1;
 }
 
@@ -832,7 +846,13 @@ store_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 		return MP_ERROR;
 	}
 	maildir_make(dir);
+	f->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (f->dir_fd < 0) {
+		free(f);
+		return fail(error_r, "cannot open folder", MP_TEMPFAIL);
+	}
 	if ((rc = sync_folder(f, error_r)) != MP_OK) {
+		close(f->dir_fd);
 		free(f);
 		return rc;
 	}
@@ -850,6 +870,7 @@ store_folder_close(struct mp_folder *f)
 		close(f->lock_fd);
 	if (f->notify_fd >= 0)
 		close(f->notify_fd);
+	close(f->dir_fd);
 	free(f);
 }
 
@@ -978,16 +999,14 @@ store_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part,
 {
 	struct entry *e = find_uid(f, uid);
 	struct mreader *m;
-	char path[PATH_MAX];
 
 	if (e == NULL || e->file == NULL) {
 		*error_r = "no such message";
 		return MP_DECLINED;
 	}
-	snprintf(path, sizeof(path), "%s/%s", f->path, e->file);
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return fail(error_r, "out of memory", MP_ERROR);
-	m->fd = open(path, O_RDONLY | O_CLOEXEC);
+	m->fd = openat(f->dir_fd, e->file, O_RDONLY | O_CLOEXEC);
 	if (m->fd < 0) {
 		free(m);
 		if (errno == ENOENT) {
@@ -1281,7 +1300,8 @@ claim_uid(struct mp_folder *f, uint32_t uidvalidity, uint32_t uid,
 		file_name(f->e[i].base, 0, name, sizeof(name));
 		f->e[i].file = strdup(name);
 	}
-	if (rc == MP_OK && (e = add_entry(f, uid, vsize, base, "")) != NULL) {
+	/* mtime 0: the next sync reads it from the file */
+	if (rc == MP_OK && (e = add_entry(f, uid, vsize, 0, base, "")) != NULL) {
 		free(e->keywords);
 		e->keywords = strdup(keywords ? keywords : "");
 		file_name(base, flags, name, sizeof(name));
@@ -1320,7 +1340,7 @@ store_import(struct mp_mailbox *mb, const char *folder, uint32_t uidvalidity,
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", f.path, base);
 	if (stat(tmp, &st) < 0)
 		return fail(error_r, "cannot stat message", MP_TEMPFAIL);
-	rc = claim_uid(&f, uidvalidity, uid, base, wire_size(tmp, st.st_size),
+	rc = claim_uid(&f, uidvalidity, uid, base, wire_size(AT_FDCWD, tmp, st.st_size),
 	    flags & ~MP_FLAG_RECENT, keywords, error_r);
 	if (rc != MP_OK)
 		unlink(tmp);

@@ -62,8 +62,9 @@ void imap_flags_text(uint32_t flags, const char *keywords, char *out, size_t siz
 int imap_resolve_set(struct imap *s, const char *set, int uid, size_t **idx_r,
     size_t *n_r);
 
-/* Read message i of the selected folder into memory (CRLF). */
-char *imap_load(struct imap *s, size_t i, size_t *len_r);
+/* Read message i of the selected folder, or its header, into memory
+ * (CRLF). */
+char *imap_load(struct imap *s, size_t i, enum mp_msg_part part, size_t *len_r);
 
 int imap_fetch(struct imap *s, const struct imap_cmd *cmd, int uid);
 int imap_search(struct imap *s, const struct imap_cmd *cmd, int uid);

@@ -174,13 +174,35 @@ internaldate(struct out *o, time_t t)
 }
 
 static int
-needs_body(const struct item *items, size_t n)
+from_index(const struct item *it)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(items[i].name, "FLAGS") != 0 && strcmp(items[i].name, "UID") != 0 &&
-		    strcmp(items[i].name, "INTERNALDATE") != 0 && strcmp(items[i].name, "RFC822.SIZE") != 0)
-			return 1;
-	return 0;
+	return strcmp(it->name, "FLAGS") == 0 || strcmp(it->name, "UID") == 0 ||
+	    strcmp(it->name, "INTERNALDATE") == 0 || strcmp(it->name, "RFC822.SIZE") == 0;
+}
+
+/* ENVELOPE, RFC822.HEADER and BODY[HEADER...] read only the header. */
+static int
+from_header(const struct item *it)
+{
+	return strcmp(it->name, "ENVELOPE") == 0 || strcmp(it->name, "RFC822.HEADER") == 0 ||
+	    (strcmp(it->name, "BODY[]") == 0 && strncmp(it->section, "HEADER", 6) == 0);
+}
+
+/* What of the message the items need: 0 (nothing), header or all. */
+static int
+part_needed(const struct item *items, size_t n, enum mp_msg_part *part_r)
+{
+	int need = 0;
+
+	*part_r = MP_PART_HEADER;
+	for (size_t i = 0; i < n; i++) {
+		if (from_index(&items[i]))
+			continue;
+		need = 1;
+		if (!from_header(&items[i]))
+			*part_r = MP_PART_ALL;
+	}
+	return need;
 }
 
 static int
@@ -242,8 +264,9 @@ fetch_one(struct imap *s, size_t i, const struct item *items, size_t n, int uid)
 	size_t len = 0;
 	int seen = 0, has_uid = 0, has_flags = 0;
 	const char *err;
+	enum mp_msg_part part;
 
-	if (needs_body(items, n) && (msg = imap_load(s, i, &len)) == NULL)
+	if (part_needed(items, n, &part) && (msg = imap_load(s, i, part, &len)) == NULL)
 		return;	/* expunged by another session meanwhile */
 	for (size_t k = 0; k < n; k++) {
 		seen |= sets_seen(&items[k]);

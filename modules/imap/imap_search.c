@@ -26,21 +26,41 @@ static const char *
 message(struct ctx *c)
 {
 	if (!c->loaded) {
-		c->msg = imap_load(c->s, c->i, &c->len);
+		c->msg = imap_load(c->s, c->i, MP_PART_ALL, &c->len);
 		c->loaded = 1;
 	}
 	return c->msg ? c->msg : "";
 }
 
+/* The next byte in [p, end) equal to lo or up, or NULL. */
+static const char *
+next_either(const char *p, const char *end, int lo, int up)
+{
+	const char *a = memchr(p, lo, (size_t)(end - p));
+
+	if (lo != up) {
+		const char *b = memchr(p, up, (size_t)((a ? a : end) - p));
+		if (b != NULL)
+			a = b;
+	}
+	return a;
+}
+
+/* Case-insensitive substring test; memchr() finds the candidates. */
 static int
 contains(const char *hay, size_t hlen, const char *needle)
 {
 	size_t n = strlen(needle);
+	int lo = tolower((unsigned char)needle[0]), up = toupper((unsigned char)needle[0]);
+	const char *last;
 
 	if (n == 0)
 		return 1;
-	for (size_t i = 0; i + n <= hlen; i++)
-		if (strncasecmp(hay + i, needle, n) == 0)
+	if (n > hlen)
+		return 0;
+	last = hay + hlen - n + 1;	/* the last place a match can start, + 1 */
+	for (const char *p = hay; p < last && (p = next_either(p, last, lo, up)) != NULL; p++)
+		if (strncasecmp(p + 1, needle + 1, n - 1) == 0)
 			return 1;
 	return 0;
 }

@@ -213,7 +213,7 @@ imap_resolve_set(struct imap *s, const char *set, int uid, size_t **idx_r, size_
 }
 
 char *
-imap_load(struct imap *s, size_t i, size_t *len_r)
+imap_load(struct imap *s, size_t i, enum mp_msg_part part, size_t *len_r)
 {
 	struct mp_reader r;
 	const char *err;
@@ -221,7 +221,7 @@ imap_load(struct imap *s, size_t i, size_t *len_r)
 	char *buf;
 	ssize_t n;
 
-	if (s->st->ops->message_open(s->f, s->msgs[i].uid, MP_PART_ALL, &r, &err) != MP_OK)
+	if (s->st->ops->message_open(s->f, s->msgs[i].uid, part, &r, &err) != MP_OK)
 		return NULL;
 	buf = malloc(cap + 1);
 	while (buf && (n = r.read(&r, buf + len, cap - len)) > 0) {

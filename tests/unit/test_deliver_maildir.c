@@ -160,6 +160,32 @@ test_unwritable_root(void)
 	unlink(file);
 }
 
+/* sync = "file" (fsync per file and new/) delivers the same way; an
+ * unknown sync mode is refused at init. */
+static void
+test_sync_modes(void)
+{
+	const char *file_kv[] = { "root", root, "sync", "file", NULL };
+	const char *bad_kv[] = { "root", root, "sync", "sometimes", NULL };
+	struct mp_conf file_conf = { file_kv, NULL }, bad_conf = { bad_kv, NULL };
+	struct mp_status s;
+	char dir[512];
+	void *c2, *saved = ctx;
+	const char *err = NULL;
+
+	CHECK("unknown sync mode refused",
+	    merpati_module.init(&mock_host, &bad_conf, &c2, &err) == MP_ERROR &&
+	    err && strstr(err, "sync") != NULL);
+	CHECK("sync = file accepted",
+	    merpati_module.init(&mock_host, &file_conf, &c2, &err) == MP_OK);
+	ctx = c2;
+	CHECK("sync = file delivers", deliver("erin@example.test", "x\r\n", 0, &s) == MP_OK);
+	ctx = saved;
+	merpati_module.fini(c2);
+	snprintf(dir, sizeof(dir), "%s/example.test/erin/new", root);
+	CHECK("message in new/", count(dir) == 1);
+}
+
 static void
 test_store(void)
 {
@@ -333,6 +359,7 @@ main(void)
 	test_delivery();
 	test_path_safety();
 	test_unwritable_root();
+	test_sync_modes();
 	test_store();
 	test_reader_line_ends();
 	test_concurrent_writers();
