@@ -69,6 +69,8 @@ PARTS = ("smtp", "outbound", "imap", "memory")
 HASHES = {"merpati": "the ones `merpati user add` wrote (yescrypt: ~90 ms of CPU per login here, "
                       "which bounds sessions/s at about 11 per core busy hashing)",
           "fast": "sha512-crypt with 1000 rounds (~1 ms per login; --hash fast)"}
+LOGIN_MODES = {"security": "its default, one forked per connection",
+               "performance": "its high-performance mode, service_count = 0 (--dovecot-login performance)"}
 RARE = "zanzibar"  # in exactly one message of each mailbox: what SEARCH TEXT looks for
 
 
@@ -283,11 +285,11 @@ def smtp_inbound(a):
     """Rows (size, sessions, postfix, merpati, ceiling), msg/s per run."""
     home = pwd.getpwnam(BENCH_USER).pw_dir
     pf_maildir = os.path.join(home, "Maildir", "new")
-    start_postfix()
     srv = Server(domains=("bench.test",))
-    srv.add_user(BENCH_USER + "@bench.test", "pw")
     rows = []
     try:
+        start_postfix()
+        srv.add_user(BENCH_USER + "@bench.test", "pw")
         srv.start("limits.connections_per_ip=2000", "limits.connections=5000")
         mp_maildir = os.path.join(srv.maildir(BENCH_USER + "@bench.test"), "new")
         for size in ints(a.sizes):
@@ -412,7 +414,7 @@ service anvil {{
   client_limit = 5000
 }}
 service imap-login {{
-  process_limit = 1200
+  process_limit = 1200{login}
   inet_listener imap {{
     address = 127.0.0.1
     port = {imap}
@@ -421,7 +423,7 @@ service imap-login {{
     port = 0
   }}
 }}
-service pop3-login {{
+service pop3-login {{{login}
   inet_listener pop3 {{
     address = 127.0.0.1
     port = {pop3}
@@ -431,13 +433,19 @@ service pop3-login {{
   }}
 }}
 """
+# Dovecot's "high-performance" login mode: login processes serve many
+# connections instead of one fork per connection (its default).
+DOVECOT_PERF_LOGIN = """
+  service_count = 0
+  process_min_avail = %d""" % (os.cpu_count() or 1)
 
 
-def start_dovecot(run, imap, pop3):
+def start_dovecot(run, imap, pop3, perf_login=False):
     os.makedirs(os.path.join(run, "base"), exist_ok=True)  # dovecot owns base_dir
     conf = os.path.join(run, "dovecot.conf")
     with open(conf, "w") as f:
-        f.write(DOVECOT_CONF.format(run=run, imap=imap, pop3=pop3))
+        f.write(DOVECOT_CONF.format(run=run, imap=imap, pop3=pop3,
+                                    login=DOVECOT_PERF_LOGIN if perf_login else ""))
     # dovecot daemonises keeping inherited descriptors: no pipes to it
     subprocess.run(["dovecot", "-c", conf], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
@@ -509,7 +517,7 @@ class MailPeers:
     password hashes and mailboxes: one IMAP user with imap_count messages,
     pop3_users POP3 users with pop3_count messages each."""
 
-    def __init__(self, imap_count, pop3_users, pop3_count, fast_hash=False):
+    def __init__(self, imap_count, pop3_users, pop3_count, fast_hash=False, perf_login=False):
         self.run = tempfile.mkdtemp(prefix="bench-dovecot-")
         os.chmod(self.run, 0o755)
         self.ports = {k: free_port() for k in ("dimap", "dpop3", "mimap", "mpop3")}
@@ -518,6 +526,7 @@ class MailPeers:
             "imap": listen % self.ports["mimap"], "pop3": listen % self.ports["mpop3"]})
         self.conf = None
         self.fast_hash = fast_hash
+        self.perf_login = perf_login
         self.users = [(imap_user(), imap_count)] + [(pop3_user(i), pop3_count)
                                                     for i in range(pop3_users)]
         self.fill()
@@ -558,7 +567,7 @@ class MailPeers:
                                                         pw.pw_gid, self.home(user)))
 
     def start(self):
-        self.conf = start_dovecot(self.run, self.ports["dimap"], self.ports["dpop3"])
+        self.conf = start_dovecot(self.run, self.ports["dimap"], self.ports["dpop3"], self.perf_login)
         self.srv.start("limits.connections_per_ip=2000", "limits.connections=5000")
 
     def dovecot_pids(self):
@@ -700,7 +709,7 @@ def load(fn, port, users, count, clients, duration, limit, seed=0):
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(clients + 1), ctx.Queue()
     procs = [ctx.Process(target=client, args=(fn, port, users[i % len(users)], count, seed + i,
-                                              duration, limit, barrier, results))
+                                              duration, limit, barrier, results), daemon=True)
              for i in range(clients)]
     for p in procs:
         p.start()
@@ -729,7 +738,7 @@ def load(fn, port, users, count, clients, duration, limit, seed=0):
 def imap_pop3(a):
     """Rows (proto, clients, dovecot runs, merpati runs); a run is load()'s dict."""
     clients = ints(a.clients)
-    peers = MailPeers(a.mailbox, max(clients), a.pop3_mailbox, a.hash == "fast")
+    peers = MailPeers(a.mailbox, max(clients), a.pop3_mailbox, a.hash == "fast", a.dovecot_login == "performance")
     rows = []
     try:
         peers.start()
@@ -830,7 +839,7 @@ def idle_imap(port, pids_fn, count=1000):
 
 def memory(a):
     out = {}
-    peers = MailPeers(10, 0, 0, a.hash == "fast")
+    peers = MailPeers(10, 0, 0, a.hash == "fast", a.dovecot_login == "performance")
     try:
         peers.start()
         out["smtp_mp"] = idle_smtp(peers.srv.port, peers.merpati_pids, a.idle)
@@ -964,7 +973,8 @@ def outbound_lines(a, res):
 
 def imap_lines(a, rows):
     out = ["## IMAP and POP3", "",
-           "Dovecot %s with its defaults except process/connection limits; both check the same "
+           "Dovecot %s with its defaults except process/connection limits (login processes: %s); "
+           "both check the same "
            "password hashes, %s. IMAP: one Maildir of %d messages (2-8 KiB) shared by all clients; a "
            "session is LOGIN, EXAMINE INBOX, FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE), FETCH n "
            "(BODY.PEEK[]) for 20 random n, SEARCH TEXT %s (one hit), LOGOUT. POP3: client i logs "
@@ -974,7 +984,8 @@ def imap_lines(a, rows):
            "Each client is a process with a raw socket client and runs sessions for %g s (at "
            "least one); one warm-up session per user first. Medians of %d runs (min-max); p99 "
            "is the median of the runs' p99 session latency; failed = sessions not ending in OK."
-           % (sh("dovecot", "--version", check=False).stdout.strip(), HASHES[a.hash], a.mailbox, RARE,
+           % (sh("dovecot", "--version", check=False).stdout.strip(), LOGIN_MODES[a.dovecot_login],
+              HASHES[a.hash], a.mailbox, RARE,
               a.pop3_mailbox, a.duration, a.imap_runs), "",
            "| protocol | clients | Dovecot sessions/s | merpati sessions/s | ratio | Dovecot p99 | "
            "merpati p99 | failed (Dovecot / merpati) |", "|---|---|---|---|---|---|---|---|"]
@@ -1039,6 +1050,9 @@ def main():
     ap.add_argument("--hash", choices=("merpati", "fast"), default="merpati",
                     help="IMAP/POP3 password hashes: as `merpati user add` writes them, or "
                          "sha512-crypt with 1000 rounds; both servers get the same")
+    ap.add_argument("--dovecot-login", choices=("security", "performance"), default="security",
+                    help="Dovecot login processes: one per connection (its default) or "
+                         "its high-performance mode (service_count = 0)")
     ap.add_argument("--idle", type=int, default=1000, help="idle connections for memory")
     a = ap.parse_args()
     parts = a.only.split(",")
