@@ -71,7 +71,9 @@ HASHES = {"merpati": "the ones `merpati user add` wrote (yescrypt: ~90 ms of CPU
           "fast": "sha512-crypt with 1000 rounds (~1 ms per login; --hash fast)"}
 LOGIN_MODES = {"security": "its default, one forked per connection",
                "performance": "its high-performance mode, service_count = 0 (--dovecot-login performance)"}
-RARE = "zanzibar"  # in exactly one message of each mailbox: what SEARCH TEXT looks for
+RARE = "zanzibar"
+with open("/proc/loadavg") as _f:
+    LOAD_AT_START = " ".join(_f.read().split()[:3])  # in exactly one message of each mailbox: what SEARCH TEXT looks for
 
 
 def sh(*args, check=True, **kw):
@@ -913,6 +915,8 @@ def header(a):
             "Machine: %d cores (%s), %s kB memory, /tmp on `%s` (%s)  "
             % (os.cpu_count(), cpu_model(), mem, disk,
                {"0": "not rotational", "1": "rotational"}.get(rota, "rotational: unknown")),
+            "Load average when the run started: %s (other work on the machine skews figures)  "
+            % LOAD_AT_START,
             "Command: `python3 bench/run.py %s`  " % " ".join(sys.argv[1:]),
             "Effective: `%s`  " % " ".join("--%s %s" % (k.replace("_", "-"), v)
                                             for k, v in sorted(vars(a).items())),
@@ -937,9 +941,10 @@ def target_lines(res):
 
 def smtp_lines(a, rows):
     out = ["## SMTP inbound", "",
-           "End to end into the Maildir (clock stops when the last message is there). Postfix "
-           "with its default fsync behaviour; merpati fsyncs the queue file and the Maildir "
-           "file before acknowledging/finishing. Ceiling: the same smtp-source into smtp-sink "
+           "End to end into the Maildir (clock stops when the last message is there). Both "
+           "with their default durability: Postfix fsyncs the queue file before its 250 and "
+           "local(8) the Maildir file; merpati per queue.direct_delivery and "
+           "deliver_maildir.sync (docs/config.md). Ceiling: the same smtp-source into smtp-sink "
            "(no disk). %d messages, medians of %d runs (min-max), messages per second." % (a.messages, a.runs),
            "", "    " + " ".join(source_cmd(0, a.messages, 0, 0, "benchuser@bench.test"))
            .replace("-l 0", "-l SIZE").replace("-s 0", "-s SESSIONS").replace(":0", ":PORT"),
@@ -962,7 +967,7 @@ def outbound_lines(a, res):
            "and deferred. Then `smtp-sink -u nobody -c 127.0.0.1:SINK 1000` is started, the queue "
            "flushed (`postqueue -f`; `merpati -c CONF queue flush`) and the clock runs until the "
            "queue is empty. Postfix: `relayhost = [127.0.0.1]:SINK`, default concurrency; merpati: "
-           "route_regex `action = \"relay\"; host = \"127.0.0.1:SINK\"`, default 4 queue workers. "
+           "route_regex `action = \"relay\"; host = \"127.0.0.1:SINK\"`, default queue.workers. "
            "Medians of %d runs (min-max), messages per second." % (a.outbound, a.runs), "",
            "| Postfix | merpati | ratio | sink received (Postfix / merpati, per run) |", "|---|---|---|---|",
            "| %s | %s | %.2fx | %s / %s |" % (
