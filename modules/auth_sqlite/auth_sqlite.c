@@ -7,6 +7,13 @@
  * so a root-owned 0600 database stays readable), guarded by a mutex;
  * the slow hashing runs outside the lock. Unknown users cost the same
  * hashing time as known ones, so timing does not reveal who exists.
+ *
+ * Verified logins are remembered for verify_cache (default 1h) as an
+ * HMAC-SHA256, under a key drawn at start, of (address, stored hash,
+ * password): the same password against the same stored hash skips
+ * crypt_r (yescrypt costs ~90 ms of CPU). A changed password changes the
+ * stored hash and misses; a deleted user fails the lookup first; failed
+ * logins are never cached, so guessing still pays full price.
  */
 #include <crypt.h>
 #include <ctype.h>
@@ -18,13 +25,25 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sqlite3.h>
 #include <merpati/merpati.h>
 
 struct auth_settings {
 	const char *database;
+	long long verify_cache;	/* seconds; 0: off */
+};
+
+#define CACHE_SLOTS 4096
+
+struct cached_login {
+	unsigned char mac[32];
+	time_t at;
 };
 
 struct auth {
@@ -33,6 +52,9 @@ struct auth {
 	sqlite3 *db;
 	pthread_mutex_t lock;
 	char *dummy_hash;
+	pthread_mutex_t cache_lock;
+	unsigned char cache_key[32];
+	struct cached_login cache[CACHE_SLOTS];
 };
 
 static _Thread_local char err_buf[512];
@@ -161,19 +183,81 @@ auth_user_exists(void *ctx, const char *address, const char **error_r)
 	return lookup(ctx, addr, hash, sizeof(hash), error_r);
 }
 
+/* The cache's name for (address, stored hash, password). */
+static void
+login_mac(const struct auth *a, const char *addr, const char *hash,
+    const char *password, unsigned char mac[32])
+{
+	size_t la = strlen(addr) + 1, lh = strlen(hash) + 1, lp = strlen(password);
+	unsigned char *buf = malloc(la + lh + lp + 1);
+	unsigned int len = 32;
+
+	memset(mac, 0, 32);
+	if (buf == NULL)
+		return;
+	memcpy(buf, addr, la);
+	memcpy(buf + la, hash, lh);
+	memcpy(buf + la + lh, password, lp);
+	HMAC(EVP_sha256(), a->cache_key, sizeof(a->cache_key), buf, la + lh + lp, mac, &len);
+	OPENSSL_cleanse(buf, la + lh + lp);
+	free(buf);
+}
+
+static struct cached_login *
+cache_slot(struct auth *a, const unsigned char mac[32])
+{
+	return &a->cache[(mac[0] | mac[1] << 8) % CACHE_SLOTS];
+}
+
+/* 1 when this login was verified less than verify_cache ago. */
+static int
+cache_hit(struct auth *a, const unsigned char mac[32])
+{
+	struct cached_login *c = cache_slot(a, mac);
+	unsigned char diff = 0;
+	time_t now = time(NULL);
+	int fresh;
+
+	pthread_mutex_lock(&a->cache_lock);
+	for (size_t i = 0; i < 32; i++)
+		diff |= (unsigned char)(c->mac[i] ^ mac[i]);
+	fresh = c->at != 0 && now >= c->at && now - c->at < a->set.verify_cache;
+	pthread_mutex_unlock(&a->cache_lock);
+	return diff == 0 && fresh;
+}
+
+static void
+cache_put(struct auth *a, const unsigned char mac[32])
+{
+	struct cached_login *c = cache_slot(a, mac);
+
+	pthread_mutex_lock(&a->cache_lock);
+	memcpy(c->mac, mac, 32);
+	c->at = time(NULL);
+	pthread_mutex_unlock(&a->cache_lock);
+}
+
 static int
 auth_verify(void *ctx, const char *address, const char *password,
     const char **error_r)
 {
 	struct auth *a = ctx;
 	char addr[330], hash[256];
+	unsigned char mac[32];
 	int found = normalise(address, addr, sizeof(addr)) < 0 ? 0 :
 	    lookup(a, addr, hash, sizeof(hash), error_r);
 
 	if (found < 0)
 		return -1;
+	if (found && a->set.verify_cache > 0) {
+		login_mac(a, addr, hash, password, mac);
+		if (cache_hit(a, mac))
+			return 1;
+	}
 	/* Hash even for unknown users: same time either way. */
 	int match = check_hash(password, found ? hash : a->dummy_hash);
+	if (found && match && a->set.verify_cache > 0)
+		cache_put(a, mac);
 	return found && match ? 1 : 0;
 }
 
@@ -314,12 +398,15 @@ auth_fini(void *ctx)
 	if (a->db)
 		sqlite3_close(a->db);
 	pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&a->cache_lock);
 	free(a->dummy_hash);
 	a->host->free(a);
 }
 
 static const struct mp_option auth_options[] = {
 	{ "database", MP_OPT_PATH, offsetof(struct auth_settings, database), "users.db", 0, 0 },
+	{ "verify_cache", MP_OPT_DURATION, offsetof(struct auth_settings, verify_cache), "1h",
+	    0, 86400 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -336,6 +423,7 @@ auth_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 	memset(a, 0, sizeof(*a));
 	a->host = host;
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->cache_lock, NULL);
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		memset(rnd, 7, sizeof(rnd));
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -348,6 +436,8 @@ auth_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 		auth_fini(a);
 		return MP_ERROR;
 	}
+	if (getrandom(a->cache_key, sizeof(a->cache_key), 0) != sizeof(a->cache_key))
+		a->set.verify_cache = 0;	/* no key, no cache */
 	*ctx_r = a;
 	return MP_OK;
 }

@@ -93,10 +93,27 @@ main(void)
 	    ops->verify(ctx, "alice@example.test", "new", &err) == 1 &&
 	    ops->verify(ctx, "alice@example.test", "right", &err) == 0);
 	CHECK("passwd of unknown declined", ops->user_passwd(ctx, "zz@example.test", "x", &err) == MP_DECLINED);
+	CHECK("wrong password after a cached right one", ops->verify(ctx, "alice@example.test",
+	    "new", &err) == 1 && ops->verify(ctx, "alice@example.test", "new ", &err) == 0);
+	CHECK("bob verified (and cached)", ops->verify(ctx, "bob@example.test", "pw", &err) == 1);
 	CHECK("del", ops->user_del(ctx, "bob@example.test", &err) == MP_OK &&
 	    ops->user_exists(ctx, "bob@example.test", &err) == 0);
+	CHECK("a deleted user's cached login fails", ops->verify(ctx, "bob@example.test", "pw",
+	    &err) == 0);
 	CHECK("del unknown declined", ops->user_del(ctx, "bob@example.test", &err) == MP_DECLINED);
 	merpati_module.fini(ctx);
+	const char *nocache_kv[] = { "database", "sub/users.db", "verify_cache", "0", NULL };
+	struct mp_conf nocache = { nocache_kv, dir };
+	CHECK("verify_cache = 0: verification still works",
+	    merpati_module.init(&mock_host, &nocache, &ctx, &err) == MP_OK &&
+	    ops->verify(ctx, "alice@example.test", "new", &err) == 1 &&
+	    ops->verify(ctx, "alice@example.test", "new", &err) == 1 &&
+	    ops->verify(ctx, "alice@example.test", "right", &err) == 0);
+	merpati_module.fini(ctx);
+	const char *bad_kv[] = { "database", "sub/users.db", "verify_cache", "2d", NULL };
+	struct mp_conf badconf = { bad_kv, dir };
+	CHECK("verify_cache over a day refused",
+	    merpati_module.init(&mock_host, &badconf, &ctx, &err) == MP_ERROR);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		return 1;
