@@ -14,6 +14,7 @@
 #include "queue.h"
 #include "runner.h"
 #include "settings.h"
+#include "sync.h"
 #include "util.h"
 
 static void *host_alloc(size_t size) { return malloc(size ? size : 1); }
@@ -176,4 +177,5 @@ const struct mp_host mp_host_table = {
 	.conf_name = host_conf_name,
 	.conf_int = host_conf_int,
 	.conn_wait = mp_host_conn_wait,
+	.sync_group = mp_sync_group,
 };

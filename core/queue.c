@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "queue.h"
+#include "sync.h"
 #include "util.h"
 
 #define QUEUE_MAGIC "MERPATI-QUEUE 1\n"
@@ -308,6 +309,26 @@ mp_queue_writer_reader_close(struct mp_reader *r)
 	r->priv = NULL;
 }
 
+static int group_commit = 1;
+
+void
+mp_queue_set_group_commit(int on)
+{
+	group_commit = on;
+}
+
+/* The file's bytes on disk, before its name enters the queue. */
+static int
+file_durable(struct mp_qwriter *w)
+{
+	char tmpdir[4200];
+
+	if (!group_commit)
+		return fsync(w->fd);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", w->qdir);
+	return mp_sync_group(tmpdir);
+}
+
 int
 mp_queue_commit(struct mp_qwriter *w)
 {
@@ -321,14 +342,14 @@ mp_queue_commit(struct mp_qwriter *w)
 		goto fail;
 	if (pwrite(w->fd, digits, 20, w->size_field) != 20)
 		goto fail;
-	if (fsync(w->fd) < 0 || close(w->fd) < 0) {
+	if (file_durable(w) < 0 || close(w->fd) < 0) {
 		w->fd = -1;
 		goto fail;
 	}
 	w->fd = -1;
 	if (rename(w->tmp, w->final) < 0)
 		goto fail;
-	if (mp_fsync_dir(w->qdir) < 0)
+	if ((group_commit ? mp_sync_group(w->qdir) : mp_fsync_dir(w->qdir)) < 0)
 		goto fail;
 	free(w->added);
 	free(w);

@@ -65,6 +65,10 @@ void mp_queue_writer_reader_close(struct mp_reader *r);
 
 /* fsync, rename into place, fsync the directory. 0, or -1 (errno). */
 int mp_queue_commit(struct mp_qwriter *w);
+
+/* On (the default): commit makes the file, then its name, durable with
+ * group commits (sync.h); off: fsync() of the file and the directory. */
+void mp_queue_set_group_commit(int on);
 void mp_queue_abort(struct mp_qwriter *w);
 off_t mp_queue_written(const struct mp_qwriter *w);
 

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "queue.h"
 #include "settings.h"
 #include "util.h"
 
@@ -47,6 +48,7 @@ static const struct mp_option limit_options[] = {
 static const struct mp_option queue_options[] = {
 	{ "workers", MP_OPT_INT, QUE(workers), "4", 1, 256 },
 	{ "direct_delivery", MP_OPT_BOOL, QUE(direct_delivery), "true", 0, 0 },
+	{ "sync", MP_OPT_STRING, QUE(sync), "group", 0, 0 },
 	{ "retry_interval", MP_OPT_DURATION, QUE(retry_interval), "15m", 1, 86400 * 7 },
 	{ "warn_after", MP_OPT_DURATION, QUE(warn_after), "4h", 1, 86400 * 365 },
 	{ "give_up_after", MP_OPT_DURATION, QUE(give_up_after), "5d", 1, 86400 * 365 },
@@ -348,6 +350,15 @@ read_protocol_listeners(struct mp_problems *problems)
 	}
 }
 
+/* A setting that takes one of two words. */
+static void
+check_choice(struct mp_problems *problems, const char *name, const char *value,
+    const char *a, const char *b)
+{
+	if (value && strcmp(value, a) != 0 && strcmp(value, b) != 0)
+		mp_problem(problems, "%s: \"%s\" is not %s or %s", name, value, a, b);
+}
+
 int
 mp_core_configure(const char *file, char *const *overrides,
     size_t noverrides, struct mp_problems *problems)
@@ -365,17 +376,14 @@ mp_core_configure(const char *file, char *const *overrides,
 	options("tls", tls_options, &mp_core.tls, problems);
 	options("smtp", smtp_options, &mp_core.smtp, problems);
 	options("outbound", outbound_options, &mp_core.outbound, problems);
-	if (mp_core.outbound.tls && strcmp(mp_core.outbound.tls, "none") != 0 &&
-	    strcmp(mp_core.outbound.tls, "opportunistic") != 0)
-		mp_problem(problems, "outbound.tls: \"%s\" is not none or opportunistic",
-		    mp_core.outbound.tls);
+	check_choice(problems, "outbound.tls", mp_core.outbound.tls, "none", "opportunistic");
+	check_choice(problems, "smtp.bare_eol", mp_core.smtp.bare_eol, "reject", "normalize");
+	check_choice(problems, "queue.sync", mp_core.queue.sync, "group", "file");
+	mp_queue_set_group_commit(mp_core.queue.sync == NULL ||
+	    strcmp(mp_core.queue.sync, "group") == 0);
 	read_domains(problems);
 	read_listeners(problems);
 	read_relay_networks(problems);
-	if (mp_core.smtp.bare_eol && strcmp(mp_core.smtp.bare_eol, "reject") != 0 &&
-	    strcmp(mp_core.smtp.bare_eol, "normalize") != 0)
-		mp_problem(problems, "smtp.bare_eol: \"%s\" is not reject or normalize",
-		    mp_core.smtp.bare_eol);
 	if (mp_core.server.state_dir && mp_core.tls.cert)
 		tls_paths();
 	if (mp_core.server.state_dir)

@@ -81,6 +81,7 @@ struct mp_limits {
 struct mp_queue_settings {
 	long long workers;
 	int direct_delivery;		/* deliver local mail before the 250 */
+	const char *sync;		/* "group" (syncfs shared) or "file" */
 	long long retry_interval;	/* used when no retry module is loaded */
 	long long warn_after;
 	long long give_up_after;

@@ -226,6 +226,15 @@ struct mp_host {
 	 * IDLE: wake on a mailbox change and on the client alike.
 	 */
 	int (*conn_wait)(struct mp_conn *c, int other_fd, int timeout_ms);
+
+	/*
+	 * Group commit: returns once a syncfs() of dir's file system that
+	 * began after the call has completed, so everything written there
+	 * before the call is on disk. Concurrent callers share one
+	 * syncfs(). 0, or -1 with errno. For stores and deliverers that
+	 * make many small files durable.
+	 */
+	int (*sync_group)(const char *dir);
 };
 
 /* ---- the descriptor ------------------------------------------------------ */

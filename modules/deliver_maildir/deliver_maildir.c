@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,87 +122,6 @@ fsync_dir(const char *dir)
 	return rc;
 }
 
-#define SYNC_SLOTS 8
-
-/* One file system being synced: tickets asked, tickets covered. */
-struct fs_sync {
-	dev_t dev;
-	unsigned long long asked, done;
-	int busy, users;
-};
-
-static struct fs_sync syncs[SYNC_SLOTS];
-static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
-
-/* The slot for dev, or a free one claimed for it (sync_lock held). */
-static struct fs_sync *
-sync_slot(dev_t dev)
-{
-	struct fs_sync *unused = NULL;
-
-	for (int i = 0; i < SYNC_SLOTS; i++) {
-		if (syncs[i].users && syncs[i].dev == dev)
-			return &syncs[i];
-		if (!syncs[i].users && unused == NULL)
-			unused = &syncs[i];
-	}
-	if (unused != NULL)
-		*unused = (struct fs_sync){ .dev = dev };
-	return unused;
-}
-
-static int
-syncfs_at(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = syncfs(fd);
-	close(fd);
-	return rc;
-}
-
-/* Returns once a syncfs() of dir's file system (dev) that began after
- * the call has completed; one thread syncs for all who wait. */
-static int
-group_sync(const char *dir, dev_t dev)
-{
-	struct fs_sync *d;
-	unsigned long long ticket;
-	int rc = 0, err = 0;
-
-	pthread_mutex_lock(&sync_lock);
-	d = sync_slot(dev);
-	if (d == NULL) {
-		pthread_mutex_unlock(&sync_lock);
-		return syncfs_at(dir);
-	}
-	d->users++;
-	ticket = ++d->asked;
-	while (d->done < ticket && rc == 0) {
-		if (d->busy) {
-			pthread_cond_wait(&sync_cond, &sync_lock);
-			continue;
-		}
-		unsigned long long upto = d->asked;
-		d->busy = 1;
-		pthread_mutex_unlock(&sync_lock);
-		rc = syncfs_at(dir);
-		err = errno;
-		pthread_mutex_lock(&sync_lock);
-		d->busy = 0;
-		if (rc == 0 && upto > d->done)
-			d->done = upto;
-		pthread_cond_broadcast(&sync_cond);
-	}
-	d->users--;
-	pthread_mutex_unlock(&sync_lock);
-	errno = err;
-	return rc;
-}
-
 /* Open a new file in tmp/; a missing Maildir is made on first use. */
 static int
 open_tmp(const char *dir, const char *tmp)
@@ -244,27 +162,24 @@ write_file(int fd, const struct mp_envelope *env, const char *rcpt,
 
 /* The file's bytes are on disk (before its name goes into new/). */
 static int
-file_durable(const struct maildir *m, int fd, const char *dir)
+file_durable(const struct maildir *m, const char *dir)
 {
-	struct stat st;
 	char tmpdir[PATH_MAX];
 
 	if (!m->group_sync)
 		return 0;	/* write_file fsync()ed it */
-	if (fstat(fd, &st) < 0)
-		return -1;
 	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", dir);
-	return group_sync(tmpdir, st.st_dev);
+	return m->env.host->sync_group(tmpdir);
 }
 
 /* The name in new/ is on disk. */
 static int
-name_durable(const struct maildir *m, const char *dir, dev_t dev)
+name_durable(const struct maildir *m, const char *dir)
 {
 	char newdir[PATH_MAX];
 
 	snprintf(newdir, sizeof(newdir), "%s/new", dir);
-	return m->group_sync ? group_sync(newdir, dev) : fsync_dir(newdir);
+	return m->group_sync ? m->env.host->sync_group(newdir) : fsync_dir(newdir);
 }
 
 static int
@@ -274,7 +189,6 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 	struct maildir *m = ctx;
 	char dir[PATH_MAX - 1024], tmp[PATH_MAX], new[PATH_MAX], name[512];
 	const char *why;
-	struct stat sb;
 	int fd, err;
 
 	if (maildir_user_path(m->set.root, rcpt, dir, sizeof(dir), &why) < 0) {
@@ -288,7 +202,7 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 	if (fd < 0)
 		return io_failure(st, "cannot create file in tmp/", errno);
 	if (write_file(fd, env, rcpt, msg, m->group_sync) < 0 ||
-	    file_durable(m, fd, dir) < 0 || fstat(fd, &sb) < 0) {
+	    file_durable(m, dir) < 0) {
 		err = errno;
 		close(fd);
 		unlink(tmp);
@@ -301,7 +215,7 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 		unlink(tmp);
 		return io_failure(st, "cannot move message into new/", err);
 	}
-	if (name_durable(m, dir, sb.st_dev) < 0)
+	if (name_durable(m, dir) < 0)
 		return io_failure(st, "cannot sync new/", errno);
 	status(st, 250, "2.0.0", "delivered to maildir", 0);
 	return MP_OK;
@@ -333,7 +247,9 @@ md_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 		host->free(m);
 		return MP_ERROR;
 	}
-	m->group_sync = strcmp(m->set.sync, "group") == 0;
+	/* A host without group commit gets the classic fsync pair. */
+	m->group_sync = strcmp(m->set.sync, "group") == 0 &&
+	    MP_HAS(host, host->struct_size, sync_group);
 	m->env.host = host;
 	m->env.root = m->set.root;
 	*ctx_r = m;

@@ -83,6 +83,16 @@ class Config(unittest.TestCase):
         for text in ("limits.recipients", "whatever", "bogus"):
             self.assertIn(text, r.stderr)
 
+    def test_sync_modes_checked(self):
+        r = self.srv.cli("-o", 'queue.sync="sometimes"', "-o",
+                         'modules.deliver_maildir.sync="never"', "check-config")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('queue.sync: "sometimes" is not group or file', r.stderr)
+        self.assertIn("sync must be", r.stderr)
+        r = self.srv.cli("-o", 'queue.sync="file"', "-o", 'modules.deliver_maildir.sync="file"',
+                         "check-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_port_override(self):
         from harness import free_port, wait_port
         port = free_port()

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "mock_host.h"
+#include "../../core/sync.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *owned[64];		/* PATH values, freed at exit */
@@ -203,4 +204,5 @@ const struct mp_host mock_host = {
 	.now = mock_now,
 	.is_local_domain = mock_is_local,
 	.base64_decode = mock_base64_decode,
+	.sync_group = mp_sync_group,	/* the core's own, linked in */
 };
