@@ -2,6 +2,8 @@
  * core/conn.c - connection I/O (see conn.h).
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +28,12 @@ conn_set_timeout(struct conn *c, int timeout_ms)
 void
 conn_init(struct conn *c, int fd, int timeout_ms)
 {
+	int one = 1;
+
+	/* Replies are buffered and sent whole, so Nagle has nothing to
+	 * merge; it would only hold the tail of a long reply (UIDL, FETCH)
+	 * until the peer's delayed ACK, 40 ms later. Not TCP: ignored. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
 	c->ssl = NULL;
 	c->timeout_ms = timeout_ms;

@@ -1,6 +1,8 @@
 /*
  * core/smtp_data.c - the DATA state machine (see smtp_data.h).
  */
+#include <string.h>
+
 #include "smtp_data.h"
 
 enum {
@@ -65,6 +67,25 @@ text(struct smtp_data *d, char *out, size_t *o, char c)
 	d->state = ST_MID;
 }
 
+/* Inside a line: the run up to the next CR or LF is copied at once. */
+static size_t
+text_run(struct smtp_data *d, const char *in, size_t n, char *out, size_t *o)
+{
+	const char *lf = memchr(in, '\n', n);
+	size_t k = lf ? (size_t)(lf - in) : n;
+	const char *cr = memchr(in, '\r', k);
+
+	if (cr)
+		k = (size_t)(cr - in);
+	memcpy(out + *o, in, k);
+	*o += k;
+	d->size += k;
+	d->line_len += k;
+	if (d->line_len > MAX_LINE)
+		d->long_line = 1;
+	return k;
+}
+
 size_t
 smtp_data_feed(struct smtp_data *d, const char *in, size_t inlen,
     char *out, size_t *outlen, int *done)
@@ -100,7 +121,10 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t inlen,
 			}
 			break;
 		case ST_MID:
-			text(d, out, &o, c);
+			if (c != '\r' && c != '\n')
+				i += text_run(d, in + i, inlen - i, out, &o) - 1;
+			else
+				text(d, out, &o, c);
 			break;
 		case ST_CR:
 			if (c == '\n') {

@@ -85,6 +85,36 @@ write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* CRLF -> LF for one buffer; a CR at its end waits in *pending_cr
+ * for the next byte. Runs between CRs are copied at once. */
+static size_t
+crlf_to_lf(const char *in, size_t n, char *out, int *pending_cr)
+{
+	size_t i = 0, o = 0;
+
+	if (*pending_cr && n > 0) {
+		if (in[0] != '\n')
+			out[o++] = '\r';
+		*pending_cr = 0;
+	}
+	while (i < n) {
+		const char *cr = memchr(in + i, '\r', n - i);
+		size_t run = cr ? (size_t)(cr - (in + i)) : n - i;
+		memcpy(out + o, in + i, run);
+		o += run;
+		i += run;
+		if (cr == NULL)
+			break;
+		if (++i == n) {
+			*pending_cr = 1;
+			break;
+		}
+		if (in[i] != '\n')
+			out[o++] = '\r';	/* a lone CR stays */
+	}
+	return o;
+}
+
 /* Copy the message, CRLF -> LF, through a bounded buffer. */
 static int
 copy_lf(int fd, struct mp_reader *msg)
@@ -93,18 +123,9 @@ copy_lf(int fd, struct mp_reader *msg)
 	int pending_cr = 0;
 	ssize_t n;
 
-	while ((n = msg->read(msg, in, sizeof(in))) > 0) {
-		size_t o = 0;
-		for (ssize_t i = 0; i < n; i++) {
-			if (pending_cr && in[i] != '\n')
-				out[o++] = '\r';
-			pending_cr = in[i] == '\r';
-			if (!pending_cr)
-				out[o++] = in[i];
-		}
-		if (write_all(fd, out, o) < 0)
+	while ((n = msg->read(msg, in, sizeof(in))) > 0)
+		if (write_all(fd, out, crlf_to_lf(in, (size_t)n, out, &pending_cr)) < 0)
 			return -1;
-	}
 	if (n == 0 && pending_cr && write_all(fd, "\r", 1) < 0)
 		return -1;
 	return n < 0 ? -1 : 0;
