@@ -37,6 +37,7 @@
 #define UIDLIST_LOCK "merpati-uidlist.lock"
 #define POP3_LOCK "merpati-pop3.lock"
 #define SUBSCRIPTIONS "merpati-subscriptions"
+#define LAST_UIDVALIDITY "merpati-uidvalidity"
 
 /* Folder paths stay well under PATH_MAX so that any file name fits. */
 #define DIR_MAX (PATH_MAX - 1024)
@@ -68,6 +69,7 @@ struct mp_folder {
 	uint32_t *recent;	/* UIDs this session saw first (\\Recent) */
 	size_t nrecent;
 	int lock_fd, notify_fd;
+	int new_list;		/* no UID list yet: write one */
 };
 
 static _Thread_local char err_buf[256];
@@ -277,6 +279,37 @@ add_entry(struct mp_folder *f, uint32_t uid, uint64_t vsize, time_t mtime,
 	return e;
 }
 
+/* A UIDVALIDITY this mailbox never gave out (RFC 3501 2.3.1.1: a folder
+ * deleted and made again must not reuse one): the clock, or one past the
+ * last one, kept in the mailbox's LAST_UIDVALIDITY. Called under the
+ * folder's list lock. */
+static uint32_t
+fresh_uidvalidity(const struct mp_folder *f)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	uint32_t v = (uint32_t)time(NULL);
+	unsigned last = 0;
+	FILE *fp;
+
+	if (f->mb == NULL)
+		return v;
+	snprintf(path, sizeof(path), "%s/" LAST_UIDVALIDITY, f->mb->path);
+	if ((fp = fopen(path, "re")) != NULL) {
+		if (fscanf(fp, "%u", &last) != 1)
+			last = 0;
+		fclose(fp);
+	}
+	if (last >= v)
+		v = last + 1;
+	snprintf(tmp, sizeof(tmp), "%s/" LAST_UIDVALIDITY ".tmp", f->path);
+	if ((fp = fopen(tmp, "we")) != NULL) {
+		fprintf(fp, "%u\n", v);
+		if (fclose(fp) == 0)
+			rename(tmp, path);
+	}
+	return v;
+}
+
 static int
 read_uidlist(struct mp_folder *f)
 {
@@ -287,9 +320,12 @@ read_uidlist(struct mp_folder *f)
 	snprintf(path, sizeof(path), "%s/" UIDLIST, f->path);
 	fp = fopen(path, "re");
 	if (fp == NULL) {
-		f->uidvalidity = (uint32_t)time(NULL);
+		if (errno != ENOENT)
+			return -1;
+		f->uidvalidity = fresh_uidvalidity(f);
 		f->uidnext = 1;
-		return errno == ENOENT ? 0 : -1;
+		f->new_list = 1;
+		return 0;
 	}
 	/* M2 lines carry the file's mtime (INTERNALDATE), M1 lines do not. */
 	int v2 = 0;
@@ -298,8 +334,9 @@ read_uidlist(struct mp_folder *f)
 	    sscanf(line, "M%d V%u N%u", &v2, &f->uidvalidity, &f->uidnext) != 3 ||
 	    (v2 != 1 && v2 != 2)) {
 		/* A broken list: start over with a new UIDVALIDITY (RFC 3501). */
-		f->uidvalidity = (uint32_t)time(NULL);
+		f->uidvalidity = fresh_uidvalidity(f);
 		f->uidnext = 1;
+		f->new_list = 1;
 	}
 	v2 = v2 == 2;
 	while (fgets(line, sizeof(line), fp)) {
@@ -580,10 +617,11 @@ sync_folder(struct mp_folder *f, const char **error_r)
 	drop_vanished(f, &changed);
 	if (f->n > 1)
 		qsort(f->e, f->n, sizeof(*f->e), cmp_uid);
-	if ((changed || moved) && write_uidlist(f) < 0) {
+	if ((changed || moved || f->new_list) && write_uidlist(f) < 0) {
 		close(fd);
 		return fail(error_r, "cannot write UID list", MP_TEMPFAIL);
 	}
+	f->new_list = 0;
 	close(fd);
 	return build_info(f) < 0 ? fail(error_r, "out of memory", MP_ERROR) : MP_OK;
 }

@@ -15,6 +15,7 @@ static const struct mp_option imap_options[] = {
 	{ "max_line", MP_OPT_INT, SET(max_line), "65536", 1024, 1 << 20 },
 	{ "errors", MP_OPT_INT, SET(errors), "20", 1, 1000 },
 	{ "auth_failures", MP_OPT_INT, SET(auth_failures), "3", 1, 100 },
+	{ "envelope_cache", MP_OPT_INT, SET(envelope_cache), "67108864", 0, 1LL << 34 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -37,6 +38,13 @@ imap_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 		host->free(m);
 		return MP_ERROR;
 	}
+	m->cache = NULL;
+	if (m->set.envelope_cache > 0 &&
+	    (m->cache = imap_cache_new((size_t)m->set.envelope_cache)) == NULL) {
+		*error_r = "imap: out of memory";
+		host->free(m);
+		return MP_ERROR;
+	}
 	*ctx_r = m;
 	return MP_OK;
 }
@@ -46,6 +54,7 @@ imap_fini(void *ctx)
 {
 	struct imap_module *m = ctx;
 
+	imap_cache_free(m->cache);
 	m->host->free(m);
 }
 

@@ -17,11 +17,15 @@ struct imap_settings {
 	long long max_line;	/* octets of one command line */
 	long long errors;	/* BAD commands before the connection closes */
 	long long auth_failures;
+	long long envelope_cache;	/* bytes; 0: off */
 };
+
+struct imap_cache;
 
 struct imap_module {
 	const struct mp_host *host;
 	struct imap_settings set;
+	struct imap_cache *cache;	/* ENVELOPEs; NULL when off */
 };
 
 /* One message of the selected folder as the client knows it. */
@@ -44,6 +48,7 @@ struct imap {
 	struct mp_folder *f;
 	int read_only;
 	uint32_t uidvalidity, uidnext;
+	char folder_key[600];	/* user and folder: the cache's name for it */
 	struct imap_msg *msgs;	/* sequence number = index + 1 */
 	size_t n;
 };
@@ -65,6 +70,15 @@ int imap_resolve_set(struct imap *s, const char *set, int uid, size_t **idx_r,
 /* Read message i of the selected folder, or its header, into memory
  * (CRLF). */
 char *imap_load(struct imap *s, size_t i, enum mp_msg_part part, size_t *len_r);
+
+/* The envelope cache (imap_cache.c): a copy of the text or NULL; put
+ * stores a copy. Budget in bytes; when full it is emptied. */
+struct imap_cache *imap_cache_new(size_t budget);
+void imap_cache_free(struct imap_cache *c);
+char *imap_cache_get(struct imap_cache *c, const char *folder, uint32_t uidvalidity,
+    uint32_t uid, size_t *len_r);
+void imap_cache_put(struct imap_cache *c, const char *folder, uint32_t uidvalidity,
+    uint32_t uid, const char *text, size_t len);
 
 int imap_fetch(struct imap *s, const struct imap_cmd *cmd, int uid);
 int imap_search(struct imap *s, const struct imap_cmd *cmd, int uid);

@@ -188,15 +188,17 @@ from_header(const struct item *it)
 	    (strcmp(it->name, "BODY[]") == 0 && strncmp(it->section, "HEADER", 6) == 0);
 }
 
-/* What of the message the items need: 0 (nothing), header or all. */
+/* What of the message the items need: 0 (nothing), header or all. An
+ * ENVELOPE already at hand needs nothing. */
 static int
-part_needed(const struct item *items, size_t n, enum mp_msg_part *part_r)
+part_needed(const struct item *items, size_t n, int have_envelope, enum mp_msg_part *part_r)
 {
 	int need = 0;
 
 	*part_r = MP_PART_HEADER;
 	for (size_t i = 0; i < n; i++) {
-		if (from_index(&items[i]))
+		if (from_index(&items[i]) ||
+		    (have_envelope && strcmp(items[i].name, "ENVELOPE") == 0))
 			continue;
 		need = 1;
 		if (!from_header(&items[i]))
@@ -212,10 +214,20 @@ sets_seen(const struct item *it)
 	    strcmp(it->name, "RFC822.TEXT") == 0;
 }
 
+/* What fetch_one has read for message i. */
+struct loaded {
+	char *msg;
+	size_t len;
+	char *env;		/* the ENVELOPE text, if asked for */
+	size_t envlen;
+};
+
 static void
-one_item(struct imap *s, struct out *o, const struct item *it, size_t i, const char *msg,
-    size_t len)
+one_item(struct imap *s, struct out *o, const struct item *it, size_t i,
+    const struct loaded *l)
 {
+	const char *msg = l->msg;
+	size_t len = l->len;
 	struct imap_msg *m = &s->msgs[i];
 	char flags[600], *text = NULL;
 	size_t tlen;
@@ -231,9 +243,8 @@ one_item(struct imap *s, struct out *o, const struct item *it, size_t i, const c
 	} else if (strcmp(it->name, "RFC822.SIZE") == 0)
 		emitf(o, "RFC822.SIZE %llu", (unsigned long long)m->size);
 	else if (strcmp(it->name, "ENVELOPE") == 0) {
-		imap_envelope(msg, len, &text, &tlen);
 		emit(o, "ENVELOPE ", 9);
-		emit(o, text, tlen);
+		emit(o, l->env, l->envlen);
 	} else if (strcmp(it->name, "BODYSTRUCTURE") == 0 || strcmp(it->name, "BODY") == 0) {
 		int ext = strcmp(it->name, "BODYSTRUCTURE") == 0;
 		imap_bodystructure(msg, len, ext, &text, &tlen);
@@ -256,23 +267,55 @@ one_item(struct imap *s, struct out *o, const struct item *it, size_t i, const c
 	free(text);
 }
 
+static int
+wants(const struct item *items, size_t n, const char *name)
+{
+	for (size_t k = 0; k < n; k++)
+		if (strcmp(items[k].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* The message (or its header) and its ENVELOPE, as far as the items
+ * need them; the envelope from the cache when it is there. -1: the
+ * message was expunged by another session meanwhile. */
+static int
+load_for(struct imap *s, size_t i, const struct item *items, size_t n, struct loaded *l)
+{
+	struct imap_cache *cache = s->folder_key[0] ? s->m->cache : NULL;
+	int want_env = wants(items, n, "ENVELOPE");
+	enum mp_msg_part part;
+
+	if (want_env)
+		l->env = imap_cache_get(cache, s->folder_key, s->uidvalidity, s->msgs[i].uid,
+		    &l->envlen);
+	if (part_needed(items, n, l->env != NULL, &part) &&
+	    (l->msg = imap_load(s, i, part, &l->len)) == NULL)
+		return -1;
+	if (want_env && l->env == NULL) {
+		imap_envelope(l->msg, l->len, &l->env, &l->envlen);
+		imap_cache_put(cache, s->folder_key, s->uidvalidity, s->msgs[i].uid, l->env,
+		    l->envlen);
+	}
+	return 0;
+}
+
 static void
 fetch_one(struct imap *s, size_t i, const struct item *items, size_t n, int uid)
 {
 	struct out o = { 0 };
-	char *msg = NULL;
-	size_t len = 0;
+	struct loaded l = { 0 };
 	int seen = 0, has_uid = 0, has_flags = 0;
 	const char *err;
-	enum mp_msg_part part;
 
-	if (part_needed(items, n, &part) && (msg = imap_load(s, i, part, &len)) == NULL)
-		return;	/* expunged by another session meanwhile */
-	for (size_t k = 0; k < n; k++) {
-		seen |= sets_seen(&items[k]);
-		has_uid |= strcmp(items[k].name, "UID") == 0;
-		has_flags |= strcmp(items[k].name, "FLAGS") == 0;
+	if (load_for(s, i, items, n, &l) < 0) {
+		free(l.env);
+		return;
 	}
+	for (size_t k = 0; k < n; k++)
+		seen |= sets_seen(&items[k]);
+	has_uid = wants(items, n, "UID");
+	has_flags = wants(items, n, "FLAGS");
 	if (seen && !s->read_only && !(s->msgs[i].flags & MP_FLAG_SEEN) &&
 	    s->st->ops->flags_set(s->f, s->msgs[i].uid, s->msgs[i].flags | MP_FLAG_SEEN,
 	    s->msgs[i].keywords, &err) == MP_OK)
@@ -285,7 +328,7 @@ fetch_one(struct imap *s, size_t i, const struct item *items, size_t n, int uid)
 	for (size_t k = 0; k < n; k++) {
 		if (k)
 			emit(&o, " ", 1);
-		one_item(s, &o, &items[k], i, msg, len);
+		one_item(s, &o, &items[k], i, &l);
 	}
 	if (seen && !has_flags) {
 		char flags[600];
@@ -295,7 +338,8 @@ fetch_one(struct imap *s, size_t i, const struct item *items, size_t n, int uid)
 	emit(&o, ")\r\n", 3);
 	s->h->conn_write(s->c, o.p, o.len);
 	free(o.p);
-	free(msg);
+	free(l.msg);
+	free(l.env);
 }
 
 int

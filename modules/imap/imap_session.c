@@ -394,6 +394,10 @@ select_folder(struct imap *s, const struct imap_cmd *cmd, int read_only)
 		return;
 	}
 	s->read_only = read_only;
+	int kl = snprintf(s->folder_key, sizeof(s->folder_key), "%s\n%s", s->user,
+	    mailbox_name(name));
+	if (kl < 0 || (size_t)kl >= sizeof(s->folder_key))
+		s->folder_key[0] = '\0';	/* too long to name: not cached */
 	imap_untagged(s, "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
 	sync_view(s, 0);
 	s->st->ops->folder_info(s->f, &info, &err);

@@ -129,6 +129,28 @@ canonical(const char *name)
 	return strcasecmp(name, "INBOX") == 0 ? "INBOX" : name;
 }
 
+/* A UIDVALIDITY the user never had (RFC 3501 2.3.1.1: a folder deleted
+ * and made again must not reuse one): the clock, or one past the last
+ * handed out. Lock held. */
+static long long
+fresh_uidvalidity(struct store *s, const char *user)
+{
+	long long v = (long long)time(NULL);
+	sqlite3_stmt *st;
+
+	if (exec(s, "INSERT INTO uidvalidities (user, last) VALUES (?1, ?2) ON CONFLICT(user)"
+	    " DO UPDATE SET last = MAX(?2, last + 1)", "ti", user, v) != SQLITE_DONE)
+		return v;
+	st = prepare(s, "SELECT last FROM uidvalidities WHERE user = ?1");
+	if (st == NULL)
+		return v;
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
 /* The folder's id, creating it when create; 0 when absent. Lock held. */
 static long long
 folder_id(struct store *s, const char *user, const char *name, int create)
@@ -143,7 +165,7 @@ folder_id(struct store *s, const char *user, const char *name, int create)
 	sqlite3_finalize(st);
 	if (id == 0 && create && exec(s, "INSERT INTO folders (user, name, uidvalidity, uidnext, "
 	    "seen_uid, subscribed) VALUES (?1, ?2, ?3, 1, 0, 0)", "tti", user, canonical(name),
-	    (long long)time(NULL)) == SQLITE_DONE)
+	    fresh_uidvalidity(s, user)) == SQLITE_DONE)
 		id = sqlite3_last_insert_rowid(s->db);
 	return id;
 }
@@ -884,7 +906,8 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY,"
     " folder INTEGER NOT NULL REFERENCES folders(id), uid INTEGER NOT NULL,"
     " flags INTEGER NOT NULL, keywords TEXT NOT NULL, internal_date INTEGER NOT NULL,"
-    " size INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (folder, uid));";
+    " size INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (folder, uid));"
+    "CREATE TABLE IF NOT EXISTS uidvalidities (user TEXT PRIMARY KEY, last INTEGER NOT NULL);";
 
 static void
 st_fini(void *ctx)

@@ -150,6 +150,23 @@ class Imap(unittest.TestCase):
         self.assertNotIn(b'"Projects/Beta"', b" ".join(m.list()[1]))
         self.assertEqual(m.select("Nope")[0], "NO")
 
+    def test_recreated_folder_new_uidvalidity_fresh_envelope(self):
+        # RFC 3501 2.3.1.1; the server's envelope cache is keyed on it
+        m = self.client()
+        envelopes, validities = [], []
+        for subject in (b"first life", b"second life"):
+            self.assertEqual(m.create("Reborn")[0], "OK")
+            m.append("Reborn", None, None, b"Subject: " + subject + b"\r\n\r\nx\r\n")
+            m.select("Reborn")
+            validities.append(m.untagged_responses["UIDVALIDITY"][-1])
+            envelopes.append(m.fetch("1", "(ENVELOPE)")[1][0])
+            envelopes[-1] = m.fetch("1", "(ENVELOPE)")[1][0]  # the second from the cache
+            m.close()
+            self.assertEqual(m.delete("Reborn")[0], "OK")
+        self.assertNotEqual(validities[0], validities[1])
+        self.assertIn(b"first life", envelopes[0])
+        self.assertIn(b"second life", envelopes[1])
+
     def test_copy_move_append_uidplus(self):
         m = self.client()
         m.create("Keep")

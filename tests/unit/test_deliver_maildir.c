@@ -296,6 +296,36 @@ test_reader_line_ends(void)
 	st->close(mb);
 }
 
+/* RFC 3501 2.3.1.1: a folder deleted and made again (here within the
+ * same second) gets a new UIDVALIDITY; an untouched one keeps its own. */
+static void
+test_uidvalidity_never_reused(void)
+{
+	struct mp_mailbox *mb;
+	struct mp_folder *f;
+	struct mp_folder_info info;
+	const char *err;
+	uint32_t first = 0, again = 0, second = 0;
+
+	st->open(ctx, "frank@example.test", &mb, &err);
+	for (int round = 0; round < 2; round++) {
+		st->folder_create(mb, "Temp", &err);
+		CHECK("open Temp", st->folder_open(mb, "Temp", 0, &f, &err) == MP_OK);
+		st->folder_info(f, &info, &err);
+		*(round ? &second : &first) = info.uidvalidity;
+		st->folder_close(f);
+		if (round == 0 && st->folder_open(mb, "Temp", 0, &f, &err) == MP_OK) {
+			st->folder_info(f, &info, &err);
+			again = info.uidvalidity;
+			st->folder_close(f);
+		}
+		st->folder_delete(mb, "Temp", &err);
+	}
+	CHECK("UIDVALIDITY kept while the folder lives", again == first);
+	CHECK("a recreated folder gets a new UIDVALIDITY", second != first && second != 0);
+	st->close(mb);
+}
+
 static void *
 delivery_thread(void *arg)
 {
@@ -362,6 +392,7 @@ main(void)
 	test_sync_modes();
 	test_store();
 	test_reader_line_ends();
+	test_uidvalidity_never_reused();
 	test_concurrent_writers();
 	merpati_module.fini(ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);

@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_imap.c - the IMAP command parser (atoms, quoted
  * strings, literals, nested lists, BODY[...] sections, limits), sequence
- * sets, and the MIME side: headers, ENVELOPE, BODYSTRUCTURE, sections.
+ * sets, the MIME side: headers, ENVELOPE, BODYSTRUCTURE, sections, and
+ * the envelope cache.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -270,6 +271,48 @@ test_search(void)
 	}
 }
 
+static int
+cached_is(struct imap_cache *c, const char *folder, uint32_t uv, uint32_t uid,
+    const char *want)
+{
+	size_t len = 0;
+	char *got = imap_cache_get(c, folder, uv, uid, &len);
+	int ok = want ? got && len == strlen(want) && strcmp(got, want) == 0 : got == NULL;
+
+	free(got);
+	return ok;
+}
+
+static void
+test_envelope_cache(void)
+{
+	struct imap_cache *c = imap_cache_new(4096);
+	char big[1500];
+
+	imap_cache_put(c, "alice\nINBOX", 7, 1, "(env one)", 9);
+	imap_cache_put(c, "alice\nINBOX", 7, 2, "(env two)", 9);
+	CHECK("cache: put then get", cached_is(c, "alice\nINBOX", 7, 1, "(env one)") &&
+	    cached_is(c, "alice\nINBOX", 7, 2, "(env two)"));
+	CHECK("cache: another UIDVALIDITY misses", cached_is(c, "alice\nINBOX", 8, 1, NULL));
+	CHECK("cache: another folder or user misses", cached_is(c, "alice\nArchive", 7, 1, NULL) &&
+	    cached_is(c, "bob\nINBOX", 7, 1, NULL));
+	memset(big, 'e', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (uint32_t uid = 10; uid < 13; uid++)
+		imap_cache_put(c, "alice\nINBOX", 7, uid, big, strlen(big));
+	CHECK("cache: over budget it was emptied, the newest kept",
+	    cached_is(c, "alice\nINBOX", 7, 1, NULL) && cached_is(c, "alice\nINBOX", 7, 12, big));
+	char *huge = malloc(5000);
+	memset(huge, 'h', 5000);
+	imap_cache_put(c, "alice\nINBOX", 7, 21, huge, 5000);
+	CHECK("cache: an entry over the whole budget is not kept",
+	    cached_is(c, "alice\nINBOX", 7, 21, NULL));
+	free(huge);
+	imap_cache_free(c);
+	CHECK("cache off (NULL): always a miss", cached_is(NULL, "alice\nINBOX", 7, 1, NULL));
+	imap_cache_put(NULL, "alice\nINBOX", 7, 1, "x", 1);
+}
+
 int
 main(void)
 {
@@ -278,5 +321,6 @@ main(void)
 	test_literal_size();
 	test_seqset();
 	test_mime();
+	test_envelope_cache();
 	TEST_EXIT();
 }
