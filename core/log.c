@@ -41,6 +41,42 @@ level_name(int level)
 	}
 }
 
+/* The time stamp, formatted once per second per thread: localtime_r()
+ * takes glibc's time zone lock, contended when many sessions log. */
+static const char *
+stamp_now(void)
+{
+	static _Thread_local char stamp[32];
+	static _Thread_local time_t stamped = (time_t)-1;
+	time_t now = time(NULL);
+
+	if (now != stamped) {
+		struct tm tm;
+		localtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+		stamped = now;
+	}
+	return stamp;
+}
+
+/* One write() per line, no stdio lock held across it: lines from many
+ * threads stay whole (O_APPEND file, or a pipe under PIPE_BUF). */
+static void
+write_stderr_line(int level, const char *prefix, const char *msg)
+{
+	char line[2304];
+	int n = snprintf(line, sizeof(line), "%s %s[%d]: %s: %s%s\n", stamp_now(),
+	    log_ident, (int)getpid(), level_name(level), prefix, msg);
+
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = (int)sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	(void)!write(STDERR_FILENO, line, (size_t)n);
+}
+
 void
 mp_logv(int level, const char *fmt, va_list ap)
 {
@@ -61,15 +97,7 @@ mp_logv(int level, const char *fmt, va_list ap)
 		syslog(level, "%s%s", prefix, msg);
 		return;
 	}
-	char stamp[32];
-	time_t now = time(NULL);
-	struct tm tm;
-	localtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	flockfile(stderr);
-	fprintf(stderr, "%s %s[%d]: %s: %s%s\n", stamp, log_ident,
-	    (int)getpid(), level_name(level), prefix, msg);
-	funlockfile(stderr);
+	write_stderr_line(level, prefix, msg);
 }
 
 void

@@ -1,11 +1,11 @@
 /*
  * core/smtp_server.c - listeners and the connection limits (total and
- * per client address). Each accepted connection gets a detached thread
+ * per client address). Each connection is served by a detached thread
  * with a small stack; a connection over a limit gets 421 4.7.0 and is
- * closed at once. Threads whose session ended wait (up to SPARE_WORKERS
- * of them) for the next connection: creating a thread and releasing its
- * stack (madvise, a TLB shootdown on every core) cost more than a short
- * SMTP session itself.
+ * closed at once. Threads whose session ended wait in accept() (up to
+ * SPARE_WORKERS of them per listener) for the next connection: creating
+ * a thread and releasing its stack (madvise, a TLB shootdown on every
+ * core) cost more than a short SMTP session itself.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -121,15 +121,7 @@ per_ip_leave(const char *addr)
 	pthread_mutex_unlock(&per_ip_lock);
 }
 
-struct worker {
-	pthread_cond_t wake;
-	struct accepted *job;
-	struct worker *next;
-};
-
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct worker *idle_workers;
-static int nidle;
+static _Atomic int *idle_acceptors;	/* per listener, waiting in accept() */
 
 static void
 run_session(struct accepted *a)
@@ -144,56 +136,6 @@ run_session(struct accepted *a)
 	free(a);
 }
 
-/* Wait in the idle list for the next connection; NULL: exit instead. */
-static struct accepted *
-park(struct worker *w)
-{
-	struct accepted *a = NULL;
-
-	pthread_mutex_lock(&pool_lock);
-	if (nidle < SPARE_WORKERS && !atomic_load(&stopping)) {
-		w->job = NULL;
-		w->next = idle_workers;
-		idle_workers = w;
-		nidle++;
-		while (w->job == NULL)
-			pthread_cond_wait(&w->wake, &pool_lock);
-		a = w->job;
-	}
-	pthread_mutex_unlock(&pool_lock);
-	return a;
-}
-
-static void *
-session_thread(void *arg)
-{
-	struct worker w = { .job = arg };
-
-	pthread_cond_init(&w.wake, NULL);
-	for (struct accepted *a = arg; a != NULL; a = park(&w))
-		run_session(a);
-	pthread_cond_destroy(&w.wake);
-	return NULL;
-}
-
-/* Give the connection to a parked thread; 0 when none is idle. */
-static int
-hand_to_idle(struct accepted *a)
-{
-	struct worker *w;
-
-	pthread_mutex_lock(&pool_lock);
-	w = idle_workers;
-	if (w != NULL) {
-		idle_workers = w->next;
-		nidle--;
-		w->job = a;
-		pthread_cond_signal(&w->wake);
-	}
-	pthread_mutex_unlock(&pool_lock);
-	return w != NULL;
-}
-
 static void
 refuse(int fd, const char *why, const char *addr)
 {
@@ -206,85 +148,103 @@ refuse(int fd, const char *why, const char *addr)
 	close(fd);
 }
 
-
-static void
-spawn_session(struct accepted *a)
-{
-	pthread_attr_t attr;
-	pthread_t t;
-
-	if (hand_to_idle(a))
-		return;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, SESSION_STACK);
-	if (pthread_create(&t, &attr, session_thread, a) != 0) {
-		per_ip_leave(a->addr);
-		atomic_fetch_sub(&active_sessions, 1);
-		refuse(a->fd, "Server busy, try again later", a->addr);
-		free(a);
-	}
-	pthread_attr_destroy(&attr);
-}
-
-static void
-handle_accept(const struct mp_listen *l, int fd,
-    const struct sockaddr_storage *ss)
+/* The connection, counted against the limits; NULL when refused. */
+static struct accepted *
+admit(const struct mp_listen *l, int fd, const struct sockaddr_storage *ss)
 {
 	struct accepted *a = mp_xcalloc(1, sizeof(*a));
+	const char *why = NULL;
+	int loopback;
 
 	a->fd = fd;
 	a->l = l;
-	int loopback;
-
 	mp_address_text(ss, a->addr, sizeof(a->addr), &loopback);
-	if (atomic_fetch_add(&active_sessions, 1) >= mp_core.limits.connections) {
-		atomic_fetch_sub(&active_sessions, 1);
-		refuse(fd, "Too many connections, try again later", a->addr);
-		free(a);
-		return;
-	}
-	if (!per_ip_enter(a->addr)) {
-		atomic_fetch_sub(&active_sessions, 1);
-		refuse(fd, "Too many connections from your address", a->addr);
-		free(a);
-		return;
-	}
-	spawn_session(a);
+	if (atomic_fetch_add(&active_sessions, 1) >= mp_core.limits.connections)
+		why = "Too many connections, try again later";
+	else if (!per_ip_enter(a->addr))
+		why = "Too many connections from your address";
+	if (why == NULL)
+		return a;
+	atomic_fetch_sub(&active_sessions, 1);
+	refuse(fd, why, a->addr);
+	free(a);
+	return NULL;
 }
 
+static int start_acceptor(const struct mp_listen *l);
+
+/* Accept one connection; -1 (after a pause on resource exhaustion)
+ * when none came. */
+static int
+accept_one(const struct mp_listen *l, struct sockaddr_storage *ss)
+{
+	socklen_t len = sizeof(*ss);
+	int fd = accept4(l->fd, (struct sockaddr *)ss, &len, SOCK_CLOEXEC);
+
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+	    errno == ENOMEM)) {
+		mp_log_errno(MP_LOG_WARNING, "accept on %s", l->label);
+		usleep(100000);
+	}
+	return fd;
+}
+
+/*
+ * Session threads wait in accept() themselves (the kernel wakes one per
+ * connection), so a connection costs one wake-up and no hand-over from
+ * an accepting thread. The thread that takes the last waiting place
+ * starts another, so one always waits; a thread whose session ended
+ * goes back to accept() unless SPARE_WORKERS already wait there.
+ */
 static void *
-accept_thread(void *arg)
+acceptor_thread(void *arg)
 {
 	const struct mp_listen *l = arg;
+	_Atomic int *idle = &idle_acceptors[l - mp_core.listen];
 
 	while (!atomic_load(&stopping)) {
 		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
-		    SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				mp_log_errno(MP_LOG_WARNING, "accept on %s", l->label);
-				usleep(100000);
-			}
+		struct accepted *a;
+
+		atomic_fetch_add(idle, 1);
+		int fd = accept_one(l, &ss);
+		if (atomic_fetch_sub(idle, 1) == 1 && fd >= 0 && start_acceptor(l) != 0)
+			mp_log_errno(MP_LOG_WARNING, "%s: no thread for the next connection "
+			    "(accepted when this session ends)", l->label);
+		if (fd < 0)
 			continue;
-		}
-		handle_accept(l, fd, &ss);
+		if ((a = admit(l, fd, &ss)) != NULL)
+			run_session(a);
+		if (atomic_load(idle) >= SPARE_WORKERS)
+			break;
 	}
 	return NULL;
+}
+
+static int
+start_acceptor(const struct mp_listen *l)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, SESSION_STACK);
+	rc = pthread_create(&t, &attr, acceptor_thread, (void *)l);
+	pthread_attr_destroy(&attr);
+	errno = rc;
+	return rc == 0 ? 0 : -1;
 }
 
 int
 smtp_server_start(void)
 {
+	idle_acceptors = mp_xcalloc(mp_core.nlisten ? mp_core.nlisten : 1,
+	    sizeof(*idle_acceptors));
 	for (size_t i = 0; i < mp_core.nlisten; i++) {
-		pthread_t t;
-		if (pthread_create(&t, NULL, accept_thread,
-		    &mp_core.listen[i]) != 0)
+		if (start_acceptor(&mp_core.listen[i]) != 0)
 			return -1;
-		pthread_detach(t);
 		mp_log(MP_LOG_INFO, "listening for %s on %s port %lld",
 		    mp_core.listen[i].label, mp_core.listen[i].address,
 		    mp_core.listen[i].port);
