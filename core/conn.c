@@ -20,7 +20,6 @@ static void set_socket_timeouts(int fd, int ms);
 void
 conn_set_timeout(struct conn *c, int timeout_ms)
 {
-	c->timeout_ms = timeout_ms;
 	set_socket_timeouts(c->fd, timeout_ms);
 }
 
@@ -35,7 +34,6 @@ conn_init(struct conn *c, int fd, int timeout_ms)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
 	c->ssl = NULL;
-	c->timeout_ms = timeout_ms;
 	set_socket_timeouts(fd, timeout_ms);
 	c->eof = 0;
 	c->ipos = c->iend = 0;
@@ -88,7 +86,8 @@ tls_write(struct conn *c, const char *buf, size_t len)
 	return -1;
 }
 
-/* Timeouts for the blocking TLS calls (handshake, SSL_read/write). */
+/* The socket's timeouts bound every blocking call on it: read(),
+ * send(), and TLS's handshake, SSL_read and SSL_write. */
 static void
 set_socket_timeouts(int fd, int ms)
 {
@@ -106,7 +105,6 @@ start_tls(struct conn *c, SSL_CTX *ctx, int client, const char *sni)
 	if (conn_flush(c) < 0)
 		return -1;
 	c->ipos = c->iend = 0;
-	set_socket_timeouts(c->fd, c->timeout_ms);
 	c->ssl = SSL_new(ctx);
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
 	    (client && sni && sni[0] && SSL_set_tlsext_host_name(c->ssl, sni) != 1) ||

@@ -18,7 +18,6 @@
 struct conn {
 	int fd;
 	SSL *ssl;		/* NULL until TLS is up */
-	int timeout_ms;
 	int eof;
 	size_t ipos, iend;
 	size_t olen;
