@@ -831,12 +831,18 @@ def idle_smtp(port, pids_fn, count=1000):
             socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         except OSError:
             break
+    return growth_per_connection(base, pids_fn, socks)
+
+
+def growth_per_connection(base, pids_fn, conns):
+    """Settle, then (RSS KiB, PSS KiB) grown since base per open connection
+    and how many were open; closes them."""
     time.sleep(2)
     used = memory_of(pids_fn())
-    for s in socks:
-        s.close()
-    n = max(len(socks), 1)
-    return (used[0] - base[0]) / n, (used[1] - base[1]) / n, len(socks)
+    for c in conns:
+        c.close()
+    n = max(len(conns), 1)
+    return (used[0] - base[0]) / n, (used[1] - base[1]) / n, len(conns)
 
 
 def imap_login(port):
@@ -868,13 +874,7 @@ def idle_imap(port, pids_fn, count=1000):
         t.start()
     for t in threads:
         t.join()
-    ok = [w for w in wires if w]
-    time.sleep(2)
-    used = memory_of(pids_fn())
-    for w in ok:
-        w.close()
-    n = max(len(ok), 1)
-    return (used[0] - base[0]) / n, (used[1] - base[1]) / n, len(ok)
+    return growth_per_connection(base, pids_fn, [w for w in wires if w])
 
 
 def memory(a):

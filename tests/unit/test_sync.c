@@ -108,7 +108,7 @@ test_failure_reported(const char *dir)
 int
 main(void)
 {
-	char dir[] = "/tmp/merpati-sync-XXXXXX";
+	char dir[] = "/tmp/merpati-test-sync-XXXXXX";
 
 	if (mkdtemp(dir) == NULL) {
 		perror("mkdtemp");
