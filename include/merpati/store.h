@@ -12,9 +12,35 @@
  * Threads: one mailbox handle (and the folders opened from it) is used
  * by one session thread at a time; different handles, for the same user
  * or not, may be used concurrently from different threads and processes,
- * and deliveries may add mail at any moment: a backend must stay
- * consistent under that (Maildir: rename is atomic, the UID list is
- * rewritten under a lock).
+ * and deliveries may add mail at any moment.
+ *
+ * The concurrency contract. Every store guarantees, across threads and
+ * processes (and, for a store shared by several nodes, across nodes):
+ *  1. A UID names one message for the life of its folder's UIDVALIDITY:
+ *     the bytes, size and internal date served for it never change.
+ *     UIDs are assigned under a per-folder serialisation in commit order
+ *     (a message visible with UID n means every message that will ever
+ *     get a UID below n is visible or expunged), and never reused.
+ *  2. A reader sees a message whole or not at all: message_open on an
+ *     expunged UID is MP_DECLINED (or serves the complete old bytes from
+ *     a handle opened before the expunge), never empty or partial text.
+ *  3. Flag changes are add / remove / replace applied to the flags as
+ *     stored at that moment, atomically per message (flags_change): two
+ *     sessions' +FLAGS \Answered and -FLAGS \Seen both take effect.
+ *     No call writes back a session's stale copy.
+ *  4. Keywords are atoms compared case-insensitively; a message holds
+ *     each at most once, in the spelling first stored in the folder;
+ *     the folder remembers every keyword ever set (folder_keywords) for
+ *     FLAGS / PERMANENTFLAGS. COPY, MOVE, APPEND and import keep them.
+ *  5. \Recent belongs to exactly one session: the first read-write
+ *     folder handle whose folder_open or messages() sees a message
+ *     claims it (atomically with the other handles); messages() reports
+ *     MP_FLAG_RECENT only to that handle. Read-only handles claim
+ *     nothing and report MP_FLAG_RECENT for messages no handle has
+ *     claimed yet; folder_info.recent counts what the caller would see.
+ *  6. Delivery, APPEND, COPY/MOVE and import share one save path, so
+ *     all of the above hold whichever way a message arrives.
+ * Protocol modules rely on nothing else (docs/imap.md).
  *
  * Every call returns MP_OK, or MP_TEMPFAIL / MP_ERROR with *error_r, or
  * as stated. Strings in results stay valid until the next call on the
@@ -33,6 +59,13 @@ enum mp_msg_flag {
 	MP_FLAG_DELETED = 1u << 3,
 	MP_FLAG_DRAFT = 1u << 4,
 	MP_FLAG_RECENT = 1u << 5	/* read-only: new since the last session */
+};
+
+/* How flags_change applies its flags and keywords. */
+enum mp_flags_how {
+	MP_FLAGS_REPLACE = 0,	/* STORE FLAGS */
+	MP_FLAGS_ADD = 1,	/* STORE +FLAGS */
+	MP_FLAGS_REMOVE = 2	/* STORE -FLAGS */
 };
 
 /* Folder attributes for listing (RFC 3501 LIST, RFC 6154 SPECIAL-USE). */
@@ -113,7 +146,8 @@ struct mp_store_ops {
 	    enum mp_msg_part part, struct mp_reader *r, const char **error_r);
 	void (*message_close)(struct mp_reader *r);
 
-	/* Replace the flags (RECENT ignored) and keywords of one message. */
+	/* Replace the flags (RECENT ignored) and keywords of one message:
+	 * flags_change(f, uid, MP_FLAGS_REPLACE, ...) without results. */
 	int (*flags_set)(struct mp_folder *f, uint32_t uid, uint32_t flags,
 	    const char *keywords, const char **error_r);
 
@@ -154,6 +188,25 @@ struct mp_store_ops {
 	int (*import)(struct mp_mailbox *mb, const char *folder,
 	    uint32_t uidvalidity, uint32_t uid, struct mp_reader *msg,
 	    uint32_t flags, const char *keywords, time_t internal_date,
+	    const char **error_r);
+
+	/* ---- appended in the store-contract round: test with
+	 * MP_HAS(ops, ops->struct_size, member) ---- */
+
+	/*
+	 * Change one message's flags (RECENT ignored) and keywords (space
+	 * separated atoms, NULL = none) against the flags stored now,
+	 * atomically per message (contract 3 and 4). On MP_OK, *flags_r and
+	 * *keywords_r (either may be NULL) get the result; the string stays
+	 * valid until the next call on f. MP_DECLINED: the UID is gone.
+	 */
+	int (*flags_change)(struct mp_folder *f, uint32_t uid,
+	    enum mp_flags_how how, uint32_t flags, const char *keywords,
+	    uint32_t *flags_r, const char **keywords_r, const char **error_r);
+
+	/* Every keyword defined in the folder, space separated ("" when
+	 * none); valid until the next call on f. */
+	int (*folder_keywords)(struct mp_folder *f, const char **keywords_r,
 	    const char **error_r);
 };
 

@@ -90,6 +90,12 @@ void imap_envelope(const char *msg, size_t len, char **out, size_t *outlen);
 /* The bytes of a section ("", "1", "1.2.HEADER", "TEXT", "HEADER.FIELDS (A B)"). */
 int imap_section(const char *msg, size_t len, const char *section, const char **start,
     size_t *slen, char **owned);
+/* Each leaf part of msg, depth first, descending into multiparts and
+ * message/rfc822 parts: hdr/hlen is its MIME header (the message header
+ * for a single-part message), body/blen its body, still encoded. */
+void imap_mime_leaves(const char *msg, size_t len,
+    void (*each)(void *arg, const char *hdr, size_t hlen, const char *body, size_t blen),
+    void *arg);
 /* The value of header name (unfolded, NUL-terminated, malloc'ed) or NULL. */
 char *imap_header(const char *msg, size_t len, const char *name);
 
