@@ -378,7 +378,22 @@ map_fits(const struct uid_map *m)
 	return m->so && m->so < sizeof(m->src) && m->dso < sizeof(m->dst);
 }
 
-/* Copy the messages at idx; 0, or -1 after a NO. */
+/* TRYCREATE (RFC 3501 6.4.7) only when the destination is missing:
+ * a store reports that as an error like any other. */
+static int
+folder_exists(struct imap *s, const char *name)
+{
+	struct mp_folder *f;
+	const char *err;
+
+	if (s->st->ops->folder_open(s->mb, name, 1, &f, &err) != MP_OK)
+		return 0;
+	s->st->ops->folder_close(f);
+	return 1;
+}
+
+/* Copy the messages at idx; 0, or -1 after a NO. One another session
+ * expunged meanwhile (MP_DECLINED) is left out. */
 static int
 copy_all(struct imap *s, const struct imap_cmd *cmd, const size_t *idx, size_t n,
     const char *dest, struct uid_map *map, uint32_t *uv_r)
@@ -388,9 +403,11 @@ copy_all(struct imap *s, const struct imap_cmd *cmd, const size_t *idx, size_t n
 	for (size_t k = 0; k < n; k++) {
 		uint32_t nuid = 0;
 		int rc = s->st->ops->copy(s->f, s->msgs[idx[k]].uid, dest, 0, &nuid, uv_r, &err);
+		if (rc == MP_DECLINED)
+			continue;
 		if (rc != MP_OK) {
-			imap_tagged(s, cmd->tag, "NO %s%s", rc == MP_DECLINED ? "[TRYCREATE] " : "",
-			    err ? err : "copy failed");
+			imap_tagged(s, cmd->tag, "NO %s%s", folder_exists(s, dest) ? "" :
+			    "[TRYCREATE] ", err ? err : "copy failed");
 			return -1;
 		}
 		map_add(map, s->msgs[idx[k]].uid, nuid);
