@@ -186,34 +186,58 @@ skip_line(struct conn *c)
 	}
 }
 
+/* Move n buffered bytes into line at *have, keeping it NUL-terminated
+ * and at most max - 1 bytes long (the rest is dropped). */
+static void
+take(struct conn *c, char *line, size_t max, size_t *have, size_t n)
+{
+	size_t room = max - 1 - *have;
+	size_t k = n < room ? n : room;
+
+	memcpy(line + *have, c->in + c->ipos, k);
+	*have += k;
+	line[*have] = '\0';
+	c->ipos += n;
+}
+
+/*
+ * A line may be longer than the input buffer: a full buffer without LF
+ * is moved into line and reading goes on. Over max, the start of the
+ * line stays in line (a protocol can still read its tag) and the rest
+ * is skipped.
+ */
 int
 conn_read_line(struct conn *c, char *line, size_t max, size_t *len_r)
 {
-	size_t scanned = 0;
+	size_t scanned = 0, have = 0;
 
-	if (max > sizeof(c->in))
-		max = sizeof(c->in);
+	line[0] = '\0';
 	for (;;) {
 		size_t avail = c->iend - c->ipos;
 		char *nl = memchr(c->in + c->ipos + scanned, '\n',
 		    avail - scanned);
 		if (nl) {
 			size_t len = (size_t)(nl - (c->in + c->ipos));
-			if (len >= max) {
-				c->ipos += len + 1;
+			if (have + len >= max) {
+				take(c, line, max, &have, len + 1);
 				return CONN_TOO_LONG;
 			}
-			memcpy(line, c->in + c->ipos, len);
-			c->ipos += len + 1;
-			if (len > 0 && line[len - 1] == '\r')
-				len--;
-			line[len] = '\0';
-			*len_r = len;
+			take(c, line, max, &have, len);
+			c->ipos++;
+			if (have > 0 && line[have - 1] == '\r')
+				line[--have] = '\0';
+			*len_r = have;
 			return CONN_OK;
 		}
 		scanned = avail;
-		if (avail >= max)
+		if (have + avail >= max) {
+			take(c, line, max, &have, avail);
 			return skip_line(c);
+		}
+		if (avail == sizeof(c->in)) {	/* full: make room */
+			take(c, line, max, &have, avail);
+			scanned = 0;
+		}
 		int r = fill(c);
 		if (r <= 0)
 			return r == 0 ? CONN_EOF : CONN_ERROR;

@@ -51,8 +51,10 @@ int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni);
 void conn_end(struct conn *c);
 
 /*
- * Read one line ending in LF; the CRLF or LF is removed. A line longer
- * than max - 1 is discarded up to its LF and CONN_TOO_LONG returned.
+ * Read one line ending in LF; the CRLF or LF is removed. max may exceed
+ * the input buffer. A line longer than max - 1 is discarded up to its
+ * LF and CONN_TOO_LONG returned, with its first max - 1 bytes left in
+ * line (NUL-terminated) so a protocol can still quote its tag.
  * *len_r gets the length, which tells a caller about embedded NULs.
  */
 int conn_read_line(struct conn *c, char *line, size_t max, size_t *len_r);

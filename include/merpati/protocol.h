@@ -20,7 +20,8 @@ enum mp_conn_result {
 	MP_CONN_OK = 1,
 	MP_CONN_EOF = 0,
 	MP_CONN_ERROR = -1,	/* I/O error or timeout */
-	MP_CONN_TOO_LONG = -2	/* the line was over the limit and skipped */
+	MP_CONN_TOO_LONG = -2	/* the line was over the limit and skipped;
+				 * its start is left in the buffer */
 };
 
 /* What a session may know about its connection. */

@@ -45,31 +45,46 @@ atom_char(unsigned char ch)
 	return ch > 0x20 && ch < 0x7f && !strchr("(){ %*\"]", ch);
 }
 
-/* An atom; "[...]" sections (BODY[HEADER.FIELDS (A B)]) belong to it. */
+/*
+ * Where an atom starting at p ends, or NULL. With sections, a "[...]"
+ * (BODY[HEADER.FIELDS (A B)]) belongs to the atom whatever it holds.
+ */
+static const char *
+atom_end(const char *p, const char *end, int sections)
+{
+	int bracket = 0;
+
+	for (; p < end; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (sections && ch == '[')
+			bracket++;
+		else if (sections && ch == ']' && bracket > 0)
+			bracket--;
+		else if (bracket && (ch == '\r' || ch == '\n'))
+			return NULL;
+		else if (!bracket && !atom_char(ch) && ch != '*' && ch != '%')
+			break;
+	}
+	return bracket ? NULL : p;
+}
+
+/* An atom (list wildcards included, for LIST patterns). A '[' that is
+ * never closed is an ordinary ATOM-CHAR (RFC 3501 9), as in a mailbox
+ * named "a[b": the command then fails on the name, not on syntax. */
 static int
 parse_atom(struct cursor *c, struct imap_arg *a)
 {
-	const char *start = c->p;
-	int bracket = 0;
+	const char *start = c->p, *end = atom_end(c->p, c->end, 1);
 
-	while (c->p < c->end) {
-		unsigned char ch = (unsigned char)*c->p;
-		if (ch == '[')
-			bracket++;
-		else if (ch == ']' && bracket > 0)
-			bracket--;
-		else if (!bracket && (!atom_char(ch) || ch == '[') && !(ch == '*' || ch == '%'))
-			break;
-		else if (bracket && (ch == '\r' || ch == '\n'))
-			break;
-		c->p++;
-	}
-	if (c->p == start || bracket) {
-		c->why = bracket ? "unbalanced [" : "unexpected character";
+	if (end == NULL)
+		end = atom_end(c->p, c->end, 0);
+	if (end == start) {
+		c->why = "unexpected character";
 		return -1;
 	}
+	c->p = end;
 	a->type = IMAP_ATOM;
-	a->len = (size_t)(c->p - start);
+	a->len = (size_t)(end - start);
 	a->s = keep(c, start, a->len);
 	if (a->len == 3 && strncasecmp(start, "NIL", 3) == 0)
 		a->type = IMAP_NIL;
@@ -173,6 +188,7 @@ parse_seq(struct cursor *c, struct imap_arg **first, size_t *n, int in_list)
 			c->why = "too many arguments";
 			return -1;
 		}
+		memset(&items[k], 0, sizeof(items[k]));
 		if (parse_one(c, &items[k]) < 0)
 			return -1;
 		k++;
@@ -202,6 +218,8 @@ parse_list(struct cursor *c, struct imap_arg *a)
 	}
 	c->p++;
 	a->type = IMAP_LIST;
+	a->s = "";	/* never read as text, but safe if it is */
+	a->len = 0;
 	if (parse_seq(c, &a->list, &a->nlist, 1) < 0)
 		return -1;
 	if (c->p >= c->end || *c->p != ')') {
@@ -278,6 +296,22 @@ imap_cmd_free(struct imap_cmd *cmd)
 {
 	free(cmd->text);
 	cmd->text = NULL;
+}
+
+void
+imap_tag_of(const char *line, size_t len, char *tag, size_t size)
+{
+	size_t t = 0;
+
+	while (t < len && t + 1 < size && line[t] != '+' &&
+	    atom_char((unsigned char)line[t]))
+		t++;
+	if (t == 0 || t == len || line[t] != ' ')
+		t = 0;
+	memcpy(tag, line, t);
+	if (t == 0 && size > 1)
+		tag[t++] = '*';
+	tag[t] = '\0';
 }
 
 long long

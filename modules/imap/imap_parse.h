@@ -18,7 +18,8 @@ enum imap_arg_type { IMAP_ATOM, IMAP_STRING, IMAP_LIST, IMAP_NIL };
 
 struct imap_arg {
 	enum imap_arg_type type;
-	const char *s;		/* ATOM/STRING text (NUL-terminated copy) */
+	const char *s;		/* ATOM/STRING/NIL text (NUL-terminated copy;
+				 * "NIL" for NIL, "" for a LIST) */
 	size_t len;
 	struct imap_arg *list;	/* LIST: first child */
 	size_t nlist;
@@ -42,6 +43,10 @@ struct imap_cmd {
  */
 int imap_parse(const char *buf, size_t len, struct imap_cmd *cmd, const char **why);
 void imap_cmd_free(struct imap_cmd *cmd);
+
+/* The tag a reply to this (possibly cut or malformed) line carries:
+ * its leading tag, or "*" when it has none. */
+void imap_tag_of(const char *line, size_t len, char *tag, size_t size);
 
 /* Literal announced at the end of a line: its size, or -1 if none.
  * *plus is set for the non-synchronising {n+} form (RFC 7888). */

@@ -50,7 +50,7 @@ test_parser(void)
 	CHECK("escaped quote", parse("t X \"a\\\"b\"", c, &why) == 0 && strcmp(c->args[0].s, "a\"b") == 0);
 	imap_cmd_free(c);
 	static const char *const bad[] = { "", "notag", "t", "t X \"open", "t X (a", "t X a)",
-	    "t X {5}\r\nab", "t X {x}\r\n", "t X \"a\\zb\"", "t X [", "+ X", "t X a\"b" };
+	    "t X {5}\r\nab", "t X {x}\r\n", "t X \"a\\zb\"", "t X a]", "+ X", "t X a\"b" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char name[64];
 		snprintf(name, sizeof(name), "refused: case %zu (%.20s)", i, bad[i]);
@@ -60,6 +60,23 @@ test_parser(void)
 		CHECK(name, parse(bad[i], c, &why) < 0 && why != NULL);
 		imap_cmd_free(c);
 	}
+	CHECK("an unclosed [ is an atom character (SELECT a[b is NO, not BAD)",
+	    parse("t SELECT a[b", c, &why) == 0 && c->nargs == 1 &&
+	    c->args[0].type == IMAP_ATOM && strcmp(c->args[0].s, "a[b") == 0);
+	imap_cmd_free(c);
+	CHECK("closed [...] still one atom with its spaces",
+	    parse("t X BODY[HEADER.FIELDS (A B)] y", c, &why) == 0 && c->nargs == 2);
+	imap_cmd_free(c);
+	CHECK("NIL keeps its text for use as an astring",
+	    parse("t LIST \"\" NIL", c, &why) == 0 && c->args[1].type == IMAP_NIL &&
+	    strcmp(c->args[1].s, "NIL") == 0);
+	imap_cmd_free(c);
+	CHECK("a list argument has text \"\", never garbage (issue 15)",
+	    parse("t STATUS INBOX ((MESSAGES) (x (y)))", c, &why) == 0 &&
+	    c->args[1].list[0].type == IMAP_LIST && c->args[1].list[0].s &&
+	    c->args[1].list[0].s[0] == '\0' && c->args[1].list[1].list[1].s &&
+	    c->args[1].s[0] == '\0');
+	imap_cmd_free(c);
 	char deep[200] = "t X ";
 	for (int i = 0; i < 20; i++) strcat(deep, "(");
 	for (int i = 0; i < 20; i++) strcat(deep, ")");
@@ -72,6 +89,49 @@ test_parser(void)
 	imap_cmd_free(c);
 	free(many);
 	free(c);
+}
+
+static void
+test_tag_of(void)
+{
+	static const struct { const char *line, *tag; } cases[] = {
+		{ "a1 NOOP", "a1" }, { "a1 LOGIN {5}", "a1" }, { "nospace", "*" },
+		{ "", "*" }, { "+ X", "*" }, { "(a) X", "*" }, { "a\"b X", "*" },
+	};
+	char tag[64];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		imap_tag_of(cases[i].line, strlen(cases[i].line), tag, sizeof(tag));
+		CHECK(cases[i].line, strcmp(tag, cases[i].tag) == 0);
+	}
+	char longtag[200];
+	memset(longtag, 'x', sizeof(longtag) - 1);
+	longtag[sizeof(longtag) - 1] = '\0';
+	imap_tag_of(longtag, strlen(longtag), tag, sizeof(tag));
+	CHECK("a tag too long for the buffer is not cut", strcmp(tag, "*") == 0);
+}
+
+static void
+test_keywords_apply(void)
+{
+	static const struct {
+		const char *have;
+		enum mp_flags_how how;
+		const char *change, *want;
+	} cases[] = {
+		{ "$a", MP_FLAGS_ADD, "$a $b", "$a $b" },
+		{ "$a", MP_FLAGS_ADD, "$A", "$a" },
+		{ "$a $b $c", MP_FLAGS_REMOVE, "$B", "$a $c" },
+		{ "$a", MP_FLAGS_REPLACE, "$x $X $y", "$x $y" },
+		{ "", MP_FLAGS_REMOVE, "$a", "" },
+		{ NULL, MP_FLAGS_ADD, "NIL", "NIL" },
+	};
+	char out[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		imap_keywords_apply(cases[i].have, cases[i].how, cases[i].change, out, sizeof(out));
+		CHECK(cases[i].want, strcmp(out, cases[i].want) == 0);
+	}
 }
 
 static void
@@ -318,6 +378,8 @@ main(void)
 {
 	test_search();
 	test_parser();
+	test_tag_of();
+	test_keywords_apply();
 	test_literal_size();
 	test_seqset();
 	test_mime();
