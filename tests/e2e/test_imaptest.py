@@ -51,7 +51,8 @@ def imap_server(store):
     srv.modules["store_sqlite"] = 'database = "%s/var/mail.db";' % srv.dir
     srv.write_config()
     srv.add_user(USER, PASSWORD)
-    srv.start('server.mailstore="%s"' % store)
+    # imaptest's 50 stress clients all come from 127.0.0.1
+    srv.start('server.mailstore="%s"' % store, "limits.connections_per_ip=200")
     return srv
 
 
