@@ -129,8 +129,9 @@ void md_lockstate_read(int lock_fd, struct md_lockstate *st,
 void md_lockstate_write(int lock_fd, const struct md_lockstate *st);
 
 /* ---- maildir_sync.c ---- */
-/* Bring f's view in step with the disk (takes the list lock). */
-int md_sync(struct mp_folder *f, const char **error_r);
+/* Bring f's view in step with the disk (takes the list lock); claim:
+ * a read-write handle claims \Recent (messages(), not folder_open). */
+int md_sync(struct mp_folder *f, int claim, const char **error_r);
 /* Rebuild f->info from f->list. 0 or -1 (memory). */
 int md_build_info(struct mp_folder *f);
 /*

@@ -304,7 +304,7 @@ store_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 		store_folder_close(f);
 		return rc;
 	}
-	if ((rc = md_sync(f, error_r)) != MP_OK) {
+	if ((rc = md_sync(f, 0, error_r)) != MP_OK) {
 		store_folder_close(f);
 		return rc;
 	}
@@ -350,7 +350,7 @@ static int
 store_messages(struct mp_folder *f, const struct mp_msg_info **v_r,
     size_t *n_r, const char **error_r)
 {
-	int rc = md_sync(f, error_r);
+	int rc = md_sync(f, 1, error_r);
 
 	if (rc == MP_OK) {
 		*v_r = f->info;

@@ -193,10 +193,11 @@ is_recent(const struct mp_folder *f, uint32_t uid)
  * unclaimed one up are this read-write handle's; the mark moves past
  * them. A read-only handle only remembers where the mark is. Lock held.
  * A folder without a mark yet starts it at UIDNEXT as the list was read
- * (so a list from before marks existed claims nothing older).
+ * (so a list from before marks existed claims nothing older). Only
+ * messages() claims: a handle opened just to change flags takes none.
  */
 static int
-claim_recent(struct mp_folder *f, const struct md_list *l)
+claim_recent(struct mp_folder *f, const struct md_list *l, int claim)
 {
 	struct md_lockstate st;
 	uint32_t from;
@@ -208,7 +209,7 @@ claim_recent(struct mp_folder *f, const struct md_list *l)
 		f->unclaimed = from;
 		return 0;
 	}
-	if (from >= l->uidnext)
+	if (!claim || from >= l->uidnext)
 		return 0;
 	for (size_t i = 0; i < l->n; i++) {
 		uint32_t *r;
@@ -246,7 +247,8 @@ md_build_info(struct mp_folder *f)
 
 /* The sync proper; lock held. */
 static int
-sync_locked(struct mp_folder *f, struct md_list *l, const char **error_r)
+sync_locked(struct mp_folder *f, struct md_list *l, int claim,
+    const char **error_r)
 {
 	size_t known;
 
@@ -265,20 +267,20 @@ sync_locked(struct mp_folder *f, struct md_list *l, const char **error_r)
 		qsort(l->e, l->n, sizeof(*l->e), cmp_uid);
 	if (l->dirty && md_list_write(f->path, f->list_fd, l) < 0)
 		return md_fail(error_r, "cannot write UID list", MP_TEMPFAIL);
-	if (claim_recent(f, l) < 0)
+	if (claim_recent(f, l, claim) < 0)
 		return md_fail(error_r, "out of memory", MP_ERROR);
 	return MP_OK;
 }
 
 int
-md_sync(struct mp_folder *f, const char **error_r)
+md_sync(struct mp_folder *f, int claim, const char **error_r)
 {
 	struct md_list l = { 0 };
 	int rc;
 
 	if (md_list_lock(f->list_fd) < 0)
 		return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
-	rc = sync_locked(f, &l, error_r);
+	rc = sync_locked(f, &l, claim, error_r);
 	md_list_unlock(f->list_fd);
 	if (rc != MP_OK) {
 		md_list_free(&l);

@@ -380,10 +380,11 @@ free_snapshot(struct mp_folder *f)
  * \Recent (store.h contract 5): a read-write handle claims the UIDs
  * above folders.seen_uid by moving it to UIDNEXT - 1, guarded by the
  * value it read so that only one claimant can win; a read-only handle
- * claims nothing and remembers the mark. Lock held.
+ * claims nothing and remembers the mark. Only messages() claims: a
+ * handle opened just to change flags takes none. Lock held.
  */
 static int
-claim_recent(struct mp_folder *f)
+claim_recent(struct mp_folder *f, int claim)
 {
 	struct store *s = f->mb->s;
 	sqlite3_stmt *st = prepare(s, "SELECT seen_uid FROM folders WHERE id = ?1");
@@ -397,7 +398,7 @@ claim_recent(struct mp_folder *f)
 	if (seen < 0)
 		return -1;
 	f->seen_uid = (uint32_t)seen;
-	if (f->read_only || seen + 1 >= f->uidnext)
+	if (f->read_only || !claim || seen + 1 >= f->uidnext)
 		return 0;
 	if (exec(s, "UPDATE folders SET seen_uid = ?3 WHERE id = ?1 AND seen_uid = ?2",
 	    "iii", f->id, seen, (long long)f->uidnext - 1) != SQLITE_DONE)
@@ -422,9 +423,10 @@ is_recent(const struct mp_folder *f, uint32_t uid)
 	return 0;
 }
 
-/* Re-read the folder's state and messages. Lock held. */
+/* Re-read the folder's state and messages (claim: see claim_recent).
+ * Lock held. */
 static int
-refresh(struct mp_folder *f)
+refresh(struct mp_folder *f, int claim)
 {
 	struct store *s = f->mb->s;
 	sqlite3_stmt *st = prepare(s, "SELECT uidvalidity, uidnext FROM folders WHERE id = ?1");
@@ -437,7 +439,7 @@ refresh(struct mp_folder *f)
 		f->uidnext = (uint32_t)sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
-	if (!ok || claim_recent(f) < 0)
+	if (!ok || claim_recent(f, claim) < 0)
 		return -1;
 	free_snapshot(f);
 	st = prepare(s, "SELECT uid, flags, size, internal_date, keywords FROM messages "
@@ -485,7 +487,7 @@ st_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 	if (f->id == 0) {
 		*error_r = "no such folder";
 		rc = MP_DECLINED;
-	} else if (refresh(f) < 0)
+	} else if (refresh(f, 0) < 0)
 		rc = db_error(s, error_r);
 	pthread_mutex_unlock(&s->lock);
 	if (rc != MP_OK) {
@@ -544,7 +546,7 @@ st_messages(struct mp_folder *f, const struct mp_msg_info **v_r, size_t *n_r,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = refresh(f) < 0 ? db_error(s, error_r) : MP_OK;
+	rc = refresh(f, 1) < 0 ? db_error(s, error_r) : MP_OK;
 	pthread_mutex_unlock(&s->lock);
 	*v_r = f->info;
 	*n_r = f->n;

@@ -553,9 +553,16 @@ sc_check_recent(const char *user)
 		sc_ops->folder_close(ro);
 	ro = sc_folder(mb, "Rec", 1);
 	CHECK("contract 5: read-only handles claim nothing", ro && sc_recent(ro, u1));
+	/* APPEND's keywords: a handle opened only to change flags */
+	struct mp_folder *w = sc_folder(mb, "Rec", 0);
+	CHECK("contract 5: a handle only changing flags claims nothing",
+	    w && sc_change(w, u1, MP_FLAGS_ADD, 0, "$k", NULL, NULL) == MP_OK);
+	if (w)
+		sc_ops->folder_close(w);
 	a = sc_folder(mb, "Rec", 0);
 	b = sc_folder(mb, "Rec", 0);
-	CHECK("contract 5: the first read-write handle claims it", a && sc_recent(a, u1));
+	CHECK("contract 5: the first read-write handle to list it claims it",
+	    a && sc_recent(a, u1));
 	CHECK("contract 5: the second does not see it recent", b && !sc_recent(b, u1));
 	CHECK("contract 5: once claimed, read-only handles do not count it",
 	    ro && !sc_recent(ro, u1) && sc_ops->folder_info(ro, &info, &err) == MP_OK &&
