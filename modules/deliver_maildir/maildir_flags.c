@@ -4,8 +4,8 @@
  * change is a rename computed from the name as it is now: under the
  * list lock (no one else renames then), from the handle's last known
  * name, or, when that went stale, the name found in cur/ or new/.
- * Keywords live in the UID list: changed on the list as read under the
- * lock, unless the handle's copy is still the current generation.
+ * Keywords live in the UID list: changed on the list as it is under the
+ * lock (the lock file's generation says whether a copy is current).
  * Keywords compare case-insensitively; the folder keeps the first
  * spelling it saw, in the list's "K" line (FLAGS / PERMANENTFLAGS).
  */
@@ -235,30 +235,45 @@ changes_keywords(enum mp_flags_how how, const char *keywords)
 }
 
 /*
+ * The UID list as it is now (lock held): the handle's view when no one
+ * wrote the list since it was read, else the copy kept from the last
+ * time this handle had to read it (f->fresh), read again only when
+ * someone wrote since. NULL on error.
+ */
+static struct md_list *
+current_list(struct mp_folder *f)
+{
+	struct md_lockstate st;
+
+	md_lockstate_read(f->list_fd, &st, 0);
+	if (st.gen == f->list.gen)
+		return &f->list;
+	if (f->fresh.keywords == NULL || st.gen != f->fresh.gen)
+		if (md_list_read(f->path, f->mb->path, f->list_fd, &f->fresh) < 0) {
+			md_list_free(&f->fresh);
+			return NULL;
+		}
+	return &f->fresh;
+}
+
+/*
  * Apply the keyword change to the message's keywords in the list as it
- * is now: the handle's own (when its generation is current) or one
- * read afresh. The handle's entry e and folder table get the result.
+ * is now. The handle's entry e and folder table get the result.
  */
 static int
 change_keywords(struct mp_folder *f, struct md_entry *e, enum mp_flags_how how,
     const char *keywords, const char **error_r)
 {
-	struct md_lockstate st;
-	struct md_list fresh = { 0 }, *l = &f->list;
-	struct md_entry *le = e;
+	struct md_list *l = current_list(f);
+	struct md_entry *le;
 	char *kw = NULL;
 	int rc = MP_OK;
 
-	md_lockstate_read(f->list_fd, &st, 0);
-	if (st.gen != f->list.gen) {
-		if (md_list_read(f->path, f->mb->path, f->list_fd, &fresh) < 0)
-			return md_fail(error_r, "cannot read UID list", MP_TEMPFAIL);
-		l = &fresh;
-		if ((le = md_list_find(l, e->uid)) == NULL) {
-			md_list_free(&fresh);
-			*error_r = "message was expunged";
-			return MP_DECLINED;
-		}
+	if (l == NULL)
+		return md_fail(error_r, "cannot read UID list", MP_TEMPFAIL);
+	if ((le = l == &f->list ? e : md_list_find(l, e->uid)) == NULL) {
+		*error_r = "message was expunged";
+		return MP_DECLINED;
 	}
 	if (md_keywords_apply(l, le->keywords, how, keywords, &kw, error_r) < 0)
 		rc = MP_ERROR;
@@ -266,12 +281,14 @@ change_keywords(struct mp_folder *f, struct md_entry *e, enum mp_flags_how how,
 		free(le->keywords);
 		le->keywords = kw;
 		kw = NULL;
-		if (md_list_write(f->path, f->list_fd, l) < 0)
+		if (md_list_write(f->path, f->list_fd, l) < 0) {
 			rc = md_fail(error_r, "cannot write UID list", MP_TEMPFAIL);
+			l->gen--;	/* differs from the disk now: never current */
+		}
 	}
 	free(kw);
-	if (rc == MP_OK && l == &fresh) {	/* bring the handle's view along */
-		char *k = strdup(le->keywords), *t = strdup(fresh.keywords);
+	if (rc == MP_OK && l == &f->fresh) {	/* bring the handle's view along */
+		char *k = strdup(le->keywords), *t = strdup(l->keywords);
 		if (k && t) {
 			free(e->keywords);
 			e->keywords = k;
@@ -282,7 +299,6 @@ change_keywords(struct mp_folder *f, struct md_entry *e, enum mp_flags_how how,
 			free(t);
 		}
 	}
-	md_list_free(&fresh);
 	return rc;
 }
 

@@ -81,6 +81,8 @@ struct mp_folder {
 	int list_fd;		/* merpati-uidlist.lock, flock()ed per change */
 	int read_only;
 	struct md_list list;	/* the view at the last sync */
+	struct md_list fresh;	/* the list as last read for a change, when
+				   the view was no longer current */
 	struct mp_msg_info *info;
 	uint32_t *recent;	/* UIDs this handle claimed (\Recent), sorted */
 	size_t nrecent;

@@ -316,6 +316,7 @@ static void
 store_folder_close(struct mp_folder *f)
 {
 	md_list_free(&f->list);
+	md_list_free(&f->fresh);
 	free(f->info);
 	free(f->recent);
 	free(f->result_kw);

@@ -287,6 +287,7 @@ md_sync(struct mp_folder *f, int claim, const char **error_r)
 		return rc;
 	}
 	md_list_free(&f->list);
+	md_list_free(&f->fresh);	/* the view is current again */
 	f->list = l;
 	return md_build_info(f) < 0 ? md_fail(error_r, "out of memory", MP_ERROR) : MP_OK;
 }
