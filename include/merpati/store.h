@@ -165,7 +165,8 @@ struct mp_store_ops {
 	    int move, uint32_t *uid_r, uint32_t *uidvalidity_r,
 	    const char **error_r);
 
-	/* Remove one message for good. */
+	/* Remove one message for good. MP_OK too when another session
+	 * removed it first; MP_DECLINED: a UID this handle never listed. */
 	int (*expunge)(struct mp_folder *f, uint32_t uid, const char **error_r);
 
 	/*

@@ -353,10 +353,12 @@ md_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
 	char name[PATH_MAX];
 	int found = 1;
 
-	if (e == NULL || e->file == NULL) {
+	if (e == NULL) {
 		*error_r = "no such message";
 		return MP_DECLINED;
 	}
+	if (e->file == NULL)
+		return MP_OK;	/* gone already: removed is removed */
 	if (unlinkat(f->dir_fd, e->file, 0) < 0) {
 		if (errno != ENOENT)
 			return md_fail(error_r, "cannot remove message", MP_TEMPFAIL);

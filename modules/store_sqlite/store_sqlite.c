@@ -1124,8 +1124,15 @@ st_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
 	pthread_mutex_unlock(&s->lock);
 	if (rc != SQLITE_DONE)
 		return db_error(s, error_r);
+	if (changed)
+		return MP_OK;
+	/* Gone already (another session expunged it): done, as on Maildir;
+	 * only a UID this handle never listed is MP_DECLINED. */
+	for (size_t i = 0; i < f->n; i++)
+		if (f->info[i].uid == uid)
+			return MP_OK;
 	*error_r = "no such message";
-	return changed ? MP_OK : MP_DECLINED;
+	return MP_DECLINED;
 }
 
 /* The stored flags, keywords and date of one message (malloc'd *kw_r);

@@ -639,6 +639,10 @@ sc_check_expunged_read(const char *user)
 	    (rc == MP_DECLINED && again == NULL) || (rc == MP_OK && again && strcmp(again, big) == 0));
 	free(again);
 	CHECK("contract 2: the other handle no longer lists it", sc_find(b, uid) == NULL);
+	CHECK("expunge: a stale handle expunging it again: MP_OK",
+	    sc_ops->expunge(a, uid, &err) == MP_OK);
+	CHECK("expunge: a UID never listed: MP_DECLINED",
+	    sc_ops->expunge(a, uid + 1000, &err) == MP_DECLINED);
 	sc_ops->folder_close(a);
 	sc_ops->folder_close(b);
 	sc_ops->close(mb);
