@@ -33,11 +33,14 @@
  *     the folder remembers every keyword ever set (folder_keywords) for
  *     FLAGS / PERMANENTFLAGS. COPY, MOVE, APPEND and import keep them.
  *  5. \Recent belongs to exactly one session: the first read-write
- *     folder handle whose folder_open or messages() sees a message
- *     claims it (atomically with the other handles); messages() reports
- *     MP_FLAG_RECENT only to that handle. Read-only handles claim
- *     nothing and report MP_FLAG_RECENT for messages no handle has
- *     claimed yet; folder_info.recent counts what the caller would see.
+ *     folder handle whose messages() lists a message claims it
+ *     (atomically with the other handles); messages() reports
+ *     MP_FLAG_RECENT only to that handle. folder_open alone claims
+ *     nothing, so a handle opened only to change flags (APPEND's
+ *     keywords) does not steal \Recent from the next SELECT. Read-only
+ *     handles claim nothing and report MP_FLAG_RECENT for messages no
+ *     handle has claimed yet; folder_info.recent counts what the caller
+ *     would see (so call messages() before it).
  *  6. Delivery, APPEND, COPY/MOVE and import share one save path, so
  *     all of the above hold whichever way a message arrives.
  * Protocol modules rely on nothing else (docs/imap.md).
@@ -162,7 +165,8 @@ struct mp_store_ops {
 	    int move, uint32_t *uid_r, uint32_t *uidvalidity_r,
 	    const char **error_r);
 
-	/* Remove one message for good. */
+	/* Remove one message for good. MP_OK too when another session
+	 * removed it first; MP_DECLINED: a UID this handle never listed. */
 	int (*expunge)(struct mp_folder *f, uint32_t uid, const char **error_r);
 
 	/*

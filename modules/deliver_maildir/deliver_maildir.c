@@ -1,12 +1,15 @@
 /*
  * modules/deliver_maildir/deliver_maildir.c - the deliver kind (and,
- * with maildir_store.c, the store kind) on Maildir.
+ * with maildir_*.c, the store kind) on Maildir.
  *
  * Delivery follows the Maildir spec: a unique name in tmp/, the message
- * written and fsync()ed there, link()ed into new/, the directory
- * fsync()ed; only then does the queue forget the recipient. The queue
- * holds SMTP wire form (CRLF); files are written with LF line ends, as
- * Postfix and qmail do, after Return-Path and Delivered-To.
+ * written and fsync()ed there, renamed into new/, the directory
+ * fsync()ed; only then does the queue forget the recipient. The file is
+ * made by the store's save path (maildir_save.c), so it is written as
+ * APPEND writes it: LF line ends, as Postfix and qmail do, after
+ * Return-Path and Delivered-To. Its UID is given by the first sync, under
+ * the folder's list lock, in delivery (name) order, so delivery itself
+ * never waits for that lock.
  *
  * With sync = "group" (the default) the two durability points, file
  * written and file renamed, are each a group commit: one syncfs() on
@@ -71,67 +74,6 @@ io_failure(struct mp_status *st, const char *what, int err)
 }
 
 static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* CRLF -> LF for one buffer; a CR at its end waits in *pending_cr
- * for the next byte. Runs between CRs are copied at once. */
-static size_t
-crlf_to_lf(const char *in, size_t n, char *out, int *pending_cr)
-{
-	size_t i = 0, o = 0;
-
-	if (*pending_cr && n > 0) {
-		if (in[0] != '\n')
-			out[o++] = '\r';
-		*pending_cr = 0;
-	}
-	while (i < n) {
-		const char *cr = memchr(in + i, '\r', n - i);
-		size_t run = cr ? (size_t)(cr - (in + i)) : n - i;
-		memcpy(out + o, in + i, run);
-		o += run;
-		i += run;
-		if (cr == NULL)
-			break;
-		if (++i == n) {
-			*pending_cr = 1;
-			break;
-		}
-		if (in[i] != '\n')
-			out[o++] = '\r';	/* a lone CR stays */
-	}
-	return o;
-}
-
-/* Copy the message, CRLF -> LF, through a bounded buffer. */
-static int
-copy_lf(int fd, struct mp_reader *msg)
-{
-	char in[16384], out[16384];
-	int pending_cr = 0;
-	ssize_t n;
-
-	while ((n = msg->read(msg, in, sizeof(in))) > 0)
-		if (write_all(fd, out, crlf_to_lf(in, (size_t)n, out, &pending_cr)) < 0)
-			return -1;
-	if (n == 0 && pending_cr && write_all(fd, "\r", 1) < 0)
-		return -1;
-	return n < 0 ? -1 : 0;
-}
-
-static int
 fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
@@ -141,17 +83,6 @@ fsync_dir(const char *dir)
 	rc = fsync(fd);
 	close(fd);
 	return rc;
-}
-
-/* Open a new file in tmp/; a missing Maildir is made on first use. */
-static int
-open_tmp(const char *dir, const char *tmp)
-{
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-
-	if (fd < 0 && errno == ENOENT && maildir_make_path(dir) == 0)
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	return fd;
 }
 
 static int
@@ -164,6 +95,7 @@ move_to_new(const char *dir, const char *tmp, const char *new)
 	return rename(tmp, new);
 }
 
+/* The save path's writer (maildir_save.c), after our two headers. */
 static int
 write_file(int fd, const struct mp_envelope *env, const char *rcpt,
     struct mp_reader *msg, int group)
@@ -176,7 +108,7 @@ write_file(int fd, const struct mp_envelope *env, const char *rcpt,
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if (write_all(fd, head, (size_t)n) < 0 || copy_lf(fd, msg) < 0)
+	if (maildir_save_write(fd, head, msg, NULL) < 0)
 		return -1;
 	return group ? 0 : fsync(fd);
 }
@@ -216,10 +148,9 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 		status(st, 550, "5.1.3", why, 0);
 		return MP_PERMFAIL;
 	}
-	maildir_unique_name(m->env.host, name, sizeof(name));
+	fd = maildir_save_open(m->env.host, dir, 1, name, sizeof(name));
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, name);
 	snprintf(new, sizeof(new), "%s/new/%s", dir, name);
-	fd = open_tmp(dir, tmp);
 	if (fd < 0)
 		return io_failure(st, "cannot create file in tmp/", errno);
 	if (write_file(fd, env, rcpt, msg, m->group_sync) < 0 ||

@@ -1,6 +1,7 @@
 /*
- * modules/deliver_maildir/maildir_store.h - the Maildir implementation
- * of the mailstore API (store.h), private to this module.
+ * modules/deliver_maildir/maildir_store.h - what delivery
+ * (deliver_maildir.c) and the Maildir mailstore (maildir_*.c, see
+ * maildir_private.h) share, private to this module.
  */
 #ifndef MERPATI_MAILDIR_STORE_H
 #define MERPATI_MAILDIR_STORE_H
@@ -32,6 +33,18 @@ void maildir_unique_name(const struct mp_host *host, char *out, size_t size);
  * creates missing parents too. 0 or -1 with errno. */
 int maildir_make(const char *dir);
 int maildir_make_path(const char *dir);
+
+/*
+ * The save path's first step, shared by delivery and the store
+ * (maildir_save.c): a new file dir/tmp/<unique base> (fd, or -1 with
+ * errno; make: create a missing Maildir first), then the message
+ * written to it with LF line ends after prefix (may be NULL), its size
+ * as served (CRLF) in *vsize_r (may be NULL). 0 or -1 with errno.
+ */
+int maildir_save_open(const struct mp_host *host, const char *dir, int make,
+    char *base, size_t basesize);
+int maildir_save_write(int fd, const char *prefix, struct mp_reader *msg,
+    uint64_t *vsize_r);
 
 extern const struct mp_store_ops maildir_store_ops;
 

@@ -8,6 +8,14 @@
  * One connection, opened at init, guarded by a mutex; WAL mode keeps
  * readers and the writer out of each other's way. The POP3 lock is held
  * in memory: all sessions live in the one merpatid process.
+ *
+ * The concurrency contract (store.h): UIDs come from folders.uidnext in
+ * the inserting transaction; flag changes read and write the stored row
+ * in one transaction; keywords are matched against the folder's table
+ * (folder_keywords, first spelling wins, case-insensitive); \Recent is
+ * claimed by moving folders.seen_uid in the claiming handle's refresh;
+ * a message being read when it is expunged is only hidden (its folder
+ * id negated) and deleted when its last reader closes.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -37,7 +45,13 @@ struct store {
 	size_t nlocked;
 	struct mp_folder *open[MAX_LOCKS];	/* for change notification */
 	size_t nopen;
+	struct reading { long long rowid; int count; } *reading;	/* open streams */
+	size_t nreading;
 };
+
+/* Keywords a folder may define (bounded: clients make them). */
+#define KEYWORDS_MAX 256
+#define KEYWORD_LEN_MAX 100
 
 struct mp_mailbox {
 	struct store *s;
@@ -48,11 +62,15 @@ struct mp_folder {
 	struct mp_mailbox *mb;
 	long long id;
 	int read_only, holds_lock;
-	uint32_t uidvalidity, uidnext, seen_uid;	/* seen_uid: for \Recent */
+	uint32_t uidvalidity, uidnext;
+	uint32_t seen_uid;	/* read-only: the last UID claimed by anyone */
+	struct claim { uint32_t first, last; } *claims;	/* \Recent ours */
+	size_t nclaims;
 	int event_fd;		/* signalled when the folder changes; -1 unused */
 	struct mp_msg_info *info;
 	char **keywords;
 	size_t n;
+	char *result;		/* flags_change / folder_keywords text */
 };
 
 static _Thread_local char err_buf[512];
@@ -269,6 +287,16 @@ st_folder_create(struct mp_mailbox *mb, const char *name, const char **error_r)
 	return rc;
 }
 
+/* Before a folder's messages go: hide those a stream is reading (their
+ * last reader deletes them). Lock held. */
+static void
+hide_read_messages(struct store *s, long long folder)
+{
+	for (size_t i = 0; i < s->nreading; i++)
+		exec(s, "UPDATE messages SET folder = -folder WHERE id = ?1 AND folder = ?2",
+		    "ii", s->reading[i].rowid, folder);
+}
+
 static int
 st_folder_delete(struct mp_mailbox *mb, const char *name, const char **error_r)
 {
@@ -281,8 +309,11 @@ st_folder_delete(struct mp_mailbox *mb, const char *name, const char **error_r)
 	}
 	pthread_mutex_lock(&s->lock);
 	id = folder_id(s, mb->user, name, 0);
-	if (id) {
+	if (id) {	/* only this folder: "a/b" outlives "a" */
+		if (s->nreading)
+			hide_read_messages(s, id);
 		exec(s, "DELETE FROM messages WHERE folder = ?1", "i", id);
+		exec(s, "DELETE FROM folder_keywords WHERE folder = ?1", "i", id);
 		exec(s, "DELETE FROM folders WHERE id = ?1", "i", id);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -345,9 +376,57 @@ free_snapshot(struct mp_folder *f)
 	f->n = 0;
 }
 
-/* Re-read the folder's state and messages. Lock held. */
+/*
+ * \Recent (store.h contract 5): a read-write handle claims the UIDs
+ * above folders.seen_uid by moving it to UIDNEXT - 1, guarded by the
+ * value it read so that only one claimant can win; a read-only handle
+ * claims nothing and remembers the mark. Only messages() claims: a
+ * handle opened just to change flags takes none. Lock held.
+ */
 static int
-refresh(struct mp_folder *f)
+claim_recent(struct mp_folder *f, int claim)
+{
+	struct store *s = f->mb->s;
+	sqlite3_stmt *st = prepare(s, "SELECT seen_uid FROM folders WHERE id = ?1");
+	long long seen = -1;
+	struct claim *c;
+
+	sqlite3_bind_int64(st, 1, f->id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		seen = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (seen < 0)
+		return -1;
+	f->seen_uid = (uint32_t)seen;
+	if (f->read_only || !claim || seen + 1 >= f->uidnext)
+		return 0;
+	if (exec(s, "UPDATE folders SET seen_uid = ?3 WHERE id = ?1 AND seen_uid = ?2",
+	    "iii", f->id, seen, (long long)f->uidnext - 1) != SQLITE_DONE)
+		return -1;
+	if (sqlite3_changes(s->db) != 1)
+		return 0;	/* another process claimed them first */
+	if ((c = realloc(f->claims, (f->nclaims + 1) * sizeof(*c))) == NULL)
+		return -1;
+	f->claims = c;
+	f->claims[f->nclaims++] = (struct claim){ (uint32_t)seen + 1, f->uidnext - 1 };
+	return 0;
+}
+
+static int
+is_recent(const struct mp_folder *f, uint32_t uid)
+{
+	if (f->read_only)
+		return uid > f->seen_uid;
+	for (size_t i = f->nclaims; i-- > 0;)
+		if (uid >= f->claims[i].first && uid <= f->claims[i].last)
+			return 1;
+	return 0;
+}
+
+/* Re-read the folder's state and messages (claim: see claim_recent).
+ * Lock held. */
+static int
+refresh(struct mp_folder *f, int claim)
 {
 	struct store *s = f->mb->s;
 	sqlite3_stmt *st = prepare(s, "SELECT uidvalidity, uidnext FROM folders WHERE id = ?1");
@@ -360,7 +439,7 @@ refresh(struct mp_folder *f)
 		f->uidnext = (uint32_t)sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
-	if (!ok)
+	if (!ok || claim_recent(f, claim) < 0)
 		return -1;
 	free_snapshot(f);
 	st = prepare(s, "SELECT uid, flags, size, internal_date, keywords FROM messages "
@@ -378,7 +457,7 @@ refresh(struct mp_folder *f)
 		m->internal_date = (time_t)sqlite3_column_int64(st, 3);
 		f->keywords[f->n] = strdup((const char *)sqlite3_column_text(st, 4));
 		m->keywords = f->keywords[f->n];
-		if (m->uid > f->seen_uid)
+		if (is_recent(f, m->uid))
 			m->flags |= MP_FLAG_RECENT;
 		f->n++;
 	}
@@ -405,18 +484,11 @@ st_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 	f->id = folder_id(s, mb->user, name, 0);
 	if (f->id && s->nopen < MAX_LOCKS)
 		s->open[s->nopen++] = f;
-	sqlite3_stmt *st = prepare(s, "SELECT seen_uid FROM folders WHERE id = ?1");
-	sqlite3_bind_int64(st, 1, f->id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		f->seen_uid = (uint32_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	if (f->id == 0) {
 		*error_r = "no such folder";
 		rc = MP_DECLINED;
-	} else if (refresh(f) < 0)
+	} else if (refresh(f, 0) < 0)
 		rc = db_error(s, error_r);
-	else if (!read_only)	/* later sessions do not see these as recent */
-		exec(s, "UPDATE folders SET seen_uid = uidnext - 1 WHERE id = ?1", "i", f->id);
 	pthread_mutex_unlock(&s->lock);
 	if (rc != MP_OK) {
 		st_folder_close(f);
@@ -446,6 +518,8 @@ st_folder_close(struct mp_folder *f)
 	if (f->event_fd >= 0)
 		close(f->event_fd);
 	free_snapshot(f);
+	free(f->claims);
+	free(f->result);
 	free(f);
 }
 
@@ -472,7 +546,7 @@ st_messages(struct mp_folder *f, const struct mp_msg_info **v_r, size_t *n_r,
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = refresh(f) < 0 ? db_error(s, error_r) : MP_OK;
+	rc = refresh(f, 1) < 0 ? db_error(s, error_r) : MP_OK;
 	pthread_mutex_unlock(&s->lock);
 	*v_r = f->info;
 	*n_r = f->n;
@@ -512,6 +586,47 @@ blob_read(struct mp_reader *r, void *buf, size_t len)
 	}
 	b->pos += (long long)len;
 	return (ssize_t)len;
+}
+
+/* Streams open on a row (store.h contract 2: an expunge while one is
+ * open only hides the row). Lock held. */
+static int
+reading_add(struct store *s, long long rowid)
+{
+	struct reading *r;
+
+	for (size_t i = 0; i < s->nreading; i++)
+		if (s->reading[i].rowid == rowid) {
+			s->reading[i].count++;
+			return 0;
+		}
+	if ((r = realloc(s->reading, (s->nreading + 1) * sizeof(*r))) == NULL)
+		return -1;
+	s->reading = r;
+	s->reading[s->nreading++] = (struct reading){ rowid, 1 };
+	return 0;
+}
+
+static int
+being_read(const struct store *s, long long rowid)
+{
+	for (size_t i = 0; i < s->nreading; i++)
+		if (s->reading[i].rowid == rowid)
+			return 1;
+	return 0;
+}
+
+/* The last reader of a hidden (expunged) row deletes it. Lock held. */
+static void
+reading_done(struct store *s, long long rowid)
+{
+	for (size_t i = 0; i < s->nreading; i++) {
+		if (s->reading[i].rowid != rowid || --s->reading[i].count > 0)
+			continue;
+		s->reading[i] = s->reading[--s->nreading];
+		exec(s, "DELETE FROM messages WHERE id = ?1 AND folder < 0", "i", rowid);
+		return;
+	}
 }
 
 /* The header section's length: up to and including the empty line. */
@@ -555,6 +670,12 @@ st_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part,
 		b->end = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
+	if (found && reading_add(s, b->rowid) < 0) {
+		pthread_mutex_unlock(&s->lock);
+		free(b);
+		*error_r = "out of memory";
+		return MP_ERROR;
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (!found) {
 		free(b);
@@ -577,17 +698,235 @@ st_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part,
 static void
 st_message_close(struct mp_reader *r)
 {
-	free(r->priv);
+	struct blob_reader *b = r->priv;
+
+	if (b) {
+		pthread_mutex_lock(&b->s->lock);
+		reading_done(b->s, b->rowid);
+		pthread_mutex_unlock(&b->s->lock);
+		free(b);
+	}
 	r->priv = NULL;
+}
+
+/* ---- keywords (store.h contract 4) ---- */
+
+/* The next space-separated word of *p (advanced past it); 0 at the end. */
+static size_t
+next_word(const char **p, const char **w)
+{
+	size_t len;
+
+	*p += strspn(*p, " ");
+	*w = *p;
+	len = strcspn(*p, " ");
+	*p += len;
+	return len;
+}
+
+static int
+has_word(const char *list, const char *w, size_t len)
+{
+	const char *p = list, *x;
+	size_t n;
+
+	while ((n = next_word(&p, &x)) > 0)
+		if (n == len && strncasecmp(x, w, len) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+keyword_ok(const char *w, size_t len)
+{
+	if (len == 0 || len > KEYWORD_LEN_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)	/* an IMAP atom (RFC 3501 9) */
+		if ((unsigned char)w[i] <= 0x20 || (unsigned char)w[i] >= 0x7f ||
+		    strchr("(){%*\"\\]", w[i]))
+			return 0;
+	return 1;
+}
+
+/* Append the folder's spelling of w to *out (adding w to the folder's
+ * table when new). 0, or -1 with *why. Lock and transaction held. */
+static int
+add_keyword(struct store *s, long long folder, const char *w, size_t len,
+    char **out, const char **why)
+{
+	char word[KEYWORD_LEN_MAX + 1], *grown;
+	sqlite3_stmt *st;
+	long long count = 0;
+	size_t have = strlen(*out);
+
+	if (!keyword_ok(w, len)) {
+		*why = "invalid keyword";
+		return -1;
+	}
+	if (has_word(*out, w, len))
+		return 0;
+	snprintf(word, sizeof(word), "%.*s", (int)len, w);
+	st = prepare(s, "SELECT name, (SELECT count(*) FROM folder_keywords WHERE folder = ?1) "
+	    "FROM folder_keywords WHERE folder = ?1 AND name = ?2");
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_text(st, 2, word, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(word, sizeof(word), "%s", sqlite3_column_text(st, 0));
+	else {
+		sqlite3_finalize(st);
+		st = prepare(s, "SELECT count(*) FROM folder_keywords WHERE folder = ?1");
+		sqlite3_bind_int64(st, 1, folder);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			count = sqlite3_column_int64(st, 0);
+		if (count >= KEYWORDS_MAX) {
+			sqlite3_finalize(st);
+			*why = "too many keywords in this folder";
+			return -1;
+		}
+		if (exec(s, "INSERT INTO folder_keywords (folder, name) VALUES (?1, ?2)", "it",
+		    folder, word) != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			*why = "cannot record keyword";
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+	if ((grown = realloc(*out, have + len + 2)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	snprintf(grown + have, len + 2, "%s%s", have ? " " : "", word);
+	*out = grown;
+	return 0;
+}
+
+/* current changed by how/given, in the folder's spelling (malloc'd). */
+static int
+apply_keywords(struct store *s, long long folder, const char *current,
+    enum mp_flags_how how, const char *given, char **kw_r, const char **why)
+{
+	const char *p, *w;
+	char *out = strdup("");
+	size_t len;
+	int rc = out ? 0 : -1;
+
+	given = given ? given : "";
+	for (p = how == MP_FLAGS_REPLACE ? "" : current; rc == 0 &&
+	    (len = next_word(&p, &w)) > 0;)
+		if (keyword_ok(w, len) && (how != MP_FLAGS_REMOVE || !has_word(given, w, len)))
+			rc = add_keyword(s, folder, w, len, &out, why);
+	for (p = how == MP_FLAGS_REMOVE ? "" : given; rc == 0 &&
+	    (len = next_word(&p, &w)) > 0;)
+		rc = add_keyword(s, folder, w, len, &out, why);
+	if (rc < 0) {
+		if (out == NULL)
+			*why = "out of memory";
+		free(out);
+		return -1;
+	}
+	*kw_r = out;
+	return 0;
+}
+
+static int
+st_folder_keywords(struct mp_folder *f, const char **keywords_r, const char **error_r)
+{
+	struct store *s = f->mb->s;
+	sqlite3_stmt *st;
+	char *out = strdup("");
+	int rc = MP_OK;
+
+	pthread_mutex_lock(&s->lock);
+	st = prepare(s, "SELECT name FROM folder_keywords WHERE folder = ?1 ORDER BY rowid");
+	sqlite3_bind_int64(st, 1, f->id);
+	while (out && sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		size_t have = strlen(out);
+		char *grown = realloc(out, have + strlen(name) + 2);
+		if (grown)
+			sprintf(grown + have, "%s%s", have ? " " : "", name);
+		else
+			free(out);
+		out = grown;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	if (out == NULL) {
+		*error_r = "out of memory";
+		rc = MP_ERROR;
+	}
+	free(f->result);
+	f->result = out;
+	*keywords_r = out ? out : "";
+	return rc;
 }
 
 /* ---- changes ------------------------------------------------------------------ */
 
+static uint32_t
+apply_flags(uint32_t stored, enum mp_flags_how how, uint32_t flags)
+{
+	flags &= ~MP_FLAG_RECENT;
+	return how == MP_FLAGS_ADD ? stored | flags :
+	    how == MP_FLAGS_REMOVE ? stored & ~flags : flags;
+}
+
+/* Read the stored row, change it, write it: one transaction (store.h
+ * contract 3). MP_DECLINED when the UID is gone. Lock held. */
 static int
-st_flags_set(struct mp_folder *f, uint32_t uid, uint32_t flags, const char *keywords,
+change_row(struct store *s, long long folder, uint32_t uid, enum mp_flags_how how,
+    uint32_t flags, const char *keywords, uint32_t *flags_r, char **kw_r,
     const char **error_r)
 {
+	sqlite3_stmt *st;
+	char *current = NULL;
+	uint32_t stored = 0;
+	int found, rc = MP_OK;
+
+	if (exec(s, "BEGIN IMMEDIATE", "") != SQLITE_DONE)
+		return db_error(s, error_r);
+	st = prepare(s, "SELECT flags, keywords FROM messages WHERE folder = ?1 AND uid = ?2");
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	if ((found = sqlite3_step(st) == SQLITE_ROW)) {
+		stored = (uint32_t)sqlite3_column_int64(st, 0);
+		current = strdup((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (!found) {
+		*error_r = "no such message";
+		rc = MP_DECLINED;
+	} else if (current == NULL) {
+		*error_r = "out of memory";
+		rc = MP_ERROR;
+	} else if (how == MP_FLAGS_REPLACE || (keywords && keywords[0])) {
+		if (apply_keywords(s, folder, current, how, keywords, kw_r, error_r) < 0)
+			rc = MP_ERROR;
+	} else {
+		*kw_r = current;
+		current = NULL;
+	}
+	*flags_r = apply_flags(stored, how, flags);
+	if (rc == MP_OK && exec(s, "UPDATE messages SET flags = ?3, keywords = ?4 "
+	    "WHERE folder = ?1 AND uid = ?2", "iiit", folder, (long long)uid,
+	    (long long)*flags_r, *kw_r) != SQLITE_DONE)
+		rc = db_error(s, error_r);
+	if (rc == MP_OK && exec(s, "COMMIT", "") != SQLITE_DONE)
+		rc = db_error(s, error_r);
+	if (rc != MP_OK)
+		exec(s, "ROLLBACK", "");	/* the caller frees *kw_r */
+	free(current);
+	return rc;
+}
+
+static int
+st_flags_change(struct mp_folder *f, uint32_t uid, enum mp_flags_how how,
+    uint32_t flags, const char *keywords, uint32_t *flags_r,
+    const char **keywords_r, const char **error_r)
+{
 	struct store *s = f->mb->s;
+	uint32_t now = 0;
+	char *kw = NULL;
 	int rc;
 
 	if (f->read_only) {
@@ -595,21 +934,37 @@ st_flags_set(struct mp_folder *f, uint32_t uid, uint32_t flags, const char *keyw
 		return MP_ERROR;
 	}
 	pthread_mutex_lock(&s->lock);
-	rc = exec(s, keywords ? "UPDATE messages SET flags = ?3, keywords = ?4 WHERE folder = ?1 AND uid = ?2"
-	    : "UPDATE messages SET flags = ?3 WHERE folder = ?1 AND uid = ?2",
-	    keywords ? "iiit" : "iii", f->id, (long long)uid,
-	    (long long)(flags & ~MP_FLAG_RECENT), keywords);
-	int changed = sqlite3_changes(s->db);
-	if (changed)
+	rc = change_row(s, f->id, uid, how, flags, keywords, &now, &kw, error_r);
+	if (rc == MP_OK)
 		notify(s, f->id);
 	pthread_mutex_unlock(&s->lock);
-	if (rc != SQLITE_DONE)
-		return db_error(s, error_r);
+	if (rc != MP_OK) {
+		free(kw);
+		return rc;
+	}
+	if (is_recent(f, uid))
+		now |= MP_FLAG_RECENT;
 	for (size_t i = 0; i < f->n; i++)
-		if (f->info[i].uid == uid)
-			f->info[i].flags = (f->info[i].flags & MP_FLAG_RECENT) | (flags & ~MP_FLAG_RECENT);
-	*error_r = "no such message";
-	return changed ? MP_OK : MP_DECLINED;
+		if (f->info[i].uid == uid) {	/* the snapshot follows */
+			f->info[i].flags = now;
+			free(f->keywords[i]);
+			f->keywords[i] = strdup(kw);
+			f->info[i].keywords = f->keywords[i] ? f->keywords[i] : "";
+		}
+	free(f->result);
+	f->result = kw;
+	if (flags_r)
+		*flags_r = now;
+	if (keywords_r)
+		*keywords_r = kw;
+	return MP_OK;
+}
+
+static int
+st_flags_set(struct mp_folder *f, uint32_t uid, uint32_t flags, const char *keywords,
+    const char **error_r)
+{
+	return st_flags_change(f, uid, MP_FLAGS_REPLACE, flags, keywords, NULL, NULL, error_r);
 }
 
 /* Copy msg into a new row's BLOB in chunks, CRLF line ends. Lock held. */
@@ -646,15 +1001,13 @@ store_body(struct store *s, long long rowid, struct mp_reader *msg, long long *s
 	return n < 0 ? -1 : 0;
 }
 
-/* Insert a message with uid (0: the next one). Lock held. */
+/* insert()'s second half, inside its transaction (ended here). */
 static int
-insert(struct store *s, long long folder, uint32_t *uid, struct mp_reader *msg,
+insert_row(struct store *s, long long folder, uint32_t *uid, struct mp_reader *msg,
     uint32_t flags, const char *keywords, time_t date, const char **error_r)
 {
 	long long size = 0, rowid;
 
-	if (exec(s, "BEGIN IMMEDIATE", "") != SQLITE_DONE)
-		return db_error(s, error_r);
 	if (*uid == 0) {
 		sqlite3_stmt *st = prepare(s, "SELECT uidnext FROM folders WHERE id = ?1");
 		sqlite3_bind_int64(st, 1, folder);
@@ -685,6 +1038,26 @@ insert(struct store *s, long long folder, uint32_t *uid, struct mp_reader *msg,
 	return MP_OK;
 }
 
+/* Insert a message with uid (0: the next one) and keywords (in the
+ * folder's spelling): the one save path of this store (store.h
+ * contract 6). Lock held. */
+static int
+insert(struct store *s, long long folder, uint32_t *uid, struct mp_reader *msg,
+    uint32_t flags, const char *keywords, time_t date, const char **error_r)
+{
+	char *kw = NULL;
+	int rc;
+
+	if (exec(s, "BEGIN IMMEDIATE", "") != SQLITE_DONE)
+		return db_error(s, error_r);
+	if (apply_keywords(s, folder, "", MP_FLAGS_ADD, keywords, &kw, error_r) < 0) {
+		exec(s, "ROLLBACK", "");
+		return MP_ERROR;
+	}
+	rc = insert_row(s, folder, uid, msg, flags, kw, date, error_r);
+	free(kw);
+	return rc;
+}
 static int
 folder_uidvalidity(struct store *s, long long id, uint32_t *uv)
 {
@@ -718,6 +1091,25 @@ st_append(struct mp_mailbox *mb, const char *folder, struct mp_reader *msg,
 	return rc;
 }
 
+/* Delete one message, or only hide it (negated folder id) while a
+ * stream reads it. An SQLite result code. Lock held. */
+static int
+remove_message(struct store *s, long long folder, uint32_t uid)
+{
+	sqlite3_stmt *st = prepare(s, "SELECT id FROM messages WHERE folder = ?1 AND uid = ?2");
+	long long rowid = 0;
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		rowid = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rowid && being_read(s, rowid) &&
+	    exec(s, "UPDATE messages SET folder = -folder WHERE id = ?1", "i", rowid) == SQLITE_DONE)
+		return SQLITE_DONE;
+	return exec(s, "DELETE FROM messages WHERE id = ?1", "i", rowid);
+}
+
 static int
 st_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
 {
@@ -725,37 +1117,79 @@ st_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
 	int rc, changed;
 
 	pthread_mutex_lock(&s->lock);
-	rc = exec(s, "DELETE FROM messages WHERE folder = ?1 AND uid = ?2", "ii", f->id,
-	    (long long)uid);
+	rc = remove_message(s, f->id, uid);
 	changed = sqlite3_changes(s->db);
 	if (changed)
 		notify(s, f->id);
 	pthread_mutex_unlock(&s->lock);
 	if (rc != SQLITE_DONE)
 		return db_error(s, error_r);
+	if (changed)
+		return MP_OK;
+	/* Gone already (another session expunged it): done, as on Maildir;
+	 * only a UID this handle never listed is MP_DECLINED. */
+	for (size_t i = 0; i < f->n; i++)
+		if (f->info[i].uid == uid)
+			return MP_OK;
 	*error_r = "no such message";
-	return changed ? MP_OK : MP_DECLINED;
+	return MP_DECLINED;
+}
+
+/* The stored flags, keywords and date of one message (malloc'd *kw_r);
+ * 1 found, 0 not. Lock held. */
+static int
+stored_row(struct store *s, long long folder, uint32_t uid, uint32_t *flags_r,
+    char **kw_r, time_t *date_r)
+{
+	sqlite3_stmt *st = prepare(s, "SELECT flags, keywords, internal_date FROM messages "
+	    "WHERE folder = ?1 AND uid = ?2");
+	int found;
+
+	sqlite3_bind_int64(st, 1, folder);
+	sqlite3_bind_int64(st, 2, uid);
+	if ((found = sqlite3_step(st) == SQLITE_ROW)) {
+		*flags_r = (uint32_t)sqlite3_column_int64(st, 0);
+		*kw_r = strdup((const char *)sqlite3_column_text(st, 1));
+		*date_r = (time_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	return found && *kw_r != NULL;
 }
 
 static int
 st_copy(struct mp_folder *f, uint32_t uid, const char *dest, int move,
     uint32_t *uid_r, uint32_t *uidvalidity_r, const char **error_r)
 {
+	struct store *s = f->mb->s;
 	struct mp_reader r;
-	const struct mp_msg_info *m = NULL;
+	uint32_t flags = 0;
+	char *kw = NULL;
+	time_t date = 0;
+	long long id;
 	int rc;
 
-	for (size_t i = 0; i < f->n; i++)
-		if (f->info[i].uid == uid)
-			m = &f->info[i];
-	if (m == NULL || (rc = st_message_open(f, uid, MP_PART_ALL, &r, error_r)) != MP_OK) {
+	/* The mutex is recursive: the row, the stream and the insert are
+	 * one step for every other session of this process. */
+	pthread_mutex_lock(&s->lock);
+	if (!stored_row(s, f->id, uid, &flags, &kw, &date) ||
+	    st_message_open(f, uid, MP_PART_ALL, &r, error_r) != MP_OK) {
+		pthread_mutex_unlock(&s->lock);
+		free(kw);
 		*error_r = "no such message";
 		return MP_DECLINED;
 	}
-	rc = st_append(f->mb, dest, &r, m->flags, m->internal_date, uid_r, uidvalidity_r, error_r);
+	*uid_r = 0;
+	id = folder_id(s, f->mb->user, dest, 0);
+	if (id == 0) {
+		*error_r = "no such folder";	/* the destination, not the message */
+		rc = MP_ERROR;
+	} else if ((rc = insert(s, id, uid_r, &r, flags, kw, date, error_r)) == MP_OK)
+		folder_uidvalidity(s, id, uidvalidity_r);
 	st_message_close(&r);
+	pthread_mutex_unlock(&s->lock);
+	free(kw);
 	if (rc == MP_DECLINED)
-		rc = MP_ERROR;	/* the destination is missing, not the message */
+		rc = MP_ERROR;
 	if (rc == MP_OK && move)
 		rc = st_expunge(f, uid, error_r);
 	return rc;
@@ -832,7 +1266,8 @@ static const struct mp_store_ops store_ops = {
 	.message_open = st_message_open, .message_close = st_message_close,
 	.flags_set = st_flags_set, .append = st_append, .copy = st_copy,
 	.expunge = st_expunge, .lock = st_lock, .change_fd = st_change_fd,
-	.import = st_import,
+	.import = st_import, .flags_change = st_flags_change,
+	.folder_keywords = st_folder_keywords,
 };
 
 /* ---- local delivery -------------------------------------------------------------- */
@@ -907,7 +1342,11 @@ static const char schema[] =
     " folder INTEGER NOT NULL REFERENCES folders(id), uid INTEGER NOT NULL,"
     " flags INTEGER NOT NULL, keywords TEXT NOT NULL, internal_date INTEGER NOT NULL,"
     " size INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (folder, uid));"
-    "CREATE TABLE IF NOT EXISTS uidvalidities (user TEXT PRIMARY KEY, last INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS uidvalidities (user TEXT PRIMARY KEY, last INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS folder_keywords (folder INTEGER NOT NULL,"
+    " name TEXT NOT NULL COLLATE NOCASE, UNIQUE (folder, name));"
+    /* hidden rows whose readers went away with a previous process */
+    "DELETE FROM messages WHERE folder < 0;";
 
 static void
 st_fini(void *ctx)
@@ -917,6 +1356,7 @@ st_fini(void *ctx)
 	if (s->db)
 		sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->lock);
+	free(s->reading);
 	s->host->free(s);
 }
 

@@ -1,0 +1,325 @@
+/*
+ * modules/deliver_maildir/maildir_sync.c - bringing a folder handle's
+ * view in step with the disk: under the list lock, read the list fresh,
+ * move new/ to cur/ (read-write handles), give each file not yet listed
+ * the next UID in name order (names start with the delivery time),
+ * drop entries whose file is gone, claim \Recent, write the list back
+ * only when it changed. Also finds a file whose name went stale.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "maildir_private.h"
+
+/* Size as served: every LF not already after a CR gains one. */
+static uint64_t
+wire_size(int dir_fd, const char *path, off_t disk)
+{
+	char buf[8192];
+	uint64_t extra = 0;
+	char prev = 0;
+	ssize_t n;
+	int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return (uint64_t)disk;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			extra += buf[i] == '\n' && prev != '\r';
+			prev = buf[i];
+		}
+	close(fd);
+	return (uint64_t)disk + extra + (prev != '\n' && disk > 0 ? 2 : 0);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+cmp_base(const void *a, const void *b)
+{
+	return strcmp(((const struct md_entry *)a)->base,
+	    ((const struct md_entry *)b)->base);
+}
+
+static int
+cmp_uid(const void *a, const void *b)
+{
+	const struct md_entry *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* new/ -> cur/ (lock held: no sync sees the file in neither place). */
+static void
+move_new(const struct mp_folder *f)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(from, sizeof(from), "%s/new", f->path);
+	if ((dir = opendir(from)) == NULL)
+		return;
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(from, sizeof(from), "%s/new/%s", f->path, d->d_name);
+		snprintf(to, sizeof(to), "%s/cur/%s%s", f->path, d->d_name,
+		    strstr(d->d_name, ":2,") ? "" : ":2,");
+		rename(from, to);
+	}
+	closedir(dir);
+}
+
+/* Record dir/name: its listed entry (among the first known, sorted by
+ * base) or a new one with the next UID. 0, or -1 out of memory. */
+static int
+adopt(struct mp_folder *f, struct md_list *l, const char *dir,
+    const char *name, size_t known)
+{
+	char path[PATH_MAX], base[BASE_MAX];
+	struct md_entry key, *e;
+	struct stat st;
+
+	md_base_of(name, base, sizeof(base));
+	key.base = base;
+	e = known ? bsearch(&key, l->e, known, sizeof(*l->e), cmp_base) : NULL;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (e == NULL || e->mtime == 0) {
+		if (fstatat(f->dir_fd, path, &st, 0) < 0)
+			return 0;	/* expunged while we looked */
+		if (e == NULL) {
+			e = md_list_add(l, l->uidnext++, wire_size(f->dir_fd, path,
+			    st.st_size), st.st_mtime, base, "");
+			if (e == NULL)
+				return -1;
+		}
+		e->mtime = st.st_mtime;
+		l->dirty = 1;
+	}
+	free(e->file);
+	if ((e->file = strdup(path)) == NULL)
+		return -1;
+	e->flags = md_flags_of(name);
+	return 0;
+}
+
+static int
+scan(struct mp_folder *f, struct md_list *l, const char *dir, size_t known)
+{
+	char path[PATH_MAX];
+	struct dirent *d;
+	char **names = NULL, **more;
+	size_t n = 0;
+	int rc = 0;
+	DIR *dp;
+
+	snprintf(path, sizeof(path), "%s/%s", f->path, dir);
+	if ((dp = opendir(path)) == NULL)
+		return -1;
+	while (rc == 0 && (d = readdir(dp)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		if (n % 256 == 0) {
+			if ((more = realloc(names, (n + 256) * sizeof(*names))) == NULL)
+				rc = -1;
+			else
+				names = more;
+		}
+		if (rc == 0 && (names[n] = strdup(d->d_name)) != NULL)
+			n++;
+	}
+	closedir(dp);
+	/* Sorted, so new UIDs follow delivery order (names start with time). */
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = adopt(f, l, dir, names[i], known);
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
+static void
+drop_vanished(struct md_list *l)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->e[i].file) {
+			l->e[k++] = l->e[i];
+			continue;
+		}
+		free(l->e[i].base);
+		free(l->e[i].keywords);
+		l->dirty = 1;
+	}
+	l->n = k;
+}
+
+static int
+is_recent(const struct mp_folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->nrecent;
+
+	if (f->read_only)
+		return uid >= f->unclaimed;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (f->recent[mid] == uid)
+			return 1;
+		if (f->recent[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/*
+ * \Recent (store.h contract 5): the UIDs from the lock file's first
+ * unclaimed one up are this read-write handle's; the mark moves past
+ * them. A read-only handle only remembers where the mark is. Lock held.
+ * A folder without a mark yet starts it at UIDNEXT as the list was read
+ * (so a list from before marks existed claims nothing older). Only
+ * messages() claims: a handle opened just to change flags takes none.
+ */
+static int
+claim_recent(struct mp_folder *f, const struct md_list *l, int claim)
+{
+	struct md_lockstate st;
+	uint32_t from;
+
+	md_lockstate_read(f->list_fd, &st, l->uidnext_read);
+	from = st.unclaimed;
+
+	if (f->read_only) {
+		f->unclaimed = from;
+		return 0;
+	}
+	if (!claim || from >= l->uidnext)
+		return 0;
+	for (size_t i = 0; i < l->n; i++) {
+		uint32_t *r;
+		if (l->e[i].uid < from)
+			continue;
+		if ((r = realloc(f->recent, (f->nrecent + 1) * sizeof(*r))) == NULL)
+			return -1;
+		f->recent = r;
+		f->recent[f->nrecent++] = l->e[i].uid;
+	}
+	st.unclaimed = l->uidnext;
+	md_lockstate_write(f->list_fd, &st);
+	return 0;
+}
+
+int
+md_build_info(struct mp_folder *f)
+{
+	struct mp_msg_info *info = calloc(f->list.n ? f->list.n : 1, sizeof(*info));
+
+	if (info == NULL)
+		return -1;
+	free(f->info);
+	f->info = info;
+	for (size_t i = 0; i < f->list.n; i++) {
+		struct md_entry *e = &f->list.e[i];
+		e->flags &= ~MP_FLAG_RECENT;
+		if (is_recent(f, e->uid))
+			e->flags |= MP_FLAG_RECENT;
+		info[i] = (struct mp_msg_info){ e->uid, e->flags, e->vsize,
+		    e->mtime, e->keywords };
+	}
+	return 0;
+}
+
+/* The sync proper; lock held. */
+static int
+sync_locked(struct mp_folder *f, struct md_list *l, int claim,
+    const char **error_r)
+{
+	size_t known;
+
+	if (md_list_read(f->path, f->mb->path, f->list_fd, l) < 0)
+		return md_fail(error_r, "cannot read UID list", MP_TEMPFAIL);
+	if (!f->read_only)
+		move_new(f);
+	if (l->n > 1)
+		qsort(l->e, l->n, sizeof(*l->e), cmp_base);
+	known = l->n;
+	if (scan(f, l, "cur", known) < 0 ||
+	    (f->read_only && scan(f, l, "new", known) < 0))
+		return md_fail(error_r, "cannot read folder", MP_TEMPFAIL);
+	drop_vanished(l);
+	if (l->n > 1)
+		qsort(l->e, l->n, sizeof(*l->e), cmp_uid);
+	if (l->dirty && md_list_write(f->path, f->list_fd, l) < 0)
+		return md_fail(error_r, "cannot write UID list", MP_TEMPFAIL);
+	if (claim_recent(f, l, claim) < 0)
+		return md_fail(error_r, "out of memory", MP_ERROR);
+	return MP_OK;
+}
+
+int
+md_sync(struct mp_folder *f, int claim, const char **error_r)
+{
+	struct md_list l = { 0 };
+	int rc;
+
+	if (md_list_lock(f->list_fd) < 0)
+		return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
+	rc = sync_locked(f, &l, claim, error_r);
+	md_list_unlock(f->list_fd);
+	if (rc != MP_OK) {
+		md_list_free(&l);
+		return rc;
+	}
+	md_list_free(&f->list);
+	md_list_free(&f->fresh);	/* the view is current again */
+	f->list = l;
+	return md_build_info(f) < 0 ? md_fail(error_r, "out of memory", MP_ERROR) : MP_OK;
+}
+
+/* Look for base's file in one subdirectory. 1 found, 0 not, -1 error. */
+static int
+locate_in(const struct mp_folder *f, const char *sub, const char *base,
+    char *out, size_t size)
+{
+	char path[PATH_MAX];
+	size_t blen = strlen(base);
+	struct dirent *d;
+	DIR *dp;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", f->path, sub);
+	if ((dp = opendir(path)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (!found && (d = readdir(dp)) != NULL)
+		if (strncmp(d->d_name, base, blen) == 0 &&
+		    (d->d_name[blen] == ':' || d->d_name[blen] == '\0')) {
+			snprintf(out, size, "%s/%s", sub, d->d_name);
+			found = 1;
+		}
+	closedir(dp);
+	return found;
+}
+
+int
+md_locate(const struct mp_folder *f, const char *base, char *out, size_t size)
+{
+	int rc = locate_in(f, "cur", base, out, size);
+
+	return rc != 0 ? rc : locate_in(f, "new", base, out, size);
+}

@@ -1,0 +1,281 @@
+/*
+ * modules/deliver_maildir/maildir_uidlist.c - the folder's UID list,
+ * `merpati-uidlist`, and its lock, `merpati-uidlist.lock`:
+ *     M3 V<uidvalidity> N<uidnext>
+ *     K <keyword> <keyword> ...          (the folder's keywords, if any)
+ *     <uid> <size with CRLF> <mtime> <base name> [<keyword> ...]
+ * Entries are in UID order. The list is only read and rewritten (temp
+ * file, fsync, rename) under an flock on the lock file, which also
+ * holds the first UID no read-write session has claimed as \Recent
+ * and the list's generation (fixed-width numbers rewritten in place:
+ * cheap, and losing them in a crash only loses \Recent or one cache
+ * hit). Older lists (M1, M2: keywords joined by
+ * ',' in one field) are read and written back as M3.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "maildir_private.h"
+
+int
+md_list_lock_open(const char *dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/" UIDLIST_LOCK, dir);
+	return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+}
+
+int
+md_list_lock(int fd)
+{
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
+
+void
+md_list_unlock(int fd)
+{
+	flock(fd, LOCK_UN);
+}
+
+/* The lock file's text: "<first unclaimed UID> <list generation>\n",
+ * fixed width so an in-place rewrite never leaves a stale tail. */
+void
+md_lockstate_read(int lock_fd, struct md_lockstate *st, uint32_t dflt_unclaimed)
+{
+	char buf[32];
+	ssize_t n = pread(lock_fd, buf, sizeof(buf) - 1, 0);
+	unsigned u, g;
+
+	st->unclaimed = dflt_unclaimed;
+	st->gen = 0;
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	if (sscanf(buf, "%u %u", &u, &g) == 2) {
+		st->unclaimed = u;
+		st->gen = g;
+	}
+}
+
+void
+md_lockstate_write(int lock_fd, const struct md_lockstate *st)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%010u %010u\n", st->unclaimed, st->gen);
+
+	(void)!pwrite(lock_fd, buf, (size_t)n, 0);
+}
+
+void
+md_list_free(struct md_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->e[i].base);
+		free(l->e[i].file);
+		free(l->e[i].keywords);
+	}
+	free(l->e);
+	free(l->keywords);
+	memset(l, 0, sizeof(*l));
+}
+
+static int
+cmp_uid(const void *a, const void *b)
+{
+	const struct md_entry *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+struct md_entry *
+md_list_find(const struct md_list *l, uint32_t uid)
+{
+	struct md_entry key = { .uid = uid };
+
+	return l->n ? bsearch(&key, l->e, l->n, sizeof(*l->e), cmp_uid) : NULL;
+}
+
+struct md_entry *
+md_list_add(struct md_list *l, uint32_t uid, uint64_t vsize, time_t mtime,
+    const char *base, const char *keywords)
+{
+	struct md_entry *e;
+	size_t at = l->n;
+
+	if (l->n % 64 == 0) {
+		e = realloc(l->e, (l->n + 64) * sizeof(*e));
+		if (e == NULL)
+			return NULL;
+		l->e = e;
+	}
+	while (at > 0 && l->e[at - 1].uid > uid)	/* imports may go back */
+		at--;
+	memmove(&l->e[at + 1], &l->e[at], (l->n - at) * sizeof(*e));
+	l->n++;
+	e = &l->e[at];
+	memset(e, 0, sizeof(*e));
+	e->uid = uid;
+	e->vsize = vsize;
+	e->mtime = mtime;
+	e->base = strdup(base);
+	e->keywords = strdup(keywords ? keywords : "");
+	if (e->base == NULL || e->keywords == NULL)
+		return NULL;
+	return e;
+}
+
+/* A UIDVALIDITY this mailbox never gave out (RFC 3501 2.3.1.1: a folder
+ * deleted and made again must not reuse one): the clock, or one past the
+ * last one, kept in the mailbox's LAST_UIDVALIDITY. */
+static uint32_t
+fresh_uidvalidity(const char *mailbox_dir)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 16];
+	uint32_t v = (uint32_t)time(NULL);
+	unsigned last = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/" LAST_UIDVALIDITY, mailbox_dir);
+	if ((fp = fopen(path, "re")) != NULL) {
+		if (fscanf(fp, "%u", &last) != 1)
+			last = 0;
+		fclose(fp);
+	}
+	if (last >= v)
+		v = last + 1;
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+	if ((fp = fopen(tmp, "we")) != NULL) {
+		fprintf(fp, "%u\n", v);
+		if (fclose(fp) == 0)
+			rename(tmp, path);
+	}
+	return v;
+}
+
+static void
+start_over(struct md_list *l, const char *mailbox_dir)
+{
+	l->uidvalidity = fresh_uidvalidity(mailbox_dir);
+	l->uidnext = 1;
+	l->dirty = 1;
+}
+
+/* "<uid> <size> [<mtime>] <base> <keywords...>"; version 1 has no mtime,
+ * versions 1 and 2 join keywords with ','. */
+static void
+parse_entry(struct md_list *l, char *line, int version)
+{
+	unsigned uid;
+	unsigned long long vsize;
+	long long mtime = 0;
+	int used = 0, ok;
+	char base[BASE_MAX];
+
+	line[strcspn(line, "\n")] = '\0';
+	ok = version == 1 ?
+	    sscanf(line, "%u %llu %299s%n", &uid, &vsize, base, &used) == 3 :
+	    sscanf(line, "%u %llu %lld %299s%n", &uid, &vsize, &mtime, base, &used) == 4;
+	if (!ok || uid == 0 || uid >= l->uidnext)
+		return;
+	char *kw = line + used + strspn(line + used, " ");
+	if (version < 3)
+		for (char *p = kw; *p; p++)
+			if (*p == ',')
+				*p = ' ';
+	md_list_add(l, uid, vsize, (time_t)mtime, base, kw);
+}
+
+int
+md_list_read(const char *dir, const char *mailbox_dir, int lock_fd,
+    struct md_list *l)
+{
+	struct md_lockstate st;
+
+	char path[PATH_MAX], *line = NULL;
+	size_t cap = 0;
+	int version = 0;
+	FILE *fp;
+
+	md_list_free(l);
+	md_lockstate_read(lock_fd, &st, 0);
+	l->gen = st.gen;
+	snprintf(path, sizeof(path), "%s/" UIDLIST, dir);
+	if ((fp = fopen(path, "re")) == NULL) {
+		if (errno != ENOENT)
+			return -1;
+		start_over(l, mailbox_dir);
+		l->uidnext_read = 1;
+		return l->keywords || (l->keywords = strdup("")) ? 0 : -1;
+	}
+	if (getline(&line, &cap, fp) < 0 ||
+	    sscanf(line, "M%d V%u N%u", &version, &l->uidvalidity, &l->uidnext) != 3 ||
+	    version < 1 || version > 3) {
+		/* A broken list: start over with a new UIDVALIDITY (RFC 3501). */
+		start_over(l, mailbox_dir);
+		version = 0;
+	}
+	while (version && getline(&line, &cap, fp) > 0) {
+		if (strncmp(line, "K ", 2) == 0 && l->keywords == NULL) {
+			line[strcspn(line, "\n")] = '\0';
+			l->keywords = strdup(line + 2);
+		} else
+			parse_entry(l, line, version);
+	}
+	free(line);
+	fclose(fp);
+	l->uidnext_read = l->uidnext;
+	if (l->keywords == NULL && (l->keywords = strdup("")) == NULL)
+		return -1;
+	if (version != 3) {	/* an older list: gather its keywords */
+		l->dirty = 1;
+		for (size_t i = 0; i < l->n; i++)
+			if (md_keywords_register(l, l->e[i].keywords) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+int
+md_list_write(const char *dir, int lock_fd, struct md_list *l)
+{
+	struct md_lockstate st;
+	char path[PATH_MAX], tmp[PATH_MAX];
+	FILE *fp;
+	int ok;
+
+	snprintf(path, sizeof(path), "%s/" UIDLIST, dir);
+	snprintf(tmp, sizeof(tmp), "%s/" UIDLIST ".tmp", dir);
+	if ((fp = fopen(tmp, "we")) == NULL)
+		return -1;
+	fprintf(fp, "M3 V%u N%u\n", l->uidvalidity, l->uidnext);
+	if (l->keywords && l->keywords[0])
+		fprintf(fp, "K %s\n", l->keywords);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct md_entry *e = &l->e[i];
+		fprintf(fp, "%u %llu %lld %s%s%s\n", e->uid,
+		    (unsigned long long)e->vsize, (long long)e->mtime, e->base,
+		    e->keywords[0] ? " " : "", e->keywords);
+	}
+	ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+	ok = fclose(fp) == 0 && ok;
+	if (!ok || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	/* A new generation tells handles their copy is no longer current. */
+	md_lockstate_read(lock_fd, &st, l->uidnext_read);
+	l->gen = ++st.gen;
+	md_lockstate_write(lock_fd, &st);
+	l->dirty = 0;
+	return 0;
+}
