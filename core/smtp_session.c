@@ -367,6 +367,12 @@ do_rcpt(struct session *s, const char *arg)
 		smtp_reply(s, 503, "5.5.1", "Need MAIL before RCPT");
 		return;
 	}
+	/* The envelope went into the queue file with the first chunk: a
+	 * recipient added now would be answered 250 and never get it. */
+	if (s->bdat) {
+		smtp_reply(s, 503, "5.5.1", "RCPT not allowed after BDAT");
+		return;
+	}
 	r = smtp_parse_path(arg, "TO", 0, addr, sizeof(addr), &params);
 	if (r != SMTP_PATH_OK) {
 		path_error(s, r, 0);

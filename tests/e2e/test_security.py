@@ -55,5 +55,32 @@ class RelayThroughRewrite(unittest.TestCase):
         self.assertEqual(len(self.srv.mails_with(ALICE, "Subject: plus local")), 1)
 
 
+class RcptAfterBdat(unittest.TestCase):
+    """Every recipient answered 250 gets the message: RCPT once a BDAT
+    chunk has started the message is refused (503 5.5.1), not
+    acknowledged and then dropped."""
+
+    def test_rcpt_between_chunks_refused(self):
+        srv = Server()
+        self.addCleanup(srv.cleanup)
+        srv.add_user(ALICE)
+        srv.add_user("bob@" + DOMAIN)
+        srv.start()
+        s = open_session(srv.port)
+        self.addCleanup(s.close)
+        s.cmd("MAIL FROM:<x@y.test>")
+        self.assertEqual(s.cmd("RCPT TO:<%s>" % ALICE)[0], 250)
+        first = b"Subject: chunked\r\n\r\n"
+        s.send(b"BDAT %d\r\n" % len(first) + first)
+        self.assertEqual(s.reply()[0], 250)
+        code, text = s.cmd("RCPT TO:<bob@%s>" % DOMAIN)
+        self.assertEqual(code, 503, text)
+        self.assertTrue(text[0].startswith("5.5.1"), text)
+        s.send(b"BDAT 7 LAST\r\nhello\r\n")
+        self.assertEqual(s.reply()[0], 250)
+        self.assertEqual(len(srv.mails_with(ALICE, "Subject: chunked")), 1)
+        self.assertEqual(srv.mail_files("bob@" + DOMAIN), [])
+
+
 if __name__ == "__main__":
     unittest.main()
