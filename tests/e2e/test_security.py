@@ -7,6 +7,7 @@ connection limits, and the lower items (DATA deadline, `user add` names,
 stale tmp files).
 """
 import os
+import shutil
 import smtplib
 import socket
 import subprocess
@@ -80,6 +81,73 @@ class RcptAfterBdat(unittest.TestCase):
         self.assertEqual(s.reply()[0], 250)
         self.assertEqual(len(srv.mails_with(ALICE, "Subject: chunked")), 1)
         self.assertEqual(srv.mail_files("bob@" + DOMAIN), [])
+
+
+def merpati_ids():
+    import pwd
+    pw = pwd.getpwnam("merpati")
+    return pw.pw_uid, pw.pw_gid
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs a root start (CI runs as root)")
+class RootStartSymlinks(unittest.TestCase):
+    """The merpati user owns the inside of state_dir: what it plants
+    there must never make a root start chown, open or write anything
+    outside it."""
+
+    def setUp(self):
+        self.srv = Server()
+        self.addCleanup(self.srv.cleanup)
+        self.srv.start()
+        self.srv.stop()  # state_dir now exists, owned by merpati
+        self.uid, self.gid = merpati_ids()
+        self.precious = os.path.join(self.srv.dir, "precious")
+        with open(self.precious, "w") as f:
+            f.write("root's file\n")
+        os.chmod(self.precious, 0o600)
+        self.rootdir = os.path.join(self.srv.dir, "rootdir")
+        os.mkdir(self.rootdir, 0o700)
+        with open(os.path.join(self.rootdir, "inside"), "w") as f:
+            f.write("x")
+
+    def plant_symlink(self, target, name):
+        path = os.path.join(self.srv.state, name)
+        if os.path.lexists(path):
+            os.unlink(path)
+        os.symlink(target, path)
+        os.lchown(path, self.uid, self.gid)
+
+    def assert_untouched(self):
+        with open(self.precious) as f:
+            self.assertEqual(f.read(), "root's file\n")
+        for p in (self.precious, self.rootdir, os.path.join(self.rootdir, "inside")):
+            self.assertEqual(os.lstat(p).st_uid, 0, p)
+
+    def test_pid_file_symlink_not_followed(self):
+        self.plant_symlink(self.precious, "merpatid.pid")
+        rc = self.srv.start(expect_fail=True)
+        self.assertNotEqual(rc, 0)
+        self.assert_untouched()
+
+    def test_queue_dir_symlink_refused(self):
+        shutil.rmtree(os.path.join(self.srv.state, "queue"))
+        self.plant_symlink(self.rootdir, "queue")
+        rc = self.srv.start(expect_fail=True)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("refusing state_dir", self.srv.log())
+        self.assert_untouched()
+
+    def test_hard_link_in_queue_not_chowned(self):
+        os.link(self.precious, os.path.join(self.srv.state, "queue", "tmp", "planted"))
+        self.srv.start()
+        self.assert_untouched()
+
+    def test_writable_ancestor_refused(self):
+        os.chmod(self.srv.dir, 0o777)  # anyone could swap var/
+        rc = self.srv.start(expect_fail=True)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("refusing state_dir", self.srv.log())
+        self.assertIn("ancestor", self.srv.log())
 
 
 if __name__ == "__main__":
