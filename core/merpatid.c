@@ -236,6 +236,7 @@ main(int argc, char **argv)
 		die_problems(&problems);
 	setup_tls();
 	if (smtp_server_bind(err, sizeof(err)) < 0 ||
+	    smtp_server_fit_fd_limit(err, sizeof(err)) < 0 ||
 	    mp_drop_privileges(mp_core.server.user, mp_core.server.state_dir,
 	    err, sizeof(err)) < 0)
 		die(err);

@@ -14,7 +14,7 @@ import subprocess
 import time
 import unittest
 
-from harness import DOMAIN, Server, Session
+from harness import DOMAIN, Server, Session, free_port
 
 ALICE = "alice@" + DOMAIN
 PLUS_RULE = 'rules = ( { match = "^(.+)\\\\+[^@]*@(.*)$"; action = "rewrite"; to = "$1@$2"; } );'
@@ -148,6 +148,82 @@ class RootStartSymlinks(unittest.TestCase):
         self.assertNotEqual(rc, 0)
         self.assertIn("refusing state_dir", self.srv.log())
         self.assertIn("ancestor", self.srv.log())
+
+
+def read_line(sock):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8", "replace")
+
+
+class PerProtocolLimits(unittest.TestCase):
+    """IMAP and SMTP count their connections apart: IMAP clients up to
+    the IMAP limit do not lock out SMTP (one shared counter did)."""
+
+    OWN = 'limits = { connections = 10; connections_per_ip = 10; };'
+
+    def configure(self, imap_limits):
+        self.srv = Server(modules={"imap": None})
+        self.srv.imap_port = free_port()
+        self.srv.modules["imap"] = (
+            'plaintext_auth = true; %s listen = { plain = { address = "127.0.0.1"; port = %d; }; };'
+            % (imap_limits, self.srv.imap_port))
+        self.srv.write_config()
+        self.addCleanup(self.srv.cleanup)
+        self.srv.add_user(ALICE)
+
+    def hold_imap(self, n):
+        held = []
+        self.addCleanup(lambda: [c.close() for c in held])
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", self.srv.imap_port), timeout=10)
+            held.append(c)
+            self.assertTrue(read_line(c).startswith("* OK"))
+        return held
+
+    def test_default_imap_limit_is_its_own(self):
+        self.configure("")  # no modules.imap.limits: IMAP's own default pool
+        self.srv.start("limits.connections=10", "limits.connections_per_ip=10")
+        self.hold_imap(12)
+        with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
+            self.assertEqual(s.noop()[0], 250)
+
+    def test_imap_at_its_limit_leaves_smtp_alone(self):
+        self.configure(self.OWN)
+        self.srv.start("limits.connections=10", "limits.connections_per_ip=10")
+        held = self.hold_imap(10)
+        extra = socket.create_connection(("127.0.0.1", self.srv.imap_port), timeout=10)
+        held.append(extra)
+        self.assertTrue(read_line(extra).startswith("* BYE"))  # its own limit, its own words
+        with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
+            s.sendmail("x@y.test", [ALICE], "Subject: while IMAP is full\r\n\r\nhi\r\n")
+        self.assertEqual(len(self.srv.mails_with(ALICE, "Subject: while IMAP is full")), 1)
+
+    def test_fd_limit_raised_to_fit(self):
+        self.configure(self.OWN)
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        try:
+            self.srv.start("limits.connections=1000")
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        with open("/proc/%d/limits" % self.srv.proc.pid) as f:
+            line = [l for l in f if l.startswith("Max open files")][0]
+        # 2 per connection (SMTP 1000 + IMAP 10) + 1024 in reserve
+        self.assertGreaterEqual(int(line.split()[3]), 2 * 1010 + 1024)
+
+    def test_fd_limit_out_of_reach_is_a_clear_error(self):
+        self.configure(self.OWN)
+        rc = self.srv.start("limits.connections=1000000",
+                            "modules.imap.limits.connections=1000000", expect_fail=True)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("file descriptors", self.srv.log())
+        self.assertIn("modules.imap.limits.connections 1000000", self.srv.log())
 
 
 if __name__ == "__main__":
