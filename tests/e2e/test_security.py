@@ -226,5 +226,43 @@ class PerProtocolLimits(unittest.TestCase):
         self.assertIn("modules.imap.limits.connections 1000000", self.srv.log())
 
 
+class LowerItems(unittest.TestCase):
+    """Issue 15 item 10: users.db read-only in the daemon, mailbox names
+    that `user add` refuses."""
+
+    def test_users_db_read_only_after_start(self):
+        srv = Server()
+        self.addCleanup(srv.cleanup)
+        srv.add_user(ALICE)
+        srv.start()
+        fds = "/proc/%d/fd" % srv.proc.pid
+        flags = []
+        for fd in os.listdir(fds):
+            try:
+                target = os.readlink(os.path.join(fds, fd))
+            except OSError:
+                continue
+            if target.endswith("/users.db"):
+                with open("/proc/%d/fdinfo/%s" % (srv.proc.pid, fd)) as f:
+                    flags.append(int([l for l in f if l.startswith("flags:")][0].split()[1], 8))
+        self.assertTrue(flags, "users.db not open in the daemon")
+        self.assertTrue(all(f & os.O_ACCMODE == os.O_RDONLY for f in flags), flags)
+        srv.add_user("late@" + DOMAIN, "pw")  # the CLI still writes it
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("x@y.test", ["late@" + DOMAIN], "Subject: late\r\n\r\nhi\r\n")
+        self.assertEqual(len(srv.mails_with("late@" + DOMAIN, "Subject: late")), 1)
+
+    def test_user_add_refuses_path_names(self):
+        srv = Server()
+        self.addCleanup(srv.cleanup)
+        for bad in ("../x@" + DOMAIN, "a/b@" + DOMAIN, "x@../../etc", ".x@" + DOMAIN,
+                    "x@" + DOMAIN + "/..", "x@a\\b.test"):
+            r = srv.cli("user", "add", bad, input="pw\n")
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn("refused", r.stderr, bad)
+        self.assertEqual(srv.cli("user", "list").stdout, "")
+        srv.add_user("o.k-1+tag@" + DOMAIN)  # ordinary names still work
+
+
 if __name__ == "__main__":
     unittest.main()
