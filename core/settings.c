@@ -40,6 +40,7 @@ static const struct mp_option limit_options[] = {
 	{ "errors", MP_OPT_INT, LIM(errors), "10", 1, 1000 },
 	{ "command_timeout", MP_OPT_DURATION, LIM(command_timeout), "5m", 1, 86400 },
 	{ "data_timeout", MP_OPT_DURATION, LIM(data_timeout), "10m", 1, 86400 },
+	{ "data_deadline", MP_OPT_DURATION, LIM(data_deadline), "1h", 1, 86400 },
 	{ "line_length", MP_OPT_INT, LIM(line_length), "512", 512, 65536 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };

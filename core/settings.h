@@ -85,6 +85,7 @@ struct mp_limits {
 	long long errors;
 	long long command_timeout;
 	long long data_timeout;
+	long long data_deadline;	/* whole message, however it trickles */
 	long long line_length;
 };
 

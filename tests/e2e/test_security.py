@@ -264,5 +264,81 @@ class LowerItems(unittest.TestCase):
         srv.add_user("o.k-1+tag@" + DOMAIN)  # ordinary names still work
 
 
+class DataDeadline(unittest.TestCase):
+    """A message must arrive within limits.data_deadline however it
+    trickles, and a timeout inside DATA is told with a 421."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server()
+        cls.addClassCleanup(cls.srv.cleanup)
+        cls.srv.add_user(ALICE)
+        cls.srv.start('limits.data_timeout="2s"', 'limits.data_deadline="3s"')
+
+    def start_data(self):
+        s = open_session(self.srv.port)
+        self.addCleanup(s.close)
+        s.cmd("MAIL FROM:<slow@y.test>")
+        s.cmd("RCPT TO:<%s>" % ALICE)
+        self.assertEqual(s.cmd("DATA")[0], 354)
+        return s
+
+    def trickle_until_closed(self, s, limit):
+        begin = time.time()
+        s.sock.settimeout(0.4)
+        while time.time() - begin < limit:
+            try:
+                s.send(b"x")
+                data = s.sock.recv(4096)
+                s.buf += data
+                if not data or b"\n" in s.buf:
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        return time.time() - begin
+
+    def test_trickling_data_cut_at_deadline(self):
+        s = self.start_data()
+        elapsed = self.trickle_until_closed(s, 10)
+        self.assertLess(elapsed, 6)  # 3s deadline, not the 2s idle timeout per byte
+        s.sock.settimeout(5)
+        code, text = s.reply()
+        self.assertEqual(code, 421)
+        self.assertTrue(text[0].startswith("4.4.2"), text)
+        time.sleep(0.3)
+        self.assertEqual(self.srv.queue_files(), [])
+        self.assertEqual(os.listdir(os.path.join(self.srv.state, "queue", "tmp")), [])
+
+    def test_idle_inside_data_gets_421(self):
+        s = self.start_data()
+        s.send("Subject: half\r\n")
+        s.sock.settimeout(6)
+        code, text = s.reply()
+        self.assertEqual(code, 421)
+        self.assertIn("Timeout", text[0])
+
+    def test_trickling_bdat_cut_at_deadline(self):
+        s = open_session(self.srv.port)
+        self.addCleanup(s.close)
+        s.cmd("MAIL FROM:<slow@y.test>")
+        s.cmd("RCPT TO:<%s>" % ALICE)
+        codes = []
+        s.sock.settimeout(5)
+        begin = time.time()
+        try:
+            while time.time() - begin < 10:
+                s.send(b"BDAT 2\r\n\r\n")  # one line a second
+                codes.append(s.reply()[0])
+                if codes[-1] != 250:
+                    break
+                time.sleep(1)
+        except (EOFError, OSError):
+            pass
+        self.assertLess(time.time() - begin, 7)
+        self.assertEqual(codes[-1], 421)
+
+
 if __name__ == "__main__":
     unittest.main()
