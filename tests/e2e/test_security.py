@@ -340,5 +340,29 @@ class DataDeadline(unittest.TestCase):
         self.assertEqual(codes[-1], 421)
 
 
+class StaleTmpFiles(unittest.TestCase):
+    """queue/tmp files a crash left behind (Maildir convention: older
+    than 36 hours) are removed at start; younger ones are kept."""
+
+    def test_stale_queue_tmp_removed_at_start(self):
+        srv = Server()
+        self.addCleanup(srv.cleanup)
+        srv.start()
+        srv.stop()
+        tmp = os.path.join(srv.state, "queue", "tmp")
+        now = time.time()
+        for name, hours in (("stale", 37), ("stale.st", 100), ("young", 35)):
+            path = os.path.join(tmp, name)
+            with open(path, "w") as f:
+                f.write("left by a crash")
+            os.utime(path, (now - hours * 3600, now - hours * 3600))
+        srv.start()
+        deadline = time.time() + 5  # the port is up before the queue runner starts
+        while len(os.listdir(tmp)) > 1 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(sorted(os.listdir(tmp)), ["young"])
+        self.assertTrue(srv.wait_log("older than 36 hours", 5))
+
+
 if __name__ == "__main__":
     unittest.main()
