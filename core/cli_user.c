@@ -92,8 +92,8 @@ with_password(const char *verb, const char *addr)
 
 	const char *bad = strcmp(verb, "add") == 0 ? address_problem(addr) : NULL;
 	if (bad != NULL) {
-		fprintf(stderr, "merpati: user add: \"%s\" refused: %s (it names "
-		    "the mailbox directory)\n", addr, bad);
+		fprintf(stderr, "merpati: user add: malformed address \"%s\" "
+		    "refused: %s (it names the mailbox directory)\n", addr, bad);
 		return 1;
 	}
 	if (read_password(pw, sizeof(pw)) < 0 || pw[0] == '\0') {

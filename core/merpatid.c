@@ -90,7 +90,7 @@ die(const char *what)
  * plain file with one link: else a planted link would have root
  * truncate and write some other file. */
 static int
-lock_pidfile(char *path, size_t size)
+lock_pidfile(char *path, size_t size)	/* exits when it cannot */
 {
 	char err[1024];
 	struct stat st;
@@ -104,8 +104,12 @@ lock_pidfile(char *path, size_t size)
 	fd = openat(dir, "merpatid.pid", O_RDWR | O_CREAT | O_NOFOLLOW |
 	    O_NONBLOCK | O_CLOEXEC, 0644);
 	close(dir);
-	if (fd < 0)
-		return -1;
+	if (fd < 0) {
+		fprintf(stderr, "merpatid: cannot open %s: %s%s\n", path,
+		    strerror(errno), errno == ELOOP ? " (a symlink: refused; "
+		    "remove it)" : "");
+		exit(1);
+	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		fprintf(stderr, "merpatid: %s is not a plain file; remove it\n",
 		    path);
@@ -230,8 +234,6 @@ main(int argc, char **argv)
 		die(err);
 	}
 	pidfd = lock_pidfile(pidpath, sizeof(pidpath));
-	if (pidfd < 0)
-		die("cannot open pid file in state_dir");
 	if (mp_core_load_modules(&problems) < 0)
 		die_problems(&problems);
 	setup_tls();
