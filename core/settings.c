@@ -45,7 +45,9 @@ static const struct mp_option limit_options[] = {
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 
-/* A protocol module's own connection limits, modules.<name>.limits. */
+/* A protocol module's own connection limits, modules.<name>.limits; a
+ * number left out takes the value of limits.* (counted apart all the
+ * same), so the table's defaults only stand for the documented ones. */
 #define POOL(f) offsetof(struct mp_conn_limits, f)
 static const struct mp_option pool_options[] = {
 	{ "connections", MP_OPT_INT, POOL(connections), "1000", 1, 1000000 },
@@ -365,6 +367,10 @@ read_protocol_limits(const struct mp_loaded *m, struct mp_problems *problems)
 		mp_problem(problems, "%s", err);
 		return -1;
 	}
+	if (g == NULL || config_setting_get_member(g, "connections") == NULL)
+		p->connections = mp_core.limits.connections;
+	if (g == NULL || config_setting_get_member(g, "connections_per_ip") == NULL)
+		p->connections_per_ip = mp_core.limits.connections_per_ip;
 	p->name = m->name;
 	mp_core.npools++;
 	return 0;

@@ -186,9 +186,14 @@ class PerProtocolLimits(unittest.TestCase):
         return held
 
     def test_default_imap_limit_is_its_own(self):
-        self.configure("")  # no modules.imap.limits: IMAP's own default pool
+        # No modules.imap.limits: IMAP takes the numbers of limits.*,
+        # counted apart from SMTP's.
+        self.configure("")
         self.srv.start("limits.connections=10", "limits.connections_per_ip=10")
-        self.hold_imap(12)
+        held = self.hold_imap(10)
+        extra = socket.create_connection(("127.0.0.1", self.srv.imap_port), timeout=10)
+        held.append(extra)
+        self.assertTrue(read_line(extra).startswith("* BYE"))
         with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
             self.assertEqual(s.noop()[0], 250)
 
