@@ -88,7 +88,7 @@ walk_verified(const char *real, uid_t uid, char *err, size_t errsize)
 		if (fstat(fd, &st) < 0 || !ancestor_safe(&st)) {
 			close(fd);
 			return refuse(err, errsize, real, "has an ancestor directory "
-			    "another user can write");
+			    "not owned by root, or writable by others");
 		}
 		int child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
