@@ -127,6 +127,7 @@ class RootStartSymlinks(unittest.TestCase):
         self.plant_symlink(self.precious, "merpatid.pid")
         rc = self.srv.start(expect_fail=True)
         self.assertNotEqual(rc, 0)
+        self.assertIn("a symlink: refused", self.srv.log())
         self.assert_untouched()
 
     def test_queue_dir_symlink_refused(self):
