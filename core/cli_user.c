@@ -2,6 +2,7 @@
  * core/cli_user.c - `merpati user add|del|passwd|list` through the
  * active auth module, so whichever backend is configured is managed.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,34 @@ read_password(char *buf, size_t size)
 	return 0;
 }
 
+/*
+ * Addresses become mailbox paths (<root>/<domain>/<local>) in the stores,
+ * so `user add` refuses what could name another directory: a slash or
+ * backslash, a part that starts with "." (".", "..", hidden), control
+ * characters; the domain is a plain host name. NULL when fine, else why.
+ */
+static const char *
+address_problem(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	if (at == NULL || at == addr || at[1] == '\0' || strchr(addr, '@') != at)
+		return "want local@domain with one @";
+	if (addr[0] == '.' || at[1] == '.' || at[-1] == '.' ||
+	    addr[strlen(addr) - 1] == '.')
+		return "local part and domain must not start or end with \".\"";
+	for (const char *p = addr; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '/' || c == '\\' || c <= 0x20 || c == 0x7f)
+			return "no \"/\", \"\\\", spaces or control characters";
+		if (p > at && !isalnum(c) && c != '.' && c != '-')
+			return "the domain takes letters, digits, \"-\" and \".\" only";
+		if (c == '.' && p[1] == '.')
+			return "no \"..\"";
+	}
+	return NULL;
+}
+
 static void
 print_user(void *arg, const char *address)
 {
@@ -61,6 +90,12 @@ with_password(const char *verb, const char *addr)
 	const char *err = NULL;
 	int rc;
 
+	const char *bad = strcmp(verb, "add") == 0 ? address_problem(addr) : NULL;
+	if (bad != NULL) {
+		fprintf(stderr, "merpati: user add: malformed address \"%s\" "
+		    "refused: %s (it names the mailbox directory)\n", addr, bad);
+		return 1;
+	}
 	if (read_password(pw, sizeof(pw)) < 0 || pw[0] == '\0') {
 		fputs("merpati: no password given on stdin\n", stderr);
 		return 1;

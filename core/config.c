@@ -340,9 +340,10 @@ check_unknown(const config_setting_t *group, const struct mp_option *table)
 	for (int i = 0; i < n; i++) {
 		const char *name = config_setting_name(
 		    config_setting_get_elem(group, (unsigned)i));
-		/* path and listen are the host's (module file, protocol sockets) */
+		/* path, listen and limits are the host's (module file, protocol
+		 * sockets and their connection limits) */
 		if (name && !in_table(table, name) && strcmp(name, "path") != 0 &&
-		    strcmp(name, "listen") != 0)
+		    strcmp(name, "listen") != 0 && strcmp(name, "limits") != 0)
 			return opt_fail(group, name, "unknown setting");
 	}
 	return 0;

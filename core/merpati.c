@@ -63,8 +63,11 @@ cli_setup(const char *config, char **overrides, size_t n, int with_modules)
 		mp_problem(&problems, "cannot create %s: %s",
 		    mp_core.server.state_dir, strerror(errno));
 	if (problems.n == 0) {
-		mp_chown_to_user(mp_core.server.user, mp_core.server.state_dir, 0);
-		if (with_modules)
+		char err[1024];
+		if (mp_chown_to_user(mp_core.server.user, mp_core.server.state_dir,
+		    err, sizeof(err)) < 0)
+			mp_problem(&problems, "%s", err);
+		else if (with_modules)
 			mp_core_load_modules(&problems);
 	}
 	if (print_problems(&problems))

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -83,16 +84,37 @@ die(const char *what)
 	exit(1);
 }
 
-/* Hold an exclusive lock on the pid file: one daemon per state dir. */
+/* Hold an exclusive lock on the pid file: one daemon per state dir.
+ * Opened as root in a directory the daemon's user owns, so relative to
+ * the verified state_dir fd, never through a symlink, and only as a
+ * plain file with one link: else a planted link would have root
+ * truncate and write some other file. */
 static int
-lock_pidfile(char *path, size_t size)
+lock_pidfile(char *path, size_t size)	/* exits when it cannot */
 {
-	int fd;
+	char err[1024];
+	struct stat st;
+	int dir, fd;
 
 	snprintf(path, size, "%s/merpatid.pid", mp_core.server.state_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
+	dir = mp_state_dir_open(mp_core.server.user, mp_core.server.state_dir,
+	    err, sizeof(err));
+	if (dir < 0)
+		die(err);
+	fd = openat(dir, "merpatid.pid", O_RDWR | O_CREAT | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC, 0644);
+	close(dir);
+	if (fd < 0) {
+		fprintf(stderr, "merpatid: cannot open %s: %s%s\n", path,
+		    strerror(errno), errno == ELOOP ? " (a symlink: refused; "
+		    "remove it)" : "");
+		exit(1);
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		fprintf(stderr, "merpatid: %s is not a plain file; remove it\n",
+		    path);
+		exit(1);
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		char buf[32] = "";
 		(void)!read(fd, buf, sizeof(buf) - 1);
@@ -212,12 +234,11 @@ main(int argc, char **argv)
 		die(err);
 	}
 	pidfd = lock_pidfile(pidpath, sizeof(pidpath));
-	if (pidfd < 0)
-		die("cannot open pid file in state_dir");
 	if (mp_core_load_modules(&problems) < 0)
 		die_problems(&problems);
 	setup_tls();
 	if (smtp_server_bind(err, sizeof(err)) < 0 ||
+	    smtp_server_fit_fd_limit(err, sizeof(err)) < 0 ||
 	    mp_drop_privileges(mp_core.server.user, mp_core.server.state_dir,
 	    err, sizeof(err)) < 0)
 		die(err);

@@ -1,11 +1,23 @@
 /*
- * core/privs.c - privilege drop (see privs.h).
+ * core/privs.c - privilege drop and the state directory a root start
+ * may trust (see privs.h).
+ *
+ * The merpati user owns the inside of state_dir, so a root start must
+ * not follow anything found there: every path is walked one component
+ * at a time with O_NOFOLLOW, each directory checked for its owner, and
+ * everything after that is done through file descriptors (fchown,
+ * openat, fchownat on an O_PATH descriptor), so a symlink or a swapped
+ * directory planted by that user can never make root chown, open or
+ * write a file outside it.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,69 +37,239 @@ lookup(const char *user, uid_t *uid, gid_t *gid)
 	return 0;
 }
 
-static void
-chown_files_in(const char *dir, uid_t uid, gid_t gid)
+static int
+no_user(const char *user, char *err, size_t errsize)
 {
-	char path[4096];
-	struct dirent *e;
-	DIR *d = opendir(dir);
+	snprintf(err, errsize, "server.user: no such user \"%s\" "
+	    "(create it with: useradd --system %s)", user, user);
+	return -1;
+}
 
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (lchown(path, uid, gid) < 0 && errno != ENOENT)
-			continue;
+/* A directory above state_dir: only root may change what it holds (a
+ * sticky, world-writable one like /tmp is fine: nobody else can rename
+ * or remove the root-owned entry below it). */
+static int
+ancestor_safe(const struct stat *st)
+{
+	return st->st_uid == 0 &&
+	    ((st->st_mode & (S_IWGRP | S_IWOTH)) == 0 || (st->st_mode & S_ISVTX));
+}
+
+/* state_dir itself and its parts: root's or the daemon user's, and
+ * writable by nobody else. */
+static int
+part_safe(const struct stat *st, uid_t uid)
+{
+	return S_ISDIR(st->st_mode) && (st->st_uid == 0 || st->st_uid == uid) &&
+	    (st->st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+static int
+refuse(char *err, size_t errsize, const char *path, const char *why)
+{
+	snprintf(err, errsize, "refusing state_dir: %s %s (a root start trusts "
+	    "only directories owned by root or server.user, writable by no one "
+	    "else, reached without symlinks)", path, why);
+	return -1;
+}
+
+/* Walk the resolved path from "/" without following symlinks; returns
+ * a directory fd of its last component, or -1 with err set. */
+static int
+walk_verified(const char *real, uid_t uid, char *err, size_t errsize)
+{
+	char buf[PATH_MAX], *save = NULL, *name;
+	struct stat st;
+	int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	snprintf(buf, sizeof(buf), "%s", real);
+	for (name = strtok_r(buf, "/", &save); fd >= 0 && name != NULL; ) {
+		char *next = strtok_r(NULL, "/", &save);
+		if (fstat(fd, &st) < 0 || !ancestor_safe(&st)) {
+			close(fd);
+			return refuse(err, errsize, real, "has an ancestor directory "
+			    "not owned by root, or writable by others");
+		}
+		int child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		close(fd);
+		fd = child;
+		name = next;
 	}
-	closedir(d);
+	if (fd < 0)
+		return refuse(err, errsize, real, strerror(errno));
+	if (fstat(fd, &st) < 0 || !part_safe(&st, uid)) {
+		close(fd);
+		return refuse(err, errsize, real, "is not owned by root or "
+		    "server.user, or is writable by others");
+	}
+	return fd;
 }
 
 int
-mp_chown_to_user(const char *user, const char *path, int recurse_files)
+mp_state_dir_open(const char *user, const char *state_dir, char *err,
+    size_t errsize)
+{
+	char real[PATH_MAX];
+	uid_t uid;
+	gid_t gid;
+	int fd;
+
+	if (geteuid() != 0 || user == NULL || user[0] == '\0') {
+		/* Not root: nothing to escalate to; still no symlink. */
+		fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			snprintf(err, errsize, "cannot open %s: %s", state_dir,
+			    strerror(errno));
+		return fd;
+	}
+	if (lookup(user, &uid, &gid) < 0)
+		return no_user(user, err, errsize);
+	/* Symlinks above state_dir are the admin's (root-owned, checked
+	 * below as resolved); none is followed inside it. */
+	if (realpath(state_dir, real) == NULL) {
+		snprintf(err, errsize, "cannot resolve %s: %s", state_dir,
+		    strerror(errno));
+		return -1;
+	}
+	return walk_verified(real, uid, err, errsize);
+}
+
+/* Hand one entry of a verified directory to the user: opened without
+ * following it, and only a plain file with one link (never a symlink,
+ * device or hard link to someone else's file). */
+static void
+chown_entry(int dirfd, const char *name, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+	    (st.st_uid == 0 || st.st_uid == uid))
+		(void)!fchownat(fd, "", uid, gid, AT_EMPTY_PATH);
+	close(fd);
+}
+
+static void
+chown_files_in(int dirfd, uid_t uid, gid_t gid)
+{
+	struct dirent *e;
+	int copy = dup(dirfd);
+	DIR *d = copy >= 0 ? fdopendir(copy) : NULL;
+
+	if (d == NULL) {
+		if (copy >= 0)
+			close(copy);
+		return;
+	}
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			chown_entry(dirfd, e->d_name, uid, gid);
+	closedir(d);
+}
+
+/* Open parent/name as a directory without following a symlink, check
+ * its owner and give it (and its files) to the user. 0 or -1 (err). */
+static int
+hand_over(int parent, const char *rel, const char *name, uid_t uid, gid_t gid,
+    int *fd_r, char *err, size_t errsize)
+{
+	struct stat st;
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+
+	*fd_r = -1;
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return refuse(err, errsize, rel, errno == ENOTDIR || errno == ELOOP ?
+		    "is not a directory (a symlink?)" : strerror(errno));
+	if (fstat(fd, &st) < 0 || !part_safe(&st, uid)) {
+		close(fd);
+		return refuse(err, errsize, rel, "is not owned by root or "
+		    "server.user, or is writable by others");
+	}
+	if (fchown(fd, uid, gid) < 0) {
+		snprintf(err, errsize, "cannot chown %s: %s", rel, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	chown_files_in(fd, uid, gid);
+	*fd_r = fd;
+	return 0;
+}
+
+/* The state directories the daemon writes, handed over through fds. */
+static int
+hand_over_state(int state, uid_t uid, gid_t gid, char *err, size_t errsize)
+{
+	int queue, tmp = -1, corrupt, rc;
+
+	if (fchown(state, uid, gid) < 0) {
+		snprintf(err, errsize, "cannot chown state_dir: %s", strerror(errno));
+		return -1;
+	}
+	if (hand_over(state, "state_dir/queue", "queue", uid, gid, &queue,
+	    err, errsize) < 0)
+		return -1;
+	rc = queue < 0 ? 0 : hand_over(queue, "state_dir/queue/tmp", "tmp", uid,
+	    gid, &tmp, err, errsize);
+	if (queue >= 0)
+		close(queue);
+	if (rc < 0)
+		return -1;
+	if (tmp >= 0)
+		close(tmp);
+	rc = hand_over(state, "state_dir/corrupt", "corrupt", uid, gid, &corrupt,
+	    err, errsize);
+	if (corrupt >= 0)
+		close(corrupt);
+	return rc;
+}
+
+int
+mp_chown_to_user(const char *user, const char *state_dir, char *err,
+    size_t errsize)
 {
 	uid_t uid;
 	gid_t gid;
+	int fd, rc = 0;
 
 	if (geteuid() != 0 || user == NULL || user[0] == '\0')
 		return 0;
 	if (lookup(user, &uid, &gid) < 0)
+		return no_user(user, err, errsize);
+	if ((fd = mp_state_dir_open(user, state_dir, err, errsize)) < 0)
 		return -1;
-	if (chown(path, uid, gid) < 0)
-		return -1;
-	if (recurse_files)
-		chown_files_in(path, uid, gid);
-	return 0;
+	if (fchown(fd, uid, gid) < 0) {
+		snprintf(err, errsize, "cannot chown %s: %s", state_dir,
+		    strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	return rc;
 }
 
 int
 mp_drop_privileges(const char *user, const char *state_dir, char *err,
     size_t errsize)
 {
-	static const char *const owned[] = { "", "/queue", "/queue/tmp",
-	    "/corrupt" };
-	char path[4096];
 	uid_t uid;
 	gid_t gid;
+	int fd, rc;
 
 	if (geteuid() != 0 || user == NULL || user[0] == '\0')
 		return 0;
-	if (lookup(user, &uid, &gid) < 0) {
-		snprintf(err, errsize, "server.user: no such user \"%s\" "
-		    "(create it with: useradd --system %s)", user, user);
+	if (lookup(user, &uid, &gid) < 0)
+		return no_user(user, err, errsize);
+	if ((fd = mp_state_dir_open(user, state_dir, err, errsize)) < 0)
 		return -1;
-	}
-	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
-		snprintf(path, sizeof(path), "%s%s", state_dir, owned[i]);
-		if (chown(path, uid, gid) < 0 && errno != ENOENT) {
-			snprintf(err, errsize, "cannot chown %s: %s", path,
-			    strerror(errno));
-			return -1;
-		}
-		if (i > 0)
-			chown_files_in(path, uid, gid);
-	}
+	rc = hand_over_state(fd, uid, gid, err, errsize);
+	close(fd);
+	if (rc < 0)
+		return -1;
 	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
 		snprintf(err, errsize, "cannot become user %s: %s", user,
 		    strerror(errno));

@@ -1,7 +1,8 @@
 /*
  * core/privs.h - dropping root: after the sockets are bound and the
  * modules initialised, the daemon becomes server.user, and the state
- * directories it writes are handed over to that user first.
+ * directories it writes are handed over to that user first, without
+ * following anything that user could have planted there.
  */
 #ifndef MERPATI_PRIVS_H
 #define MERPATI_PRIVS_H
@@ -9,14 +10,28 @@
 #include <stddef.h>
 
 /*
- * If running as root and user is not empty: chown the state dirs to
- * user, then setgroups/setgid/setuid. 0 (also when not root), or -1
- * with the reason in err.
+ * If running as root and user is not empty: verify state_dir (see
+ * mp_state_dir_open), hand it and its queue/, queue/tmp/ and corrupt/
+ * directories (with their plain files) to user through file
+ * descriptors, then setgroups/setgid/setuid. 0 (also when not root), or
+ * -1 with the reason in err.
  */
 int mp_drop_privileges(const char *user, const char *state_dir, char *err,
     size_t errsize);
 
-/* Give path (and, for a queue directory, its files) to user when root. */
-int mp_chown_to_user(const char *user, const char *path, int recurse_files);
+/*
+ * A directory fd of state_dir that a root start may trust: reached from
+ * "/" without following a symlink after realpath(), every ancestor owned
+ * by root and writable by no one else (or sticky), state_dir owned by
+ * root or user and not group/other-writable. Not root: state_dir plainly
+ * opened. The fd (close-on-exec), or -1 with a clear reason in err.
+ */
+int mp_state_dir_open(const char *user, const char *state_dir, char *err,
+    size_t errsize);
+
+/* Give state_dir itself to user when root, after mp_state_dir_open's
+ * checks. 0 (also when not root), or -1 with the reason in err. */
+int mp_chown_to_user(const char *user, const char *state_dir, char *err,
+    size_t errsize);
 
 #endif

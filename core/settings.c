@@ -40,7 +40,18 @@ static const struct mp_option limit_options[] = {
 	{ "errors", MP_OPT_INT, LIM(errors), "10", 1, 1000 },
 	{ "command_timeout", MP_OPT_DURATION, LIM(command_timeout), "5m", 1, 86400 },
 	{ "data_timeout", MP_OPT_DURATION, LIM(data_timeout), "10m", 1, 86400 },
+	{ "data_deadline", MP_OPT_DURATION, LIM(data_deadline), "1h", 1, 86400 },
 	{ "line_length", MP_OPT_INT, LIM(line_length), "512", 512, 65536 },
+	{ NULL, 0, 0, NULL, 0, 0 }
+};
+
+/* A protocol module's own connection limits, modules.<name>.limits; a
+ * number left out takes the value of limits.* (counted apart all the
+ * same), so the table's defaults only stand for the documented ones. */
+#define POOL(f) offsetof(struct mp_conn_limits, f)
+static const struct mp_option pool_options[] = {
+	{ "connections", MP_OPT_INT, POOL(connections), "1000", 1, 1000000 },
+	{ "connections_per_ip", MP_OPT_INT, POOL(connections_per_ip), "50", 1, 1000000 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -308,6 +319,7 @@ read_listen_group(const config_setting_t *g, struct mp_loaded *proto,
 		l->name = config_setting_name(c);
 		l->fd = -1;
 		l->proto = proto;
+		l->pool = proto ? mp_core.npools - 1 : 0;
 		snprintf(l->label, sizeof(l->label), "%s%s%s", proto ? proto->name : "",
 		    proto ? "." : "", l->name);
 		if (mp_cfg_options((const struct mp_conf *)c, listen_options,
@@ -327,7 +339,41 @@ read_listen_group(const config_setting_t *g, struct mp_loaded *proto,
 static void
 read_listeners(struct mp_problems *problems)
 {
+	mp_core.pools[0] = (struct mp_conn_limits){ .name = "smtp",
+	    .connections = mp_core.limits.connections,
+	    .connections_per_ip = mp_core.limits.connections_per_ip };
+	mp_core.npools = 1;
 	read_listen_group(group_of("listen", problems), NULL, problems);
+}
+
+/* A new limit pool for protocol module m; 0, or -1 (problem added). */
+static int
+read_protocol_limits(const struct mp_loaded *m, struct mp_problems *problems)
+{
+	struct mp_conn_limits *p = &mp_core.pools[mp_core.npools];
+	const config_setting_t *g;
+	char path[256];
+	const char *err;
+
+	if (mp_core.npools == sizeof(mp_core.pools) / sizeof(*p)) {
+		mp_problem(problems, "modules: too many protocol modules");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "modules.%s.limits", m->name);
+	g = config_lookup(&mp_core.cfg->lc, path);
+	memset(p, 0, sizeof(*p));
+	if (mp_cfg_options((const struct mp_conf *)g, pool_options, p,
+	    &err) != MP_OK) {
+		mp_problem(problems, "%s", err);
+		return -1;
+	}
+	if (g == NULL || config_setting_get_member(g, "connections") == NULL)
+		p->connections = mp_core.limits.connections;
+	if (g == NULL || config_setting_get_member(g, "connections_per_ip") == NULL)
+		p->connections_per_ip = mp_core.limits.connections_per_ip;
+	p->name = m->name;
+	mp_core.npools++;
+	return 0;
 }
 
 static void
@@ -346,7 +392,8 @@ read_protocol_listeners(struct mp_problems *problems)
 			    "{ plain = { address = ...; port = ...; }; }", path);
 			continue;
 		}
-		read_listen_group(g, m, problems);
+		if (read_protocol_limits(m, problems) == 0)
+			read_listen_group(g, m, problems);
 	}
 }
 

@@ -27,6 +27,16 @@ struct mp_listen {
 	int fd;
 	struct mp_loaded *proto;	/* protocol module; NULL for SMTP */
 	char label[96];			/* "smtp", "pop3.plain" */
+	size_t pool;			/* its mp_core.pools entry: 0 for SMTP */
+};
+
+/* Connection limits shared by the listeners of one protocol: every SMTP
+ * listener counts against `limits`, each protocol module's against its
+ * own `modules.<name>.limits`, so one protocol cannot starve another. */
+struct mp_conn_limits {
+	const char *name;		/* "smtp", "imap", "pop3" */
+	long long connections;
+	long long connections_per_ip;
 };
 
 struct mp_outbound_settings {
@@ -75,6 +85,7 @@ struct mp_limits {
 	long long errors;
 	long long command_timeout;
 	long long data_timeout;
+	long long data_deadline;	/* whole message, however it trickles */
 	long long line_length;
 };
 
@@ -102,6 +113,8 @@ struct mp_core {
 	size_t ndomains;
 	struct mp_listen listen[32];
 	size_t nlisten;
+	struct mp_conn_limits pools[33];	/* [0] SMTP, then one per protocol */
+	size_t npools;
 	char queue_dir[4096];
 	struct mp_modules modules;
 	struct mp_outbound_settings outbound;

@@ -80,9 +80,12 @@ read_chunk(struct session *s, unsigned long long size, int store)
 
 	while (size > 0) {
 		size_t want = size < sizeof(in) ? (size_t)size : sizeof(in);
-		ssize_t n = conn_read_some(&s->c, in, want);
-		if (n <= 0)
+		ssize_t n = smtp_data_read(s, in, want);
+		if (n <= 0) {
+			if (n == 0)
+				errno = 0;	/* EOF, not a timeout */
 			return -1;
+		}
 		size -= (unsigned long long)n;
 		if (!store)
 			continue;
@@ -127,19 +130,25 @@ smtp_do_bdat(struct session *s, const char *arg)
 		return;
 	}
 	ok = s->in_mail && s->nrcpt > 0;
+	/* limits.data_deadline runs from a message's first chunk to its
+	 * last (each refused chunk on its own). */
+	if (s->bdat == NULL)
+		smtp_data_start_clock(s);
 	if (ok && s->bdat == NULL &&
 	    (s->bdat = smtp_open_message(s, s->bdat_id)) == NULL) {
-		read_chunk(s, size, 0);
+		if (read_chunk(s, size, 0) < 0)
+			smtp_data_lost(s, "BDAT");
+		smtp_data_stop_clock(s);
 		return;
 	}
-	conn_set_timeout(&s->c, (int)mp_core.limits.data_timeout * 1000);
 	if (read_chunk(s, size, ok) < 0) {
-		mp_log(MP_LOG_INFO, "lost connection during BDAT from [%s]", s->client);
+		int e = errno;
 		smtp_bdat_abort(s);
-		s->quit = 1;
+		errno = e;
+		smtp_data_lost(s, "BDAT");
 		return;
 	}
-	conn_set_timeout(&s->c, (int)mp_core.limits.command_timeout * 1000);
+	smtp_data_stop_clock(s);
 	if (!ok)
 		smtp_reply(s, 503, "5.5.1", s->in_mail ? "No valid recipients" :
 		    "Need MAIL and RCPT before BDAT");

@@ -1,6 +1,7 @@
 /*
  * core/smtp_server.c - listeners and the connection limits (total and
- * per client address). Each connection is served by a detached thread
+ * per client address, counted apart for SMTP and for each protocol
+ * module, so idle IMAP clients cannot lock out SMTP). Each connection is served by a detached thread
  * with a small stack; a connection over a limit gets 421 4.7.0 and is
  * closed at once. Threads whose session ended wait in accept() (up to
  * SPARE_WORKERS of them per listener) for the next connection: creating
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,11 +30,22 @@
 #define SESSION_STACK (256 * 1024)
 #define PER_IP_SLOTS 4096
 #define SPARE_WORKERS 64
+/* A session holds its socket and, at times, a file it reads or writes;
+ * the reserve is for listeners, queue workers, outbound connections and
+ * the modules' own files. */
+#define FDS_PER_CONNECTION 2
+#define FDS_RESERVED 1024
 
-static atomic_int active_sessions;
 static atomic_int stopping;
-static pthread_mutex_t per_ip_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct { char addr[48]; int count; } per_ip[PER_IP_SLOTS];
+
+/* The live counts of one mp_core.pools entry (SMTP, or one protocol). */
+struct pool_state {
+	atomic_int active;
+	pthread_mutex_t lock;
+	struct { char addr[48]; int count; } per_ip[PER_IP_SLOTS];
+};
+
+static struct pool_state *pools;	/* mp_core.npools of them */
 
 struct accepted {
 	int fd;
@@ -82,43 +95,43 @@ smtp_server_bind(char *err, size_t errsize)
 
 /* Count a connection from addr; 0 when it is over the per-IP limit. */
 static int
-per_ip_enter(const char *addr)
+per_ip_enter(struct pool_state *p, long long limit, const char *addr)
 {
 	int ok = 0, free_slot = -1;
 
-	pthread_mutex_lock(&per_ip_lock);
+	pthread_mutex_lock(&p->lock);
 	for (int i = 0; i < PER_IP_SLOTS; i++) {
-		if (per_ip[i].count == 0) {
+		if (p->per_ip[i].count == 0) {
 			if (free_slot < 0)
 				free_slot = i;
 			continue;
 		}
-		if (strcmp(per_ip[i].addr, addr) == 0) {
-			ok = per_ip[i].count < mp_core.limits.connections_per_ip;
-			per_ip[i].count += ok;
+		if (strcmp(p->per_ip[i].addr, addr) == 0) {
+			ok = p->per_ip[i].count < limit;
+			p->per_ip[i].count += ok;
 			goto out;
 		}
 	}
 	if (free_slot >= 0) {
-		mp_strlcpy(per_ip[free_slot].addr, addr, sizeof(per_ip[0].addr));
-		per_ip[free_slot].count = 1;
+		mp_strlcpy(p->per_ip[free_slot].addr, addr, sizeof(p->per_ip[0].addr));
+		p->per_ip[free_slot].count = 1;
 		ok = 1;
 	}
 out:
-	pthread_mutex_unlock(&per_ip_lock);
+	pthread_mutex_unlock(&p->lock);
 	return ok;
 }
 
 static void
-per_ip_leave(const char *addr)
+per_ip_leave(struct pool_state *p, const char *addr)
 {
-	pthread_mutex_lock(&per_ip_lock);
+	pthread_mutex_lock(&p->lock);
 	for (int i = 0; i < PER_IP_SLOTS; i++)
-		if (per_ip[i].count > 0 && strcmp(per_ip[i].addr, addr) == 0) {
-			per_ip[i].count--;
+		if (p->per_ip[i].count > 0 && strcmp(p->per_ip[i].addr, addr) == 0) {
+			p->per_ip[i].count--;
 			break;
 		}
-	pthread_mutex_unlock(&per_ip_lock);
+	pthread_mutex_unlock(&p->lock);
 }
 
 static _Atomic int *idle_acceptors;	/* per listener, waiting in accept() */
@@ -131,19 +144,28 @@ run_session(struct accepted *a)
 	else
 		smtp_session_run(a->fd, a->l);
 	close(a->fd);
-	per_ip_leave(a->addr);
-	atomic_fetch_sub(&active_sessions, 1);
+	per_ip_leave(&pools[a->l->pool], a->addr);
+	atomic_fetch_sub(&pools[a->l->pool].active, 1);
 	free(a);
 }
 
+/* The refusal in the listener's own protocol: a client must understand
+ * it (RFC 9051 7.1.5 BYE, RFC 1939 -ERR, RFC 5321 421). */
 static void
-refuse(int fd, const char *why, const char *addr)
+refuse(const struct mp_listen *l, int fd, const char *why, const char *addr)
 {
+	const char *proto = l->proto ? l->proto->mod->protocol->protocol : "smtp";
 	char buf[256];
-	int n = snprintf(buf, sizeof(buf), "421 4.7.0 %s %s\r\n",
-	    mp_core.server.hostname, why);
+	int n;
 
-	mp_log(MP_LOG_NOTICE, "refused [%s]: %s", addr, why);
+	if (strcmp(proto, "imap") == 0)
+		n = snprintf(buf, sizeof(buf), "* BYE [UNAVAILABLE] %s\r\n", why);
+	else if (strcmp(proto, "pop3") == 0)
+		n = snprintf(buf, sizeof(buf), "-ERR [SYS/TEMP] %s\r\n", why);
+	else
+		n = snprintf(buf, sizeof(buf), "421 4.7.0 %s %s\r\n",
+		    mp_core.server.hostname, why);
+	mp_log(MP_LOG_NOTICE, "refused [%s] on %s: %s", addr, l->label, why);
 	(void)!send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
@@ -153,22 +175,65 @@ static struct accepted *
 admit(const struct mp_listen *l, int fd, const struct sockaddr_storage *ss)
 {
 	struct accepted *a = mp_xcalloc(1, sizeof(*a));
+	struct pool_state *p = &pools[l->pool];
+	const struct mp_conn_limits *lim = &mp_core.pools[l->pool];
 	const char *why = NULL;
 	int loopback;
 
 	a->fd = fd;
 	a->l = l;
 	mp_address_text(ss, a->addr, sizeof(a->addr), &loopback);
-	if (atomic_fetch_add(&active_sessions, 1) >= mp_core.limits.connections)
+	if (atomic_fetch_add(&p->active, 1) >= lim->connections)
 		why = "Too many connections, try again later";
-	else if (!per_ip_enter(a->addr))
+	else if (!per_ip_enter(p, lim->connections_per_ip, a->addr))
 		why = "Too many connections from your address";
 	if (why == NULL)
 		return a;
-	atomic_fetch_sub(&active_sessions, 1);
-	refuse(fd, why, a->addr);
+	atomic_fetch_sub(&p->active, 1);
+	refuse(l, fd, why, a->addr);
 	free(a);
 	return NULL;
+}
+
+static void
+describe_pools(char *out, size_t size)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < mp_core.npools && o < size; i++) {
+		int n = snprintf(out + o, size - o, "%s%s%s%s.connections %lld",
+		    i ? ", " : "", i ? "modules." : "", i ? mp_core.pools[i].name : "",
+		    i ? ".limits" : "limits", mp_core.pools[i].connections);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
+}
+
+int
+smtp_server_fit_fd_limit(char *err, size_t errsize)
+{
+	struct rlimit rl;
+	rlim_t need = FDS_RESERVED;
+	char pools_text[512];
+
+	for (size_t i = 0; i < mp_core.npools; i++)
+		need += (rlim_t)mp_core.pools[i].connections * FDS_PER_CONNECTION;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+		return 0;
+	struct rlimit want = { need, rl.rlim_max < need ? need : rl.rlim_max };
+	if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+		return 0;
+	describe_pools(pools_text, sizeof(pools_text));
+	snprintf(err, errsize, "the connection limits (%s) need %llu file "
+	    "descriptors (%d per connection + %d) but RLIMIT_NOFILE allows %llu "
+	    "(hard limit %llu) and cannot be raised: %s; raise it (ulimit -n, "
+	    "systemd LimitNOFILE=) or lower the limits", pools_text,
+	    (unsigned long long)need, FDS_PER_CONNECTION, FDS_RESERVED,
+	    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+	    strerror(errno));
+	return -1;
 }
 
 static int start_acceptor(const struct mp_listen *l);
@@ -242,6 +307,9 @@ smtp_server_start(void)
 {
 	idle_acceptors = mp_xcalloc(mp_core.nlisten ? mp_core.nlisten : 1,
 	    sizeof(*idle_acceptors));
+	pools = mp_xcalloc(mp_core.npools ? mp_core.npools : 1, sizeof(*pools));
+	for (size_t i = 0; i < mp_core.npools; i++)
+		pthread_mutex_init(&pools[i].lock, NULL);
 	for (size_t i = 0; i < mp_core.nlisten; i++) {
 		if (start_acceptor(&mp_core.listen[i]) != 0)
 			return -1;

@@ -11,6 +11,15 @@
 /* Bind every configured listener; 0, or -1 with the problem in err. */
 int smtp_server_bind(char *err, size_t errsize);
 
+/*
+ * Make RLIMIT_NOFILE fit the connection limits of every pool (SMTP and
+ * each protocol module): FDS_PER_CONNECTION per allowed connection plus
+ * FDS_RESERVED, raising the soft limit (and, as root, the hard one).
+ * 0, or -1 with a clear reason in err: the daemon must not find out
+ * under load, as "Too many open files" on every accept().
+ */
+int smtp_server_fit_fd_limit(char *err, size_t errsize);
+
 /* Start the accept threads. */
 int smtp_server_start(void);
 

@@ -233,16 +233,43 @@ check_local_user(const char *addr, struct mp_status *st)
 }
 
 static int
-default_route(struct session *s, const char *addr, int routed,
-    struct targets *t, struct mp_status *st)
+client_may_relay(const struct session *s)
+{
+	return s->auth_user[0] || mp_core_relay_allowed(s->client);
+}
+
+static int
+domain_is_local(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
 
-	if (at && mp_core_is_local_domain(at + 1))
+	return at && mp_core_is_local_domain(at + 1);
+}
+
+static int
+default_route(struct session *s, const char *addr, int routed,
+    struct targets *t, struct mp_status *st)
+{
+	if (domain_is_local(addr))
 		return check_local_user(addr, st) && add_target(t, addr, NULL, st);
-	/* A routing rule that sent mail here was the admin's choice. */
-	if (routed || s->auth_user[0] || mp_core_relay_allowed(s->client))
+	/* Reached through a rewrite only when the recipient the client gave
+	 * passed relay_permitted(): where the admin's rule sends it is his. */
+	if (routed || client_may_relay(s))
 		return add_target(t, addr, NULL, st);
+	set_status(st, 554, "5.7.1", "Relay access denied", addr);
+	return 0;
+}
+
+/* Relay permission is decided on the recipient exactly as the client
+ * gave it, never on what a rewrite made of it (Postfix's
+ * reject_unauth_destination runs before virtual alias expansion): else
+ * a plus-addressing or catch-all rule turns victim+x@remote into a
+ * relayed victim@remote for anyone. */
+static int
+relay_permitted(struct session *s, const char *addr, struct mp_status *st)
+{
+	if (domain_is_local(addr) || client_may_relay(s))
+		return 1;
 	set_status(st, 554, "5.7.1", "Relay access denied", addr);
 	return 0;
 }
@@ -265,6 +292,8 @@ apply_decision(struct session *s, const char *addr, int depth,
 	case MP_ROUTE_RELAY:
 		return add_target(t, addr, d->relay_host, st);
 	case MP_ROUTE_REWRITE:
+		if (depth == 0 && !relay_permitted(s, addr, st))
+			return 0;
 		for (size_t i = 0; i < d->naddresses; i++) {
 			char next[ADDR_MAX];
 			snprintf(next, sizeof(next), "%s", d->addresses[i]);
@@ -336,6 +365,12 @@ do_rcpt(struct session *s, const char *arg)
 
 	if (!s->in_mail) {
 		smtp_reply(s, 503, "5.5.1", "Need MAIL before RCPT");
+		return;
+	}
+	/* The envelope went into the queue file with the first chunk: a
+	 * recipient added now would be answered 250 and never get it. */
+	if (s->bdat) {
+		smtp_reply(s, 503, "5.5.1", "RCPT not allowed after BDAT");
 		return;
 	}
 	r = smtp_parse_path(arg, "TO", 0, addr, sizeof(addr), &params);
@@ -596,6 +631,64 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 	reset_transaction(s);
 }
 
+static long long
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The idle timeout alone lets a client sending one byte a second hold
+ * a session (and a queue file) for ever: the deadline bounds the whole
+ * message. */
+void
+smtp_data_start_clock(struct session *s)
+{
+	s->data_deadline = monotonic_ms() + mp_core.limits.data_deadline * 1000;
+}
+
+ssize_t
+smtp_data_read(struct session *s, char *buf, size_t max)
+{
+	long long left = s->data_deadline - monotonic_ms();
+	int ms = (int)mp_core.limits.data_timeout * 1000;
+
+	if (left <= 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	if (left < ms)
+		ms = (int)left;
+	/* Only near the deadline does the timeout change from read to read. */
+	if (ms != s->read_timeout_ms) {
+		conn_set_timeout(&s->c, ms);
+		s->read_timeout_ms = ms;
+	}
+	return conn_read_some(&s->c, buf, max);
+}
+
+void
+smtp_data_stop_clock(struct session *s)
+{
+	s->read_timeout_ms = (int)mp_core.limits.command_timeout * 1000;
+	conn_set_timeout(&s->c, s->read_timeout_ms);
+}
+
+void
+smtp_data_lost(struct session *s, const char *what)
+{
+	if (errno == ETIMEDOUT) {
+		smtp_reply(s, 421, "4.4.2", "%s Timeout during %s; closing connection",
+		    mp_core.server.hostname, what);
+		mp_log(MP_LOG_INFO, "timeout during %s from [%s]", what, s->client);
+	} else
+		mp_log(MP_LOG_INFO, "lost connection during %s from [%s]", what,
+		    s->client);
+	s->quit = 1;
+}
+
 /* Stream the data until the end marker; keep reading to the end even
  * after a limit is hit, so the client stays in sync. */
 static void
@@ -606,10 +699,12 @@ receive_data(struct session *s, struct mp_qwriter *w, struct smtp_data *sm,
 	int done = 0, normalize = strcmp(mp_core.smtp.bare_eol, "normalize") == 0;
 
 	smtp_data_init(sm);
-	conn_set_timeout(&s->c, (int)mp_core.limits.data_timeout * 1000);
+	smtp_data_start_clock(s);
 	while (!done) {
-		ssize_t n = conn_read_some(&s->c, in, sizeof(in));
+		ssize_t n = smtp_data_read(s, in, sizeof(in));
 		if (n <= 0) {
+			if (n == 0)
+				errno = 0;
 			*io_error = 1;
 			return;
 		}
@@ -622,7 +717,7 @@ receive_data(struct session *s, struct mp_qwriter *w, struct smtp_data *sm,
 		    mp_queue_write(w, out, outlen) < 0)
 			*disk_errno = errno;
 	}
-	conn_set_timeout(&s->c, (int)mp_core.limits.command_timeout * 1000);
+	smtp_data_stop_clock(s);
 }
 
 static void
@@ -651,10 +746,10 @@ do_data(struct session *s, const char *arg)
 	smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	receive_data(s, w, &sm, &io_error, &disk_errno);
 	if (io_error) {
+		int e = errno;
 		mp_queue_abort(w);
-		mp_log(MP_LOG_INFO, "%s: lost connection during DATA from [%s]",
-		    id, s->client);
-		s->quit = 1;
+		errno = e;
+		smtp_data_lost(s, "DATA");
 		return;
 	}
 	smtp_finish_message(s, w, id, sm.size, sm.bare_eol, sm.long_line,
@@ -797,6 +892,7 @@ smtp_session_run(int fd, const struct mp_listen *l)
 	struct session *s = mp_xcalloc(1, sizeof(*s));
 
 	conn_init(&s->c, fd, (int)mp_core.limits.command_timeout * 1000);
+	s->read_timeout_ms = (int)mp_core.limits.command_timeout * 1000;
 	s->l = l;
 	mp_peer_address(fd, s->client, sizeof(s->client), &s->loopback);
 	mp_log(MP_LOG_INFO, "connect from [%s] to %s", s->client, l->label);

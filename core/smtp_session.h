@@ -36,11 +36,32 @@ struct session {
 	int bdat_bare, bdat_long, bdat_io_error, bdat_disk_errno;
 	size_t bdat_line;
 	char bdat_prev;
+	/* the message being received: CLOCK_MONOTONIC ms it must end by */
+	long long data_deadline;
+	int read_timeout_ms;	/* the socket's current receive timeout */
 };
 
 /* Send one reply line; 5xx (but 552) counts as a protocol error. */
 void smtp_reply(struct session *s, int code, const char *enh,
     const char *fmt, ...) MP_PRINTF(4, 5);
+
+/* Start the clock of limits.data_deadline for the message now coming. */
+void smtp_data_start_clock(struct session *s);
+
+/*
+ * conn_read_some inside DATA or BDAT, each read bounded by
+ * limits.data_timeout and by what is left of limits.data_deadline. Bytes
+ * read, 0 at EOF, -1 on error (errno ETIMEDOUT when time ran out).
+ */
+ssize_t smtp_data_read(struct session *s, char *buf, size_t max);
+
+/* The connection was lost or timed out inside DATA/BDAT: a 421 when it
+ * timed out (RFC 5321 4.5.3.2), a log line, and the session ends. */
+void smtp_data_lost(struct session *s, const char *what);
+
+/* Back to limits.command_timeout after a DATA or a BDAT chunk (a BDAT
+ * message keeps its deadline until its last chunk). */
+void smtp_data_stop_clock(struct session *s);
 
 /* Open the queue file for the current transaction. NULL: reply sent. */
 struct mp_qwriter *smtp_open_message(struct session *s, char id[MP_QID_SIZE]);

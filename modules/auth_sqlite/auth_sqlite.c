@@ -3,8 +3,12 @@
  * users and their passwords, hashed with crypt_r (yescrypt when libcrypt
  * has it, sha512-crypt otherwise; never clear text).
  *
- * One connection, opened at init (before the daemon drops privileges,
- * so a root-owned 0600 database stays readable), guarded by a mutex;
+ * One read-only connection, opened at init (before the daemon drops
+ * privileges, so a root-owned 0600 database stays readable), guarded by
+ * a mutex: a compromised session cannot write users.db through it. Only
+ * `merpati user add|del|passwd` opens a second, writable one. Neither
+ * follows a symlink (state_dir belongs to the daemon's user). The
+ * connection is guarded by a mutex;
  * the slow hashing runs outside the lock. Unknown users cost the same
  * hashing time as known ones, so timing does not reveal who exists.
  *
@@ -49,7 +53,8 @@ struct cached_login {
 struct auth {
 	const struct mp_host *host;
 	struct auth_settings set;
-	sqlite3 *db;
+	sqlite3 *db;	/* read-only: all the daemon ever needs */
+	sqlite3 *rw;	/* opened by the first change (merpati user ...) */
 	pthread_mutex_t lock;
 	char *dummy_hash;
 	pthread_mutex_t cache_lock;
@@ -129,11 +134,11 @@ check_hash(const char *password, const char *hash)
 /* Run one statement with up to two text parameters. Returns the sqlite
  * result; with a row, copies column 0 into out. Caller holds the lock. */
 static int
-run(struct auth *a, const char *sql, const char *p1, const char *p2,
+run(sqlite3 *db, const char *sql, const char *p1, const char *p2,
     char *out, size_t outsize)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(a->db, sql, -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 
 	if (rc != SQLITE_OK)
 		return rc;
@@ -151,10 +156,10 @@ run(struct auth *a, const char *sql, const char *p1, const char *p2,
 }
 
 static int
-db_failed(struct auth *a, const char **error_r)
+db_failed(struct auth *a, sqlite3 *db, const char **error_r)
 {
-	a->host->log(MP_LOG_ERR, "users database: %s", sqlite3_errmsg(a->db));
-	return error(error_r, -1, "users database error: %s", sqlite3_errmsg(a->db));
+	a->host->log(MP_LOG_ERR, "users database: %s", sqlite3_errmsg(db));
+	return error(error_r, -1, "users database error: %s", sqlite3_errmsg(db));
 }
 
 /* The stored hash of address: 1 found, 0 not, -1 error. */
@@ -165,10 +170,10 @@ lookup(struct auth *a, const char *address, char *hash, size_t size,
 	int rc;
 
 	pthread_mutex_lock(&a->lock);
-	rc = run(a, "SELECT password FROM users WHERE address = ?1", address,
+	rc = run(a->db, "SELECT password FROM users WHERE address = ?1", address,
 	    NULL, hash, size);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		rc = db_failed(a, error_r);
+		rc = db_failed(a, a->db, error_r);
 	pthread_mutex_unlock(&a->lock);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
@@ -261,6 +266,9 @@ auth_verify(void *ctx, const char *address, const char *password,
 	return found && match ? 1 : 0;
 }
 
+static int open_conn(struct auth *a, int mode, sqlite3 **db_r,
+    const char **error_r);
+
 static int
 change(void *ctx, const char *sql, const char *address, const char *password,
     const char **error_r)
@@ -278,12 +286,18 @@ change(void *ctx, const char *sql, const char *address, const char *password,
 	if (password && (hash = hash_password(password)) == NULL)
 		return error(error_r, MP_ERROR, "%s", "cannot hash password (libcrypt)");
 	pthread_mutex_lock(&a->lock);
-	rc = run(a, sql, addr, hash, NULL, 0);
-	int changed = sqlite3_changes(a->db);
+	if (a->rw == NULL && open_conn(a, SQLITE_OPEN_READWRITE, &a->rw,
+	    error_r) != MP_OK) {
+		pthread_mutex_unlock(&a->lock);
+		free(hash);
+		return MP_ERROR;
+	}
+	rc = run(a->rw, sql, addr, hash, NULL, 0);
+	int changed = sqlite3_changes(a->rw);
 	if (rc == SQLITE_CONSTRAINT)
 		rc = error(error_r, MP_DECLINED, "%s", "user exists");
 	else if (rc != SQLITE_DONE) {
-		db_failed(a, error_r);
+		db_failed(a, a->rw, error_r);
 		rc = MP_ERROR;
 	}
 	else if (changed == 0)
@@ -334,7 +348,7 @@ auth_user_list(void *ctx, void (*each)(void *arg, const char *address),
 			each(arg, (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		db_failed(a, error_r);
+		db_failed(a, a->db, error_r);
 	pthread_mutex_unlock(&a->lock);
 	return rc == SQLITE_DONE ? MP_OK : MP_ERROR;
 }
@@ -356,38 +370,55 @@ make_parents(const char *path)
 	}
 }
 
+/* One connection to the database, never through a symlink. */
+static int
+open_conn(struct auth *a, int mode, sqlite3 **db_r, const char **error_r)
+{
+	if (sqlite3_open_v2(a->set.database, db_r, mode | SQLITE_OPEN_NOMUTEX |
+	    SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		snprintf(err_buf, sizeof(err_buf), "database %s: %s", a->set.database,
+		    *db_r ? sqlite3_errmsg(*db_r) : "cannot open");
+		*error_r = err_buf;
+		sqlite3_close(*db_r);
+		*db_r = NULL;
+		return MP_ERROR;
+	}
+	sqlite3_busy_timeout(*db_r, 5000);
+	return MP_OK;
+}
+
+/* Create the file (0600) and the table once, then keep only a
+ * read-only connection. */
 static int
 open_db(struct auth *a, const char **error_r)
 {
-	int fd;
+	sqlite3 *setup = NULL;
+	int fd, rc;
 
 	make_parents(a->set.database);
-	fd = open(a->set.database, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-
+	fd = open(a->set.database, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		snprintf(err_buf, sizeof(err_buf), "cannot open %s: %s",
-		    a->set.database, strerror(errno));
+		snprintf(err_buf, sizeof(err_buf), "cannot open %s: %s%s",
+		    a->set.database, strerror(errno), errno == ELOOP ?
+		    " (a symlink: refused)" : "");
 		*error_r = err_buf;
 		return MP_ERROR;
 	}
 	close(fd);
-	if (sqlite3_open_v2(a->set.database, &a->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err_buf, sizeof(err_buf), "database %s: %s", a->set.database,
-		    a->db ? sqlite3_errmsg(a->db) : "cannot open");
-		*error_r = err_buf;
+	if (open_conn(a, SQLITE_OPEN_READWRITE, &setup, error_r) != MP_OK)
 		return MP_ERROR;
-	}
-	sqlite3_busy_timeout(a->db, 5000);
-	if (sqlite3_exec(a->db, "CREATE TABLE IF NOT EXISTS users ("
+	rc = sqlite3_exec(setup, "CREATE TABLE IF NOT EXISTS users ("
 	    "address TEXT PRIMARY KEY COLLATE NOCASE, password TEXT NOT NULL, "
-	    "created INTEGER NOT NULL)", NULL, NULL, NULL) != SQLITE_OK) {
+	    "created INTEGER NOT NULL)", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
 		snprintf(err_buf, sizeof(err_buf), "database %s: %s", a->set.database,
-		    sqlite3_errmsg(a->db));
+		    sqlite3_errmsg(setup));
 		*error_r = err_buf;
-		return MP_ERROR;
 	}
-	return MP_OK;
+	sqlite3_close(setup);
+	if (rc != SQLITE_OK)
+		return MP_ERROR;
+	return open_conn(a, SQLITE_OPEN_READONLY, &a->db, error_r);
 }
 
 static void
@@ -397,6 +428,8 @@ auth_fini(void *ctx)
 
 	if (a->db)
 		sqlite3_close(a->db);
+	if (a->rw)
+		sqlite3_close(a->rw);
 	pthread_mutex_destroy(&a->lock);
 	pthread_mutex_destroy(&a->cache_lock);
 	free(a->dummy_hash);

@@ -171,7 +171,7 @@ class DiskFull(unittest.TestCase):
         srv.add_user(ALICE)
         qmount = os.path.join(srv.state, "queue")
         os.makedirs(qmount, exist_ok=True)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", qmount],
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", qmount],
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, "cannot mount a small tmpfs: " + r.stderr)
         self.addCleanup(lambda: subprocess.run(["umount", "-l", qmount]))

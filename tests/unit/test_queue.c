@@ -1,13 +1,16 @@
 /*
  * tests/unit/test_queue.c - the durable queue: write/commit/load round
  * trip, abort leaves nothing, status survives, corrupt and truncated
- * files are refused (and quarantined), hostile envelopes are refused.
+ * files are refused (and quarantined), hostile envelopes are refused,
+ * tmp/ files a crash left (older than 36 h) are cleaned.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "queue.h"
@@ -210,6 +213,49 @@ test_unique_ids(void)
 	CHECK("200 messages, 200 distinct files", distinct && seen == 200);
 }
 
+static void
+make_aged(const char *name, time_t age)
+{
+	char path[512];
+	struct timespec t[2];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/tmp/%s", qdir, name);
+	if ((f = fopen(path, "w")) != NULL)
+		fclose(f);
+	clock_gettime(CLOCK_REALTIME, &t[0]);
+	t[0].tv_sec -= age;
+	t[1] = t[0];
+	utimensat(AT_FDCWD, path, t, 0);
+}
+
+static void
+test_clean_tmp(void)
+{
+	char path[512], link_path[512];
+	struct stat st;
+
+	make_aged("crashed", MP_QUEUE_TMP_MAX_AGE + 60);
+	make_aged("writing", MP_QUEUE_TMP_MAX_AGE - 60);
+	make_aged("target", 0);
+	snprintf(path, sizeof(path), "%s/tmp/target", qdir);
+	snprintf(link_path, sizeof(link_path), "%s/tmp/link", qdir);
+	CHECK("symlink planted", symlink(path, link_path) == 0);
+	struct timespec old[2] = { { .tv_sec = 1 }, { .tv_sec = 1 } };
+	utimensat(AT_FDCWD, link_path, old, AT_SYMLINK_NOFOLLOW);
+	CHECK("stale tmp: two removed (the old file, the old link)",
+	    mp_queue_clean_tmp(qdir, MP_QUEUE_TMP_MAX_AGE) == 2);
+	snprintf(path, sizeof(path), "%s/tmp/crashed", qdir);
+	CHECK("stale tmp: older than 36 h gone", stat(path, &st) < 0);
+	snprintf(path, sizeof(path), "%s/tmp/writing", qdir);
+	CHECK("stale tmp: younger kept", stat(path, &st) == 0);
+	snprintf(path, sizeof(path), "%s/tmp/target", qdir);
+	CHECK("stale tmp: a link's target is not followed", stat(path, &st) == 0);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/tmp/writing", qdir);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -225,6 +271,7 @@ main(void)
 	test_hostile_envelope();
 	test_corrupt();
 	test_unique_ids();
+	test_clean_tmp();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
 	if (system(cmd) != 0)
 		return 1;

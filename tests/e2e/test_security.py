@@ -1,0 +1,374 @@
+"""End to end: the holes of the security review (issue 15) stay closed.
+
+Each test reproduces one finding against a real merpatid and checks the
+defence: no relaying through a rewrite rule, no recipient acknowledged
+and then dropped, no symlink followed by a root start, per-protocol
+connection limits, and the lower items (DATA deadline, `user add` names,
+stale tmp files).
+"""
+import os
+import shutil
+import smtplib
+import socket
+import subprocess
+import time
+import unittest
+
+from harness import DOMAIN, Server, Session, free_port
+
+ALICE = "alice@" + DOMAIN
+PLUS_RULE = 'rules = ( { match = "^(.+)\\\\+[^@]*@(.*)$"; action = "rewrite"; to = "$1@$2"; } );'
+
+
+def open_session(port):
+    s = Session(port)
+    s.reply()
+    s.cmd("EHLO client.test")
+    return s
+
+
+class RelayThroughRewrite(unittest.TestCase):
+    """Relay permission is decided on the recipient as the client gave
+    it, before any rewrite: the plus-addressing rule must not turn
+    victim+x@evil.test into a relayed victim@evil.test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(modules={"route_regex": PLUS_RULE})
+        cls.addClassCleanup(cls.srv.cleanup)
+        cls.srv.add_user(ALICE)
+        cls.srv.start()
+
+    def test_rewritten_remote_recipient_refused(self):
+        s = open_session(self.srv.port)
+        self.addCleanup(s.close)
+        s.cmd("MAIL FROM:<spammer@evil.test>")
+        code, text = s.cmd("RCPT TO:<victim+x@evil.test>")
+        self.assertIn(code, (550, 554), text)
+        self.assertIn("Relay access denied", text[0])
+        self.assertEqual(s.cmd("DATA")[0], 503)
+        self.assertEqual(self.srv.queue_files(), [])
+
+    def test_local_plus_address_still_delivered(self):
+        with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
+            s.sendmail("x@y.test", ["alice+lists@" + DOMAIN],
+                       "Subject: plus local\r\n\r\nhi\r\n")
+        self.assertEqual(len(self.srv.mails_with(ALICE, "Subject: plus local")), 1)
+
+
+class RcptAfterBdat(unittest.TestCase):
+    """Every recipient answered 250 gets the message: RCPT once a BDAT
+    chunk has started the message is refused (503 5.5.1), not
+    acknowledged and then dropped."""
+
+    def test_rcpt_between_chunks_refused(self):
+        srv = Server()
+        self.addCleanup(srv.cleanup)
+        srv.add_user(ALICE)
+        srv.add_user("bob@" + DOMAIN)
+        srv.start()
+        s = open_session(srv.port)
+        self.addCleanup(s.close)
+        s.cmd("MAIL FROM:<x@y.test>")
+        self.assertEqual(s.cmd("RCPT TO:<%s>" % ALICE)[0], 250)
+        first = b"Subject: chunked\r\n\r\n"
+        s.send(b"BDAT %d\r\n" % len(first) + first)
+        self.assertEqual(s.reply()[0], 250)
+        code, text = s.cmd("RCPT TO:<bob@%s>" % DOMAIN)
+        self.assertEqual(code, 503, text)
+        self.assertTrue(text[0].startswith("5.5.1"), text)
+        s.send(b"BDAT 7 LAST\r\nhello\r\n")
+        self.assertEqual(s.reply()[0], 250)
+        self.assertEqual(len(srv.mails_with(ALICE, "Subject: chunked")), 1)
+        self.assertEqual(srv.mail_files("bob@" + DOMAIN), [])
+
+
+def merpati_ids():
+    import pwd
+    pw = pwd.getpwnam("merpati")
+    return pw.pw_uid, pw.pw_gid
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs a root start (CI runs as root)")
+class RootStartSymlinks(unittest.TestCase):
+    """The merpati user owns the inside of state_dir: what it plants
+    there must never make a root start chown, open or write anything
+    outside it."""
+
+    def setUp(self):
+        self.srv = Server()
+        self.addCleanup(self.srv.cleanup)
+        self.srv.start()
+        self.srv.stop()  # state_dir now exists, owned by merpati
+        self.uid, self.gid = merpati_ids()
+        self.precious = os.path.join(self.srv.dir, "precious")
+        with open(self.precious, "w") as f:
+            f.write("root's file\n")
+        os.chmod(self.precious, 0o600)
+        self.rootdir = os.path.join(self.srv.dir, "rootdir")
+        os.mkdir(self.rootdir, 0o700)
+        with open(os.path.join(self.rootdir, "inside"), "w") as f:
+            f.write("x")
+
+    def plant_symlink(self, target, name):
+        path = os.path.join(self.srv.state, name)
+        if os.path.lexists(path):
+            os.unlink(path)
+        os.symlink(target, path)
+        os.lchown(path, self.uid, self.gid)
+
+    def assert_untouched(self):
+        with open(self.precious) as f:
+            self.assertEqual(f.read(), "root's file\n")
+        for p in (self.precious, self.rootdir, os.path.join(self.rootdir, "inside")):
+            self.assertEqual(os.lstat(p).st_uid, 0, p)
+
+    def test_pid_file_symlink_not_followed(self):
+        self.plant_symlink(self.precious, "merpatid.pid")
+        rc = self.srv.start(expect_fail=True)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("a symlink: refused", self.srv.log())
+        self.assert_untouched()
+
+    def test_queue_dir_symlink_refused(self):
+        shutil.rmtree(os.path.join(self.srv.state, "queue"))
+        self.plant_symlink(self.rootdir, "queue")
+        rc = self.srv.start(expect_fail=True)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("refusing state_dir", self.srv.log())
+        self.assert_untouched()
+
+    def test_hard_link_in_queue_not_chowned(self):
+        os.link(self.precious, os.path.join(self.srv.state, "queue", "tmp", "planted"))
+        self.srv.start()
+        self.assert_untouched()
+
+    def test_writable_ancestor_refused(self):
+        os.chmod(self.srv.dir, 0o777)  # anyone could swap var/
+        rc = self.srv.start(expect_fail=True)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("refusing state_dir", self.srv.log())
+        self.assertIn("ancestor", self.srv.log())
+
+
+def read_line(sock):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8", "replace")
+
+
+class PerProtocolLimits(unittest.TestCase):
+    """IMAP and SMTP count their connections apart: IMAP clients up to
+    the IMAP limit do not lock out SMTP (one shared counter did)."""
+
+    OWN = 'limits = { connections = 10; connections_per_ip = 10; };'
+
+    def configure(self, imap_limits):
+        self.srv = Server(modules={"imap": None})
+        self.srv.imap_port = free_port()
+        self.srv.modules["imap"] = (
+            'plaintext_auth = true; %s listen = { plain = { address = "127.0.0.1"; port = %d; }; };'
+            % (imap_limits, self.srv.imap_port))
+        self.srv.write_config()
+        self.addCleanup(self.srv.cleanup)
+        self.srv.add_user(ALICE)
+
+    def hold_imap(self, n):
+        held = []
+        self.addCleanup(lambda: [c.close() for c in held])
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", self.srv.imap_port), timeout=10)
+            held.append(c)
+            self.assertTrue(read_line(c).startswith("* OK"))
+        return held
+
+    def test_default_imap_limit_is_its_own(self):
+        # No modules.imap.limits: IMAP takes the numbers of limits.*,
+        # counted apart from SMTP's.
+        self.configure("")
+        self.srv.start("limits.connections=10", "limits.connections_per_ip=10")
+        held = self.hold_imap(10)
+        extra = socket.create_connection(("127.0.0.1", self.srv.imap_port), timeout=10)
+        held.append(extra)
+        self.assertTrue(read_line(extra).startswith("* BYE"))
+        with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
+            self.assertEqual(s.noop()[0], 250)
+
+    def test_imap_at_its_limit_leaves_smtp_alone(self):
+        self.configure(self.OWN)
+        self.srv.start("limits.connections=10", "limits.connections_per_ip=10")
+        held = self.hold_imap(10)
+        extra = socket.create_connection(("127.0.0.1", self.srv.imap_port), timeout=10)
+        held.append(extra)
+        self.assertTrue(read_line(extra).startswith("* BYE"))  # its own limit, its own words
+        with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
+            s.sendmail("x@y.test", [ALICE], "Subject: while IMAP is full\r\n\r\nhi\r\n")
+        self.assertEqual(len(self.srv.mails_with(ALICE, "Subject: while IMAP is full")), 1)
+
+    def test_fd_limit_raised_to_fit(self):
+        self.configure(self.OWN)
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        try:
+            self.srv.start("limits.connections=1000")
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        with open("/proc/%d/limits" % self.srv.proc.pid) as f:
+            line = [l for l in f if l.startswith("Max open files")][0]
+        # 2 per connection (SMTP 1000 + IMAP 10) + 1024 in reserve
+        self.assertGreaterEqual(int(line.split()[3]), 2 * 1010 + 1024)
+
+    def test_fd_limit_out_of_reach_is_a_clear_error(self):
+        self.configure(self.OWN)
+        rc = self.srv.start("limits.connections=1000000",
+                            "modules.imap.limits.connections=1000000", expect_fail=True)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("file descriptors", self.srv.log())
+        self.assertIn("modules.imap.limits.connections 1000000", self.srv.log())
+
+
+class LowerItems(unittest.TestCase):
+    """Issue 15 item 10: users.db read-only in the daemon, mailbox names
+    that `user add` refuses."""
+
+    def test_users_db_read_only_after_start(self):
+        srv = Server()
+        self.addCleanup(srv.cleanup)
+        srv.add_user(ALICE)
+        srv.start()
+        fds = "/proc/%d/fd" % srv.proc.pid
+        flags = []
+        for fd in os.listdir(fds):
+            try:
+                target = os.readlink(os.path.join(fds, fd))
+            except OSError:
+                continue
+            if target.endswith("/users.db"):
+                with open("/proc/%d/fdinfo/%s" % (srv.proc.pid, fd)) as f:
+                    flags.append(int([l for l in f if l.startswith("flags:")][0].split()[1], 8))
+        self.assertTrue(flags, "users.db not open in the daemon")
+        self.assertTrue(all(f & os.O_ACCMODE == os.O_RDONLY for f in flags), flags)
+        srv.add_user("late@" + DOMAIN, "pw")  # the CLI still writes it
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("x@y.test", ["late@" + DOMAIN], "Subject: late\r\n\r\nhi\r\n")
+        self.assertEqual(len(srv.mails_with("late@" + DOMAIN, "Subject: late")), 1)
+
+    def test_user_add_refuses_path_names(self):
+        srv = Server()
+        self.addCleanup(srv.cleanup)
+        for bad in ("../x@" + DOMAIN, "a/b@" + DOMAIN, "x@../../etc", ".x@" + DOMAIN,
+                    "x@" + DOMAIN + "/..", "x@a\\b.test"):
+            r = srv.cli("user", "add", bad, input="pw\n")
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn("refused", r.stderr, bad)
+        self.assertEqual(srv.cli("user", "list").stdout, "")
+        srv.add_user("o.k-1+tag@" + DOMAIN)  # ordinary names still work
+
+
+class DataDeadline(unittest.TestCase):
+    """A message must arrive within limits.data_deadline however it
+    trickles, and a timeout inside DATA is told with a 421."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server()
+        cls.addClassCleanup(cls.srv.cleanup)
+        cls.srv.add_user(ALICE)
+        cls.srv.start('limits.data_timeout="2s"', 'limits.data_deadline="3s"')
+
+    def start_data(self):
+        s = open_session(self.srv.port)
+        self.addCleanup(s.close)
+        s.cmd("MAIL FROM:<slow@y.test>")
+        s.cmd("RCPT TO:<%s>" % ALICE)
+        self.assertEqual(s.cmd("DATA")[0], 354)
+        return s
+
+    def trickle_until_closed(self, s, limit):
+        begin = time.time()
+        s.sock.settimeout(0.4)
+        while time.time() - begin < limit:
+            try:
+                s.send(b"x")
+                data = s.sock.recv(4096)
+                s.buf += data
+                if not data or b"\n" in s.buf:
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        return time.time() - begin
+
+    def test_trickling_data_cut_at_deadline(self):
+        s = self.start_data()
+        elapsed = self.trickle_until_closed(s, 10)
+        self.assertLess(elapsed, 6)  # 3s deadline, not the 2s idle timeout per byte
+        s.sock.settimeout(5)
+        code, text = s.reply()
+        self.assertEqual(code, 421)
+        self.assertTrue(text[0].startswith("4.4.2"), text)
+        time.sleep(0.3)
+        self.assertEqual(self.srv.queue_files(), [])
+        self.assertEqual(os.listdir(os.path.join(self.srv.state, "queue", "tmp")), [])
+
+    def test_idle_inside_data_gets_421(self):
+        s = self.start_data()
+        s.send("Subject: half\r\n")
+        s.sock.settimeout(6)
+        code, text = s.reply()
+        self.assertEqual(code, 421)
+        self.assertIn("Timeout", text[0])
+
+    def test_trickling_bdat_cut_at_deadline(self):
+        s = open_session(self.srv.port)
+        self.addCleanup(s.close)
+        s.cmd("MAIL FROM:<slow@y.test>")
+        s.cmd("RCPT TO:<%s>" % ALICE)
+        codes = []
+        s.sock.settimeout(5)
+        begin = time.time()
+        try:
+            while time.time() - begin < 10:
+                s.send(b"BDAT 2\r\n\r\n")  # one line a second
+                codes.append(s.reply()[0])
+                if codes[-1] != 250:
+                    break
+                time.sleep(1)
+        except (EOFError, OSError):
+            pass
+        self.assertLess(time.time() - begin, 7)
+        self.assertEqual(codes[-1], 421)
+
+
+class StaleTmpFiles(unittest.TestCase):
+    """queue/tmp files a crash left behind (Maildir convention: older
+    than 36 hours) are removed at start; younger ones are kept."""
+
+    def test_stale_queue_tmp_removed_at_start(self):
+        srv = Server()
+        self.addCleanup(srv.cleanup)
+        srv.start()
+        srv.stop()
+        tmp = os.path.join(srv.state, "queue", "tmp")
+        now = time.time()
+        for name, hours in (("stale", 37), ("stale.st", 100), ("young", 35)):
+            path = os.path.join(tmp, name)
+            with open(path, "w") as f:
+                f.write("left by a crash")
+            os.utime(path, (now - hours * 3600, now - hours * 3600))
+        srv.start()
+        deadline = time.time() + 5  # the port is up before the queue runner starts
+        while len(os.listdir(tmp)) > 1 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(sorted(os.listdir(tmp)), ["young"])
+        self.assertTrue(srv.wait_log("older than 36 hours", 5))
+
+
+if __name__ == "__main__":
+    unittest.main()
