@@ -657,7 +657,8 @@ list_has(const struct imap_section *sec, const char *name, size_t nlen)
 static char *
 header_fields(const char *h, size_t hlen, const struct imap_section *sec, size_t *len_r)
 {
-	char *out = malloc(hlen + 3);
+	/* only the last field can lack a line end: two CRLFs at most added */
+	char *out = malloc(hlen + 4);
 	size_t pos = 0, o = 0;
 	struct field f;
 
