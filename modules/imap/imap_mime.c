@@ -657,8 +657,9 @@ list_has(const struct imap_section *sec, const char *name, size_t nlen)
 static char *
 header_fields(const char *h, size_t hlen, const struct imap_section *sec, size_t *len_r)
 {
-	/* only the last field can lack a line end: two CRLFs at most added */
-	char *out = malloc(hlen + 4);
+	/* only the last field can lack a line end: two CRLFs at most added,
+	 * and a NUL for callers that read it as a string */
+	char *out = malloc(hlen + 5);
 	size_t pos = 0, o = 0;
 	struct field f;
 
@@ -674,7 +675,7 @@ header_fields(const char *h, size_t hlen, const struct imap_section *sec, size_t
 				o += 2;
 			}
 		}
-	memcpy(out + o, "\r\n", 2);
+	memcpy(out + o, "\r\n\0", 3);
 	*len_r = o + 2;
 	return out;
 }
