@@ -387,8 +387,8 @@ mark_seen(struct imap *s, size_t i)
 			return 0;
 		free(m->keywords);
 		m->keywords = copy;
-		/* \Recent is the session's to report, not the store's to return */
-		m->flags = flags | (m->flags & MP_FLAG_RECENT);
+		/* \Recent is this session's to report, whatever the store says */
+		m->flags = (flags & ~(uint32_t)MP_FLAG_RECENT) | (m->flags & MP_FLAG_RECENT);
 		return 1;
 	}
 	if (ops->flags_set(s->f, m->uid, m->flags | MP_FLAG_SEEN, m->keywords, &err) != MP_OK)
