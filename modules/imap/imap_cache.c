@@ -2,10 +2,17 @@
  * modules/imap/imap_cache.c - rendered ENVELOPEs shared by every session
  * of the process (the module's context holds it).
  *
- * A message under one UIDVALIDITY never changes (RFC 3501 2.3.1.1), so
- * (user, folder, UIDVALIDITY, UID) names its envelope for good and an
- * entry is never stale. The cache only forgets: when it reaches its
- * budget it is emptied at once, which keeps it simple and bounded.
+ * A message under one UIDVALIDITY never changes (RFC 3501 2.3.1.1, and
+ * point 1 of the store contract in merpati/store.h: a UID names one
+ * message, whose bytes never change, and is never reused), so (user,
+ * folder, UIDVALIDITY, UID) names its envelope for good and an entry is
+ * never stale. Both stores give a recreated folder a new UIDVALIDITY
+ * (greater than any the mailbox used), so a folder deleted and created
+ * again under the same name cannot meet old entries. (import, which
+ * keeps UIDVALIDITY, fills the store `merpati mailbox migrate` moves to,
+ * which the daemon serves only after a restart, with an empty cache.)
+ * The cache only forgets: when it reaches its budget it is emptied at
+ * once, which keeps it simple and bounded.
  */
 #include <pthread.h>
 #include <stdint.h>
