@@ -543,3 +543,38 @@ imap_section(const char *msg, size_t len, const char *section, const char **star
 		return -1;
 	return 0;
 }
+
+/* ---- leaves (for SEARCH) ---------------------------------------------------------- */
+
+static void
+leaves(const char *m, size_t len, int depth,
+    void (*each)(void *, const char *, size_t, const char *, size_t), void *arg)
+{
+	size_t hl = header_len(m, len);
+	char *ctv = imap_header(m, len, "Content-Type");
+	struct ctype ct;
+
+	parse_ctype(ctv, &ct);
+	free(ctv);
+	if (depth < MAX_DEPTH && strcasecmp(ct.type, "multipart") == 0 && param(&ct, "boundary")) {
+		struct part parts[MAX_PARTS];
+		size_t n = split_parts(m + hl, len - hl, param(&ct, "boundary"), parts, MAX_PARTS);
+		for (size_t i = 0; i < n; i++)
+			leaves(parts[i].start, parts[i].len, depth + 1, each, arg);
+		if (n > 0)
+			return;
+	} else if (depth < MAX_DEPTH && strcasecmp(ct.type, "message") == 0 &&
+	    strcasecmp(ct.subtype, "rfc822") == 0) {
+		leaves(m + hl, len - hl, depth + 1, each, arg);
+		return;
+	}
+	each(arg, m, hl, m + hl, len - hl);
+}
+
+void
+imap_mime_leaves(const char *msg, size_t len,
+    void (*each)(void *arg, const char *hdr, size_t hlen, const char *body, size_t blen),
+    void *arg)
+{
+	leaves(msg, len, 0, each, arg);
+}
