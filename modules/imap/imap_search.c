@@ -86,14 +86,18 @@ fail(struct prog *p, const char *why)
 	return -1;
 }
 
-/* An astring argument; NIL is the string "NIL" (RFC 3501 9: an atom). */
+/*
+ * An astring argument. NIL is accepted and read as the empty string, as
+ * Dovecot does and imaptest's "nil" group expects (SUBJECT NIL matches
+ * every message with a Subject), rather than the three letters.
+ */
 static const char *
 arg_text(const struct imap_arg *a, size_t n, size_t at)
 {
 	if (at >= n)
 		return NULL;
 	if (a[at].type == IMAP_NIL)
-		return "NIL";
+		return "";
 	return a[at].type == IMAP_ATOM || a[at].type == IMAP_STRING ? a[at].s : NULL;
 }
 
