@@ -418,12 +418,12 @@ ascii_contains(const char *hay, size_t hlen, const struct needle *nd)
 	return 0;
 }
 
-/* Non-ASCII characters whose fold is ASCII (dotted and dotless i, long s,
- * Kelvin sign) start with these bytes. */
+/* Non-ASCII characters whose fold is ASCII: dotted and dotless i and long
+ * s start with these bytes; the Kelvin sign is E2 84 AA. */
 static int
 may_fold_to_ascii(const char *s, size_t len)
 {
-	return memchr(s, 0xc4, len) || memchr(s, 0xc5, len) || memchr(s, 0xe2, len);
+	return memchr(s, 0xc4, len) || memchr(s, 0xc5, len) || memmem(s, len, "\xe2\x84\xaa", 3);
 }
 
 /* Does hay contain nd? *folded caches hay's fold across keys. */
