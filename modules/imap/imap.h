@@ -83,20 +83,104 @@ void imap_cache_put(struct imap_cache *c, const char *folder, uint32_t uidvalidi
 int imap_fetch(struct imap *s, const struct imap_cmd *cmd, int uid);
 int imap_search(struct imap *s, const struct imap_cmd *cmd, int uid);
 
-/* MIME: BODYSTRUCTURE, ENVELOPE and section lookup over a message. */
+/* ---- MIME (imap_mime.c, imap_bodystructure.c) ---- */
+
+/* A parsed BODY[section] (RFC 3501 6.4.5). */
+#define IMAP_SECTION_MAX_PARTS 128
+#define IMAP_SECTION_MAX_FIELDS 256
+enum imap_section_text {
+	IMAP_SECTION_ALL,	/* none: the message, or a part's body */
+	IMAP_SECTION_HEADER,
+	IMAP_SECTION_FIELDS,	/* HEADER.FIELDS (names) */
+	IMAP_SECTION_FIELDS_NOT,	/* HEADER.FIELDS.NOT (names) */
+	IMAP_SECTION_TEXT,
+	IMAP_SECTION_MIME
+};
+struct imap_section {
+	uint32_t part[IMAP_SECTION_MAX_PARTS];	/* "4.2.1" */
+	size_t nparts;
+	enum imap_section_text text;
+	const char *fields;	/* FIELDS: the names inside the parentheses, */
+	size_t fields_len;	/* pointing into the parsed text */
+};
+
+/* Parse a section ("", "1.2.HEADER", "HEADER.FIELDS (A \"B\")"): 0, or
+ * -1 when malformed (the FETCH is then BAD). */
+int imap_section_parse(const char *text, struct imap_section *sec);
+
+/* A message's MIME tree (RFC 2045/2046): multiparts, message/rfc822
+ * and digest parts are descended into, up to bounded depth and part
+ * count. msg must outlive it. NULL only when out of memory. */
+struct imap_mime;
+struct imap_mime *imap_mime_parse(const char *msg, size_t len);
+void imap_mime_free(struct imap_mime *t);
+
+/*
+ * The bytes of a section of msg. t is the tree of msg; it may be NULL
+ * when the section has no part numbers, and msg may then be the header
+ * alone if the section is HEADER or HEADER.FIELDS. 1, or 0 when no such
+ * part exists (FETCH then sends an empty string). For HEADER.FIELDS
+ * the bytes are built in *owned_r, which the caller frees; otherwise
+ * *owned_r is NULL and *start_r points into msg.
+ */
+int imap_mime_section(const char *msg, size_t len, const struct imap_mime *t,
+    const struct imap_section *sec, const char **start_r, size_t *len_r, char **owned_r);
+
+/* BODYSTRUCTURE (extended) or BODY of a parsed message (RFC 3501
+ * 7.4.2); *out is malloc'ed, NULL when out of memory. */
+void imap_mime_bodystructure(const struct imap_mime *t, int extended, char **out,
+    size_t *outlen);
+
+/* Shorthands over one message: parse, answer, free. */
 void imap_bodystructure(const char *msg, size_t len, int extended, char **out,
     size_t *outlen);
-void imap_envelope(const char *msg, size_t len, char **out, size_t *outlen);
-/* The bytes of a section ("", "1", "1.2.HEADER", "TEXT", "HEADER.FIELDS (A B)"). */
+/* The bytes of a section given as text; -1 when malformed or missing. */
 int imap_section(const char *msg, size_t len, const char *section, const char **start,
     size_t *slen, char **owned);
+
+/* ENVELOPE (RFC 3501 7.4.2) from the header of msg (the whole message
+ * or its header alone). *out is malloc'ed. */
+void imap_envelope(const char *msg, size_t len, char **out, size_t *outlen);
+
 /* Each leaf part of msg, depth first, descending into multiparts and
  * message/rfc822 parts: hdr/hlen is its MIME header (the message header
  * for a single-part message), body/blen its body, still encoded. */
 void imap_mime_leaves(const char *msg, size_t len,
     void (*each)(void *arg, const char *hdr, size_t hlen, const char *body, size_t blen),
     void *arg);
-/* The value of header name (unfolded, NUL-terminated, malloc'ed) or NULL. */
+/* The value of the first header field called name in msg (unfolded,
+ * leading white space removed, NUL-terminated, malloc'ed) or NULL. */
 char *imap_header(const char *msg, size_t len, const char *name);
+
+/* ---- RFC 5322 addresses (imap_address.c) ---- */
+
+enum imap_addr_kind {
+	IMAP_ADDR_MAILBOX,	/* one address */
+	IMAP_ADDR_GROUP,	/* "name:" starting a group; name set */
+	IMAP_ADDR_GROUP_END	/* the ";" ending it; all fields NULL */
+};
+
+struct imap_addr {
+	enum imap_addr_kind kind;
+	const char *name;	/* display name, quotes removed, RFC 2047 words
+				 * as they are; or the comment of "u@d (Name)";
+				 * for a group its name; NULL when none */
+	const char *route;	/* obsolete source route "@r1,@r2", or NULL */
+	const char *mailbox;	/* local part, quotes removed; NULL if missing */
+	const char *host;	/* domain ("[1.2.3.4]" kept); NULL if missing */
+};
+
+/* At most this many addresses (group marks included) per field. */
+#define IMAP_ADDR_MAX 10000
+
+/*
+ * Parse an address-list field value (From, To, ...; folded or not) and
+ * call each(arg, a) for every address and group mark in order. The
+ * strings are valid during the call only. What does not parse is
+ * skipped up to the next comma. Cost is linear in len. Returns the
+ * number of calls made.
+ */
+size_t imap_addresses(const char *value, size_t len,
+    void (*each)(void *arg, const struct imap_addr *a), void *arg);
 
 #endif

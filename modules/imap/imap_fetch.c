@@ -2,7 +2,15 @@
  * modules/imap/imap_fetch.c - FETCH and UID FETCH (RFC 3501 6.4.5):
  * FLAGS, UID, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE,
  * BODY[section]<partial>, BODY.PEEK, RFC822, RFC822.HEADER, RFC822.TEXT
- * and the ALL / FAST / FULL macros. A non-PEEK body fetch sets \Seen.
+ * and the ALL / FAST / FULL macros.
+ *
+ * Each message is read only as far as its items need: nothing for
+ * FLAGS/UID/..., the header for ENVELOPE and BODY[HEADER...], all of it
+ * otherwise; its MIME tree is parsed once, and only for BODY,
+ * BODYSTRUCTURE or a section with part numbers. A non-PEEK body fetch
+ * sets \Seen with the store's atomic flags_change (an add on the flags
+ * stored now, never a write-back of this session's copy) and reports
+ * the flags that results in.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -16,40 +24,43 @@
 
 struct item {
 	char name[24];		/* FLAGS, BODY[], ... */
-	char section[256];
+	char *section;		/* BODY[...]: the text between the brackets */
 	int peek, partial;
 	unsigned long origin, count;
 };
 
-/* "BODY.PEEK[1.HEADER]<0.100>" -> name BODY, section, peek, partial. */
+/* "BODY.PEEK[1.HEADER]<0.100>" -> name BODY[], section, peek, partial.
+ * 0, or -1 when malformed (then it->section is NULL). */
 static int
 parse_item(const char *text, struct item *it)
 {
 	const char *lb = strchr(text, '[');
 	size_t nlen = lb ? (size_t)(lb - text) : strlen(text);
+	struct imap_section sec;
 
 	memset(it, 0, sizeof(*it));
-	if (nlen >= sizeof(it->name))
+	if (nlen >= sizeof(it->name) - 2)
 		return -1;
 	for (size_t i = 0; i < nlen; i++)
 		it->name[i] = (char)toupper((unsigned char)text[i]);
 	if (lb == NULL)
 		return 0;
 	const char *rb = strrchr(lb, ']');
-	if (rb == NULL || (size_t)(rb - lb - 1) >= sizeof(it->section))
+	if (rb == NULL)
 		return -1;
-	memcpy(it->section, lb + 1, (size_t)(rb - lb - 1));
 	if (strcmp(it->name, "BODY.PEEK") == 0) {
 		it->peek = 1;
 		strcpy(it->name, "BODY");
 	}
-	if (strcmp(it->name, "BODY") != 0 && strcmp(it->name, "BINARY") != 0)
+	if (strcmp(it->name, "BODY") != 0)
 		return -1;
 	strcat(it->name, "[]");
 	if (rb[1] == '<') {
 		char *end;
+		if (!isdigit((unsigned char)rb[2]))
+			return -1;
 		it->origin = strtoul(rb + 2, &end, 10);
-		if (*end != '.')
+		if (*end != '.' || !isdigit((unsigned char)end[1]))
 			return -1;
 		it->count = strtoul(end + 1, &end, 10);
 		if (*end != '>' || end[1] != '\0' || it->count == 0)
@@ -57,7 +68,20 @@ parse_item(const char *text, struct item *it)
 		it->partial = 1;
 	} else if (rb[1] != '\0')
 		return -1;
+	if ((it->section = strndup(lb + 1, (size_t)(rb - lb - 1))) == NULL ||
+	    imap_section_parse(it->section, &sec) < 0) {
+		free(it->section);
+		it->section = NULL;
+		return -1;
+	}
 	return 0;
+}
+
+static void
+free_items(struct item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(items[i].section);
 }
 
 static int
@@ -91,10 +115,12 @@ collect_items(const struct imap_arg *a, struct item *items, size_t *n, size_t ma
 	const struct imap_arg *list = a->type == IMAP_LIST ? a->list : a;
 	size_t len = a->type == IMAP_LIST ? a->nlist : 1;
 	for (k = 0; k < len && *n < max; k++) {
-		if (list[k].type != IMAP_ATOM || parse_item(list[k].s, &items[*n]) < 0 ||
-		    !known(items[*n].name))
+		if (list[k].type != IMAP_ATOM)
 			return -1;
-		(*n)++;
+		int bad = parse_item(list[k].s, &items[*n]) < 0;
+		(*n)++;	/* counted either way, so that its section is freed */
+		if (bad || !known(items[*n - 1].name))
+			return -1;
 	}
 	return len ? 0 : -1;
 }
@@ -139,26 +165,43 @@ literal(struct out *o, const char *data, size_t len)
 	emit(o, data, len);
 }
 
-static void
-body_item(struct out *o, const struct item *it, const char *msg, size_t len, const char *label)
-{
-	const char *start;
-	size_t slen;
-	char *owned = NULL;
+/* What fetch_one has read for message i. */
+struct loaded {
+	char *msg;
+	size_t len;
+	struct imap_mime *tree;	/* parsed when an item needs it */
+	char *env;		/* the ENVELOPE text, if asked for */
+	size_t envlen;
+};
 
-	if (imap_section(msg, len, it->section, &start, &slen, &owned) < 0) {
+/* BODY[section]<partial> of a loaded message (RFC 3501 6.4.5); a part
+ * that does not exist is an empty string. */
+static void
+body_item(struct out *o, const struct item *it, const struct loaded *l, const char *label,
+    const char *section)
+{
+	const char *start = "";
+	size_t slen = 0;
+	char *owned = NULL;
+	struct imap_section sec;
+
+	if (imap_section_parse(section, &sec) < 0 ||
+	    !imap_mime_section(l->msg, l->len, l->tree, &sec, &start, &slen, &owned)) {
 		start = "";
 		slen = 0;
 	}
+	emitf(o, "%s[", label);
+	emit(o, section, strlen(section));
+	emit(o, "]", 1);
 	if (it->partial) {
 		size_t from = it->origin < slen ? it->origin : slen;
 		size_t n = slen - from < it->count ? slen - from : it->count;
-		emitf(o, "%s[%s]<%lu> ", label, it->section, it->origin);
-		literal(o, start + from, n);
-	} else {
-		emitf(o, "%s[%s] ", label, it->section);
-		literal(o, start, slen);
+		emitf(o, "<%lu>", it->origin);
+		start += from;
+		slen = n;
 	}
+	emit(o, " ", 1);
+	literal(o, start, slen);
 	free(owned);
 }
 
@@ -184,8 +227,25 @@ from_index(const struct item *it)
 static int
 from_header(const struct item *it)
 {
-	return strcmp(it->name, "ENVELOPE") == 0 || strcmp(it->name, "RFC822.HEADER") == 0 ||
-	    (strcmp(it->name, "BODY[]") == 0 && strncmp(it->section, "HEADER", 6) == 0);
+	struct imap_section sec;
+
+	if (strcmp(it->name, "ENVELOPE") == 0 || strcmp(it->name, "RFC822.HEADER") == 0)
+		return 1;
+	return strcmp(it->name, "BODY[]") == 0 && imap_section_parse(it->section, &sec) == 0 &&
+	    sec.nparts == 0 && (sec.text == IMAP_SECTION_HEADER ||
+	    sec.text == IMAP_SECTION_FIELDS || sec.text == IMAP_SECTION_FIELDS_NOT);
+}
+
+/* Does the item need the MIME tree? */
+static int
+needs_tree(const struct item *it)
+{
+	struct imap_section sec;
+
+	if (strcmp(it->name, "BODY") == 0 || strcmp(it->name, "BODYSTRUCTURE") == 0)
+		return 1;
+	return strcmp(it->name, "BODY[]") == 0 && imap_section_parse(it->section, &sec) == 0 &&
+	    sec.nparts > 0;
 }
 
 /* What of the message the items need: 0 (nothing), header or all. An
@@ -214,23 +274,13 @@ sets_seen(const struct item *it)
 	    strcmp(it->name, "RFC822.TEXT") == 0;
 }
 
-/* What fetch_one has read for message i. */
-struct loaded {
-	char *msg;
-	size_t len;
-	char *env;		/* the ENVELOPE text, if asked for */
-	size_t envlen;
-};
-
 static void
 one_item(struct imap *s, struct out *o, const struct item *it, size_t i,
     const struct loaded *l)
 {
-	const char *msg = l->msg;
-	size_t len = l->len;
 	struct imap_msg *m = &s->msgs[i];
 	char flags[600], *text = NULL;
-	size_t tlen;
+	size_t tlen = 0;
 
 	if (strcmp(it->name, "FLAGS") == 0) {
 		imap_flags_text(m->flags, m->keywords, flags, sizeof(flags));
@@ -247,22 +297,24 @@ one_item(struct imap *s, struct out *o, const struct item *it, size_t i,
 		emit(o, l->env, l->envlen);
 	} else if (strcmp(it->name, "BODYSTRUCTURE") == 0 || strcmp(it->name, "BODY") == 0) {
 		int ext = strcmp(it->name, "BODYSTRUCTURE") == 0;
-		imap_bodystructure(msg, len, ext, &text, &tlen);
+		if (l->tree)
+			imap_mime_bodystructure(l->tree, ext, &text, &tlen);
 		emitf(o, "%s ", it->name);
-		emit(o, text, tlen);
+		emit(o, text ? text : "NIL", text ? tlen : 3);
 	} else if (strcmp(it->name, "BODY[]") == 0)
-		body_item(o, it, msg, len, "BODY");
-	else {	/* RFC822, RFC822.HEADER, RFC822.TEXT */
-		struct item sub = { .name = "BODY[]" };
-		snprintf(sub.section, sizeof(sub.section), "%s", strcmp(it->name, "RFC822") == 0 ?
-		    "" : it->name + 7);
+		body_item(o, it, l, "BODY", it->section);
+	else if (strcmp(it->name, "RFC822") == 0) {
+		emit(o, "RFC822 ", 7);
+		literal(o, l->msg, l->len);
+	} else {	/* RFC822.HEADER, RFC822.TEXT: BODY[HEADER], BODY[TEXT] */
+		struct imap_section sec = { .text = strcmp(it->name, "RFC822.HEADER") == 0 ?
+		    IMAP_SECTION_HEADER : IMAP_SECTION_TEXT };
 		const char *start;
 		size_t slen;
-		char *owned = NULL;
-		imap_section(msg, len, sub.section, &start, &slen, &owned);
+		char *owned;
+		imap_mime_section(l->msg, l->len, NULL, &sec, &start, &slen, &owned);
 		emitf(o, "%s ", it->name);
 		literal(o, start, slen);
-		free(owned);
 	}
 	free(text);
 }
@@ -276,9 +328,9 @@ wants(const struct item *items, size_t n, const char *name)
 	return 0;
 }
 
-/* The message (or its header) and its ENVELOPE, as far as the items
- * need them; the envelope from the cache when it is there. -1: the
- * message was expunged by another session meanwhile. */
+/* The message (or its header), its tree and its ENVELOPE, as far as the
+ * items need them; the envelope from the cache when it is there. -1:
+ * the message was expunged by another session meanwhile. */
 static int
 load_for(struct imap *s, size_t i, const struct item *items, size_t n, struct loaded *l)
 {
@@ -292,8 +344,13 @@ load_for(struct imap *s, size_t i, const struct item *items, size_t n, struct lo
 	if (part_needed(items, n, l->env != NULL, &part) &&
 	    (l->msg = imap_load(s, i, part, &l->len)) == NULL)
 		return -1;
+	for (size_t k = 0; k < n && l->tree == NULL; k++)
+		if (needs_tree(&items[k]))
+			l->tree = imap_mime_parse(l->msg, l->len);
 	if (want_env && l->env == NULL) {
 		imap_envelope(l->msg, l->len, &l->env, &l->envlen);
+		if (l->env == NULL)
+			return -1;
 		imap_cache_put(cache, s->folder_key, s->uidvalidity, s->msgs[i].uid, l->env,
 		    l->envlen);
 	}
@@ -301,36 +358,68 @@ load_for(struct imap *s, size_t i, const struct item *items, size_t n, struct lo
 }
 
 static void
+unload(struct loaded *l)
+{
+	imap_mime_free(l->tree);
+	free(l->msg);
+	free(l->env);
+}
+
+/* Set \Seen on message i for a non-PEEK body fetch (RFC 3501 6.4.5):
+ * an atomic add in the store, whose resulting flags and keywords become
+ * the session's. 1 when the flags changed and are to be reported. */
+static int
+mark_seen(struct imap *s, size_t i)
+{
+	const struct mp_store_ops *ops = s->st->ops;
+	struct imap_msg *m = &s->msgs[i];
+	uint32_t flags;
+	const char *kw = NULL, *err;
+
+	if (s->read_only || (m->flags & MP_FLAG_SEEN))
+		return 0;
+	if (MP_HAS(ops, ops->struct_size, flags_change) && ops->flags_change) {
+		if (ops->flags_change(s->f, m->uid, MP_FLAGS_ADD, MP_FLAG_SEEN, NULL, &flags, &kw,
+		    &err) != MP_OK)
+			return 0;
+		char *copy = strdup(kw ? kw : "");
+		if (copy == NULL)
+			return 0;
+		free(m->keywords);
+		m->keywords = copy;
+		/* \Recent is the session's to report, not the store's to return */
+		m->flags = flags | (m->flags & MP_FLAG_RECENT);
+		return 1;
+	}
+	if (ops->flags_set(s->f, m->uid, m->flags | MP_FLAG_SEEN, m->keywords, &err) != MP_OK)
+		return 0;
+	m->flags |= MP_FLAG_SEEN;
+	return 1;
+}
+
+static void
 fetch_one(struct imap *s, size_t i, const struct item *items, size_t n, int uid)
 {
 	struct out o = { 0 };
 	struct loaded l = { 0 };
-	int seen = 0, has_uid = 0, has_flags = 0;
-	const char *err;
+	int seen = 0;
 
 	if (load_for(s, i, items, n, &l) < 0) {
-		free(l.env);
+		unload(&l);
 		return;
 	}
 	for (size_t k = 0; k < n; k++)
 		seen |= sets_seen(&items[k]);
-	has_uid = wants(items, n, "UID");
-	has_flags = wants(items, n, "FLAGS");
-	if (seen && !s->read_only && !(s->msgs[i].flags & MP_FLAG_SEEN) &&
-	    s->st->ops->flags_set(s->f, s->msgs[i].uid, s->msgs[i].flags | MP_FLAG_SEEN,
-	    s->msgs[i].keywords, &err) == MP_OK)
-		s->msgs[i].flags |= MP_FLAG_SEEN;
-	else
-		seen = 0;
+	seen = seen && mark_seen(s, i);
 	emitf(&o, "* %zu FETCH (", i + 1);
-	if (uid && !has_uid)
+	if (uid && !wants(items, n, "UID"))
 		emitf(&o, "UID %u ", s->msgs[i].uid);
 	for (size_t k = 0; k < n; k++) {
 		if (k)
 			emit(&o, " ", 1);
 		one_item(s, &o, &items[k], i, &l);
 	}
-	if (seen && !has_flags) {
+	if (seen && !wants(items, n, "FLAGS")) {
 		char flags[600];
 		imap_flags_text(s->msgs[i].flags, s->msgs[i].keywords, flags, sizeof(flags));
 		emitf(&o, " FLAGS %s", flags);
@@ -338,28 +427,30 @@ fetch_one(struct imap *s, size_t i, const struct item *items, size_t n, int uid)
 	emit(&o, ")\r\n", 3);
 	s->h->conn_write(s->c, o.p, o.len);
 	free(o.p);
-	free(l.msg);
-	free(l.env);
+	unload(&l);
 }
 
 int
 imap_fetch(struct imap *s, const struct imap_cmd *cmd, int uid)
 {
 	struct item items[64];
-	size_t n, *idx, nidx;
+	size_t n = 0, *idx, nidx;
 
 	if (cmd->nargs != 2 || cmd->args[0].type != IMAP_ATOM ||
 	    collect_items(&cmd->args[1], items, &n, 64) < 0) {
+		free_items(items, n);
 		imap_tagged(s, cmd->tag, "BAD FETCH set items");
 		return -1;
 	}
 	if (imap_resolve_set(s, cmd->args[0].s, uid, &idx, &nidx) < 0) {
+		free_items(items, n);
 		imap_tagged(s, cmd->tag, "BAD invalid message set");
 		return -1;
 	}
 	for (size_t k = 0; k < nidx; k++)
 		fetch_one(s, idx[k], items, n, uid);
 	free(idx);
+	free_items(items, n);
 	imap_tagged(s, cmd->tag, "OK %s completed", cmd->name);
 	return 0;
 }

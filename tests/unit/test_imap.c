@@ -130,7 +130,7 @@ test_mime(void)
 	    strstr(out, "((\"Doe, Jane\" NIL \"jane\" \"x.test\")(NIL NIL \"bob\" \"y.test\"))") != NULL);
 	free(out);
 	imap_bodystructure(msg, sizeof(msg) - 1, 0, &out, &len);
-	CHECK("bodystructure nests", strstr(out, "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 12 1)") &&
+	CHECK("bodystructure nests", strstr(out, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 12 1)") &&
 	    strstr(out, "\"alternative\")") && strstr(out, "\"mixed\")"));
 	free(out);
 	CHECK("section 1", imap_section(msg, sizeof(msg) - 1, "1", &start, &slen, &owned) == 0 &&
