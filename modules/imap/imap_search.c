@@ -17,6 +17,7 @@
  * header keys are used.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -510,58 +511,40 @@ decode_value(char **v, size_t *vlen)
 	*vlen = n;
 }
 
-/*
- * An address list with comments removed and the white space that may
- * surround '@' and fill "<...>" squeezed out (RFC 5322 3.4.1 allows CFWS
- * there), so "<user (c)@ (c) domain.org>" reads "<user@domain.org>".
- */
-static size_t
-squeeze_address(const char *v, size_t len, char *out)
-{
-	size_t o = 0;
-	int depth = 0, quoted = 0, angle = 0;
+struct address_search {
+	const struct needle *nd;
+	int hit;
+};
 
-	for (size_t i = 0; i < len; i++) {
-		char ch = v[i];
-		if (ch == '\\' && (quoted || depth) && i + 1 < len) {
-			if (!depth)
-				out[o++] = v[++i];
-			else
-				i++;
-			continue;
-		}
-		if (!quoted && ch == '(') { depth++; continue; }
-		if (!quoted && depth && ch == ')') { depth--; continue; }
-		if (depth)
-			continue;
-		if (ch == '"')
-			quoted = !quoted;
-		if (!quoted && ch == '<') angle = 1;
-		if (!quoted && ch == '>') angle = 0;
-		if (!quoted && (ch == ' ' || ch == '\t') &&
-		    (angle || (o > 0 && out[o - 1] == '@') ||
-		    (i + 1 < len && (v[i + 1] == '@' || v[i + 1] == ' ' || v[i + 1] == '('))))
-			continue;
-		out[o++] = ch;
-	}
-	return o;
+/* imap_addresses() callback: "name <mailbox@host>" of one address, so a
+ * key finds an address however it was written, comments and CFWS
+ * around '@' included (RFC 5322 3.4). */
+static void
+address_each(void *arg, const struct imap_addr *a)
+{
+	struct address_search *as = arg;
+	char text[2048];
+	int n;
+
+	if (as->hit || a->kind != IMAP_ADDR_MAILBOX)
+		return;
+	n = snprintf(text, sizeof(text), "%s%s<%s@%s>", a->name ? a->name : "",
+	    a->name ? " " : "", a->mailbox ? a->mailbox : "", a->host ? a->host : "");
+	if (n > 0)
+		as->hit = match_once(text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1,
+		    as->nd);
 }
 
+/* The decoded field as written, or any one address in it, contains nd. */
 static int
 address_match(const char *v, size_t vlen, const struct needle *nd)
 {
-	char *sq;
-	size_t n;
-	int hit;
+	struct address_search as = { nd, 0 };
 
 	if (match_once(v, vlen, nd))
 		return 1;
-	if ((sq = malloc(vlen + 1)) == NULL)
-		return 0;
-	n = squeeze_address(v, vlen, sq);
-	hit = match_once(sq, n, nd);
-	free(sq);
-	return hit;
+	imap_addresses(v, vlen, address_each, &as);
+	return as.hit;
 }
 
 /* HEADER, SUBJECT, FROM...: any field of that name matches (RFC 3501 6.4.4). */
