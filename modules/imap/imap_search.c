@@ -97,8 +97,8 @@ arg_text(const struct imap_arg *a, size_t n, size_t at)
 {
 	if (at >= n)
 		return NULL;
-	if (a[at].type == IMAP_NIL)
-		return "";
+	if (a[at].type == IMAP_NIL || (a[at].type == IMAP_ATOM && strcasecmp(a[at].s, "NIL") == 0))
+		return "";	/* whichever way the parser reports NIL */
 	return a[at].type == IMAP_ATOM || a[at].type == IMAP_STRING ? a[at].s : NULL;
 }
 
