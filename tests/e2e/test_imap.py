@@ -33,6 +33,25 @@ def imap_server(store):
     return srv
 
 
+class ImapCase(unittest.TestCase):
+    """A merpatid with IMAP on cls.store and the user alice (password
+    "pw"), started once per class; client() logs in with imaplib."""
+    store = "deliver_maildir"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = imap_server(cls.store)
+        cls.addClassCleanup(cls.srv.cleanup)  # even if setUpClass fails
+        cls.srv.add_user(ALICE, "pw")
+        cls.srv.start('server.mailstore="%s"' % cls.store)
+
+    def client(self, timeout=30):
+        m = imaplib.IMAP4("127.0.0.1", self.srv.imap_port, timeout=timeout)
+        m.login(ALICE, "pw")
+        self.addCleanup(lambda: m.state != "LOGOUT" and m.logout())
+        return m
+
+
 class Imap(unittest.TestCase):
     store = "deliver_maildir"
 

@@ -8,7 +8,7 @@ import imaplib
 import unittest
 
 from harness import DOMAIN
-from test_imap import imap_server
+from test_imap import ImapCase
 
 ALICE = "alice@" + DOMAIN
 
@@ -33,21 +33,7 @@ def body_of(response):
     return response[0][1]
 
 
-class ImapMime(unittest.TestCase):
-    store = "deliver_maildir"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = imap_server(cls.store)
-        cls.addClassCleanup(cls.srv.cleanup)  # even if setUpClass fails
-        cls.srv.add_user(ALICE, "pw")
-        cls.srv.start('server.mailstore="%s"' % cls.store)
-
-    def client(self):
-        m = imaplib.IMAP4("127.0.0.1", self.srv.imap_port, timeout=20)
-        m.login(ALICE, "pw")
-        self.addCleanup(lambda: m.state != "LOGOUT" and m.logout())
-        return m
+class ImapMime(ImapCase):
 
     def folder_with(self, name, *messages):
         """A fresh folder holding messages, selected on a new client."""

@@ -8,7 +8,7 @@ import socket
 import unittest
 
 from harness import DOMAIN
-from test_imap import imap_server
+from test_imap import ImapCase
 
 ALICE = "alice@" + DOMAIN
 
@@ -48,15 +48,10 @@ def seq(name):
     return str([n for n, _ in MESSAGES].index(name) + 1)
 
 
-class ImapSearch(unittest.TestCase):
-    store = "deliver_maildir"
-
+class ImapSearch(ImapCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = imap_server(cls.store)
-        cls.addClassCleanup(cls.srv.cleanup)
-        cls.srv.add_user(ALICE, "pw")
-        cls.srv.start('server.mailstore="%s"' % cls.store)
+        super().setUpClass()
         m = imaplib.IMAP4("127.0.0.1", cls.srv.imap_port, timeout=20)
         m.login(ALICE, "pw")
         m.create("S")

@@ -11,7 +11,7 @@ import socket
 import unittest
 
 from harness import DOMAIN
-from test_imap import imap_server
+from test_imap import ImapCase
 
 ALICE = "alice@" + DOMAIN
 MSG = b"From: a@x.test\r\nSubject: s%d\r\n\r\nbody %d\r\n"
@@ -65,16 +65,8 @@ class Raw:
         self.sock.close()
 
 
-class Session(unittest.TestCase):
-    store = "deliver_maildir"
+class Session(ImapCase):
     box_count = 0
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = imap_server(cls.store)
-        cls.addClassCleanup(cls.srv.cleanup)
-        cls.srv.add_user(ALICE, "pw")
-        cls.srv.start('server.mailstore="%s"' % cls.store)
 
     def conn(self, login=True):
         c = Raw(self.srv.imap_port)

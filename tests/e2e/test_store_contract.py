@@ -11,7 +11,7 @@ import threading
 import unittest
 
 from harness import DOMAIN
-from test_imap import imap_server
+from test_imap import ImapCase
 
 ALICE = "alice@" + DOMAIN
 SESSIONS = 4
@@ -23,21 +23,7 @@ def message(session, k):
             "body %d/%d\r\n" % (session, k, session, k, session, k)).encode()
 
 
-class StoreContract(unittest.TestCase):
-    store = "deliver_maildir"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = imap_server(cls.store)
-        cls.addClassCleanup(cls.srv.cleanup)
-        cls.srv.add_user(ALICE, "pw")
-        cls.srv.start('server.mailstore="%s"' % cls.store)
-
-    def client(self):
-        m = imaplib.IMAP4("127.0.0.1", self.srv.imap_port, timeout=30)
-        m.login(ALICE, "pw")
-        self.addCleanup(lambda: m.state != "LOGOUT" and m.logout())
-        return m
+class StoreContract(ImapCase):
 
     @staticmethod
     def appenduid(m, box, text):
