@@ -97,7 +97,9 @@ def ensure_peers(parts):
         subprocess.run("echo 'postfix postfix/main_mailer_type select No configuration' | "
                        "debconf-set-selections", shell=True, check=True)
         apt_install("postfix")
-    if {"imap", "imap-bare", "memory"} & set(parts) and shutil.which("dovecot") is None:
+    # dovecot-core alone (installed for imaptest) has no imap/pop3 services
+    if {"imap", "imap-bare", "memory"} & set(parts) and not (
+            os.path.exists("/usr/lib/dovecot/imap") and os.path.exists("/usr/lib/dovecot/pop3")):
         apt_install("dovecot-imapd", "dovecot-pop3d")
     try:
         pwd.getpwnam(BENCH_USER)
