@@ -74,6 +74,16 @@ struct md_lockstate {
 	uint32_t gen;		/* bumped by every list write */
 };
 
+/* The change times and inodes of new/, cur/, the UID list and its lock
+ * file: every change to a folder moves one of them. */
+#define MD_STAMPED 4
+struct md_stamps {
+	struct timespec mtime[MD_STAMPED];
+	ino_t ino[MD_STAMPED];
+	int valid;	/* 0: no full sync to compare with */
+	int claimed;	/* that sync claimed \Recent */
+};
+
 struct mp_folder {
 	struct mp_mailbox *mb;
 	char path[DIR_MAX];
@@ -89,6 +99,7 @@ struct mp_folder {
 	uint32_t unclaimed;	/* read-only: first UID nobody claimed yet */
 	int lock_fd, notify_fd;
 	char *result_kw;	/* flags_change's keywords result */
+	struct md_stamps seen;	/* what the last full sync saw */
 };
 
 /* Set *error_r to "what: strerror(errno)" (thread-local text); rc. */

@@ -272,12 +272,60 @@ sync_locked(struct mp_folder *f, struct md_list *l, int claim,
 	return MP_OK;
 }
 
+/* The folder's stamps now; 0, or -1 when one cannot be read. */
+static int
+stamps_read(const struct mp_folder *f, struct md_stamps *st)
+{
+	static const char *const names[MD_STAMPED] = { "new", "cur", UIDLIST, UIDLIST_LOCK };
+	struct stat sb;
+
+	for (int i = 0; i < MD_STAMPED; i++) {
+		if (fstatat(f->dir_fd, names[i], &sb, 0) < 0)
+			return -1;
+		st->mtime[i] = sb.st_mtim;
+		st->ino[i] = sb.st_ino;
+	}
+	return 0;
+}
+
+/*
+ * 1 when nothing changed since the last full sync, so the view stands
+ * without locking, reading the list or scanning cur/ (10,000 names: ~9
+ * ms, at every IMAP command). File systems stamp times at a clock tick
+ * (jiffies on ext4), so a change in the same tick as the last sync
+ * could leave every stamp equal: stamps younger than two seconds are
+ * never trusted, as Dovecot does with its Maildir directory mtimes.
+ */
+static int
+unchanged_since_sync(const struct mp_folder *f, int claim, struct md_stamps *now)
+{
+	struct timespec clock;
+
+	if (stamps_read(f, now) < 0 || clock_gettime(CLOCK_REALTIME, &clock) < 0)
+		return 0;
+	now->valid = 1;
+	now->claimed = claim;
+	if (!f->seen.valid || (claim && !f->seen.claimed) || f->fresh.keywords != NULL)
+		return 0;
+	for (int i = 0; i < MD_STAMPED; i++)
+		if (now->ino[i] != f->seen.ino[i] ||
+		    now->mtime[i].tv_sec != f->seen.mtime[i].tv_sec ||
+		    now->mtime[i].tv_nsec != f->seen.mtime[i].tv_nsec ||
+		    clock.tv_sec - now->mtime[i].tv_sec < 2)
+			return 0;
+	return 1;
+}
+
 int
 md_sync(struct mp_folder *f, int claim, const char **error_r)
 {
 	struct md_list l = { 0 };
+	struct md_stamps before = { 0 };
 	int rc;
 
+	if (unchanged_since_sync(f, claim, &before))
+		return MP_OK;
+	f->seen.valid = 0;
 	if (md_list_lock(f->list_fd) < 0)
 		return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
 	rc = sync_locked(f, &l, claim, error_r);
@@ -289,6 +337,8 @@ md_sync(struct mp_folder *f, int claim, const char **error_r)
 	md_list_free(&f->list);
 	md_list_free(&f->fresh);	/* the view is current again */
 	f->list = l;
+	f->seen = before;	/* stamps read before the scan: a change during
+				   it makes them differ at the next call */
 	return md_build_info(f) < 0 ? md_fail(error_r, "out of memory", MP_ERROR) : MP_OK;
 }
 
