@@ -7,7 +7,11 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../modules/deliver_maildir/maildir_store.h"
@@ -148,6 +152,111 @@ test_old_list(void)
 	sc_ops->close(mb);
 }
 
+/* Set the stamps messages() compares (new/, cur/, the list, its lock)
+ * to when, or to what cur/ shows when when is 0. */
+static void
+set_stamps(const char *dir, time_t when)
+{
+	static const char *const names[] = { "new", "cur", "merpati-uidlist",
+	    "merpati-uidlist.lock" };
+	char path[700];
+	struct stat sb;
+
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		struct timespec ts[2] = { { when, 0 }, { when, 0 } };
+		if (when == 0 && stat(path, &sb) == 0)
+			ts[0] = ts[1] = sb.st_mtim;
+		utimensat(AT_FDCWD, path, ts, 0);
+	}
+}
+
+/* Rename one file in cur/ to carry \Flagged, as another program might,
+ * then put cur/'s time back: a change in the same clock tick. */
+static void
+flag_behind_the_back(const char *dir)
+{
+	char cur[700], from[1400], to[1400];
+	struct stat before;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(cur, sizeof(cur), "%s/cur", dir);
+	if (stat(cur, &before) < 0 || (d = opendir(cur)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && strstr(de->d_name, ":2,") != NULL &&
+		    strchr(strstr(de->d_name, ":2,"), 'F') == NULL)
+			break;
+	if (de) {
+		snprintf(from, sizeof(from), "%s/%s", cur, de->d_name);
+		snprintf(to, sizeof(to), "%s/%.*sF", cur,
+		    (int)(strstr(de->d_name, ":2,") + 3 - de->d_name), de->d_name);
+		rename(from, to);
+		struct timespec ts[2] = { before.st_atim, before.st_mtim };
+		utimensat(AT_FDCWD, cur, ts, 0);
+	}
+	closedir(d);
+}
+
+static size_t
+count_flagged(struct mp_folder *f)
+{
+	const struct mp_msg_info *v;
+	const char *err;
+	size_t n, flagged = 0;
+
+	if (sc_ops->messages(f, &v, &n, &err) != MP_OK)
+		return (size_t)-1;
+	for (size_t i = 0; i < n; i++)
+		flagged += (v[i].flags & MP_FLAG_FLAGGED) != 0;
+	return flagged;
+}
+
+/*
+ * messages() skips the lock and the scan while the folder's stamps are
+ * unchanged and two seconds old; every change must still be seen: a
+ * change by another handle after a quiet spell, a delivery, and a
+ * change inside the same clock tick as the last sync (stamps equal but
+ * young).
+ */
+static void
+test_quiet_folder(void)
+{
+	char dir[600];
+	struct mp_mailbox *mb = sc_open("quiet@contract.test");
+	uint32_t uid1, uid2;
+	const struct mp_msg_info *v;
+	const char *err;
+	size_t n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/contract.test/quiet", root);
+	sc_append(mb, "INBOX", "Subject: q1\r\n\r\n1\r\n", 0, &uid1);
+	sc_append(mb, "INBOX", "Subject: q2\r\n\r\n2\r\n", 0, &uid2);
+	struct mp_folder *f = sc_folder(mb, "INBOX", 0), *g = sc_folder(mb, "INBOX", 0);
+	if (f == NULL || g == NULL) {
+		CHECK("maildir quiet: folders open", 0);
+		return;
+	}
+	set_stamps(dir, time(NULL) - 60);
+	CHECK("maildir quiet: a quiet folder keeps its view",
+	    sc_ops->messages(f, &v, &n, &err) == MP_OK && n == 2 && count_flagged(f) == 0);
+	set_stamps(dir, time(NULL) - 60);
+	sc_change(g, uid1, MP_FLAGS_ADD, MP_FLAG_FLAGGED, NULL, NULL, NULL);
+	CHECK("maildir quiet: another handle's flag change is seen", count_flagged(f) == 1);
+	set_stamps(dir, time(NULL) - 60);
+	sc_append(mb, "INBOX", "Subject: q3\r\n\r\n3\r\n", 0, &uid2);
+	CHECK("maildir quiet: a new message is seen",
+	    sc_ops->messages(f, &v, &n, &err) == MP_OK && n == 3);
+	set_stamps(dir, 0);	/* young stamps, as just after a change */
+	count_flagged(f);
+	flag_behind_the_back(dir);
+	CHECK("maildir quiet: a change in the same clock tick is seen", count_flagged(f) == 2);
+	sc_ops->folder_close(g);
+	sc_ops->folder_close(f);
+	sc_ops->close(mb);
+}
+
 int
 main(void)
 {
@@ -162,6 +271,7 @@ main(void)
 	sc_run_contract(merpati_module.store, sc_ctx);
 	test_delivery_and_append();
 	test_old_list();
+	test_quiet_folder();
 	merpati_module.fini(sc_ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
