@@ -15,6 +15,7 @@ import time
 import unittest
 
 from harness import DOMAIN, Server, Session, free_port
+from test_imap import imap_server
 
 ALICE = "alice@" + DOMAIN
 PLUS_RULE = 'rules = ( { match = "^(.+)\\\\+[^@]*@(.*)$"; action = "rewrite"; to = "$1@$2"; } );'
@@ -368,6 +369,67 @@ class StaleTmpFiles(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(sorted(os.listdir(tmp)), ["young"])
         self.assertTrue(srv.wait_log("older than 36 hours", 5))
+
+
+class OverLimitLiteral(unittest.TestCase):
+    """A literal over the limit is refused with the command's tag, and
+    its bytes are never read as commands (issue 15 item 6)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = imap_server("deliver_maildir")
+        cls.addClassCleanup(cls.srv.cleanup)
+        cls.srv.add_user(ALICE, "pw")
+        cls.srv.start('server.mailstore="deliver_maildir"', "modules.imap.max_literal=65536")
+
+    def connect(self, login=True):
+        s = socket.create_connection(("127.0.0.1", self.srv.imap_port), timeout=10)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        f.readline()
+        if login:
+            s.sendall(b"a LOGIN %s pw\r\n" % ALICE.encode())
+            self.assertTrue(f.readline().startswith(b"a OK"))
+        return s, f
+
+    def replies_until_closed(self, s, f, then=b""):
+        if then:
+            try:
+                s.sendall(then)
+            except OSError:
+                pass
+        lines = []
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                lines.append(line)
+        except (OSError, socket.timeout):
+            pass
+        return lines
+
+    def folders(self):
+        s, f = self.connect()
+        s.sendall(b"l LIST \"\" \"*\"\r\nq LOGOUT\r\n")
+        return b"".join(self.replies_until_closed(s, f))
+
+    def check(self, command, size, login):
+        s, f = self.connect(login)
+        payload = (b"z1 CREATE injected\r\n" * (size // 20 + 1))[:size]
+        s.sendall(command % size + payload)
+        lines = self.replies_until_closed(s, f, b"\r\nq LOGOUT\r\n")
+        self.assertTrue(lines, "no reply at all")
+        tagged = [x for x in lines if not x.startswith(b"*")]
+        self.assertTrue(tagged and tagged[0].startswith(b"t1 BAD"), lines[:4])
+        self.assertFalse(any(x.startswith(b"z1") for x in lines), lines[:4])
+        self.assertNotIn(b"injected", self.folders())
+
+    def test_non_synchronising_append_over_limit(self):
+        self.check(b"t1 APPEND INBOX {%d+}\r\n", 70000, True)
+
+    def test_non_synchronising_login_over_limit(self):
+        self.check(b"t1 LOGIN {%d+}\r\n", 9000, False)
 
 
 if __name__ == "__main__":
