@@ -6,6 +6,7 @@ and then dropped, no symlink followed by a root start, per-protocol
 connection limits, and the lower items (DATA deadline, `user add` names,
 stale tmp files).
 """
+import imaplib
 import os
 import shutil
 import smtplib
@@ -430,6 +431,34 @@ class OverLimitLiteral(unittest.TestCase):
 
     def test_non_synchronising_login_over_limit(self):
         self.check(b"t1 LOGIN {%d+}\r\n", 9000, False)
+
+
+class ListPatternCost(unittest.TestCase):
+    """LIST wildcards cost at most pattern x name steps: a pattern that
+    makes a backtracking matcher exponential is answered at once
+    (issue 15 item 7)."""
+
+    def test_hostile_pattern_answered_promptly(self):
+        srv = imap_server("deliver_maildir")
+        self.addCleanup(srv.cleanup)
+        srv.add_user(ALICE, "pw")
+        srv.start('server.mailstore="deliver_maildir"')
+        m = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=5)
+        self.addCleanup(m.shutdown)
+        m.login(ALICE, "pw")
+        name = "a" * 60
+        self.assertEqual(m.create(name)[0], "OK")
+        self.assertEqual(m.create("x/" + name)[0], "OK")
+        begin = time.time()
+        typ, data = m.list('""', '"' + "*a" * 12 + 'b"')  # no match: every split tried
+        self.assertEqual((typ, data), ("OK", [None]))
+        self.assertLess(time.time() - begin, 2)
+        typ, data = m.list('""', '"' + "*a" * 30 + '"')
+        self.assertEqual(len(data), 2, data)
+        typ, data = m.list('""', '"' + "%a" * 30 + '"')  # '%' does not cross '/'
+        self.assertEqual(len(data), 1, data)
+        self.assertIn(name.encode(), data[0])
+        self.assertTrue(m.list('""', '"%/' + "a%" * 30 + '"')[1][0].endswith(b' "x/' + name.encode() + b'"'))
 
 
 if __name__ == "__main__":
