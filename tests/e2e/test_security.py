@@ -461,5 +461,52 @@ class ListPatternCost(unittest.TestCase):
         self.assertTrue(m.list('""', '"%/' + "a%" * 30 + '"')[1][0].endswith(b' "x/' + name.encode() + b'"'))
 
 
+class IdleWakesOnChange(unittest.TestCase):
+    """IDLE waits on the store's change descriptor (inotify, eventfd)
+    instead of rescanning every second: a delivery and another
+    session's flag change still reach the idling client at once
+    (the fallback rescan is a minute away). Issue 15 item 7."""
+
+    def idle_sees(self, store):
+        srv = imap_server(store)
+        self.addCleanup(srv.cleanup)
+        srv.add_user(ALICE, "pw")
+        srv.start('server.mailstore="%s"' % store)
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as c:
+            c.sendmail("a@x.test", [ALICE], "Subject: one\r\n\r\nfirst\r\n")
+        other = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=10)
+        self.addCleanup(other.shutdown)
+        other.login(ALICE, "pw")
+        deadline = time.time() + 10
+        while other.select("INBOX")[1] != [b"1"] and time.time() < deadline:
+            time.sleep(0.05)
+        s = socket.create_connection(("127.0.0.1", srv.imap_port), timeout=10)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a LOGIN %s pw\r\nb SELECT INBOX\r\nc IDLE\r\n" % ALICE.encode())
+        while not f.readline().startswith(b"+"):
+            pass
+        time.sleep(1.2)  # past the first one-second look of a polling IDLE
+        s.settimeout(3)  # "at once": well under the one-minute fallback
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as c:
+            c.sendmail("a@x.test", [ALICE], "Subject: two\r\n\r\nsecond\r\n")
+        self.assertEqual(f.readline(), b"* 2 EXISTS\r\n")
+        time.sleep(1.2)
+        other.store("1", "+FLAGS", "\\Flagged")
+        line = f.readline()
+        while line.startswith(b"* 1 RECENT"):  # SQLite reports \Recent after EXISTS
+            line = f.readline()
+        self.assertRegex(line, rb"^\* 1 FETCH \(.*FLAGS \(.*\\Flagged")
+        s.sendall(b"DONE\r\n")
+        self.assertTrue(f.readline().startswith(b"c OK"))
+
+    def test_maildir(self):
+        self.idle_sees("deliver_maildir")
+
+    def test_sqlite(self):
+        self.idle_sees("store_sqlite")
+
+
 if __name__ == "__main__":
     unittest.main()
