@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "confine.h"
 #include "log.h"
 #include "privs.h"
 #include "queue.h"
@@ -247,6 +248,8 @@ main(int argc, char **argv)
 		mp_log_open("merpatid", 0);
 	}
 	write_pid(pidfd);
+	if (mp_confine(mp_core.server.landlock, err, sizeof(err)) < 0)
+		die(err);
 	block_signals(&set);
 	if (mp_runner_start() < 0 || smtp_server_start() < 0)
 		die("cannot start threads");

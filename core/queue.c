@@ -409,6 +409,25 @@ indexed(struct mp_qmsg *m, char ***v, const char *val)
 	return 0;
 }
 
+/* A field given twice keeps the last value (and frees the first). */
+static void
+set_field(char **field, const char *val)
+{
+	free(*field);
+	*field = mp_xstrdup(val);
+}
+
+/* The per-recipient arrays are sized to nrcpt when first used, so a
+ * recipient after them would index past their end: corrupt. */
+static int
+rcpt_line(struct mp_qmsg *m, const char *val)
+{
+	if (m->notify || m->orcpt || m->relay)
+		return -1;
+	add_rcpt(m, val);
+	return 0;
+}
+
 static int
 envelope_line(struct mp_qmsg *m, char *line)
 {
@@ -422,21 +441,21 @@ envelope_line(struct mp_qmsg *m, char *line)
 	if (strcmp(line, "arrival") == 0)
 		m->arrival = (time_t)strtoll(val, NULL, 10);
 	else if (strcmp(line, "sender") == 0)
-		m->sender = mp_xstrdup(val);
+		set_field(&m->sender, val);
 	else if (strcmp(line, "helo") == 0)
-		m->helo = mp_xstrdup(val);
+		set_field(&m->helo, val);
 	else if (strcmp(line, "client") == 0)
-		m->client = mp_xstrdup(val);
+		set_field(&m->client, val);
 	else if (strcmp(line, "auth") == 0)
-		m->auth_user = mp_xstrdup(val);
+		set_field(&m->auth_user, val);
 	else if (strcmp(line, "rcpt") == 0 && val[0])
-		add_rcpt(m, val);
+		return rcpt_line(m, val);
 	else if (strcmp(line, "size") == 0)
 		m->size = (off_t)strtoll(val, NULL, 10);
 	else if (strcmp(line, "ret") == 0)
-		m->ret = mp_xstrdup(val);
+		set_field(&m->ret, val);
 	else if (strcmp(line, "envid") == 0)
-		m->envid = mp_xstrdup(val);
+		set_field(&m->envid, val);
 	else if (strcmp(line, "notify") == 0)
 		return indexed(m, &m->notify, val);
 	else if (strcmp(line, "orcpt") == 0)
@@ -482,8 +501,10 @@ validate(const struct mp_qmsg *m, const char *id, off_t file_size,
 		return corrupt(err, errsize, "id does not match file name");
 	if (m->sender == NULL || m->nrcpt == 0)
 		return corrupt(err, errsize, "no sender or no recipients");
-	if (m->data_offset + m->size > file_size)
-		return corrupt(err, errsize, "message cut short");
+	/* size comes from the file: compared without adding, so a huge or
+	 * negative one cannot overflow */
+	if (m->size < 0 || m->size > file_size - m->data_offset)
+		return corrupt(err, errsize, m->size < 0 ? "negative size" : "message cut short");
 	return 0;
 }
 

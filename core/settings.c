@@ -28,6 +28,7 @@ static const struct mp_option server_options[] = {
 	{ "module_dir", MP_OPT_PATH, SRV(module_dir), "../modules", 0, 0 },
 	{ "user", MP_OPT_STRING, SRV(user), "merpati", 0, 0 },
 	{ "mailstore", MP_OPT_STRING, SRV(mailstore), "", 0, 0 },
+	{ "landlock", MP_OPT_BOOL, SRV(landlock), "true", 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 

@@ -75,6 +75,7 @@ struct mp_server_settings {
 	const char *module_dir;
 	const char *user;
 	const char *mailstore;
+	int landlock;		/* confine the daemon with Landlock */
 };
 
 struct mp_limits {

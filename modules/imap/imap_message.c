@@ -462,9 +462,30 @@ imap_cmd_move(struct imap *s, const struct imap_cmd *cmd, int uid)
 
 /* ---- IDLE ------------------------------------------------------------------------- */
 
+/*
+ * How long IDLE waits before looking at the folder again. With the
+ * store's change descriptor (inotify with Maildir, an eventfd with
+ * SQLite) the folder is read only when it signals, plus once a minute
+ * in case an event was lost (a folder recreated under the watch), so a
+ * thousand idle sessions cost nothing; without one it is polled every
+ * second. Never past the session timeout.
+ */
+#define IDLE_POLL_MS 1000
+#define IDLE_FALLBACK_MS 60000
+
+static int
+idle_wait_ms(const struct imap *s, int fd, time_t until)
+{
+	long long left = ((long long)(until - time(NULL)) + 1) * 1000;
+	int ms = fd >= 0 || s->f == NULL ? IDLE_FALLBACK_MS : IDLE_POLL_MS;
+
+	if (left < 0)
+		return 0;
+	return left < ms ? (int)left : ms;
+}
+
 /* IDLE (RFC 2177): report changes until the client says DONE. Wakes on
- * the client's line and on the store's change descriptor (inotify with
- * Maildir) at once; without one, the folder is looked at every second. */
+ * the client's line and on the store's change descriptor at once. */
 void
 imap_cmd_idle(struct imap *s, const struct imap_cmd *cmd, int uid)
 {
@@ -476,7 +497,7 @@ imap_cmd_idle(struct imap *s, const struct imap_cmd *cmd, int uid)
 	s->h->conn_printf(s->c, "+ idling\r\n");
 	s->h->conn_flush(s->c);
 	for (;;) {
-		int w = s->h->conn_wait(s->c, fd, 1000);
+		int w = s->h->conn_wait(s->c, fd, idle_wait_ms(s, fd, until));
 		if (w == 1) {
 			if (s->h->conn_read_line(s->c, line, sizeof(line), &len) != MP_CONN_OK)
 				s->quit = 1;

@@ -6,7 +6,10 @@ and then dropped, no symlink followed by a root start, per-protocol
 connection limits, and the lower items (DATA deadline, `user add` names,
 stale tmp files).
 """
+import imaplib
 import os
+import poplib
+import tempfile
 import shutil
 import smtplib
 import socket
@@ -15,6 +18,7 @@ import time
 import unittest
 
 from harness import DOMAIN, Server, Session, free_port
+from test_imap import imap_server
 
 ALICE = "alice@" + DOMAIN
 PLUS_RULE = 'rules = ( { match = "^(.+)\\\\+[^@]*@(.*)$"; action = "rewrite"; to = "$1@$2"; } );'
@@ -368,6 +372,213 @@ class StaleTmpFiles(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(sorted(os.listdir(tmp)), ["young"])
         self.assertTrue(srv.wait_log("older than 36 hours", 5))
+
+
+class OverLimitLiteral(unittest.TestCase):
+    """A literal over the limit is refused with the command's tag, and
+    its bytes are never read as commands (issue 15 item 6)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = imap_server("deliver_maildir")
+        cls.addClassCleanup(cls.srv.cleanup)
+        cls.srv.add_user(ALICE, "pw")
+        cls.srv.start('server.mailstore="deliver_maildir"', "modules.imap.max_literal=65536")
+
+    def connect(self, login=True):
+        s = socket.create_connection(("127.0.0.1", self.srv.imap_port), timeout=10)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        f.readline()
+        if login:
+            s.sendall(b"a LOGIN %s pw\r\n" % ALICE.encode())
+            self.assertTrue(f.readline().startswith(b"a OK"))
+        return s, f
+
+    def replies_until_closed(self, s, f, then=b""):
+        if then:
+            try:
+                s.sendall(then)
+            except OSError:
+                pass
+        lines = []
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                lines.append(line)
+        except (OSError, socket.timeout):
+            pass
+        return lines
+
+    def folders(self):
+        s, f = self.connect()
+        s.sendall(b"l LIST \"\" \"*\"\r\nq LOGOUT\r\n")
+        return b"".join(self.replies_until_closed(s, f))
+
+    def check(self, command, size, login):
+        s, f = self.connect(login)
+        payload = (b"z1 CREATE injected\r\n" * (size // 20 + 1))[:size]
+        s.sendall(command % size + payload)
+        lines = self.replies_until_closed(s, f, b"\r\nq LOGOUT\r\n")
+        self.assertTrue(lines, "no reply at all")
+        tagged = [x for x in lines if not x.startswith(b"*")]
+        self.assertTrue(tagged and tagged[0].startswith(b"t1 BAD"), lines[:4])
+        self.assertFalse(any(x.startswith(b"z1") for x in lines), lines[:4])
+        self.assertNotIn(b"injected", self.folders())
+
+    def test_non_synchronising_append_over_limit(self):
+        self.check(b"t1 APPEND INBOX {%d+}\r\n", 70000, True)
+
+    def test_non_synchronising_login_over_limit(self):
+        self.check(b"t1 LOGIN {%d+}\r\n", 9000, False)
+
+
+class ListPatternCost(unittest.TestCase):
+    """LIST wildcards cost at most pattern x name steps: a pattern that
+    makes a backtracking matcher exponential is answered at once
+    (issue 15 item 7)."""
+
+    def test_hostile_pattern_answered_promptly(self):
+        srv = imap_server("deliver_maildir")
+        self.addCleanup(srv.cleanup)
+        srv.add_user(ALICE, "pw")
+        srv.start('server.mailstore="deliver_maildir"')
+        m = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=5)
+        self.addCleanup(m.shutdown)
+        m.login(ALICE, "pw")
+        name = "a" * 60
+        self.assertEqual(m.create(name)[0], "OK")
+        self.assertEqual(m.create("x/" + name)[0], "OK")
+        begin = time.time()
+        typ, data = m.list('""', '"' + "*a" * 12 + 'b"')  # no match: every split tried
+        self.assertEqual((typ, data), ("OK", [None]))
+        self.assertLess(time.time() - begin, 2)
+        typ, data = m.list('""', '"' + "*a" * 30 + '"')
+        self.assertEqual(len(data), 2, data)
+        typ, data = m.list('""', '"' + "%a" * 30 + '"')  # '%' does not cross '/'
+        self.assertEqual(len(data), 1, data)
+        self.assertIn(name.encode(), data[0])
+        self.assertTrue(m.list('""', '"%/' + "a%" * 30 + '"')[1][0].endswith(b' "x/' + name.encode() + b'"'))
+
+
+class IdleWakesOnChange(unittest.TestCase):
+    """IDLE waits on the store's change descriptor (inotify, eventfd)
+    instead of rescanning every second: a delivery and another
+    session's flag change still reach the idling client at once
+    (the fallback rescan is a minute away). Issue 15 item 7."""
+
+    def idle_sees(self, store):
+        srv = imap_server(store)
+        self.addCleanup(srv.cleanup)
+        srv.add_user(ALICE, "pw")
+        srv.start('server.mailstore="%s"' % store)
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as c:
+            c.sendmail("a@x.test", [ALICE], "Subject: one\r\n\r\nfirst\r\n")
+        other = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=10)
+        self.addCleanup(other.shutdown)
+        other.login(ALICE, "pw")
+        deadline = time.time() + 10
+        while other.select("INBOX")[1] != [b"1"] and time.time() < deadline:
+            time.sleep(0.05)
+        s = socket.create_connection(("127.0.0.1", srv.imap_port), timeout=10)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a LOGIN %s pw\r\nb SELECT INBOX\r\nc IDLE\r\n" % ALICE.encode())
+        while not f.readline().startswith(b"+"):
+            pass
+        time.sleep(1.2)  # past the first one-second look of a polling IDLE
+        s.settimeout(3)  # "at once": well under the one-minute fallback
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as c:
+            c.sendmail("a@x.test", [ALICE], "Subject: two\r\n\r\nsecond\r\n")
+        self.assertEqual(f.readline(), b"* 2 EXISTS\r\n")
+        time.sleep(1.2)
+        other.store("1", "+FLAGS", "\\Flagged")
+        line = f.readline()
+        while line.startswith(b"* 1 RECENT"):  # SQLite reports \Recent after EXISTS
+            line = f.readline()
+        self.assertRegex(line, rb"^\* 1 FETCH \(.*FLAGS \(.*\\Flagged")
+        s.sendall(b"DONE\r\n")
+        self.assertTrue(f.readline().startswith(b"c OK"))
+
+    def test_maildir(self):
+        self.idle_sees("deliver_maildir")
+
+    def test_sqlite(self):
+        self.idle_sees("store_sqlite")
+
+
+BOB = "bob@" + DOMAIN
+
+
+class Confinement(unittest.TestCase):
+    """After the privilege drop the daemon runs with no_new_privs and,
+    where the kernel has Landlock, inside a domain that stops at the
+    configured paths: a Maildir symlinked out of the mail root cannot
+    be written, while delivery, IMAP and POP3 go on inside it."""
+
+    def server(self, *overrides):
+        srv = imap_server("deliver_maildir")
+        self.addCleanup(srv.cleanup)
+        srv.pop_port = free_port()
+        srv.modules["pop3"] = ('plaintext_auth = true; listen = { plain = { address = "127.0.0.1"; '
+                               'port = %d; }; };' % srv.pop_port)
+        srv.write_config()
+        srv.add_user(ALICE, "pw")
+        srv.add_user(BOB, "pw")
+        outside = tempfile.mkdtemp(prefix="merpati-outside-")
+        self.addCleanup(shutil.rmtree, outside, True)
+        os.chmod(outside, 0o777)
+        domain_dir = os.path.join(srv.state, "mail", DOMAIN)
+        os.makedirs(domain_dir, exist_ok=True)
+        for d in (os.path.dirname(domain_dir), domain_dir):
+            shutil.chown(d, "merpati", "merpati")
+        os.symlink(outside, os.path.join(domain_dir, "bob"))
+        srv.start('server.mailstore="deliver_maildir"', *overrides)
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as c:
+            c.sendmail("a@x.test", [ALICE], "Subject: in\r\n\r\ninside\r\n")
+            c.sendmail("a@x.test", [BOB], "Subject: out\r\n\r\noutside\r\n")
+        return srv, outside
+
+    def outside_files(self, outside):
+        return [f for _, _, files in os.walk(outside) for f in files]
+
+    def test_confined(self):
+        srv, outside = self.server()
+        confined = srv.wait_log("landlock: confined to", 5)
+        if not confined:  # a kernel without Landlock: the notice, still no_new_privs
+            self.assertIn("landlock: not available", srv.log())
+        with open("/proc/%d/status" % srv.proc.pid) as f:
+            self.assertIn("NoNewPrivs:\t1", f.read())
+        srv.wait_for_mail(ALICE, 1)
+        m = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=10)
+        m.login(ALICE, "pw")
+        self.assertEqual(m.select("INBOX"), ("OK", [b"1"]))
+        self.assertIn(b"inside", m.fetch("1", "(BODY[TEXT])")[1][0][1])
+        self.assertEqual(m.create("Archive")[0], "OK")
+        self.assertEqual(m.copy("1", "Archive")[0], "OK")
+        m.logout()
+        p = poplib.POP3("127.0.0.1", srv.pop_port, timeout=10)
+        p.user(ALICE)
+        p.pass_("pw")
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        if confined:
+            self.assertTrue(srv.wait_log("to=<%s>" % BOB, 10))
+            time.sleep(0.5)
+            self.assertEqual(self.outside_files(outside), [])
+
+    def test_switched_off_reaches_outside(self):
+        """The check above can fail: without the domain the symlinked
+        Maildir outside is written."""
+        srv, outside = self.server("server.landlock=false")
+        self.assertTrue(srv.wait_log("landlock: off", 5))
+        deadline = time.time() + 10
+        while not self.outside_files(outside) and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertNotEqual(self.outside_files(outside), [])
 
 
 if __name__ == "__main__":

@@ -183,6 +183,27 @@ test_corrupt(void)
 	    "0000000000000000BBBBB", &m, why, sizeof(why)) == -1 && errno == ENOENT);
 	CHECK("bad id refused", mp_queue_load(qdir, "../../etc/passwd", &m,
 	    why, sizeof(why)) == -2);
+
+	/* A size field near LLONG_MAX used to overflow offset + size. */
+	snprintf(path, sizeof(path), "%s/0000000000000000CCCCC", qdir);
+	f = fopen(path, "w");
+	fputs("MERPATI-QUEUE 1\nid 0000000000000000CCCCC\narrival 1\nsender s@x.test\n"
+	    "rcpt a@example.test\nsize 99999999999999999999\n.\nbody\r\n", f);
+	fclose(f);
+	CHECK("huge size field is corrupt, cut short", mp_queue_load(qdir,
+	    "0000000000000000CCCCC", &m, why, sizeof(why)) == -2 &&
+	    strstr(why, "cut short") != NULL);
+
+	/* A recipient after the per-recipient arrays were sized used to
+	 * be indexed past their end. */
+	snprintf(path, sizeof(path), "%s/0000000000000000DDDDD", qdir);
+	f = fopen(path, "w");
+	fputs("MERPATI-QUEUE 1\nid 0000000000000000DDDDD\narrival 1\nsender s@x.test\n"
+	    "sender again@x.test\nrcpt a@example.test\nnotify 0 NEVER\nrcpt b@example.test\n"
+	    "size 6\n.\nbody\r\n", f);
+	fclose(f);
+	CHECK("rcpt after notify is corrupt", mp_queue_load(qdir,
+	    "0000000000000000DDDDD", &m, why, sizeof(why)) == -2);
 }
 
 static void
