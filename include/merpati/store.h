@@ -214,6 +214,41 @@ struct mp_store_ops {
 	    const char **error_r);
 };
 
+/* ---- helpers every store needs to keep contract 3 and 4 alike ---- */
+
+/* Longest keyword a store must keep (octets). */
+#define MP_KEYWORD_LEN_MAX 100
+
+/* The flags after applying flags_change's how and flags to stored
+ * (\Recent is never stored). */
+static inline uint32_t
+mp_flags_apply(uint32_t stored, enum mp_flags_how how, uint32_t flags)
+{
+	flags &= ~(uint32_t)MP_FLAG_RECENT;
+	return how == MP_FLAGS_ADD ? stored | flags :
+	    how == MP_FLAGS_REMOVE ? stored & ~flags : flags;
+}
+
+/* 1 when w (len octets) can be a keyword: an IMAP atom (RFC 3501 9)
+ * of 1 to MP_KEYWORD_LEN_MAX octets. */
+static inline int
+mp_keyword_valid(const char *w, size_t len)
+{
+	static const char specials[] = "(){%*\"\\]";
+
+	if (len == 0 || len > MP_KEYWORD_LEN_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)w[i];
+		if (c <= 0x20 || c >= 0x7f)
+			return 0;
+		for (const char *sp = specials; *sp; sp++)
+			if (c == (unsigned char)*sp)
+				return 0;
+	}
+	return 1;
+}
+
 /* What host->store() returns: the store in use (server.mailstore). */
 struct mp_store {
 	const struct mp_store_ops *ops;

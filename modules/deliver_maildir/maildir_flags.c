@@ -22,18 +22,6 @@
 
 /* ---- keywords as space-separated words ---- */
 
-static int
-keyword_ok(const char *w, size_t len)
-{
-	if (len == 0 || len > KEYWORD_LEN_MAX)
-		return 0;
-	for (size_t i = 0; i < len; i++)	/* an IMAP atom (RFC 3501 9) */
-		if ((unsigned char)w[i] <= 0x20 || (unsigned char)w[i] >= 0x7f ||
-		    strchr("(){%*\"\\]", w[i]))
-			return 0;
-	return 1;
-}
-
 /* The next word of *p (advanced past it); its length, 0 at the end. */
 static size_t
 next_word(const char **p, const char **w)
@@ -115,7 +103,7 @@ md_keywords_register(struct md_list *l, const char *kw)
 	size_t len;
 
 	while ((len = next_word(&p, &w)) > 0)
-		if (keyword_ok(w, len) && folder_spelling(l, w, len, &why) == NULL &&
+		if (mp_keyword_valid(w, len) && folder_spelling(l, w, len, &why) == NULL &&
 		    strcmp(why, "out of memory") == 0)
 			return -1;
 	return 0;
@@ -128,7 +116,7 @@ add_keyword(struct md_list *l, char **out, const char *w, size_t len,
 {
 	const char *spelled;
 
-	if (!keyword_ok(w, len)) {
+	if (!mp_keyword_valid(w, len)) {
 		*why = "invalid keyword";
 		return -1;
 	}
@@ -160,7 +148,7 @@ md_keywords_apply(struct md_list *l, const char *current,
 	for (p = how == MP_FLAGS_REPLACE ? "" : current; rc == 0 &&
 	    (len = next_word(&p, &w)) > 0;)
 		if (how != MP_FLAGS_REMOVE || !find_word(given, w, len))
-			rc = keyword_ok(w, len) ? add_keyword(l, &out, w, len, why) : 0;
+			rc = mp_keyword_valid(w, len) ? add_keyword(l, &out, w, len, why) : 0;
 	for (p = how == MP_FLAGS_REMOVE ? "" : given; rc == 0 &&
 	    (len = next_word(&p, &w)) > 0;)
 		rc = add_keyword(l, &out, w, len, why);
@@ -183,14 +171,6 @@ md_folder_keywords(struct mp_folder *f, const char **keywords_r,
 
 /* ---- changes, under the list lock ---- */
 
-static uint32_t
-apply_flags(uint32_t stored, enum mp_flags_how how, uint32_t flags)
-{
-	flags &= ~MP_FLAG_RECENT;
-	return how == MP_FLAGS_ADD ? stored | flags :
-	    how == MP_FLAGS_REMOVE ? stored & ~flags : flags;
-}
-
 /*
  * Rename the message's file for its new flags, from its name as it is
  * now; *name (in: the handle's last known name) gets the new one. The
@@ -204,7 +184,7 @@ rename_for_flags(struct mp_folder *f, const char *base, char *name,
 	char target[NAME_MAX_MD + 8];
 
 	for (int tries = 0; tries < 2; tries++) {
-		uint32_t now = apply_flags(md_flags_of(name), how, flags);
+		uint32_t now = mp_flags_apply(md_flags_of(name), how, flags);
 		snprintf(target, sizeof(target), "cur/");
 		md_file_name(base, now, target + 4, sizeof(target) - 4);
 		*flags_r = now;

@@ -39,7 +39,6 @@
 #define NAME_MAX_MD 600
 /* Bounds on what clients can make the list hold (hostile input). */
 #define KEYWORDS_MAX 256	/* distinct keywords per folder */
-#define KEYWORD_LEN_MAX 100
 
 struct mp_mailbox {
 	const struct maildir_store_env *env;

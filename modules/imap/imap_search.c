@@ -764,21 +764,6 @@ sent_date(struct ctx *c)
 }
 
 static int
-has_keyword(const char *list, const char *kw)
-{
-	size_t n = strlen(kw);
-
-	for (const char *p = list ? list : ""; *p;) {
-		size_t l = strcspn(p, " ");
-		if (l == n && strncasecmp(p, kw, n) == 0)
-			return 1;
-		p += l;
-		p += *p == ' ';
-	}
-	return 0;
-}
-
-static int
 date_match(struct ctx *c, const struct skey *k)
 {
 	time_t t = k->want ? sent_date(c) : c->s->msgs[c->i].date;
@@ -809,8 +794,8 @@ eval(struct ctx *c, const struct skey *k)
 	case SK_NOT: return !eval(c, &k->kids[0]);
 	case SK_SEQ: return imap_in_set(k->ranges, k->nranges, (uint32_t)(c->i + 1));
 	case SK_UID: return imap_in_set(k->ranges, k->nranges, m->uid);
-	case SK_KEYWORD: return has_keyword(m->keywords, k->field);
-	case SK_UNKEYWORD: return !has_keyword(m->keywords, k->field);
+	case SK_KEYWORD: return imap_keyword_in(m->keywords, k->field, strlen(k->field));
+	case SK_UNKEYWORD: return !imap_keyword_in(m->keywords, k->field, strlen(k->field));
 	case SK_LARGER: return m->size > k->size;
 	case SK_SMALLER: return m->size < k->size;
 	case SK_BEFORE: case SK_ON: case SK_SINCE: return date_match(c, k);

@@ -36,10 +36,8 @@ imap_view_close(struct imap *s)
 	free_view(s);
 }
 
-/* 1 if word (len octets) is one of the space-separated keywords in
- * list; keywords compare case-insensitively (store.h contract 4). */
-static int
-keyword_in(const char *list, const char *word, size_t len)
+int
+imap_keyword_in(const char *list, const char *word, size_t len)
 {
 	for (const char *p = list; p && *p;) {
 		size_t n = strcspn(p, " ");
@@ -58,7 +56,7 @@ learn_keywords(struct imap *s, const char *kw)
 
 	for (const char *p = kw; p && *p;) {
 		size_t n = strcspn(p, " ");
-		if (n && !keyword_in(s->kw_known, p, n)) {
+		if (n && !imap_keyword_in(s->kw_known, p, n)) {
 			size_t old = s->kw_known ? strlen(s->kw_known) : 0;
 			char *grown = realloc(s->kw_known, old + n + 2);
 			if (grown == NULL)
@@ -277,9 +275,7 @@ change_in_store(struct imap *s, size_t i, enum mp_flags_how how, uint32_t flags,
 		    keywords_r, &err);
 	static _Thread_local char kw[1024];
 	imap_keywords_apply(m->keywords, how, keywords, kw, sizeof(kw));
-	*flags_r = how == MP_FLAGS_ADD ? m->flags | flags : how == MP_FLAGS_REMOVE ?
-	    m->flags & ~flags : flags;
-	*flags_r &= ~(uint32_t)MP_FLAG_RECENT;
+	*flags_r = mp_flags_apply(m->flags & ~(uint32_t)MP_FLAG_RECENT, how, flags);
 	*keywords_r = kw;
 	return o->flags_set(s->f, m->uid, *flags_r, kw, &err);
 }
@@ -312,8 +308,8 @@ imap_keywords_apply(const char *have, enum mp_flags_how how, const char *change,
 	for (int k = 0; k < 2; k++)
 		for (const char *p = src[k] ? src[k] : ""; *p;) {
 			size_t n = strcspn(p, " ");
-			int drop = how == MP_FLAGS_REMOVE && keyword_in(change, p, n);
-			if (n && !drop && !keyword_in(out, p, n) && o + n + 2 < size)
+			int drop = how == MP_FLAGS_REMOVE && imap_keyword_in(change, p, n);
+			if (n && !drop && !imap_keyword_in(out, p, n) && o + n + 2 < size)
 				o += (size_t)snprintf(out + o, size - o, "%s%.*s", o ? " " : "",
 				    (int)n, p);
 			p += n + (p[n] == ' ');

@@ -51,7 +51,6 @@ struct store {
 
 /* Keywords a folder may define (bounded: clients make them). */
 #define KEYWORDS_MAX 256
-#define KEYWORD_LEN_MAX 100
 
 struct mp_mailbox {
 	struct store *s;
@@ -736,30 +735,18 @@ has_word(const char *list, const char *w, size_t len)
 	return 0;
 }
 
-static int
-keyword_ok(const char *w, size_t len)
-{
-	if (len == 0 || len > KEYWORD_LEN_MAX)
-		return 0;
-	for (size_t i = 0; i < len; i++)	/* an IMAP atom (RFC 3501 9) */
-		if ((unsigned char)w[i] <= 0x20 || (unsigned char)w[i] >= 0x7f ||
-		    strchr("(){%*\"\\]", w[i]))
-			return 0;
-	return 1;
-}
-
 /* Append the folder's spelling of w to *out (adding w to the folder's
  * table when new). 0, or -1 with *why. Lock and transaction held. */
 static int
 add_keyword(struct store *s, long long folder, const char *w, size_t len,
     char **out, const char **why)
 {
-	char word[KEYWORD_LEN_MAX + 1], *grown;
+	char word[MP_KEYWORD_LEN_MAX + 1], *grown;
 	sqlite3_stmt *st;
 	long long count = 0;
 	size_t have = strlen(*out);
 
-	if (!keyword_ok(w, len)) {
+	if (!mp_keyword_valid(w, len)) {
 		*why = "invalid keyword";
 		return -1;
 	}
@@ -813,7 +800,7 @@ apply_keywords(struct store *s, long long folder, const char *current,
 	given = given ? given : "";
 	for (p = how == MP_FLAGS_REPLACE ? "" : current; rc == 0 &&
 	    (len = next_word(&p, &w)) > 0;)
-		if (keyword_ok(w, len) && (how != MP_FLAGS_REMOVE || !has_word(given, w, len)))
+		if (mp_keyword_valid(w, len) && (how != MP_FLAGS_REMOVE || !has_word(given, w, len)))
 			rc = add_keyword(s, folder, w, len, &out, why);
 	for (p = how == MP_FLAGS_REMOVE ? "" : given; rc == 0 &&
 	    (len = next_word(&p, &w)) > 0;)
@@ -863,14 +850,6 @@ st_folder_keywords(struct mp_folder *f, const char **keywords_r, const char **er
 
 /* ---- changes ------------------------------------------------------------------ */
 
-static uint32_t
-apply_flags(uint32_t stored, enum mp_flags_how how, uint32_t flags)
-{
-	flags &= ~MP_FLAG_RECENT;
-	return how == MP_FLAGS_ADD ? stored | flags :
-	    how == MP_FLAGS_REMOVE ? stored & ~flags : flags;
-}
-
 /* Read the stored row, change it, write it: one transaction (store.h
  * contract 3). MP_DECLINED when the UID is gone. Lock held. */
 static int
@@ -906,7 +885,7 @@ change_row(struct store *s, long long folder, uint32_t uid, enum mp_flags_how ho
 		*kw_r = current;
 		current = NULL;
 	}
-	*flags_r = apply_flags(stored, how, flags);
+	*flags_r = mp_flags_apply(stored, how, flags);
 	if (rc == MP_OK && exec(s, "UPDATE messages SET flags = ?3, keywords = ?4 "
 	    "WHERE folder = ?1 AND uid = ?2", "iiit", folder, (long long)uid,
 	    (long long)*flags_r, *kw_r) != SQLITE_DONE)
