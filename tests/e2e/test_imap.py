@@ -52,15 +52,10 @@ class ImapCase(unittest.TestCase):
         return m
 
 
-class Imap(unittest.TestCase):
-    store = "deliver_maildir"
-
+class Imap(ImapCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = imap_server(cls.store)
-        cls.addClassCleanup(cls.srv.cleanup)  # even if setUpClass fails
-        cls.srv.add_user(ALICE, "pw")
-        cls.srv.start('server.mailstore="%s"' % cls.store)
+        super().setUpClass()
         with smtplib.SMTP("127.0.0.1", cls.srv.port, timeout=30) as s:
             for i in range(200):
                 s.sendmail("sender%d@x.test" % (i % 7), [ALICE],
@@ -76,12 +71,6 @@ class Imap(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.srv.cleanup()
-
-    def client(self):
-        m = imaplib.IMAP4("127.0.0.1", self.srv.imap_port, timeout=20)
-        m.login(ALICE, "pw")
-        self.addCleanup(lambda: m.state != "LOGOUT" and m.logout())
-        return m
 
     def test_capability_and_special_use(self):
         m = self.client()

@@ -18,7 +18,8 @@ import re
 import subprocess
 import unittest
 
-from harness import REPO, Server, free_port
+from harness import REPO
+from test_imap import imap_server
 
 TOOL_DIR = os.path.join(os.path.dirname(REPO), "shared", "tools", "imaptest")
 BUILD_DIR = os.environ.get("IMAPTEST_BUILD", "/tmp/imaptest-build")
@@ -43,13 +44,8 @@ def imaptest_binary():
     return path
 
 
-def imap_server(store):
-    srv = Server(modules={"imap": None})
-    srv.imap_port = free_port()
-    srv.modules["imap"] = ('plaintext_auth = true; listen = { plain = { address = "127.0.0.1"; '
-                           'port = %d; }; };' % srv.imap_port)
-    srv.modules["store_sqlite"] = 'database = "%s/var/mail.db";' % srv.dir
-    srv.write_config()
+def started_server(store):
+    srv = imap_server(store)
     srv.add_user(USER, PASSWORD)
     # imaptest's 50 stress clients all come from 127.0.0.1
     srv.start('server.mailstore="%s"' % store, "limits.connections_per_ip=200")
@@ -94,7 +90,7 @@ class ImaptestMaildir(unittest.TestCase):
 
     def setUp(self):
         imaptest_binary()  # skip early, before a server starts
-        self.srv = imap_server(self.store)
+        self.srv = started_server(self.store)
         self.addCleanup(self.srv.cleanup)
 
     def alive(self):

@@ -192,6 +192,21 @@ mock_base64_decode(const char *in, char *out, size_t size)
 	return -1;	/* modules under unit test do no SASL */
 }
 
+ssize_t
+mock_text_read(struct mp_reader *r, void *buf, size_t len)
+{
+	struct mock_text *t = r->priv;
+	size_t left = strlen(t->text) - t->pos;
+
+	if (len > left)
+		len = left;
+	if (t->step && len > t->step)
+		len = t->step;
+	memcpy(buf, t->text + t->pos, len);
+	t->pos += len;
+	return (ssize_t)len;
+}
+
 const struct mp_host mock_host = {
 	.abi_version = MP_ABI_VERSION,
 	.struct_size = sizeof(struct mp_host),

@@ -16,6 +16,15 @@ struct mp_conf {
 
 extern const struct mp_host mock_host;
 
+/* A reader over a NUL-terminated text: { text, 0, step } hands out at
+ * most step octets per read (0: as many as asked), to test callers that
+ * must loop. Use as { mock_text_read, size, &t }. */
+struct mock_text {
+	const char *text;
+	size_t pos, step;
+};
+ssize_t mock_text_read(struct mp_reader *r, void *buf, size_t len);
+
 /* Log lines the module wrote, concatenated (for assertions). */
 const char *mock_log_text(void);
 

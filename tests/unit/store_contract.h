@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <merpati/merpati.h>
+#include "mock_host.h"
 #include "test.h"
 
 static const struct mp_store_ops *sc_ops;
@@ -25,30 +26,12 @@ static void *sc_ctx;
 
 /* ---- helpers ---- */
 
-struct sc_text {
-	const char *text;
-	size_t pos;
-};
-
-static ssize_t
-sc_text_read(struct mp_reader *r, void *buf, size_t len)
-{
-	struct sc_text *t = r->priv;
-	size_t left = strlen(t->text) - t->pos;
-
-	if (len > left)
-		len = left;
-	memcpy(buf, t->text + t->pos, len);
-	t->pos += len;
-	return (ssize_t)len;
-}
-
 static int
 sc_append(struct mp_mailbox *mb, const char *folder, const char *text,
     uint32_t flags, uint32_t *uid_r)
 {
-	struct sc_text t = { text, 0 };
-	struct mp_reader r = { sc_text_read, (off_t)strlen(text), &t };
+	struct mock_text t = { text, 0, 0 };
+	struct mp_reader r = { mock_text_read, (off_t)strlen(text), &t };
 	uint32_t uv;
 	const char *err;
 

@@ -23,31 +23,12 @@ static char root[] = "/tmp/merpati-test-maildir-XXXXXX";
 static void *ctx;
 static const struct mp_store_ops *st;
 
-struct text_reader {
-	const char *text;
-	size_t pos, step;
-};
-
-static ssize_t
-text_read(struct mp_reader *r, void *buf, size_t len)
-{
-	struct text_reader *t = r->priv;
-	size_t left = strlen(t->text) - t->pos;
-
-	if (len > left)
-		len = left;
-	if (t->step && len > t->step)
-		len = t->step;
-	memcpy(buf, t->text + t->pos, len);
-	t->pos += len;
-	return (ssize_t)len;
-}
 
 static int
 deliver(const char *rcpt, const char *text, size_t step, struct mp_status *s)
 {
-	struct text_reader t = { text, 0, step };
-	struct mp_reader r = { text_read, (off_t)strlen(text), &t };
+	struct mock_text t = { text, 0, step };
+	struct mp_reader r = { mock_text_read, (off_t)strlen(text), &t };
 	const char *rcpts[] = { rcpt };
 	struct mp_envelope env = { sizeof(env), "QID", "from@y.test", rcpts, 1, 0,
 	    NULL, NULL, NULL };

@@ -215,31 +215,17 @@ static const char *const mails[] = {
 };
 static char captured[4096];
 
-struct text_reader { const char *p; size_t pos; };
-
-static ssize_t
-text_read(struct mp_reader *r, void *buf, size_t len)
-{
-	struct text_reader *t = r->priv;
-	size_t left = strlen(t->p) - t->pos;
-
-	if (len > left)
-		len = left;
-	memcpy(buf, t->p + t->pos, len);
-	t->pos += len;
-	return (ssize_t)len;
-}
 
 static int
 fake_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part, struct mp_reader *r,
     const char **error_r)
 {
-	static struct text_reader t;
+	static struct mock_text t;
 
 	(void)f; (void)part; (void)error_r;
-	t.p = mails[(uid - 1) / 4];	/* UIDs 1, 5, 9 */
+	t.text = mails[(uid - 1) / 4];	/* UIDs 1, 5, 9 */
 	t.pos = 0;
-	r->read = text_read;
+	r->read = mock_text_read;
 	r->priv = &t;
 	return MP_OK;
 }
