@@ -137,7 +137,9 @@ mp_state_dir_open(const char *user, const char *state_dir, char *err,
 
 /* Hand one entry of a verified directory to the user: opened without
  * following it, and only a plain file with one link (never a symlink,
- * device or hard link to someone else's file). */
+ * device or hard link to someone else's file). A file the user already
+ * owns is left alone: a chown would reset its ctime, by which the tmp/
+ * sweep tells a crash's leftovers from a save in progress. */
 static void
 chown_entry(int dirfd, const char *name, uid_t uid, gid_t gid)
 {
@@ -147,7 +149,7 @@ chown_entry(int dirfd, const char *name, uid_t uid, gid_t gid)
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-	    (st.st_uid == 0 || st.st_uid == uid))
+	    (st.st_uid == 0 || st.st_uid == uid) && (st.st_uid != uid || st.st_gid != gid))
 		(void)!fchownat(fd, "", uid, gid, AT_EMPTY_PATH);
 	close(fd);
 }

@@ -730,31 +730,6 @@ mp_queue_quarantine(const char *qdir, const char *id)
 }
 
 int
-mp_queue_clean_tmp(const char *qdir, time_t max_age)
-{
-	char path[4200];
-	struct dirent *e;
-	struct stat st;
-	time_t cutoff = time(NULL) - max_age;
-	int removed = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/tmp", qdir);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.' ||
-		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    S_ISDIR(st.st_mode) || st.st_mtime >= cutoff)
-			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-			removed++;
-	}
-	closedir(d);
-	return removed;
-}
-
-int
 mp_queue_scan(const char *qdir, void (*each)(void *arg, const char *id),
     void *arg)
 {

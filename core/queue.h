@@ -87,17 +87,6 @@ int mp_queue_remove(const char *qdir, const char *id);
 /* Move a broken message aside to <state>/corrupt/. */
 int mp_queue_quarantine(const char *qdir, const char *id);
 
-/* The Maildir convention for a tmp/ file older than 36 hours: a crash
- * left it, nothing will ever finish it. */
-#define MP_QUEUE_TMP_MAX_AGE (36 * 3600)
-
-/*
- * Remove the files of qdir/tmp/ last modified more than max_age seconds
- * ago (never following a symlink; subdirectories left alone). Returns
- * how many were removed, or -1 (errno) when tmp/ cannot be read.
- */
-int mp_queue_clean_tmp(const char *qdir, time_t max_age);
-
 /* Call each(id) for every committed message; returns count or -1. */
 int mp_queue_scan(const char *qdir, void (*each)(void *arg, const char *id),
     void *arg);

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <merpati/maildir.h>
+
 #include "dsn.h"
 #include "outbound.h"
 #include "log.h"
@@ -443,9 +445,9 @@ mp_runner_start(void)
 	int n;
 
 	/* A restart is what follows a crash: clear what the crash left. */
-	if ((n = mp_queue_clean_tmp(mp_core.queue_dir, MP_QUEUE_TMP_MAX_AGE)) > 0)
-		mp_log(MP_LOG_NOTICE, "removed %d file(s) older than 36 hours from "
-		    "queue/tmp (left by a crash)", n);
+	if ((n = mp_maildir_clean_tmp(mp_core.queue_dir, mp_core.queue.tmp_max_age)) > 0)
+		mp_log(MP_LOG_NOTICE, "removed %d file(s) unchanged for queue.tmp_max_age "
+		    "(%llds) from queue/tmp (left by a crash)", n, mp_core.queue.tmp_max_age);
 	pthread_mutex_lock(&lock);
 	running = 1;
 	n = mp_queue_scan(mp_core.queue_dir, scan_one, NULL);

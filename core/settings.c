@@ -64,6 +64,7 @@ static const struct mp_option queue_options[] = {
 	{ "retry_interval", MP_OPT_DURATION, QUE(retry_interval), "15m", 1, 86400 * 7 },
 	{ "warn_after", MP_OPT_DURATION, QUE(warn_after), "4h", 1, 86400 * 365 },
 	{ "give_up_after", MP_OPT_DURATION, QUE(give_up_after), "5d", 1, 86400 * 365 },
+	{ "tmp_max_age", MP_OPT_DURATION, QUE(tmp_max_age), "36h", 1, 86400 * 365 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 

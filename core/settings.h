@@ -97,6 +97,7 @@ struct mp_queue_settings {
 	long long retry_interval;	/* used when no retry module is loaded */
 	long long warn_after;
 	long long give_up_after;
+	long long tmp_max_age;		/* queue/tmp files older: a crash's */
 };
 
 struct mp_core {

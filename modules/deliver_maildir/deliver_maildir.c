@@ -34,6 +34,7 @@
 struct md_settings {
 	const char *root;
 	const char *sync;	/* "group" or "file" */
+	long long tmp_max_age;
 };
 
 struct maildir {
@@ -176,6 +177,8 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 static const struct mp_option md_options[] = {
 	{ "root", MP_OPT_PATH, offsetof(struct md_settings, root), "../var/mail", 0, 0 },
 	{ "sync", MP_OPT_STRING, offsetof(struct md_settings, sync), "group", 0, 0 },
+	{ "tmp_max_age", MP_OPT_DURATION, offsetof(struct md_settings, tmp_max_age), "36h", 1,
+	    86400 * 365 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
 
@@ -204,6 +207,12 @@ md_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 	    MP_HAS(host, host->struct_size, sync_group);
 	m->env.host = host;
 	m->env.root = m->set.root;
+	m->env.tmp_max_age = (time_t)m->set.tmp_max_age;
+	if ((m->env.watcher = md_watcher_new()) == NULL) {
+		*error_r = "deliver_maildir: out of memory";
+		host->free(m);
+		return MP_ERROR;
+	}
 	*ctx_r = m;
 	return MP_OK;
 }
@@ -213,6 +222,7 @@ md_fini(void *ctx)
 {
 	struct maildir *m = ctx;
 
+	md_watcher_free(m->env.watcher);
 	m->env.host->free(m);
 }
 

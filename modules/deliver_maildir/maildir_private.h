@@ -96,7 +96,8 @@ struct mp_folder {
 	uint32_t *recent;	/* UIDs this handle claimed (\Recent), sorted */
 	size_t nrecent;
 	uint32_t unclaimed;	/* read-only: first UID nobody claimed yet */
-	int lock_fd, notify_fd;
+	int lock_fd, notify_fd;	/* notify_fd: an eventfd from the watcher */
+	int notify_wd[2];
 	char *result_kw;	/* flags_change's keywords result */
 	struct md_stamps seen;	/* what the last full sync saw */
 };

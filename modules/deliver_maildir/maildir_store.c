@@ -19,9 +19,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <merpati/maildir.h>
 
 #include "maildir_private.h"
 
@@ -297,6 +298,9 @@ store_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 	f->lock_fd = f->notify_fd = f->dir_fd = -1;
 	snprintf(f->path, sizeof(f->path), "%s", dir);
 	maildir_make(dir);
+	/* what a crashed delivery or APPEND left in tmp/ (a readdir of an
+	 * empty directory when nothing did) */
+	mp_maildir_clean_tmp(dir, mb->env->tmp_max_age);
 	f->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	f->list_fd = md_list_lock_open(dir);
 	if (f->dir_fd < 0 || f->list_fd < 0) {
@@ -323,7 +327,7 @@ store_folder_close(struct mp_folder *f)
 	if (f->lock_fd >= 0)
 		close(f->lock_fd);
 	if (f->notify_fd >= 0)
-		close(f->notify_fd);
+		md_watch_unsubscribe(f->mb->env->watcher, f->notify_fd, f->notify_wd);
 	if (f->list_fd >= 0)
 		close(f->list_fd);
 	if (f->dir_fd >= 0)
@@ -533,19 +537,8 @@ store_lock(struct mp_folder *f, const char **error_r)
 static int
 store_change_fd(struct mp_folder *f)
 {
-	char path[PATH_MAX];
-
-	if (f->notify_fd >= 0)
-		return f->notify_fd;
-	f->notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (f->notify_fd < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/new", f->path);
-	inotify_add_watch(f->notify_fd, path, IN_CREATE | IN_MOVED_TO |
-	    IN_DELETE | IN_MOVED_FROM);
-	snprintf(path, sizeof(path), "%s/cur", f->path);
-	inotify_add_watch(f->notify_fd, path, IN_CREATE | IN_MOVED_TO |
-	    IN_DELETE | IN_MOVED_FROM);
+		f->notify_fd = md_watch_subscribe(f->mb->env->watcher, f->path, f->notify_wd);
 	return f->notify_fd;
 }
 

@@ -6,13 +6,27 @@
 #ifndef MERPATI_MAILDIR_STORE_H
 #define MERPATI_MAILDIR_STORE_H
 
+#include <time.h>
+
 #include <merpati/merpati.h>
 
 /* What the store needs from the module's context. */
 struct maildir_store_env {
 	const struct mp_host *host;
 	const char *root;	/* mail for a@d is in root/d/a/ */
+	time_t tmp_max_age;	/* tmp/ files older: left by a crash */
+	struct md_watcher *watcher;	/* IDLE's change events (maildir_watch.c) */
 };
+
+/* ---- maildir_watch.c: one inotify instance for every folder handle ---- */
+struct md_watcher;
+struct md_watcher *md_watcher_new(void);
+void md_watcher_free(struct md_watcher *w);
+/* An eventfd that becomes readable when folder's new/ or cur/ changes,
+ * with the watch descriptors to hand back; -1 when inotify is not to be
+ * had (the caller polls). */
+int md_watch_subscribe(struct md_watcher *w, const char *folder, int wd_r[2]);
+void md_watch_unsubscribe(struct md_watcher *w, int fd, const int wd[2]);
 
 /* Provided by deliver_maildir.c: the env inside the module context. */
 const struct maildir_store_env *maildir_store_env(void *ctx);

@@ -125,21 +125,20 @@ collect_items(const struct imap_arg *a, struct item *items, size_t *n, size_t ma
 	return len ? 0 : -1;
 }
 
+/* A FETCH reply goes to the connection as it is produced: the core's
+ * fixed output buffer is all that is held, so a reply of many bodies to
+ * a client that does not read costs one message in memory, not the
+ * reply (issue 15 item 8). After a failed write nothing more is sent. */
 struct out {
-	char *p;
-	size_t len, cap;
+	struct imap *s;
+	int failed;
 };
 
 static void
 emit(struct out *o, const char *s, size_t n)
 {
-	if (o->len + n + 1 > o->cap) {
-		o->cap = (o->len + n + 1) * 2;
-		o->p = realloc(o->p, o->cap);
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	o->p[o->len] = '\0';
+	if (!o->failed && n > 0 && o->s->h->conn_write(o->s->c, s, n) < 0)
+		o->failed = 1;
 }
 
 static void
@@ -397,16 +396,17 @@ mark_seen(struct imap *s, size_t i)
 	return 1;
 }
 
-static void
+/* -1 when the connection failed while writing the reply. */
+static int
 fetch_one(struct imap *s, size_t i, const struct item *items, size_t n, int uid)
 {
-	struct out o = { 0 };
+	struct out o = { .s = s };
 	struct loaded l = { 0 };
 	int seen = 0;
 
 	if (load_for(s, i, items, n, &l) < 0) {
 		unload(&l);
-		return;
+		return 0;
 	}
 	for (size_t k = 0; k < n; k++)
 		seen |= sets_seen(&items[k]);
@@ -425,9 +425,8 @@ fetch_one(struct imap *s, size_t i, const struct item *items, size_t n, int uid)
 		emitf(&o, " FLAGS %s", flags);
 	}
 	emit(&o, ")\r\n", 3);
-	s->h->conn_write(s->c, o.p, o.len);
-	free(o.p);
 	unload(&l);
+	return o.failed ? -1 : 0;
 }
 
 int
@@ -448,9 +447,14 @@ imap_fetch(struct imap *s, const struct imap_cmd *cmd, int uid)
 		return -1;
 	}
 	for (size_t k = 0; k < nidx; k++)
-		fetch_one(s, idx[k], items, n, uid);
+		if (fetch_one(s, idx[k], items, n, uid) < 0) {
+			s->quit = 1;	/* the client is gone or timed out */
+			break;
+		}
 	free(idx);
 	free_items(items, n);
+	if (s->quit)
+		return -1;
 	imap_tagged(s, cmd->tag, "OK %s completed", cmd->name);
 	return 0;
 }

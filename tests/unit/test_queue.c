@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <merpati/maildir.h>
+
 #include "queue.h"
 #include "test.h"
 
@@ -234,6 +236,8 @@ test_unique_ids(void)
 	CHECK("200 messages, 200 distinct files", distinct && seen == 200);
 }
 
+/* A file in qdir/tmp/ whose mtime is age seconds back (its ctime is
+ * now: nothing can set that back). */
 static void
 make_aged(const char *name, time_t age)
 {
@@ -250,31 +254,36 @@ make_aged(const char *name, time_t age)
 	utimensat(AT_FDCWD, path, t, 0);
 }
 
+/* With a 2 s maximum age: what was made 3 s ago goes, what is fresh by
+ * mtime or by ctime stays, a symlink goes without its target. */
 static void
 test_clean_tmp(void)
 {
-	char path[512], link_path[512];
+	char path[512], link_path[512], target[512];
 	struct stat st;
+	FILE *f;
 
-	make_aged("crashed", MP_QUEUE_TMP_MAX_AGE + 60);
-	make_aged("writing", MP_QUEUE_TMP_MAX_AGE - 60);
-	make_aged("target", 0);
-	snprintf(path, sizeof(path), "%s/tmp/target", qdir);
+	make_aged("crashed", 0);
+	snprintf(target, sizeof(target), "%s/target", state);
+	if ((f = fopen(target, "w")) != NULL)
+		fclose(f);
 	snprintf(link_path, sizeof(link_path), "%s/tmp/link", qdir);
-	CHECK("symlink planted", symlink(path, link_path) == 0);
-	struct timespec old[2] = { { .tv_sec = 1 }, { .tv_sec = 1 } };
-	utimensat(AT_FDCWD, link_path, old, AT_SYMLINK_NOFOLLOW);
+	CHECK("symlink planted", symlink(target, link_path) == 0);
+	sleep(3);
+	make_aged("writing", 0);
+	make_aged("appending", 100 * 3600);	/* an APPEND with an old INTERNALDATE */
 	CHECK("stale tmp: two removed (the old file, the old link)",
-	    mp_queue_clean_tmp(qdir, MP_QUEUE_TMP_MAX_AGE) == 2);
+	    mp_maildir_clean_tmp(qdir, 2) == 2);
 	snprintf(path, sizeof(path), "%s/tmp/crashed", qdir);
-	CHECK("stale tmp: older than 36 h gone", stat(path, &st) < 0);
+	CHECK("stale tmp: unchanged for the maximum age gone", stat(path, &st) < 0);
 	snprintf(path, sizeof(path), "%s/tmp/writing", qdir);
 	CHECK("stale tmp: younger kept", stat(path, &st) == 0);
-	snprintf(path, sizeof(path), "%s/tmp/target", qdir);
-	CHECK("stale tmp: a link's target is not followed", stat(path, &st) == 0);
 	unlink(path);
-	snprintf(path, sizeof(path), "%s/tmp/writing", qdir);
+	snprintf(path, sizeof(path), "%s/tmp/appending", qdir);
+	CHECK("stale tmp: old mtime but fresh ctime kept", stat(path, &st) == 0);
 	unlink(path);
+	CHECK("stale tmp: a link's target is not followed", stat(target, &st) == 0);
+	unlink(target);
 }
 
 int
