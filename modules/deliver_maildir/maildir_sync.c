@@ -297,15 +297,14 @@ stamps_read(const struct mp_folder *f, struct md_stamps *st)
  * never trusted, as Dovecot does with its Maildir directory mtimes.
  */
 static int
-unchanged_since_sync(const struct mp_folder *f, int claim, struct md_stamps *now)
+unchanged_since_sync(const struct mp_folder *f, struct md_stamps *now)
 {
 	struct timespec clock;
 
 	if (stamps_read(f, now) < 0 || clock_gettime(CLOCK_REALTIME, &clock) < 0)
 		return 0;
 	now->valid = 1;
-	now->claimed = claim;
-	if (!f->seen.valid || (claim && !f->seen.claimed) || f->fresh.keywords != NULL)
+	if (!f->seen.valid || f->fresh.keywords != NULL)
 		return 0;
 	for (int i = 0; i < MD_STAMPED; i++)
 		if (now->ino[i] != f->seen.ino[i] ||
@@ -316,6 +315,24 @@ unchanged_since_sync(const struct mp_folder *f, int claim, struct md_stamps *now
 	return 1;
 }
 
+/* A current view that has not claimed \Recent yet (folder_open synced
+ * it, messages() wants the claim): the claim alone, no rescan. A list
+ * changed meanwhile only means fewer UIDs claimed now, more next time. */
+static int
+claim_only(struct mp_folder *f, const char **error_r)
+{
+	int rc;
+
+	if (md_list_lock(f->list_fd) < 0)
+		return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
+	rc = claim_recent(f, &f->list, 1);
+	md_list_unlock(f->list_fd);
+	if (rc < 0 || md_build_info(f) < 0)
+		return md_fail(error_r, "out of memory", MP_ERROR);
+	f->seen.claimed = 1;
+	return MP_OK;
+}
+
 int
 md_sync(struct mp_folder *f, int claim, const char **error_r)
 {
@@ -323,8 +340,10 @@ md_sync(struct mp_folder *f, int claim, const char **error_r)
 	struct md_stamps before = { 0 };
 	int rc;
 
-	if (unchanged_since_sync(f, claim, &before))
-		return MP_OK;
+	/* a read-only handle claims nothing: its view stands either way */
+	if (unchanged_since_sync(f, &before))
+		return claim && !f->seen.claimed && !f->read_only ? claim_only(f, error_r) : MP_OK;
+	before.claimed = claim;
 	f->seen.valid = 0;
 	if (md_list_lock(f->list_fd) < 0)
 		return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
