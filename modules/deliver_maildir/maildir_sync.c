@@ -45,13 +45,6 @@ cmp_str(const void *a, const void *b)
 }
 
 static int
-cmp_base(const void *a, const void *b)
-{
-	return strcmp(((const struct md_entry *)a)->base,
-	    ((const struct md_entry *)b)->base);
-}
-
-static int
 cmp_uid(const void *a, const void *b)
 {
 	const struct md_entry *x = a, *y = b;
@@ -81,29 +74,65 @@ move_new(const struct mp_folder *f)
 	closedir(dir);
 }
 
-/* Record dir/name: its listed entry (among the first known, sorted by
- * base) or a new one with the next UID. 0, or -1 out of memory. */
-static int
-adopt(struct mp_folder *f, struct md_list *l, const char *dir,
-    const char *name, size_t known)
+/*
+ * The listed entries by base name: an open-addressing table of indexes
+ * into l->e, built once per sync. Looking every file of cur/ up here
+ * costs a hash each, where sorting the list and bisecting it cost ~30
+ * string comparisons per file (10,000 files: a sixth of a session's CPU).
+ */
+struct base_index {
+	size_t *slot;		/* entry index + 1; 0: empty */
+	size_t mask;
+};
+
+static size_t
+base_hash(const char *base)
 {
-	char path[PATH_MAX], base[BASE_MAX];
-	struct md_entry key, *e;
+	size_t h = 1469598103934665603ull;	/* FNV-1a */
+
+	for (; *base; base++)
+		h = (h ^ (unsigned char)*base) * 1099511628211ull;
+	return h;
+}
+
+static int
+index_build(struct base_index *x, const struct md_list *l)
+{
+	size_t size = 16;
+
+	while (size < l->n * 2)
+		size *= 2;
+	if ((x->slot = calloc(size, sizeof(*x->slot))) == NULL)
+		return -1;
+	x->mask = size - 1;
+	for (size_t i = 0; i < l->n; i++) {
+		size_t h = base_hash(l->e[i].base) & x->mask;
+		while (x->slot[h])
+			h = (h + 1) & x->mask;
+		x->slot[h] = i + 1;
+	}
+	return 0;
+}
+
+static struct md_entry *
+index_find(const struct base_index *x, struct md_list *l, const char *base)
+{
+	for (size_t h = base_hash(base) & x->mask; x->slot[h]; h = (h + 1) & x->mask)
+		if (strcmp(l->e[x->slot[h] - 1].base, base) == 0)
+			return &l->e[x->slot[h] - 1];
+	return NULL;
+}
+
+/* Point listed entry e at dir/name. 0, or -1 out of memory. */
+static int
+adopt_listed(struct mp_folder *f, struct md_list *l, struct md_entry *e, const char *path,
+    const char *name)
+{
 	struct stat st;
 
-	md_base_of(name, base, sizeof(base));
-	key.base = base;
-	e = known ? bsearch(&key, l->e, known, sizeof(*l->e), cmp_base) : NULL;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (e == NULL || e->mtime == 0) {
+	if (e->mtime == 0) {
 		if (fstatat(f->dir_fd, path, &st, 0) < 0)
 			return 0;	/* expunged while we looked */
-		if (e == NULL) {
-			e = md_list_add(l, l->uidnext++, wire_size(f->dir_fd, path,
-			    st.st_size), st.st_mtime, base, "");
-			if (e == NULL)
-				return -1;
-		}
 		e->mtime = st.st_mtime;
 		l->dirty = 1;
 	}
@@ -114,8 +143,29 @@ adopt(struct mp_folder *f, struct md_list *l, const char *dir,
 	return 0;
 }
 
+/* A file the list does not know: the next UID. 0, or -1 out of memory. */
 static int
-scan(struct mp_folder *f, struct md_list *l, const char *dir, size_t known)
+adopt_new(struct mp_folder *f, struct md_list *l, const char *path, const char *name)
+{
+	char base[BASE_MAX];
+	struct md_entry *e;
+	struct stat st;
+
+	if (fstatat(f->dir_fd, path, &st, 0) < 0)
+		return 0;	/* expunged while we looked */
+	md_base_of(name, base, sizeof(base));
+	e = md_list_add(l, l->uidnext++, wire_size(f->dir_fd, path, st.st_size), st.st_mtime,
+	    base, "");
+	if (e == NULL || (e->file = strdup(path)) == NULL)
+		return -1;
+	e->flags = md_flags_of(name);
+	l->dirty = 1;
+	return 0;
+}
+
+/* dir/'s file names; -1 when dir cannot be read or out of memory. */
+static ssize_t
+read_names(const struct mp_folder *f, const char *dir, char ***names_r)
 {
 	char path[PATH_MAX];
 	struct dirent *d;
@@ -140,12 +190,47 @@ scan(struct mp_folder *f, struct md_list *l, const char *dir, size_t known)
 			n++;
 	}
 	closedir(dp);
-	/* Sorted, so new UIDs follow delivery order (names start with time). */
-	if (n > 1)
-		qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n; i++) {
+	*names_r = names;
+	if (rc < 0) {
+		while (n > 0)
+			free(names[--n]);
+		free(names);
+		return -1;
+	}
+	return (ssize_t)n;
+}
+
+/* Every file of dir/: its entry among the known ones, or, for those
+ * unknown, new UIDs in name order (names start with the delivery time). */
+static int
+scan(struct mp_folder *f, struct md_list *l, const struct base_index *x, const char *dir)
+{
+	char path[PATH_MAX], base[BASE_MAX];
+	char **names;
+	ssize_t n = read_names(f, dir, &names);
+	size_t unknown = 0;
+	int rc = 0;
+
+	if (n < 0)
+		return -1;
+	for (ssize_t i = 0; i < n; i++) {
+		struct md_entry *e;
+		md_base_of(names[i], base, sizeof(base));
+		if ((e = index_find(x, l, base)) == NULL) {
+			names[unknown++] = names[i];	/* kept for later, in place */
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		if (rc == 0)
-			rc = adopt(f, l, dir, names[i], known);
+			rc = adopt_listed(f, l, e, path, names[i]);
+		free(names[i]);
+	}
+	if (unknown > 1)
+		qsort(names, unknown, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < unknown; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (rc == 0)
+			rc = adopt_new(f, l, path, names[i]);
 		free(names[i]);
 	}
 	free(names);
@@ -239,8 +324,10 @@ md_build_info(struct mp_folder *f)
 		e->flags &= ~MP_FLAG_RECENT;
 		if (is_recent(f, e->uid))
 			e->flags |= MP_FLAG_RECENT;
+		/* no keywords: one shared "", which a reader comparing the
+		 * whole folder's flags finds without a cache miss per message */
 		info[i] = (struct mp_msg_info){ e->uid, e->flags, e->vsize,
-		    e->mtime, e->keywords };
+		    e->mtime, e->keywords[0] ? e->keywords : "" };
 	}
 	return 0;
 }
@@ -250,17 +337,18 @@ static int
 sync_locked(struct mp_folder *f, struct md_list *l, int claim,
     const char **error_r)
 {
-	size_t known;
+	struct base_index x;
+	int rc;
 
 	if (md_list_read(f->path, f->mb->path, f->list_fd, l) < 0)
 		return md_fail(error_r, "cannot read UID list", MP_TEMPFAIL);
 	if (!f->read_only)
 		move_new(f);
-	if (l->n > 1)
-		qsort(l->e, l->n, sizeof(*l->e), cmp_base);
-	known = l->n;
-	if (scan(f, l, "cur", known) < 0 ||
-	    (f->read_only && scan(f, l, "new", known) < 0))
+	if (index_build(&x, l) < 0)
+		return md_fail(error_r, "out of memory", MP_ERROR);
+	rc = scan(f, l, &x, "cur") < 0 || (f->read_only && scan(f, l, &x, "new") < 0);
+	free(x.slot);
+	if (rc)
 		return md_fail(error_r, "cannot read folder", MP_TEMPFAIL);
 	drop_vanished(l);
 	if (l->n > 1)

@@ -125,6 +125,10 @@ void imap_view_remove(struct imap *s, size_t i, int announce);
 void imap_view_keywords(struct imap *s, const char *keywords);
 /* Record message i's flags as stored (announcing new keywords). */
 void imap_view_set_flags(struct imap *s, size_t i, uint32_t flags, const char *keywords);
+/* A message's keywords: a copy of keywords (NULL or "" share one empty
+ * string). 0, or -1 out of memory (then unchanged). */
+int imap_msg_set_keywords(struct imap_msg *m, const char *keywords);
+void imap_msg_free_keywords(struct imap_msg *m);
 /* "* i+1 FETCH ([UID u ]FLAGS (...))" from the view. */
 void imap_view_fetch_flags(struct imap *s, size_t i, int with_uid);
 /* Change message i's flags in the store (flags_change: add / remove /

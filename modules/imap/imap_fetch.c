@@ -381,11 +381,8 @@ mark_seen(struct imap *s, size_t i)
 		if (ops->flags_change(s->f, m->uid, MP_FLAGS_ADD, MP_FLAG_SEEN, NULL, &flags, &kw,
 		    &err) != MP_OK)
 			return 0;
-		char *copy = strdup(kw ? kw : "");
-		if (copy == NULL)
+		if (imap_msg_set_keywords(m, kw) < 0)
 			return 0;
-		free(m->keywords);
-		m->keywords = copy;
 		/* \Recent is this session's to report, whatever the store says */
 		m->flags = (flags & ~(uint32_t)MP_FLAG_RECENT) | (m->flags & MP_FLAG_RECENT);
 		return 1;

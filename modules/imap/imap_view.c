@@ -15,11 +15,36 @@
 
 #define SYSTEM_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
+/* Most messages have no keywords: they share this empty string instead
+ * of an allocation each, which also keeps the per-command flag
+ * comparison of a large folder from chasing 10,000 pointers. */
+static char no_keywords[1];
+
+int
+imap_msg_set_keywords(struct imap_msg *m, const char *keywords)
+{
+	char *copy = keywords && *keywords ? strdup(keywords) : no_keywords;
+
+	if (copy == NULL)
+		return -1;
+	imap_msg_free_keywords(m);
+	m->keywords = copy;
+	return 0;
+}
+
+void
+imap_msg_free_keywords(struct imap_msg *m)
+{
+	if (m->keywords != no_keywords)
+		free(m->keywords);
+	m->keywords = NULL;
+}
+
 static void
 free_view(struct imap *s)
 {
 	for (size_t i = 0; i < s->n; i++)
-		free(s->msgs[i].keywords);
+		imap_msg_free_keywords(&s->msgs[i]);
 	free(s->msgs);
 	s->msgs = NULL;
 	s->n = 0;
@@ -109,8 +134,9 @@ add_message(struct imap *s, const struct mp_msg_info *v)
 	if (grown == NULL)
 		return;
 	s->msgs = grown;
-	s->msgs[s->n++] = (struct imap_msg){ v->uid, v->flags, v->size, v->internal_date,
-	    strdup(v->keywords ? v->keywords : "") };
+	s->msgs[s->n] = (struct imap_msg){ v->uid, v->flags, v->size, v->internal_date, NULL };
+	if (imap_msg_set_keywords(&s->msgs[s->n], v->keywords) == 0)
+		s->n++;
 }
 
 static size_t
@@ -149,7 +175,7 @@ imap_view_remove(struct imap *s, size_t i, int announce)
 {
 	if (announce)
 		imap_untagged(s, "%zu EXPUNGE", i + 1);
-	free(s->msgs[i].keywords);
+	imap_msg_free_keywords(&s->msgs[i]);
 	memmove(&s->msgs[i], &s->msgs[i + 1], (s->n - i - 1) * sizeof(*s->msgs));
 	s->n--;
 }
@@ -178,20 +204,22 @@ sync_expunges(struct imap *s, const struct mp_msg_info *v, size_t n)
 static int
 same_flags(const struct imap_msg *m, const struct mp_msg_info *v)
 {
-	return m->flags == v->flags && strcmp(m->keywords ? m->keywords : "",
-	    v->keywords ? v->keywords : "") == 0;
+	const char *a = m->keywords, *b = v->keywords ? v->keywords : "";
+
+	if (m->flags != v->flags)
+		return 0;
+	if (a == no_keywords)	/* no need to look at this session's copy */
+		return *b == '\0';
+	return strcmp(a, b) == 0;
 }
 
 void
 imap_view_set_flags(struct imap *s, size_t i, uint32_t flags, const char *keywords)
 {
 	struct imap_msg *m = &s->msgs[i];
-	char *copy = strdup(keywords ? keywords : "");
 
-	if (copy == NULL)
+	if (imap_msg_set_keywords(m, keywords) < 0)
 		return;
-	free(m->keywords);
-	m->keywords = copy;
 	m->flags = flags;
 	imap_view_keywords(s, keywords);
 }
