@@ -84,12 +84,14 @@ HASHES = {"merpati": "the ones `merpati user add` wrote (yescrypt: ~90 ms of CPU
 # documented throughput configuration is the primary, like-for-like row).
 DOVECOT_SETUPS = {
     "imap": {"perf_login": True, "auth_cache": True,
-             "what": "at its best documented throughput configuration: high-performance login "
+             "what": "with its defaults except process and connection limits, at its best "
+                     "documented throughput configuration: high-performance login "
                      "processes (service_count = 0, process_min_avail = cores, for imap-login and "
                      "pop3-login) and its auth cache on (auth_cache_size = 10M, 1 hour), as "
                      "merpati's verify_cache (1 hour, its default) is on"},
     "imap-stock": {"perf_login": False, "auth_cache": False,
-                   "what": "stock: its default login processes (one forked per connection) and "
+                   "what": "stock (its defaults except process and connection limits): its default "
+                           "login processes (one forked per connection) and "
                            "no auth cache; merpati's verify_cache off too (0)"},
 }
 RARE = "zanzibar"  # in four messages of each mailbox, three encoded: what SEARCH TEXT looks for
