@@ -352,7 +352,7 @@ def smtp_inbound(a):
         mp_maildir = os.path.join(srv.maildir(BENCH_USER + "@bench.test"), "new")
         for size in ints(a.sizes):
             for sessions in ints(a.sessions):
-                pf, mp, cl = [], [], []
+                pf, mp, sink = [], [], []
                 for _ in range(a.runs):
                     set_aside(os.path.join(home, "Maildir"))
                     pf.append(timed_delivery(POSTFIX_PORT, a.messages, size, sessions,
@@ -360,10 +360,10 @@ def smtp_inbound(a):
                     set_aside(os.path.dirname(mp_maildir))
                     mp.append(timed_delivery(srv.port, a.messages, size, sessions,
                                              BENCH_USER + "@bench.test", mp_maildir, 0)[0])
-                    cl.append(sink_reference(a.messages, size, sessions))
-                rows.append((size, sessions, pf, mp, cl))
+                    sink.append(sink_reference(a.messages, size, sessions))
+                rows.append((size, sessions, pf, mp, sink))
                 print("%3d KiB x %2d sessions: postfix %s msg/s, merpati %s msg/s, smtp-sink reference %s msg/s"
-                      % (size, sessions, fmt(pf), fmt(mp), fmt(cl)), flush=True)
+                      % (size, sessions, fmt(pf), fmt(mp), fmt(sink)), flush=True)
     finally:
         srv.cleanup()
         stop_postfix()
@@ -1337,9 +1337,10 @@ def durability_lines():
             "a syncfs() shared by the deliveries waiting at that moment (one flush for many "
             "messages) before the delivery counts as done. Outbound: both queue durably before "
             "the 250 (Postfix: fsync; merpati: queue.sync = \"group\"). IMAP/POP3 sessions are "
-            "read-only (EXAMINE, RETR); imaptest writes (APPEND, STORE, EXPUNGE) with each "
-            "server's default: Dovecot does not fsync Maildir writes by default (mail_fsync = "
-            "optimized), merpati per deliver_maildir.sync.", ""]
+            "read-only (EXAMINE, RETR). imaptest writes (APPEND, STORE, EXPUNGE) with each "
+            "server's defaults (Dovecot: mail_fsync = optimized, fsync where data would "
+            "otherwise be lost; merpati: its Maildir store's defaults); that row does not "
+            "compare durability.", ""]
 
 
 def smtp_lines(a, rows):
