@@ -1251,11 +1251,9 @@ def targets(res):
         rows += imaptest_targets(res["imaptest"])
     if "memory" in res:
         rows += memory_targets(res["memory"])
-    measured = {name.split(",")[0] for name, _, _ in rows}
-    for name in ISSUE_TARGETS:
-        if name.split(",")[0] not in measured:
-            rows.append((name, "not measured in this run", None))
-    return rows
+    by_key = {row[0].split(",")[0]: row for row in rows}
+    return [by_key.get(name.split(",")[0], (name, "not measured in this run", None))
+            for name in ISSUE_TARGETS]
 
 
 # Every target of issue 16, as targets() names them.
@@ -1299,8 +1297,10 @@ def header(a, started, took):
                                           took / 60),
             "Machine: %s, %d cores, %s kB memory, %s  " % (cpu_model(), os.cpu_count(), mem,
                                                           sh("uname", "-sr").stdout.strip()),
-            "File systems: mail and queues under %s: %s; /var/spool/postfix: %s  "
-            % (tempfile.gettempdir(), filesystem(tempfile.gettempdir()), filesystem("/var/spool/postfix")),
+            "File systems: %s  " % "; ".join(
+                "%s (%s): %s" % (path, what, filesystem(path)) for path, what in (
+                    (tempfile.gettempdir(), "merpati's state and mail, Dovecot's mail"),
+                    ("/var/tmp", "Postfix's Maildir"), ("/var/spool/postfix", "Postfix's queue"))),
             "Load average (1, 5, 15 min) before: %s; after: %s (other work on the machine skews "
             "figures)  " % (LOAD_AT_START, loadavg()),
             "Command: `python3 bench/run.py %s`  " % " ".join(sys.argv[1:]),
