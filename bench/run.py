@@ -1475,7 +1475,7 @@ def memory_lines(a, mem):
            "others wait in the listen queue without a greeting or memory). IMAP: LOGIN done, "
            "then idle; Dovecot at its best as above (one imap process per session)." % a.idle, "",
            "| sessions | merpati KiB PSS / USS | peer KiB PSS / USS | ratio PSS (USS) | "
-           "served (merpati / peer) | RSS KiB (merpati / peer) |", "|---|---|---|---|---|---|"]
+           "served of opened (merpati / peer) | RSS KiB (merpati / peer) |", "|---|---|---|---|---|---|"]
     for what, mp, peer, name in (("SMTP", "smtp_mp", "smtp_pf", "Postfix"),
                                  ("IMAP", "imap_mp", "imap_dv", "Dovecot")):
         m, p = mem[mp], mem[peer]
