@@ -28,4 +28,25 @@ ssize_t mock_text_read(struct mp_reader *r, void *buf, size_t len);
 /* Log lines the module wrote, concatenated (for assertions). */
 const char *mock_log_text(void);
 
+/*
+ * A client connection for protocol sessions, fed from memory (unit
+ * tests, fuzz targets). conn_read_line frames lines as the core's
+ * conn.c does (CRLF or LF stripped; a line over the limit comes back
+ * MP_CONN_TOO_LONG with its start and is skipped; a last line without
+ * LF is EOF). When the input is used up, reads see EOF and conn_wait
+ * reports the client gone, the way a timeout ends a session. Output is
+ * counted and its first keep octets kept. The peer is loopback,
+ * without TLS and without STARTTLS.
+ */
+struct mp_conn *mock_conn_new(const void *input, size_t len, size_t keep);
+void mock_conn_free(struct mp_conn *c);
+/* What the session wrote (at most keep octets, NUL-terminated) and how
+ * much it wrote in all. */
+const char *mock_conn_output(const struct mp_conn *c, size_t *kept_r);
+size_t mock_conn_written(const struct mp_conn *c);
+/* Input octets not read yet. */
+size_t mock_conn_unread(const struct mp_conn *c);
+/* h, a copy of mock_host, with its conn_* calls served by mock_conn. */
+void mock_conn_host(struct mp_host *h);
+
 #endif
