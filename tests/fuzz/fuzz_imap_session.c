@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "imap_fuzz_host.h"
-#include "../unit/mock_host.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,7 +47,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memcpy(in + len, data + 1, size - 1);
 	len += size - 1;
-	mock_conn_free(imap_fuzz_session(conf, in, len, 0));
+	mock_conn_free(imap_fuzz_session(conf, in, len, 0, NULL, NULL));
 	free(in);
 	return 0;
 }

@@ -17,7 +17,6 @@
 
 #include "imap_fuzz_host.h"
 #include "mem_store.h"
-#include "../unit/mock_host.h"
 #include "../../core/util.h"
 
 extern const struct mp_module merpati_module;	/* the IMAP module's */
@@ -66,7 +65,8 @@ poll(struct pollfd *fds, nfds_t nfds, int timeout)
 }
 
 struct mp_conn *
-imap_fuzz_session(const char *const *conf_kv, const void *input, size_t len, size_t keep)
+imap_fuzz_session(const char *const *conf_kv, const void *input, size_t len, size_t keep,
+    mock_conn_refill *refill, void *arg)
 {
 	static struct mp_host host;
 	struct mp_conf conf = { conf_kv, NULL };
@@ -86,6 +86,7 @@ imap_fuzz_session(const char *const *conf_kv, const void *input, size_t len, siz
 		abort();
 	current_store = mem_store_new(FUZZ_USER);
 	c = mock_conn_new(input, len, keep);
+	mock_conn_source(c, refill, arg);
 	merpati_module.protocol->session(ctx, c);
 	mem_store_free(current_store);
 	current_store = NULL;

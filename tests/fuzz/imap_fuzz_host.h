@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "../unit/mock_host.h"
+
 #define FUZZ_USER "alice@example.test"
 #define FUZZ_PASS "secret"
 
@@ -17,9 +19,11 @@
  * of modules.imap), seed a store, serve input as one connection until
  * the session ends, and release it all but the connection, which holds
  * the first keep octets of output (mock_conn_output; free it with
- * mock_conn_free). Aborts if the module refuses conf.
+ * mock_conn_free). refill, when not NULL, is an interactive client
+ * (mock_conn_source) asked for more once input is used up. Aborts if
+ * the module refuses conf.
  */
 struct mp_conn *imap_fuzz_session(const char *const *conf, const void *input, size_t len,
-    size_t keep);
+    size_t keep, mock_conn_refill *refill, void *arg);
 
 #endif

@@ -226,8 +226,10 @@ const struct mp_host mock_host = {
 /* ---- a connection fed from memory (mock_conn_*, see mock_host.h) ---- */
 
 struct mp_conn {
-	const char *in;
-	size_t len, pos;
+	char *in;		/* what the client sent, consumed or not */
+	size_t len, pos, cap;
+	mock_conn_refill *refill;	/* asked for more when all is read */
+	void *refill_arg;
 	char *out;		/* the first keep octets written */
 	size_t keep, kept, written;
 	struct mp_conn_info info;
@@ -238,8 +240,7 @@ mock_conn_new(const void *input, size_t len, size_t keep)
 {
 	struct mp_conn *c = calloc(1, sizeof(*c));
 
-	c->in = input;
-	c->len = len;
+	mock_conn_feed(c, input, len);
 	c->keep = keep;
 	c->out = malloc(keep + 1);
 	c->out[0] = '\0';
@@ -249,10 +250,42 @@ mock_conn_new(const void *input, size_t len, size_t keep)
 }
 
 void
+mock_conn_feed(struct mp_conn *c, const void *bytes, size_t len)
+{
+	if (c->len + len + 1 > c->cap) {
+		c->cap = 2 * (c->len + len) + 1;
+		c->in = realloc(c->in, c->cap);
+	}
+	if (len)
+		memcpy(c->in + c->len, bytes, len);
+	c->len += len;
+}
+
+void
+mock_conn_source(struct mp_conn *c, mock_conn_refill *refill, void *arg)
+{
+	c->refill = refill;
+	c->refill_arg = arg;
+}
+
+/* 1 if the source gave more input. */
+static int
+refill(struct mp_conn *c)
+{
+	size_t had = c->len;
+
+	if (c->refill)
+		c->refill(c->refill_arg, c);
+	return c->len > had;
+}
+
+void
 mock_conn_free(struct mp_conn *c)
 {
-	if (c)
+	if (c) {
+		free(c->in);
 		free(c->out);
+	}
 	free(c);
 }
 
@@ -269,6 +302,13 @@ mock_conn_written(const struct mp_conn *c)
 	return c->written;
 }
 
+const char *
+mock_conn_input(const struct mp_conn *c, size_t *len_r)
+{
+	*len_r = c->len;
+	return c->in;
+}
+
 size_t
 mock_conn_unread(const struct mp_conn *c)
 {
@@ -280,8 +320,11 @@ mock_conn_unread(const struct mp_conn *c)
 static int
 conn_read_line(struct mp_conn *c, char *buf, size_t size, size_t *len_r)
 {
+	const char *nl;
+
+	while ((nl = memchr(c->in + c->pos, '\n', c->len - c->pos)) == NULL && refill(c))
+		;
 	const char *start = c->in + c->pos;
-	const char *nl = memchr(start, '\n', c->len - c->pos);
 	size_t len = nl ? (size_t)(nl - start) : c->len - c->pos;
 	size_t k = len < size - 1 ? len : size - 1;
 
@@ -303,6 +346,8 @@ conn_read_line(struct mp_conn *c, char *buf, size_t size, size_t *len_r)
 static ssize_t
 conn_read(struct mp_conn *c, void *buf, size_t size)
 {
+	if (c->pos == c->len)
+		refill(c);
 	size_t n = c->len - c->pos < size ? c->len - c->pos : size;
 
 	memcpy(buf, c->in + c->pos, n);
@@ -340,6 +385,7 @@ conn_printf(struct mp_conn *c, const char *fmt, ...)
 }
 
 static int conn_flush(struct mp_conn *c) { (void)c; return 0; }
+/* What the client has sent so far and the session not read. */
 static size_t conn_pending(struct mp_conn *c) { return c->len - c->pos; }
 static int conn_start_tls(struct mp_conn *c) { (void)c; return -1; }
 static const struct mp_conn_info *conn_info(struct mp_conn *c) { return &c->info; }
@@ -351,7 +397,7 @@ conn_wait(struct mp_conn *c, int other_fd, int timeout_ms)
 {
 	(void)other_fd;
 	(void)timeout_ms;
-	return c->pos < c->len ? 1 : -1;
+	return c->pos < c->len || refill(c) ? 1 : -1;
 }
 
 void
