@@ -2,6 +2,7 @@
  * modules/imap/imap_parse.c - IMAP command parsing (see imap_parse.h).
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,8 +331,10 @@ imap_literal_size(const char *line, size_t len, int *plus)
 	size_t digits_end = i + 1;
 	while (i > 0 && isdigit((unsigned char)line[i]))
 		i--;
-	if (line[i] != '{' || i + 1 == digits_end || digits_end - i - 1 > 12)
+	if (line[i] != '{' || i + 1 == digits_end)
 		return -1;
+	if (digits_end - i - 1 > 12)
+		return LLONG_MAX;
 	return strtoll(line + i + 1, NULL, 10);
 }
 

@@ -49,7 +49,10 @@ void imap_cmd_free(struct imap_cmd *cmd);
 void imap_tag_of(const char *line, size_t len, char *tag, size_t size);
 
 /* Literal announced at the end of a line: its size, or -1 if none.
- * *plus is set for the non-synchronising {n+} form (RFC 7888). */
+ * *plus is set for the non-synchronising {n+} form (RFC 7888). More
+ * than 12 digits is still a literal, of LLONG_MAX octets, so that it
+ * is refused as too big: taken for no literal, the bytes a client sends
+ * after "{0000000000005+}" would run as commands. */
 long long imap_literal_size(const char *line, size_t len, int *plus);
 
 struct imap_range {

@@ -313,6 +313,16 @@ refuse(struct imap *s, const char *start, size_t len, const char *text)
 	imap_tagged(s, tag, "BAD %s", text);
 }
 
+/* After a refusal, bytes a non-synchronising literal announced are on
+ * their way, and would run as commands (issue 15 item 6): the only
+ * safe way on is to close. */
+static void
+close_after_refusal(struct imap *s, const char *why)
+{
+	imap_untagged(s, "BYE %s", why);
+	s->quit = 1;
+}
+
 /* The most a whole command may hold: before login a line and a few
  * small literals; after it a message of max_literal. */
 static size_t
@@ -337,10 +347,8 @@ read_literal(struct imap *s, struct command_buf *b, long long lit, int plus)
 	if (lit > limit || b->len + (size_t)lit > command_limit(s)) {
 		refuse(s, b->buf, b->len, s->authed ? "[TOOBIG] Literal too big" :
 		    "Literal too big before authentication");
-		if (plus) {
-			imap_untagged(s, "BYE Literal too big");
-			s->quit = 1;
-		}
+		if (plus)
+			close_after_refusal(s, "Literal too big");
 		return 1;
 	}
 	if (reserve(b, 2 + (size_t)lit) < 0)
@@ -376,12 +384,18 @@ read_command(struct imap *s, struct command_buf *b)
 				refuse(s, b->buf, b->len, "Command line too long");
 			else
 				refuse(s, s->line, strlen(s->line), "Command line too long");
+			/* Its end was skipped unread: it may have announced
+			 * a literal, so what follows cannot be told from
+			 * commands. */
+			close_after_refusal(s, "Command line too long");
 			return 1;
 		}
 		if (rc != MP_CONN_OK)
 			return -1;
 		if (b->len + n > command_limit(s)) {
 			refuse(s, b->buf, b->len, "Command too long");
+			if (imap_literal_size(s->line, n, &plus) >= 0 && plus)
+				close_after_refusal(s, "Command too long");
 			return 1;
 		}
 		if (reserve(b, n) < 0)

@@ -489,6 +489,20 @@ class OverLimitLiteral(unittest.TestCase):
     def test_non_synchronising_login_over_limit(self):
         self.check(b"t1 LOGIN {%d+}\r\n", 9000, False)
 
+    # Found by tests/fuzz/fuzz_imap_literal: three more ways a literal's
+    # bytes reached the command reader.
+    def test_literal_on_a_line_over_max_line(self):
+        self.check(b"t1 NOOP " + b"x" * 70000 + b" {%d+}\r\n", 40, True)
+
+    def test_literal_size_of_13_digits(self):
+        self.check(b"t1 APPEND INBOX {%013d+}\r\n", 40, True)
+
+    def test_literal_on_a_line_past_the_command_limit(self):
+        # max_literal 65536 + max_line 65536: the second line is within
+        # max_line but the command is over their sum.
+        self.check(b"t1 APPEND INBOX {65536+}\r\n" + b"y" * 65536 + b" " + b"x" * 65520 +
+                   b" {%d+}\r\n", 40, True)
+
 
 class FetchReplyStreamed(unittest.TestCase):
     """FETCH of many bodies to a client that does not read holds one

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "mock_host.h"
+#include <merpati/protocol.h>
 #include "../../core/sync.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -221,3 +222,195 @@ const struct mp_host mock_host = {
 	.base64_decode = mock_base64_decode,
 	.sync_group = mp_sync_group,	/* the core's own, linked in */
 };
+
+/* ---- a connection fed from memory (mock_conn_*, see mock_host.h) ---- */
+
+struct mp_conn {
+	char *in;		/* what the client sent, consumed or not */
+	size_t len, pos, cap;
+	mock_conn_refill *refill;	/* asked for more when all is read */
+	void *refill_arg;
+	char *out;		/* the first keep octets written */
+	size_t keep, kept, written;
+	struct mp_conn_info info;
+};
+
+struct mp_conn *
+mock_conn_new(const void *input, size_t len, size_t keep)
+{
+	struct mp_conn *c = calloc(1, sizeof(*c));
+
+	mock_conn_feed(c, input, len);
+	c->keep = keep;
+	c->out = malloc(keep + 1);
+	c->out[0] = '\0';
+	c->info = (struct mp_conn_info){ .struct_size = sizeof(c->info),
+	    .peer = "127.0.0.1", .loopback = 1, .tls_desc = "", .listener = "mock.plain" };
+	return c;
+}
+
+void
+mock_conn_feed(struct mp_conn *c, const void *bytes, size_t len)
+{
+	if (c->len + len + 1 > c->cap) {
+		c->cap = 2 * (c->len + len) + 1;
+		c->in = realloc(c->in, c->cap);
+	}
+	if (len)
+		memcpy(c->in + c->len, bytes, len);
+	c->len += len;
+}
+
+void
+mock_conn_source(struct mp_conn *c, mock_conn_refill *refill, void *arg)
+{
+	c->refill = refill;
+	c->refill_arg = arg;
+}
+
+/* 1 if the source gave more input. */
+static int
+refill(struct mp_conn *c)
+{
+	size_t had = c->len;
+
+	if (c->refill)
+		c->refill(c->refill_arg, c);
+	return c->len > had;
+}
+
+void
+mock_conn_free(struct mp_conn *c)
+{
+	if (c) {
+		free(c->in);
+		free(c->out);
+	}
+	free(c);
+}
+
+const char *
+mock_conn_output(const struct mp_conn *c, size_t *kept_r)
+{
+	*kept_r = c->kept;
+	return c->out;
+}
+
+size_t
+mock_conn_written(const struct mp_conn *c)
+{
+	return c->written;
+}
+
+const char *
+mock_conn_input(const struct mp_conn *c, size_t *len_r)
+{
+	*len_r = c->len;
+	return c->in;
+}
+
+size_t
+mock_conn_unread(const struct mp_conn *c)
+{
+	return c->len - c->pos;
+}
+
+/* Like core/conn.c: over the limit, the line's start (size - 1 octets)
+ * is left in buf and the rest of it up to LF is skipped. */
+static int
+conn_read_line(struct mp_conn *c, char *buf, size_t size, size_t *len_r)
+{
+	const char *nl;
+
+	while ((nl = memchr(c->in + c->pos, '\n', c->len - c->pos)) == NULL && refill(c))
+		;
+	const char *start = c->in + c->pos;
+	size_t len = nl ? (size_t)(nl - start) : c->len - c->pos;
+	size_t k = len < size - 1 ? len : size - 1;
+
+	memcpy(buf, start, k);
+	buf[k] = '\0';
+	if (nl == NULL) {	/* no LF before the end of input */
+		c->pos = c->len;
+		return MP_CONN_EOF;
+	}
+	c->pos += len + 1;
+	if (len >= size)
+		return MP_CONN_TOO_LONG;
+	if (k > 0 && buf[k - 1] == '\r')
+		buf[--k] = '\0';
+	*len_r = k;
+	return MP_CONN_OK;
+}
+
+static ssize_t
+conn_read(struct mp_conn *c, void *buf, size_t size)
+{
+	if (c->pos == c->len)
+		refill(c);
+	size_t n = c->len - c->pos < size ? c->len - c->pos : size;
+
+	memcpy(buf, c->in + c->pos, n);
+	c->pos += n;
+	return (ssize_t)n;
+}
+
+static int
+conn_write(struct mp_conn *c, const void *buf, size_t len)
+{
+	size_t k = c->keep - c->kept < len ? c->keep - c->kept : len;
+
+	memcpy(c->out + c->kept, buf, k);
+	c->kept += k;
+	c->out[c->kept] = '\0';
+	c->written += len;
+	return 0;
+}
+
+static int
+conn_printf(struct mp_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	conn_write(c, text, (size_t)n);
+	free(text);
+	return 0;
+}
+
+static int conn_flush(struct mp_conn *c) { (void)c; return 0; }
+/* What the client has sent so far and the session not read. */
+static size_t conn_pending(struct mp_conn *c) { return c->len - c->pos; }
+static int conn_start_tls(struct mp_conn *c) { (void)c; return -1; }
+static const struct mp_conn_info *conn_info(struct mp_conn *c) { return &c->info; }
+static void conn_set_timeout(struct mp_conn *c, long long s) { (void)c; (void)s; }
+
+/* Input waiting: 1; none left: the client is gone (-1), never a wait. */
+static int
+conn_wait(struct mp_conn *c, int other_fd, int timeout_ms)
+{
+	(void)other_fd;
+	(void)timeout_ms;
+	return c->pos < c->len || refill(c) ? 1 : -1;
+}
+
+void
+mock_conn_host(struct mp_host *h)
+{
+	h->conn_read_line = conn_read_line;
+	h->conn_read = conn_read;
+	h->conn_write = conn_write;
+	h->conn_printf = conn_printf;
+	h->conn_flush = conn_flush;
+	h->conn_pending = conn_pending;
+	h->conn_start_tls = conn_start_tls;
+	h->conn_info = conn_info;
+	h->conn_set_timeout = conn_set_timeout;
+	h->conn_wait = conn_wait;
+}
