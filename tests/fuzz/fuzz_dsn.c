@@ -94,9 +94,11 @@ static void
 check_report(const char *text, size_t len, int header_only)
 {
 	char boundary[200] = "", delim[210], close[220];
-	const char *param = memmem(text, len, "boundary=\"", 10);
+	/* The Content-Type's own parameter: a field (the sender in To:) may
+	 * hold "boundary=" too, but never a CR LF TAB before it. */
+	const char *param = memmem(text, len, "\r\n\tboundary=\"", 13);
 
-	if (param == NULL || sscanf(param + 10, "%199[^\"]", boundary) != 1)
+	if (param == NULL || sscanf(param + 13, "%199[^\"]", boundary) != 1)
 		abort();
 	snprintf(delim, sizeof(delim), "\r\n--%s", boundary);
 	snprintf(close, sizeof(close), "\r\n--%s--\r\n", boundary);
