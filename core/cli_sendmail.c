@@ -3,7 +3,7 @@
  * local submission straight into the queue, like Postfix's maildrop.
  * Lines may end in LF (converted to CRLF); without -i a line with a
  * single "." ends the message, as sendmail(8) does. -t takes the
- * recipients from To, Cc and Bcc, and Bcc is removed.
+ * recipients from To, Cc and Bcc, and Bcc is removed (sendmail_headers.c).
  */
 #include <errno.h>
 #include <pwd.h>
@@ -18,6 +18,7 @@
 #include "log.h"
 #include "privs.h"
 #include "queue.h"
+#include "sendmail_headers.h"
 #include "settings.h"
 #include "smtp_parse.h"
 #include "util.h"
@@ -45,97 +46,6 @@ read_message(struct mp_buf *t, int dot_ends)
 	}
 	free(line);
 	return 0;
-}
-
-static const char *
-header_end(const struct mp_buf *t)
-{
-	const char *e = t->len ? strstr(t->p, "\r\n\r\n") : NULL;
-
-	return e ? e + 2 : t->p + t->len;
-}
-
-static int
-has_header(const struct mp_buf *t, const char *name)
-{
-	size_t n = strlen(name);
-	const char *end = header_end(t);
-
-	for (const char *p = t->p; p && p < end; p = strstr(p, "\r\n")) {
-		if (p != t->p)
-			p += 2;
-		if (strncasecmp(p, name, n) == 0 && p[n] == ':')
-			return 1;
-		if (p >= end)
-			break;
-	}
-	return 0;
-}
-
-static void
-add_rcpt(char ***v, size_t *n, const char *addr)
-{
-	*v = realloc(*v, (*n + 1) * sizeof(char *));
-	if (*v == NULL)
-		abort();
-	(*v)[(*n)++] = mp_xstrdup(addr);
-}
-
-/* Collect addresses in <...> or bare words with '@' from To/Cc/Bcc. */
-static void
-recipients_from_headers(const struct mp_buf *t, char ***v, size_t *n)
-{
-	const char *end = header_end(t);
-	static const char *const names[] = { "To:", "Cc:", "Bcc:" };
-
-	for (const char *p = t->p; p < end;) {
-		const char *eol = strstr(p, "\r\n");
-		int want = 0;
-		for (size_t k = 0; k < 3; k++)
-			want |= strncasecmp(p, names[k], strlen(names[k])) == 0;
-		for (const char *q = p; want && q < eol;) {
-			q += strcspn(q, "<, \t:");
-			if (q >= eol)
-				break;
-			q++;
-			size_t len = strcspn(q, ">, \t\r");
-			char addr[320];
-			if (len && len < sizeof(addr) && memchr(q, '@', len)) {
-				memcpy(addr, q, len);
-				addr[len] = '\0';
-				add_rcpt(v, n, addr);
-			}
-		}
-		p = eol ? eol + 2 : end;
-		if (p < end && (*p == ' ' || *p == '\t'))
-			continue;
-	}
-}
-
-/* Drop Bcc: lines (and their continuations) from the header section. */
-static void
-remove_bcc(struct mp_buf *t)
-{
-	char *end = (char *)header_end(t), *p = t->p;
-
-	while (p && p < end) {
-		char *eol = strstr(p, "\r\n");
-		if (eol == NULL || eol >= end)
-			break;
-		if (strncasecmp(p, "Bcc:", 4) != 0) {
-			p = eol + 2;
-			continue;
-		}
-		char *next = eol + 2;
-		while (next < end && (*next == ' ' || *next == '\t')) {
-			char *e2 = strstr(next, "\r\n");
-			next = e2 ? e2 + 2 : end;
-		}
-		size_t cut = (size_t)(next - p);
-		memmove(p, next, t->len - (size_t)(next - t->p) + 1);
-		t->len -= cut;
-		end -= cut;
-	}
 }
 
 static void
@@ -166,13 +76,13 @@ write_queue(const char *sender, char **rcpts, size_t n, const struct mp_buf *t)
 	len = snprintf(head, sizeof(head),
 	    "Received: by %s (merpati sendmail, uid %ld) id %s;\r\n\t%s\r\n",
 	    mp_core.server.hostname, (long)getuid(), id, date);
-	if (!has_header(t, "From"))
+	if (!sendmail_has_header(t, "From"))
 		len += snprintf(head + len, sizeof(head) - (size_t)len,
 		    "From: <%s>\r\n", sender);
-	if (!has_header(t, "Date"))
+	if (!sendmail_has_header(t, "Date"))
 		len += snprintf(head + len, sizeof(head) - (size_t)len,
 		    "Date: %s\r\n", date);
-	if (!has_header(t, "Message-ID"))
+	if (!sendmail_has_header(t, "Message-ID"))
 		len += snprintf(head + len, sizeof(head) - (size_t)len,
 		    "Message-ID: <%s@%s>\r\n", id, mp_core.server.hostname);
 	if (mp_queue_write(w, head, (size_t)len) < 0 ||
@@ -211,7 +121,7 @@ parse_opts(int argc, char **argv, struct sm_opts *o)
 			    argv[i]);
 			return -1;
 		} else
-			add_rcpt(&o->rcpts, &o->nrcpt, argv[i]);
+			sendmail_add_rcpt(&o->rcpts, &o->nrcpt, argv[i]);
 	}
 	return 0;
 }
@@ -250,8 +160,8 @@ cli_sendmail(const char *config, char **overrides, size_t n, int argc,
 		goto out;
 	}
 	if (o.from_headers) {
-		recipients_from_headers(&t, &o.rcpts, &o.nrcpt);
-		remove_bcc(&t);
+		sendmail_recipients_from_headers(&t, &o.rcpts, &o.nrcpt);
+		sendmail_remove_bcc(&t);
 	}
 	if (o.nrcpt == 0) {
 		fputs("merpati sendmail: no recipients\n", stderr);

@@ -8,12 +8,21 @@
  * bounce does not carry a big body back by default. NOTIFY (RFC 3461
  * 4.1) is honoured per recipient: NEVER, or a list without FAILURE or
  * DELAY, keeps that recipient out of that kind of report.
+ *
+ * The report must stay well-formed whatever it quotes: fields taken
+ * from the envelope or a remote reply have control characters blanked
+ * (no CR LF of theirs can start a header), and the MIME boundary is
+ * chosen to occur nowhere in the parts (the quoted message is the
+ * sender's text, and may try to close the report early).
  */
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "dsn.h"
@@ -40,7 +49,32 @@ putf(struct mp_buf *b, const char *fmt, ...)
 		mp_buf_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* Copy the original message: all of it, or its header section only. */
+/* How much of the first len octets of p to keep: through the last CRLF,
+ * or all len when there is none. */
+static size_t
+whole_lines(const char *p, size_t len)
+{
+	for (size_t i = len; i >= 2; i--)
+		if (p[i - 2] == '\r' && p[i - 1] == '\n')
+			return i;
+	return len;
+}
+
+/* A field from the envelope or a remote reply, with every control
+ * character blanked: it must not end the line it is put on. */
+static const char *
+clean(const char *s, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; s && *s && o + 1 < size; s++)
+		out[o++] = (unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s;
+	out[o] = '\0';
+	return out;
+}
+
+/* Copy the original message: all of it, or its header section only
+ * (up to MAX_QUOTED_HEADERS, cut after a whole line). */
 static void
 quote_original(struct mp_buf *b, const struct mp_qmsg *m, int full)
 {
@@ -55,9 +89,11 @@ quote_original(struct mp_buf *b, const struct mp_qmsg *m, int full)
 		mp_buf_put(b, chunk, (size_t)n);
 		if (full)
 			continue;
-		char *end = strstr(b->p + start, "\r\n\r\n");
+		/* A NUL in the text must not hide the blank line: memmem. */
+		char *end = memmem(b->p + start, b->len - start, "\r\n\r\n", 4);
 		if (end || b->len - start > MAX_QUOTED_HEADERS) {
-			b->len = end ? (size_t)(end - b->p) + 2 : b->len;
+			b->len = end ? (size_t)(end - b->p) + 2 :
+			    start + whole_lines(b->p + start, MAX_QUOTED_HEADERS);
 			b->p[b->len] = '\0';
 			break;
 		}
@@ -67,16 +103,19 @@ quote_original(struct mp_buf *b, const struct mp_qmsg *m, int full)
 		mp_buf_put(b, "\r\n", 2);
 }
 
+/* The longest field put on a line: every line stays under putf's 1024. */
+#define FIELD_MAX 400
+
 static void
 headers(struct mp_buf *b, const struct mp_qmsg *m, const char *boundary,
     enum dsn_kind kind)
 {
-	char date[64];
+	char date[64], sender[FIELD_MAX];
 
 	mp_rfc5322_date(date, sizeof(date));
 	putf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n",
 	    mp_core.server.hostname);
-	putf(b, "To: <%s>\r\n", m->sender);
+	putf(b, "To: <%s>\r\n", clean(m->sender, sender, sizeof(sender)));
 	putf(b, "Subject: %s\r\n", kind == DSN_FAILED ?
 	    "Undelivered Mail Returned to Sender" :
 	    "Delayed Mail (still being retried)");
@@ -91,10 +130,10 @@ headers(struct mp_buf *b, const struct mp_qmsg *m, const char *boundary,
 
 static void
 human_part(struct mp_buf *b, const struct dsn_rcpt *r, size_t n,
-    const char *boundary, enum dsn_kind kind)
+    enum dsn_kind kind)
 {
-	putf(b, "--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
-	    boundary);
+	char addr[FIELD_MAX], enh[32], text[FIELD_MAX];
+
 	putf(b, "This is the mail system at host %s.\r\n\r\n",
 	    mp_core.server.hostname);
 	if (kind == DSN_FAILED)
@@ -105,8 +144,9 @@ human_part(struct mp_buf *b, const struct dsn_rcpt *r, size_t n,
 		    "in the queue\r\nand will be retried; you do not need to "
 		    "send it again.\r\n\r\n");
 	for (size_t i = 0; i < n; i++)
-		putf(b, "<%s>: %d %s %s\r\n", r[i].address, r[i].status.reply,
-		    r[i].status.enhanced, r[i].status.text);
+		putf(b, "<%s>: %d %s %s\r\n", clean(r[i].address, addr, sizeof(addr)),
+		    r[i].status.reply, clean(r[i].status.enhanced, enh, sizeof(enh)),
+		    clean(r[i].status.text, text, sizeof(text)));
 	mp_buf_put(b, "\r\n", 2);
 }
 
@@ -121,32 +161,31 @@ orcpt_of(const struct mp_qmsg *m, const char *address)
 
 static void
 status_part(struct mp_buf *b, const struct mp_qmsg *m, const struct dsn_rcpt *r,
-    size_t n, const char *boundary, enum dsn_kind kind)
+    size_t n, enum dsn_kind kind)
 {
-	char date[64], arrival[64];
+	char date[64], arrival[64], field[FIELD_MAX], enh[32];
 	struct tm tm;
 
 	mp_rfc5322_date(date, sizeof(date));
 	localtime_r(&m->arrival, &tm);
 	strftime(arrival, sizeof(arrival), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	putf(b, "--%s\r\nContent-Type: message/delivery-status\r\n\r\n",
-	    boundary);
 	putf(b, "Reporting-MTA: dns; %s\r\nX-Merpati-Queue-ID: %s\r\n",
 	    mp_core.server.hostname, m->id);
 	if (m->envid && m->envid[0])
-		putf(b, "Original-Envelope-Id: %s\r\n", m->envid);
+		putf(b, "Original-Envelope-Id: %s\r\n", clean(m->envid, field, sizeof(field)));
 	putf(b, "Arrival-Date: %s\r\n", arrival);
 	for (size_t i = 0; i < n; i++) {
 		const char *orcpt = orcpt_of(m, r[i].address);
-		putf(b, "\r\nFinal-Recipient: rfc822; %s\r\n", r[i].address);
+		putf(b, "\r\nFinal-Recipient: rfc822; %s\r\n",
+		    clean(r[i].address, field, sizeof(field)));
 		if (orcpt && orcpt[0])
-			putf(b, "Original-Recipient: %s\r\n", orcpt);
+			putf(b, "Original-Recipient: %s\r\n", clean(orcpt, field, sizeof(field)));
 		putf(b, "Action: %s\r\nStatus: %s\r\n",
 		    kind == DSN_FAILED ? "failed" : "delayed",
-		    r[i].status.enhanced[0] ? r[i].status.enhanced :
+		    r[i].status.enhanced[0] ? clean(r[i].status.enhanced, enh, sizeof(enh)) :
 		    kind == DSN_FAILED ? "5.0.0" : "4.0.0");
 		putf(b, "Diagnostic-Code: smtp; %d %s\r\nLast-Attempt-Date: %s\r\n",
-		    r[i].status.reply, r[i].status.text, date);
+		    r[i].status.reply, clean(r[i].status.text, field, sizeof(field)), date);
 	}
 	mp_buf_put(b, "\r\n", 2);
 }
@@ -165,23 +204,66 @@ notify_allows(const struct mp_qmsg *m, const char *address, enum dsn_kind kind)
 	return 1;
 }
 
+/* Whether "--" boundary occurs in one of the n parts. */
+static int
+boundary_used(const struct mp_buf *parts, size_t n, const char *boundary)
+{
+	char delim[192];
+	int len = snprintf(delim, sizeof(delim), "--%s", boundary);
+
+	for (size_t i = 0; i < n; i++)
+		if (parts[i].len && memmem(parts[i].p, parts[i].len, delim, (size_t)len))
+			return 1;
+	return 0;
+}
+
+/* "<id>/<host>", or when a part holds that, "<id>/<random>" until none
+ * does: each try is a new string, and the parts are finite. */
+static void
+pick_boundary(char *out, size_t size, const struct mp_qmsg *m,
+    const struct mp_buf *parts, size_t n)
+{
+	static _Atomic uint64_t counter;
+	uint64_t r = 0;
+
+	snprintf(out, size, "%s/%s", m->id, mp_core.server.hostname);
+	while (boundary_used(parts, n, out)) {
+		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+			r = (uint64_t)time(NULL);
+		snprintf(out, size, "%s/%016llx%llx", m->id, (unsigned long long)r,
+		    (unsigned long long)counter++);
+	}
+}
+
+static void
+put_part(struct mp_buf *b, const char *boundary, const char *type,
+    const struct mp_buf *part)
+{
+	putf(b, "--%s\r\nContent-Type: %s\r\n\r\n", boundary, type);
+	if (part->len)
+		mp_buf_put(b, part->p, part->len);
+}
+
 size_t
 mp_dsn_format(const struct mp_qmsg *m, const struct dsn_rcpt *r, size_t n,
     enum dsn_kind kind, char **out)
 {
-	struct mp_buf b = { 0 };
-	char boundary[128];
+	struct mp_buf b = { 0 }, parts[3] = { { 0 } };
+	char boundary[160];
 	int full = m->ret && strcasecmp(m->ret, "FULL") == 0 && kind == DSN_FAILED;
 
-	snprintf(boundary, sizeof(boundary), "%s/%s", m->id,
-	    mp_core.server.hostname);
+	human_part(&parts[0], r, n, kind);
+	status_part(&parts[1], m, r, n, kind);
+	quote_original(&parts[2], m, full);
+	pick_boundary(boundary, sizeof(boundary), m, parts, 3);
 	headers(&b, m, boundary, kind);
-	human_part(&b, r, n, boundary, kind);
-	status_part(&b, m, r, n, boundary, kind);
-	putf(&b, "--%s\r\nContent-Type: %s\r\n\r\n", boundary,
-	    full ? "message/rfc822" : "text/rfc822-headers");
-	quote_original(&b, m, full);
+	put_part(&b, boundary, "text/plain; charset=us-ascii", &parts[0]);
+	put_part(&b, boundary, "message/delivery-status", &parts[1]);
+	put_part(&b, boundary, full ? "message/rfc822" : "text/rfc822-headers",
+	    &parts[2]);
 	putf(&b, "\r\n--%s--\r\n", boundary);
+	for (size_t i = 0; i < 3; i++)
+		free(parts[i].p);
 	*out = b.p;
 	return b.len;
 }

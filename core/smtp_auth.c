@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "smtp_auth_parse.h"
 #include "smtp_session.h"
 #include "util.h"
 
@@ -81,25 +82,11 @@ mech_plain(struct session *s, const char *initial, char *user, size_t usize,
 
 	if (len < 0)
 		return -1;
-	/* The fields are NUL-separated: walk them within the decoded length. */
-	const char *authz = buf, *end = buf + len;
-	const char *authc = memchr(buf, '\0', (size_t)len);
-	if (authc == NULL)
-		goto bad;
-	authc++;
-	const char *pw = memchr(authc, '\0', (size_t)(end - authc));
-	if (pw == NULL || memchr(pw + 1, '\0', (size_t)(end - pw - 1)))
-		goto bad;
-	pw++;
-	if ((authz[0] && strcasecmp(authz, authc) != 0) || authc[0] == '\0' ||
-	    strlen(authc) >= usize || strlen(pw) >= psize)
-		goto bad;
-	strcpy(user, authc);
-	strcpy(pass, pw);
+	if (smtp_auth_plain_fields(buf, (size_t)len, user, usize, pass, psize) < 0) {
+		smtp_reply(s, 501, "5.5.2", "Malformed PLAIN response");
+		return -1;
+	}
 	return 0;
-bad:
-	smtp_reply(s, 501, "5.5.2", "Malformed PLAIN response");
-	return -1;
 }
 
 static int
@@ -114,8 +101,7 @@ mech_login(struct session *s, const char *initial, char *user, size_t usize,
 	int plen = challenge(s, "UGFzc3dvcmQ6", pass, psize);
 	if (plen < 0)
 		return -1;
-	if (ulen == 0 || memchr(user, '\0', (size_t)ulen) ||
-	    memchr(pass, '\0', (size_t)plen)) {
+	if (smtp_auth_login_fields(user, (size_t)ulen, pass, (size_t)plen) < 0) {
 		smtp_reply(s, 501, "5.5.2", "Malformed LOGIN response");
 		return -1;
 	}
@@ -182,20 +168,15 @@ void
 smtp_do_auth(struct session *s, const char *arg)
 {
 	char mech[32], user[ADDR_MAX], pass[512];
-	const char *initial = strchr(arg, ' ');
-	size_t mlen = initial ? (size_t)(initial - arg) : strlen(arg);
+	const char *initial;
 	int rc;
 
 	if (!auth_allowed(s))
 		return;
-	if (mlen == 0 || mlen >= sizeof(mech)) {
+	if (smtp_auth_split(arg, mech, sizeof(mech), &initial) < 0) {
 		smtp_reply(s, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
 		return;
 	}
-	memcpy(mech, arg, mlen);
-	mech[mlen] = '\0';
-	if (initial)
-		initial++;
 	if (strcasecmp(mech, "PLAIN") == 0)
 		rc = mech_plain(s, initial, user, sizeof(user), pass, sizeof(pass));
 	else if (strcasecmp(mech, "LOGIN") == 0)

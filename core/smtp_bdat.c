@@ -6,17 +6,13 @@
  * refused (or normalised when smtp.bare_eol = "normalize"), lines over
  * 1000 octets and messages over the size limit are refused.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "log.h"
+#include "smtp_bdat_scan.h"
 #include "smtp_session.h"
-
-#define MAX_TEXT_LINE 998
 
 void
 smtp_bdat_abort(struct session *s)
@@ -25,51 +21,8 @@ smtp_bdat_abort(struct session *s)
 		mp_queue_abort(s->bdat);
 	s->bdat = NULL;
 	s->bdat_size = 0;
-	s->bdat_bare = s->bdat_long = s->bdat_disk_errno = 0;
-	s->bdat_line = 0;
-	s->bdat_prev = 0;
-}
-
-/* Parse "N" or "N LAST"; 0 ok. */
-static int
-parse_bdat(const char *arg, unsigned long long *size, int *last)
-{
-	char *end;
-
-	if (!isdigit((unsigned char)arg[0]) || strspn(arg, "0123456789") > 19)
-		return -1;
-	*size = strtoull(arg, &end, 10);
-	while (*end == ' ')
-		end++;
-	*last = strcasecmp(end, "LAST") == 0;
-	return (*end == '\0' || *last) ? 0 : -1;
-}
-
-/* Normalise bare CR/LF into out (2x room); track flags across chunks. */
-static size_t
-scan_chunk(struct session *s, const char *in, size_t n, char *out)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		char c = in[i];
-		if (s->bdat_prev == '\r' && c != '\n') {
-			s->bdat_bare = 1;
-			out[o++] = '\n';
-			s->bdat_line = 0;
-		}
-		if (c == '\n' && s->bdat_prev != '\r') {
-			s->bdat_bare = 1;
-			out[o++] = '\r';
-		}
-		if (c == '\n')
-			s->bdat_line = 0;
-		else if (c != '\r' && ++s->bdat_line > MAX_TEXT_LINE)
-			s->bdat_long = 1;
-		out[o++] = c;
-		s->bdat_prev = c;
-	}
-	return o;
+	s->bdat_disk_errno = 0;
+	memset(&s->bdat_scan, 0, sizeof(s->bdat_scan));
 }
 
 /* Read exactly size octets; store them when store. 0, or -1 (I/O). */
@@ -89,7 +42,7 @@ read_chunk(struct session *s, unsigned long long size, int store)
 		size -= (unsigned long long)n;
 		if (!store)
 			continue;
-		size_t o = scan_chunk(s, in, (size_t)n, out);
+		size_t o = smtp_bdat_scan(&s->bdat_scan, in, (size_t)n, out);
 		s->bdat_size += o;
 		if (s->bdat_disk_errno == 0 &&
 		    s->bdat_size <= (unsigned long long)mp_core.limits.message_size &&
@@ -105,16 +58,14 @@ finish(struct session *s)
 	struct mp_qwriter *w = s->bdat;
 
 	/* A message must end with CRLF; close a last line left open. */
-	if (s->bdat_prev != '\n' && s->bdat_size > 0 && !s->bdat_disk_errno) {
-		if (s->bdat_prev == '\r')
-			s->bdat_bare = 1;
-		if (mp_queue_write(w, s->bdat_prev == '\r' ? "\n" : "\r\n",
-		    s->bdat_prev == '\r' ? 1 : 2) < 0)
+	if (s->bdat_size > 0 && !s->bdat_disk_errno) {
+		const char *close = smtp_bdat_scan_close(&s->bdat_scan);
+		if (close[0] && mp_queue_write(w, close, strlen(close)) < 0)
 			s->bdat_disk_errno = errno;
 	}
 	s->bdat = NULL;
-	smtp_finish_message(s, w, s->bdat_id, s->bdat_size, s->bdat_bare,
-	    s->bdat_long, s->bdat_disk_errno);
+	smtp_finish_message(s, w, s->bdat_id, s->bdat_size, s->bdat_scan.bare,
+	    s->bdat_scan.long_line, s->bdat_disk_errno);
 }
 
 void
@@ -123,7 +74,7 @@ smtp_do_bdat(struct session *s, const char *arg)
 	unsigned long long size;
 	int last, ok;
 
-	if (parse_bdat(arg, &size, &last) < 0) {
+	if (smtp_bdat_parse(arg, &size, &last) < 0) {
 		/* Without a size the chunk cannot be skipped: give up. */
 		smtp_reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
 		s->quit = 1;

@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "queue.h"
 #include "settings.h"
+#include "smtp_bdat_scan.h"
 #include "smtp_parse.h"
 
 #define ADDR_MAX 320
@@ -33,9 +34,8 @@ struct session {
 	struct mp_qwriter *bdat;
 	char bdat_id[MP_QID_SIZE];
 	unsigned long long bdat_size;
-	int bdat_bare, bdat_long, bdat_io_error, bdat_disk_errno;
-	size_t bdat_line;
-	char bdat_prev;
+	int bdat_io_error, bdat_disk_errno;
+	struct bdat_scan bdat_scan;	/* line state across chunks */
 	/* the message being received: CLOCK_MONOTONIC ms it must end by */
 	long long data_deadline;
 	int read_timeout_ms;	/* the socket's current receive timeout */

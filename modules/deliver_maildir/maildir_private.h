@@ -22,6 +22,7 @@
 #define MERPATI_MAILDIR_PRIVATE_H
 
 #include <limits.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "maildir_store.h"
@@ -128,6 +129,13 @@ int md_list_lock_open(const char *dir);
  */
 int md_list_read(const char *dir, const char *mailbox_dir, int lock_fd,
     struct md_list *l);
+/*
+ * Parse a list's text from fp into the empty l (no I/O beyond fp, for
+ * md_list_read and the fuzzer): its version (1-3; older ones marked
+ * dirty, their keywords registered), 0 when the first line is no list
+ * header (l is then empty), -1 when out of memory.
+ */
+int md_list_parse(FILE *fp, struct md_list *l);
 /* Write l as dir's list (temp file, fsync, rename; lock held) and bump
  * the generation (l->gen gets it). 0 / -1. */
 int md_list_write(const char *dir, int lock_fd, struct md_list *l);

@@ -245,14 +245,42 @@ parse_entry(struct md_list *l, char *line, int version)
 }
 
 int
+md_list_parse(FILE *fp, struct md_list *l)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int version = 0;
+
+	if (getline(&line, &cap, fp) < 0 ||
+	    sscanf(line, "M%d V%u N%u", &version, &l->uidvalidity, &l->uidnext) != 3 ||
+	    version < 1 || version > 3)
+		version = 0;
+	while (version && getline(&line, &cap, fp) > 0) {
+		if (strncmp(line, "K ", 2) == 0 && l->keywords == NULL) {
+			line[strcspn(line, "\n")] = '\0';
+			l->keywords = strdup(line + 2);
+		} else
+			parse_entry(l, line, version);
+	}
+	free(line);
+	if (l->keywords == NULL && (l->keywords = strdup("")) == NULL)
+		return -1;
+	if (version != 3) {	/* an older list: gather its keywords */
+		l->dirty = 1;
+		for (size_t i = 0; i < l->n; i++)
+			if (md_keywords_register(l, l->e[i].keywords) < 0)
+				return -1;
+	}
+	return version;
+}
+
+int
 md_list_read(const char *dir, const char *mailbox_dir, int lock_fd,
     struct md_list *l)
 {
 	struct md_lockstate st;
-
-	char path[PATH_MAX], *line = NULL;
-	size_t cap = 0;
-	int version = 0;
+	char path[PATH_MAX];
+	int version;
 	FILE *fp;
 
 	md_list_free(l);
@@ -266,31 +294,13 @@ md_list_read(const char *dir, const char *mailbox_dir, int lock_fd,
 		l->uidnext_read = 1;
 		return l->keywords || (l->keywords = strdup("")) ? 0 : -1;
 	}
-	if (getline(&line, &cap, fp) < 0 ||
-	    sscanf(line, "M%d V%u N%u", &version, &l->uidvalidity, &l->uidnext) != 3 ||
-	    version < 1 || version > 3) {
-		/* A broken list: start over with a new UIDVALIDITY (RFC 3501). */
-		start_over(l, mailbox_dir);
-		version = 0;
-	}
-	while (version && getline(&line, &cap, fp) > 0) {
-		if (strncmp(line, "K ", 2) == 0 && l->keywords == NULL) {
-			line[strcspn(line, "\n")] = '\0';
-			l->keywords = strdup(line + 2);
-		} else
-			parse_entry(l, line, version);
-	}
-	free(line);
+	version = md_list_parse(fp, l);
 	fclose(fp);
-	l->uidnext_read = l->uidnext;
-	if (l->keywords == NULL && (l->keywords = strdup("")) == NULL)
+	if (version < 0)
 		return -1;
-	if (version != 3) {	/* an older list: gather its keywords */
-		l->dirty = 1;
-		for (size_t i = 0; i < l->n; i++)
-			if (md_keywords_register(l, l->e[i].keywords) < 0)
-				return -1;
-	}
+	if (version == 0)	/* a broken list: start over with a new UIDVALIDITY (RFC 3501) */
+		start_over(l, mailbox_dir);
+	l->uidnext_read = l->uidnext;
 	return 0;
 }
 

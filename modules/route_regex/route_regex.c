@@ -18,10 +18,9 @@
  * decides. `to` may be one address or a list; $0..$9 are capture groups.
  * Patterns are compiled once at init; each call gets its own match data,
  * so route() runs concurrently. A bad rule fails init naming the rule.
+ * Compiling, match limits and $n expansion live in route_expand.c.
  */
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
-#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +28,10 @@
 
 #include <merpati/merpati.h>
 
+#include "route_expand.h"
+
 #define MAX_TO 64
-#define ADDR_MAX 320
+#define ADDR_MAX ROUTE_ADDR_MAX
 
 struct rule {
 	pcre2_code *match, *sender;
@@ -87,8 +88,7 @@ compile(const struct mp_host *h, const struct mp_conf *c, const char **error_r)
 		fail(h, c, error_r, "%s", "must be a string (a regular expression)");
 		return NULL;
 	}
-	re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-	    PCRE2_UTF | PCRE2_CASELESS, &code, &offset, NULL);
+	re = route_compile(pattern, &code, &offset);
 	if (re == NULL) {
 		char why[300];
 		pcre2_get_error_message(code, msg, sizeof(msg));
@@ -252,37 +252,13 @@ static char *
 expand(const struct router *rt, const char *tmpl, const char *subject,
     pcre2_match_data *md)
 {
-	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-	uint32_t pairs = pcre2_get_ovector_count(md);
 	char out[ADDR_MAX + 1];
-	size_t o = 0;
+	int len = route_expand(tmpl, subject, pcre2_get_ovector_pointer(md),
+	    pcre2_get_ovector_count(md), out);
+	char *copy = len < 0 ? NULL : rt->host->alloc((size_t)len + 1);
 
-	for (const char *p = tmpl; *p; p++) {
-		if (*p == '$' && isdigit((unsigned char)p[1])) {
-			uint32_t g = (uint32_t)(p[1] - '0');
-			p++;
-			if (g >= pairs || ov[2 * g] == PCRE2_UNSET)
-				continue;
-			size_t len = ov[2 * g + 1] - ov[2 * g];
-			if (o + len > ADDR_MAX)
-				return NULL;
-			memcpy(out + o, subject + ov[2 * g], len);
-			o += len;
-		} else if (o < ADDR_MAX)
-			out[o++] = *p;
-		else
-			return NULL;
-	}
-	out[o] = '\0';
-	const char *at = strchr(out, '@');
-	if (at == NULL || at == out || at[1] == '\0' || strchr(at + 1, '@'))
-		return NULL;
-	for (size_t i = 0; i < o; i++)
-		if ((unsigned char)out[i] <= 0x20 || out[i] == 0x7f)
-			return NULL;
-	char *copy = rt->host->alloc(o + 1);
 	if (copy)
-		memcpy(copy, out, o + 1);
+		memcpy(copy, out, (size_t)len + 1);
 	return copy;
 }
 
@@ -421,8 +397,10 @@ router_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r
 		return fail(host, NULL, error_r, "%s", "out of memory");
 	memset(rt, 0, sizeof(*rt));
 	rt->host = host;
-	rt->mctx = pcre2_match_context_create(NULL);
-	pcre2_set_match_limit(rt->mctx, 100000);	/* no catastrophic backtracking */
+	if ((rt->mctx = route_match_context()) == NULL) {
+		host->free(rt);
+		return fail(host, NULL, error_r, "%s", "out of memory");
+	}
 	rules = host->conf_member(conf, "rules");
 	aliases = host->conf_member(conf, "aliases");
 	n = host->conf_length(rules);

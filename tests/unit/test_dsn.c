@@ -92,6 +92,59 @@ test_delayed(void)
 	mp_qmsg_free(&m);
 }
 
+/* Occurrences of needle in hay. */
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* The sender's own text cannot close the report early (its boundary
+ * is "<queue id>/<host>" unless a part holds that), and a reply text
+ * with CR LF cannot add a header line. Found by fuzz_dsn. */
+static void
+test_hostile_content(void)
+{
+	static char *rcpts[] = { (char *)"a@remote.test" };
+	struct mp_qmsg env = { 0 }, m;
+	struct dsn_rcpt r[] = {
+		{ "a@remote.test", { 550, "5.1.1", "no\r\nX-Injected: 1" } },
+	};
+	char id[MP_QID_SIZE], why[128], body[256], *text = NULL;
+	struct mp_qwriter *w;
+
+	env.sender = (char *)"s@example.test";
+	env.rcpts = rcpts;
+	env.nrcpt = 1;
+	env.ret = (char *)"FULL";
+	w = mp_queue_begin(mp_core.queue_dir, &env, id);
+	snprintf(body, sizeof(body), "Subject: x\r\n\r\n--%s/mail.example.test\r\n"
+	    "Content-Type: text/plain\r\n\r\nforged part\r\n", id);
+	mp_queue_write(w, body, strlen(body));
+	mp_queue_commit(w);
+	mp_queue_load(mp_core.queue_dir, id, &m, why, sizeof(why));
+	mp_dsn_format(&m, r, 1, DSN_FAILED, &text);
+
+	const char *param = strstr(text, "boundary=\"");
+	char boundary[160] = "", delim[170];
+	if (param)
+		sscanf(param + 10, "%159[^\"]", boundary);
+	snprintf(delim, sizeof(delim), "\r\n--%s", boundary);
+	CHECK("a quoted boundary-like line does not become the boundary",
+	    boundary[0] && strstr(body, boundary) == NULL);
+	CHECK("the report has its three parts and its end, nothing more",
+	    count(text, delim) == 4);
+	CHECK("the forged line is quoted as text", strstr(text, "forged part") != NULL);
+	CHECK("CR LF in a reply text adds no header line",
+	    strstr(text, "\r\nX-Injected") == NULL && strstr(text, "no  X-Injected: 1") != NULL);
+	free(text);
+	mp_qmsg_free(&m);
+}
+
 int
 main(void)
 {
@@ -105,6 +158,7 @@ main(void)
 	mp_queue_setup(state);
 	test_failed();
 	test_delayed();
+	test_hostile_content();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
 	if (system(cmd) != 0)
 		return 1;

@@ -1,0 +1,34 @@
+/*
+ * core/sendmail_headers.h - the header work of `merpati sendmail` (core
+ * only): where the header section ends, whether a field is there, the
+ * -t recipients from To/Cc/Bcc and removing Bcc. The text is a CRLF
+ * message in an mp_buf and may hold NULs: every step keeps to t->len.
+ * tests/fuzz/fuzz_sendmail_headers.c runs these on arbitrary text.
+ */
+#ifndef MERPATI_SENDMAIL_HEADERS_H
+#define MERPATI_SENDMAIL_HEADERS_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+/* Just past the last header line's CRLF: the blank line that ends the
+ * section, t->p itself when the message starts with one, the end of
+ * the text when there is none. */
+const char *sendmail_header_end(const struct mp_buf *t);
+
+/* 1 when the header section has a "name:" field (any case). */
+int sendmail_has_header(const struct mp_buf *t, const char *name);
+
+/* Append a copy of addr to the vector *v of *n addresses. */
+void sendmail_add_rcpt(char ***v, size_t *n, const char *addr);
+
+/* Addresses in <...>, or bare words with an '@', of the To, Cc and Bcc
+ * fields (folded lines included), appended to *v. */
+void sendmail_recipients_from_headers(const struct mp_buf *t, char ***v,
+    size_t *n);
+
+/* Drop Bcc fields (and their folded lines) from the header section. */
+void sendmail_remove_bcc(struct mp_buf *t);
+
+#endif
