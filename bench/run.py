@@ -793,13 +793,18 @@ def imap_cmd(w, tag, cmd):
     return data
 
 
+def imap_examine(w, user):
+    """Greeting, LOGIN and EXAMINE INBOX: how both session kinds begin."""
+    w.line(b"* OK")
+    imap_cmd(w, b"a1", b"LOGIN %s pw" % user.encode())
+    imap_cmd(w, b"a2", b"EXAMINE INBOX")
+
+
 def imap_session(port, user, count, rng, timeout):
     start = time.time()
     w = Wire(port, timeout)
     try:
-        w.line(b"* OK")
-        imap_cmd(w, b"a1", b"LOGIN %s pw" % user.encode())
-        imap_cmd(w, b"a2", b"EXAMINE INBOX")
+        imap_examine(w, user)
         listing = imap_cmd(w, b"a3", b"FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)")
         if listing.count(b" FETCH (") != count:
             raise Failed("FETCH 1:* gave %d of %d messages" % (listing.count(b" FETCH ("), count))
@@ -818,9 +823,7 @@ def search_session(port, user, count, rng, timeout):
     start = time.time()
     w = Wire(port, timeout)
     try:
-        w.line(b"* OK")
-        imap_cmd(w, b"a1", b"LOGIN %s pw" % user.encode())
-        imap_cmd(w, b"a2", b"EXAMINE INBOX")
+        imap_examine(w, user)
         found = re.search(rb"\* SEARCH([ \d]*)\r\n", imap_cmd(w, b"a3", b"SEARCH TEXT " + RARE.encode()))
         got = len(found.group(1).split()) if found else 0
         if got != len(rare_hits(count)):
@@ -1278,10 +1281,20 @@ def filesystem(path):
                                  {"0": "not rotational", "1": "rotational"}.get(rota, "rotational: ?"))
 
 
-def versions():
-    return ("merpati %s (%s), Postfix %s, Dovecot %s, imaptest %s (%s)" % (
+def merpati_version():
+    """The commit the binaries under test were built from: read when the
+    run starts, since the tree may move on while it runs."""
+    return "%s (%s)" % (
         sh("git", "-C", REPO, "describe", "--always", "--dirty", check=False).stdout.strip(),
-        sh("git", "-C", REPO, "rev-parse", "HEAD", check=False).stdout.strip(),
+        sh("git", "-C", REPO, "rev-parse", "HEAD", check=False).stdout.strip())
+
+
+MERPATI_TESTED = []
+
+
+def versions():
+    return ("merpati %s, Postfix %s, Dovecot %s, imaptest %s (%s)" % (
+        MERPATI_TESTED[0] if MERPATI_TESTED else merpati_version(),
         sh("postconf", "-d", "-h", "mail_version", check=False).stdout.strip(),
         dovecot_version(), imaptest_version(), os.path.relpath(os.path.dirname(IMAPTEST_BUILD), REPO)))
 
@@ -1554,6 +1567,7 @@ def main():
     print("bench: %s; expected to take about %.0f minutes on 2 idle cores"
           % (",".join(parts), expected_minutes(a, parts)), flush=True)
     started = time.time()
+    MERPATI_TESTED.append(merpati_version())
     ensure_peers(parts)
     raise_fd_limit()
     res = {}

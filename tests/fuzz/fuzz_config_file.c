@@ -18,15 +18,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* settings.c (linked for mp_cidr_parse) also wires modules; this
- * target loads none, so those entry points are never reached. */
-const struct mp_host mp_host_table;
-int mp_modules_load(struct mp_cfg *cfg, const char *module_dir,
-    const struct mp_host *host, struct mp_modules *mods, struct mp_problems *problems)
-{ abort(); }
-void mp_modules_unload(struct mp_modules *mods) { abort(); }
-struct mp_loaded *mp_modules_kind(struct mp_modules *mods, unsigned kind) { abort(); }
-struct mp_loaded *mp_modules_named(struct mp_modules *mods, const char *name) { abort(); }
 
 static char path[64];
 

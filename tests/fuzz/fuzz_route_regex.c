@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "modules/route_regex/route_expand.h"
+#include "tests/fuzz/fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -32,28 +33,12 @@ check_address(const char *out, int len)
 			abort();
 }
 
-/* The next NUL-terminated field of the input, copied; NULL at the end. */
-static char *
-field(const uint8_t **p, const uint8_t *end)
-{
-	const uint8_t *nul = memchr(*p, '\0', (size_t)(end - *p));
-	size_t len = nul ? (size_t)(nul - *p) : (size_t)(end - *p);
-	char *s = malloc(len + 1);
-
-	if (s == NULL)
-		abort();
-	memcpy(s, *p, len);
-	s[len] = '\0';
-	*p = nul ? nul + 1 : end;
-	return s;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static pcre2_match_context *mctx;
 	const uint8_t *p = data, *end = data + size;
-	char *pattern = field(&p, end), *tmpl = field(&p, end), *subject = field(&p, end);
+	char *pattern = fuzz_take(&p, end, 0), *tmpl = fuzz_take(&p, end, 0), *subject = fuzz_take(&p, end, 0);
 	char out[ROUTE_ADDR_MAX + 1];
 	PCRE2_SIZE offset;
 	pcre2_code *re = NULL;

@@ -13,28 +13,13 @@
 
 #include "smtp_auth_parse.h"
 #include "util.h"
+#include "tests/fuzz/fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define SASL_LINE 2048
 #define USER_MAX 320
 #define PASS_MAX 512
-
-/* The next line of the input (without its LF) as a string; "" at the end. */
-static char *
-next_line(const uint8_t **p, const uint8_t *end)
-{
-	const uint8_t *nl = memchr(*p, '\n', (size_t)(end - *p));
-	size_t len = nl ? (size_t)(nl - *p) : (size_t)(end - *p);
-	char *s = malloc(len + 1);
-
-	if (s == NULL)
-		abort();
-	memcpy(s, *p, len);
-	s[len] = '\0';
-	*p = nl ? nl + 1 : end;
-	return s;
-}
 
 /* As response() in smtp_auth.c: "=" is empty, otherwise base64. */
 static int
@@ -73,13 +58,13 @@ auth(const char *arg, const uint8_t *p, const uint8_t *end)
 	if (strlen(mech) >= sizeof(mech) || (initial && initial[-1] != ' '))
 		abort();
 	if (initial == NULL || initial[0] == '\0')
-		initial = line = next_line(&p, end);
+		initial = line = fuzz_take(&p, end, '\n');
 	if (strcmp(mech, "PLAIN") == 0) {
 		if ((n = decode(initial, buf, sizeof(buf))) >= 0)
 			check_plain(buf, (size_t)n);
 	} else if (strcmp(mech, "LOGIN") == 0) {
 		int ulen = decode(initial, user, sizeof(user));
-		char *answer = next_line(&p, end);
+		char *answer = fuzz_take(&p, end, '\n');
 		int plen = mp_base64_decode(answer, pass, sizeof(pass));
 		if (ulen >= 0 && plen >= 0 &&
 		    smtp_auth_login_fields(user, (size_t)ulen, pass, (size_t)plen) == 0 &&
@@ -104,7 +89,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(raw);
 		return 0;
 	}
-	char *arg = next_line(&p, end);
+	char *arg = fuzz_take(&p, end, '\n');
 	auth(arg, p, end);
 	free(arg);
 	return 0;

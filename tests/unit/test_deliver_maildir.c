@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../modules/deliver_maildir/maildir_store.h"
+#include "../../modules/deliver_maildir/maildir_private.h"
 #include "mock_host.h"
 #include "test.h"
 
@@ -349,6 +349,59 @@ test_concurrent_writers(void)
 	st->close(mb);
 }
 
+/* The UID list's three versions, and lines that must be skipped: a UID
+ * of 0, at or past UIDNEXT, signed or over 32 bits, a missing field, a
+ * base name longer than any the store writes. */
+static void
+test_uidlist_parse(void)
+{
+	static const char text[] =
+	    "M1 V7 N90\n"
+	    "3 120 1700.M1P2.h a,b\n"
+	    "0 10 zero.M1P2.h\n"
+	    "90 10 at-uidnext.M1P2.h\n"
+	    "-4 10 negative.M1P2.h\n"
+	    "4294967297 10 wraps.M1P2.h\n"
+	    "5 10\n"
+	    "6 x letters.M1P2.h\n";
+	static const char v3[] =
+	    "M3 V8 N20\nK $Work\n"
+	    "4 99 1700000000 1700.M4P2.h,S=99 $Work\n"
+	    "5 99 -1 1701.M5P2.h\n";
+	char *overlong = malloc(BASE_MAX + 40);
+	struct md_list l = { 0 };
+	FILE *fp;
+
+	fp = fmemopen((void *)text, strlen(text), "r");
+	CHECK("uidlist M1: version", fp && md_list_parse(fp, &l) == 1);
+	CHECK("uidlist M1: header", l.uidvalidity == 7 && l.uidnext == 90);
+	CHECK("uidlist M1: only the good line", l.n == 1 && l.e[0].uid == 3 &&
+	    l.e[0].vsize == 120 && strcmp(l.e[0].base, "1700.M1P2.h") == 0);
+	CHECK("uidlist M1: ',' joined keywords", strcmp(l.e[0].keywords, "a b") == 0);
+	if (fp)
+		fclose(fp);
+	md_list_free(&l);
+	fp = fmemopen((void *)v3, strlen(v3), "r");
+	CHECK("uidlist M3: version", fp && md_list_parse(fp, &l) == 3);
+	CHECK("uidlist M3: entries", l.n == 2 && l.e[0].mtime == 1700000000 &&
+	    strcmp(l.e[0].keywords, "$Work") == 0 && l.e[1].mtime == -1);
+	if (fp)
+		fclose(fp);
+	md_list_free(&l);
+	if (overlong == NULL)
+		return;
+	memset(overlong, 'x', BASE_MAX + 39);
+	memcpy(overlong, "M2 V1 N9\n3 10 1 ", 16);
+	overlong[BASE_MAX + 39] = '\0';
+	fp = fmemopen(overlong, strlen(overlong), "r");
+	CHECK("uidlist: an over-long base name is skipped", fp && md_list_parse(fp, &l) == 2 &&
+	    l.n == 0);
+	if (fp)
+		fclose(fp);
+	md_list_free(&l);
+	free(overlong);
+}
+
 int
 main(void)
 {
@@ -375,6 +428,7 @@ main(void)
 	test_reader_line_ends();
 	test_uidvalidity_never_reused();
 	test_concurrent_writers();
+	test_uidlist_parse();
 	merpati_module.fini(ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
