@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "modules/route_regex/route_expand.h"
-#include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/input_fields.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,7 +13,7 @@
 
 #include "smtp_auth_parse.h"
 #include "util.h"
-#include "tests/fuzz/fuzz_util.h"
+#include "tests/fuzz/input_fields.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
