@@ -71,7 +71,34 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
-from harness import Server, free_port, wait_port  # noqa: E402
+import harness  # noqa: E402
+from harness import Server, wait_port  # noqa: E402
+
+
+def free_port(address="127.0.0.1", _given=set()):
+    """A free port below the kernel's ephemeral range. A port from bind(0)
+    is in that range, so one of the many client connections a run makes
+    before the server binds it can take it (a run failed that way:
+    "Address already in use"); the servers here listen on these instead,
+    each handed out once per run."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.randrange(10000, max(low, 10001))
+        if port in _given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((address, port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    raise SystemExit("bench: no free port below %d" % low)
+
+
+harness.free_port = free_port  # the Server()s the bench starts use it too
 
 BENCH_USER = "benchuser"
 POSTFIX_PORT = 2626
