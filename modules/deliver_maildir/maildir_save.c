@@ -95,10 +95,18 @@ struct wire_count {
 static int
 write_counted(int fd, const char *buf, size_t len, struct wire_count *w)
 {
-	for (size_t i = 0; i < len; i++) {
-		w->size += 1 + (buf[i] == '\n' && w->prev != '\r');
-		w->prev = buf[i];
+	const char *p = buf, *end = buf + len, *nl;
+
+	if (len == 0)
+		return 0;
+	w->size += len;
+	/* memchr per line, not a test per byte: this runs over every
+	 * delivered byte (6% of merpatid's CPU at 100 KiB messages). */
+	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		w->size += (nl > buf ? nl[-1] : w->prev) != '\r';
+		p = nl + 1;
 	}
+	w->prev = buf[len - 1];
 	return write_all(fd, buf, len);
 }
 
