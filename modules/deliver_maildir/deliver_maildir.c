@@ -35,6 +35,7 @@ struct md_settings {
 	const char *root;
 	const char *sync;	/* "group" or "file" */
 	long long tmp_max_age;
+	long long view_cache_messages;	/* 0: no shared views */
 };
 
 struct maildir {
@@ -179,8 +180,20 @@ static const struct mp_option md_options[] = {
 	{ "sync", MP_OPT_STRING, offsetof(struct md_settings, sync), "group", 0, 0 },
 	{ "tmp_max_age", MP_OPT_DURATION, offsetof(struct md_settings, tmp_max_age), "36h", 1,
 	    86400 * 365 },
+	{ "view_cache_messages", MP_OPT_INT, offsetof(struct md_settings, view_cache_messages),
+	    "100000", 0, 100000000 },
 	{ NULL, 0, 0, NULL, 0, 0 }
 };
+
+static void
+md_fini(void *ctx)
+{
+	struct maildir *m = ctx;
+
+	md_watcher_free(m->env.watcher);
+	md_snaps_free(m->env.snaps);
+	m->env.host->free(m);
+}
 
 static int
 md_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
@@ -208,23 +221,19 @@ md_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 	m->env.host = host;
 	m->env.root = m->set.root;
 	m->env.tmp_max_age = (time_t)m->set.tmp_max_age;
-	if ((m->env.watcher = md_watcher_new()) == NULL) {
+	m->env.watcher = md_watcher_new();
+	if (m->set.view_cache_messages > 0)
+		m->env.snaps = md_snaps_new((size_t)m->set.view_cache_messages);
+	if (m->env.watcher == NULL ||
+	    (m->set.view_cache_messages > 0 && m->env.snaps == NULL)) {
 		*error_r = "deliver_maildir: out of memory";
-		host->free(m);
+		md_fini(m);
 		return MP_ERROR;
 	}
 	*ctx_r = m;
 	return MP_OK;
 }
 
-static void
-md_fini(void *ctx)
-{
-	struct maildir *m = ctx;
-
-	md_watcher_free(m->env.watcher);
-	m->env.host->free(m);
-}
 
 static const struct mp_deliver_ops md_deliver_ops = {
 	.struct_size = sizeof(struct mp_deliver_ops),

@@ -8,6 +8,7 @@
  *   maildir_names.c    folder paths, unique names, flags in file names
  *   maildir_uidlist.c  read / write / lock merpati-uidlist, \Recent mark
  *   maildir_sync.c     scan new/ and cur/, adopt files, drop vanished
+ *   maildir_snapshot.c the last sync of quiet folders, shared by handles
  *   maildir_save.c     the one save path: tmp/ file, then UID under lock
  *   maildir_flags.c    flags_change, keywords, folder_keywords
  *   maildir_store.c    mailbox and folder ops, streams, the ops table
@@ -81,6 +82,7 @@ struct md_stamps {
 	struct timespec mtime[MD_STAMPED];
 	ino_t ino[MD_STAMPED];
 	int valid;	/* 0: no full sync to compare with */
+	int quiet;	/* every stamp was two seconds old when read */
 	int claimed;	/* that sync claimed \Recent */
 };
 
@@ -140,6 +142,8 @@ int md_list_parse(FILE *fp, struct md_list *l);
  * the generation (l->gen gets it). 0 / -1. */
 int md_list_write(const char *dir, int lock_fd, struct md_list *l);
 void md_list_free(struct md_list *l);
+/* dst becomes a copy of src it owns. 0, or -1 out of memory (dst empty). */
+int md_list_copy(struct md_list *dst, const struct md_list *src);
 /* Add an entry (keeps UID order); NULL when out of memory. */
 struct md_entry *md_list_add(struct md_list *l, uint32_t uid,
     uint64_t vsize, time_t mtime, const char *base, const char *keywords);
@@ -148,6 +152,18 @@ struct md_entry *md_list_find(const struct md_list *l, uint32_t uid);
 void md_lockstate_read(int lock_fd, struct md_lockstate *st,
     uint32_t dflt_unclaimed);
 void md_lockstate_write(int lock_fd, const struct md_lockstate *st);
+
+/* ---- maildir_snapshot.c: quiet folders' last sync, process-wide ---- */
+/* Every stamp (time and inode) the same. */
+int md_stamps_equal(const struct md_stamps *a, const struct md_stamps *b);
+/* Copy into the empty out the list a sync of path (access read_only)
+ * gave when the folder had the stamps `now` has: 1, or 0 when there is
+ * none (t NULL, stamps not quiet, changed, out of memory). */
+int md_snap_get(struct md_snaps *t, const char *path, int read_only,
+    const struct md_stamps *now, struct md_list *out);
+/* Keep a copy of l, the list a sync gave after seeing `seen`. */
+void md_snap_put(struct md_snaps *t, const char *path, int read_only,
+    const struct md_stamps *seen, const struct md_list *l);
 
 /* ---- maildir_sync.c ---- */
 /* Bring f's view in step with the disk (takes the list lock); claim:

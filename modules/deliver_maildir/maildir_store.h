@@ -16,6 +16,8 @@ struct maildir_store_env {
 	const char *root;	/* mail for a@d is in root/d/a/ */
 	time_t tmp_max_age;	/* tmp/ files older: left by a crash */
 	struct md_watcher *watcher;	/* IDLE's change events (maildir_watch.c) */
+	struct md_snaps *snaps;	/* quiet folders' views (maildir_snapshot.c);
+				   NULL: every open scans */
 };
 
 /* ---- maildir_watch.c: one inotify instance for every folder handle ---- */
@@ -27,6 +29,13 @@ void md_watcher_free(struct md_watcher *w);
  * had (the caller polls). */
 int md_watch_subscribe(struct md_watcher *w, const char *folder, int wd_r[2]);
 void md_watch_unsubscribe(struct md_watcher *w, int fd, const int wd[2]);
+
+/* ---- maildir_snapshot.c: views of quiet folders, shared ---- */
+struct md_snaps;
+/* Holding at most max_messages messages over all folders; NULL: out of
+ * memory. md_snaps_free(NULL) does nothing. */
+struct md_snaps *md_snaps_new(size_t max_messages);
+void md_snaps_free(struct md_snaps *t);
 
 /* Provided by deliver_maildir.c: the env inside the module context. */
 const struct maildir_store_env *maildir_store_env(void *ctx);

@@ -332,10 +332,9 @@ md_build_info(struct mp_folder *f)
 	return 0;
 }
 
-/* The sync proper; lock held. */
+/* Read the list and scan the folder's files into l; lock held. */
 static int
-sync_locked(struct mp_folder *f, struct md_list *l, int claim,
-    const char **error_r)
+scan_folder(struct mp_folder *f, struct md_list *l, const char **error_r)
 {
 	struct base_index x;
 	int rc;
@@ -355,23 +354,45 @@ sync_locked(struct mp_folder *f, struct md_list *l, int claim,
 		qsort(l->e, l->n, sizeof(*l->e), cmp_uid);
 	if (l->dirty && md_list_write(f->path, f->list_fd, l) < 0)
 		return md_fail(error_r, "cannot write UID list", MP_TEMPFAIL);
+	return MP_OK;
+}
+
+/* The sync proper, lock held: the process's snapshot of the folder as
+ * `seen` shows it (maildir_snapshot.c), or a scan (*scanned set). */
+static int
+sync_locked(struct mp_folder *f, struct md_list *l, const struct md_stamps *seen,
+    int claim, int *scanned, const char **error_r)
+{
+	int rc;
+
+	*scanned = !(seen->valid &&
+	    md_snap_get(f->mb->env->snaps, f->path, f->read_only, seen, l));
+	if (*scanned && (rc = scan_folder(f, l, error_r)) != MP_OK)
+		return rc;
 	if (claim_recent(f, l, claim) < 0)
 		return md_fail(error_r, "out of memory", MP_ERROR);
 	return MP_OK;
 }
 
-/* The folder's stamps now; 0, or -1 when one cannot be read. */
+/* The folder's stamps now, quiet when all are two seconds old; 0, or -1
+ * when one cannot be read. */
 static int
 stamps_read(const struct mp_folder *f, struct md_stamps *st)
 {
 	static const char *const names[MD_STAMPED] = { "new", "cur", UIDLIST, UIDLIST_LOCK };
+	struct timespec clock;
 	struct stat sb;
 
+	if (clock_gettime(CLOCK_REALTIME, &clock) < 0)
+		return -1;
+	st->quiet = 1;
 	for (int i = 0; i < MD_STAMPED; i++) {
 		if (fstatat(f->dir_fd, names[i], &sb, 0) < 0)
 			return -1;
 		st->mtime[i] = sb.st_mtim;
 		st->ino[i] = sb.st_ino;
+		if (clock.tv_sec - sb.st_mtim.tv_sec < 2)
+			st->quiet = 0;
 	}
 	return 0;
 }
@@ -387,20 +408,12 @@ stamps_read(const struct mp_folder *f, struct md_stamps *st)
 static int
 unchanged_since_sync(const struct mp_folder *f, struct md_stamps *now)
 {
-	struct timespec clock;
-
-	if (stamps_read(f, now) < 0 || clock_gettime(CLOCK_REALTIME, &clock) < 0)
+	if (stamps_read(f, now) < 0)
 		return 0;
 	now->valid = 1;
 	if (!f->seen.valid || f->fresh.keywords != NULL)
 		return 0;
-	for (int i = 0; i < MD_STAMPED; i++)
-		if (now->ino[i] != f->seen.ino[i] ||
-		    now->mtime[i].tv_sec != f->seen.mtime[i].tv_sec ||
-		    now->mtime[i].tv_nsec != f->seen.mtime[i].tv_nsec ||
-		    clock.tv_sec - now->mtime[i].tv_sec < 2)
-			return 0;
-	return 1;
+	return now->quiet && md_stamps_equal(now, &f->seen);
 }
 
 /* A current view that has not claimed \Recent yet (folder_open synced
@@ -425,8 +438,8 @@ int
 md_sync(struct mp_folder *f, int claim, const char **error_r)
 {
 	struct md_list l = { 0 };
-	struct md_stamps before = { 0 };
-	int rc;
+	struct md_stamps before = { 0 }, after;
+	int rc, scanned;
 
 	/* a read-only handle claims nothing: its view stands either way */
 	if (unchanged_since_sync(f, &before))
@@ -435,12 +448,16 @@ md_sync(struct mp_folder *f, int claim, const char **error_r)
 	f->seen.valid = 0;
 	if (md_list_lock(f->list_fd) < 0)
 		return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
-	rc = sync_locked(f, &l, claim, error_r);
+	rc = sync_locked(f, &l, &before, claim, &scanned, error_r);
 	md_list_unlock(f->list_fd);
 	if (rc != MP_OK) {
 		md_list_free(&l);
 		return rc;
 	}
+	/* a scan that changed nothing (no list write, no move, no claim)
+	 * gives the view any handle would get until the stamps move */
+	if (scanned && stamps_read(f, &after) == 0 && md_stamps_equal(&before, &after))
+		md_snap_put(f->mb->env->snaps, f->path, f->read_only, &before, &l);
 	md_list_free(&f->list);
 	md_list_free(&f->fresh);	/* the view is current again */
 	f->list = l;

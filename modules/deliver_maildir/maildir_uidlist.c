@@ -89,6 +89,42 @@ md_list_free(struct md_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* A copy of one string field; NULL stays NULL. 0, or -1 out of memory. */
+static int
+dup_field(char **dst, const char *src)
+{
+	*dst = NULL;
+	return src && (*dst = strdup(src)) == NULL ? -1 : 0;
+}
+
+int
+md_list_copy(struct md_list *dst, const struct md_list *src)
+{
+	/* md_list_add grows the array 64 entries at a time: keep its room */
+	size_t room = (src->n + 63) / 64 * 64;
+
+	*dst = *src;
+	dst->n = 0;
+	dst->e = NULL;
+	if (dup_field(&dst->keywords, src->keywords) < 0 ||
+	    (room && (dst->e = calloc(room, sizeof(*dst->e))) == NULL)) {
+		md_list_free(dst);
+		return -1;
+	}
+	for (size_t i = 0; i < src->n; i++) {
+		struct md_entry *e = &dst->e[dst->n++];
+		*e = src->e[i];
+		e->base = e->file = e->keywords = NULL;	/* not src's to free */
+		if (dup_field(&e->base, src->e[i].base) < 0 ||
+		    dup_field(&e->file, src->e[i].file) < 0 ||
+		    dup_field(&e->keywords, src->e[i].keywords) < 0) {
+			md_list_free(dst);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 cmp_uid(const void *a, const void *b)
 {

@@ -257,6 +257,58 @@ test_quiet_folder(void)
 	sc_ops->close(mb);
 }
 
+/* A folder's flagged count as a new handle (read_only) sees it. */
+static size_t
+flagged_at_open(struct mp_mailbox *mb, int read_only)
+{
+	struct mp_folder *f = sc_folder(mb, "INBOX", read_only);
+	size_t n = f ? count_flagged(f) : (size_t)-1;
+
+	if (f)
+		sc_ops->folder_close(f);
+	return n;
+}
+
+/*
+ * Opening a quiet folder copies the view the last full sync left
+ * (maildir_snapshot.c) instead of scanning: a change that leaves every
+ * stamp as it was (renamed behind the back, cur/'s time put back) is
+ * therefore not seen, which shows the shared view served. Any stamp
+ * that moves, or stamps younger than two seconds, make the open scan.
+ */
+static void
+test_shared_view(void)
+{
+	char dir[600];
+	struct mp_mailbox *mb = sc_open("shared@contract.test");
+	time_t old = time(NULL) - 60;
+	uint32_t uid;
+	int ok = mb != NULL;
+
+	snprintf(dir, sizeof(dir), "%s/contract.test/shared", root);
+	for (int i = 0; ok && i < 70; i++)
+		ok = sc_append(mb, "INBOX", "Subject: s\r\n\r\ns\r\n", 0, &uid) == MP_OK;
+	CHECK("maildir shared view: 70 messages", ok);
+	if (!ok)
+		return;
+	set_stamps(dir, old);
+	CHECK("maildir shared view: first open scans", flagged_at_open(mb, 1) == 0);
+	flag_behind_the_back(dir);
+	CHECK("maildir shared view: a quiet folder's next open is the shared view",
+	    flagged_at_open(mb, 1) == 0);
+	CHECK("maildir shared view: read-write handles have their own",
+	    flagged_at_open(mb, 0) == 1);
+	set_stamps(dir, old + 1);
+	CHECK("maildir shared view: a moved stamp makes the open scan",
+	    flagged_at_open(mb, 1) == 1);
+	set_stamps(dir, time(NULL));
+	CHECK("maildir shared view: young stamps scan", flagged_at_open(mb, 1) == 1);
+	flag_behind_the_back(dir);
+	CHECK("maildir shared view: young stamps are never shared",
+	    flagged_at_open(mb, 1) == 2);
+	sc_ops->close(mb);
+}
+
 int
 main(void)
 {
@@ -272,6 +324,7 @@ main(void)
 	test_delivery_and_append();
 	test_old_list();
 	test_quiet_folder();
+	test_shared_view();
 	merpati_module.fini(sc_ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
