@@ -157,6 +157,21 @@ emitf(struct out *o, const char *fmt, ...)
 	emit(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
+/* before, v in decimal, after: no printf per message of FETCH 1:*. */
+static void
+emit_num(struct out *o, const char *before, unsigned long long v, const char *after)
+{
+	char digits[24];
+	size_t n = sizeof(digits);
+
+	do
+		digits[--n] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	emit(o, before, strlen(before));
+	emit(o, digits + n, sizeof(digits) - n);
+	emit(o, after, strlen(after));
+}
+
 static void
 literal(struct out *o, const char *data, size_t len)
 {
@@ -283,14 +298,15 @@ one_item(struct imap *s, struct out *o, const struct item *it, size_t i,
 
 	if (strcmp(it->name, "FLAGS") == 0) {
 		imap_flags_text(m->flags, m->keywords, flags, sizeof(flags));
-		emitf(o, "FLAGS %s", flags);
+		emit(o, "FLAGS ", 6);
+		emit(o, flags, strlen(flags));
 	} else if (strcmp(it->name, "UID") == 0)
-		emitf(o, "UID %u", m->uid);
+		emit_num(o, "UID ", m->uid, "");
 	else if (strcmp(it->name, "INTERNALDATE") == 0) {
 		emit(o, "INTERNALDATE ", 13);
 		internaldate(o, m->date);
 	} else if (strcmp(it->name, "RFC822.SIZE") == 0)
-		emitf(o, "RFC822.SIZE %llu", (unsigned long long)m->size);
+		emit_num(o, "RFC822.SIZE ", m->size, "");
 	else if (strcmp(it->name, "ENVELOPE") == 0) {
 		emit(o, "ENVELOPE ", 9);
 		emit(o, l->env, l->envlen);
@@ -408,9 +424,9 @@ fetch_one(struct imap *s, size_t i, const struct item *items, size_t n, int uid)
 	for (size_t k = 0; k < n; k++)
 		seen |= sets_seen(&items[k]);
 	seen = seen && mark_seen(s, i);
-	emitf(&o, "* %zu FETCH (", i + 1);
+	emit_num(&o, "* ", i + 1, " FETCH (");
 	if (uid && !wants(items, n, "UID"))
-		emitf(&o, "UID %u ", s->msgs[i].uid);
+		emit_num(&o, "UID ", s->msgs[i].uid, " ");
 	for (size_t k = 0; k < n; k++) {
 		if (k)
 			emit(&o, " ", 1);

@@ -52,6 +52,21 @@ imap_tagged(struct imap *s, const char *tag, const char *fmt, ...)
 	s->errors += bad;
 }
 
+/* text after out[*o], as much as fits before the terminating NUL. */
+static void
+append_text(char *out, size_t size, size_t *o, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (*o + 1 >= size)
+		return;
+	if (n > size - 1 - *o)
+		n = size - 1 - *o;
+	memcpy(out + *o, text, n);
+	*o += n;
+	out[*o] = '\0';
+}
+
 void
 imap_flags_text(uint32_t flags, const char *keywords, char *out, size_t size)
 {
@@ -60,16 +75,23 @@ imap_flags_text(uint32_t flags, const char *keywords, char *out, size_t size)
 		{ MP_FLAG_FLAGGED, "\\Flagged" }, { MP_FLAG_DELETED, "\\Deleted" },
 		{ MP_FLAG_DRAFT, "\\Draft" }, { MP_FLAG_RECENT, "\\Recent" },
 	};
-	size_t o = (size_t)snprintf(out, size, "(");
+	size_t o = 0;
 
-	for (size_t i = 0; i < 6 && o < size; i++)
-		if (flags & names[i].f)
-			o += (size_t)snprintf(out + o, size - o, "%s%s", o > 1 ? " " : "",
-			    names[i].name);
-	if (keywords && keywords[0] && o < size)
-		o += (size_t)snprintf(out + o, size - o, "%s%s", o > 1 ? " " : "", keywords);
-	if (o < size)
-		snprintf(out + o, size - o, ")");
+	/* appends, not snprintf: this runs for every message of FETCH 1:* */
+	if (size == 0)
+		return;
+	out[0] = '\0';
+	append_text(out, size, &o, "(");
+	for (size_t i = 0; i < 6; i++)
+		if (flags & names[i].f) {
+			append_text(out, size, &o, o > 1 ? " " : "");
+			append_text(out, size, &o, names[i].name);
+		}
+	if (keywords && keywords[0]) {
+		append_text(out, size, &o, o > 1 ? " " : "");
+		append_text(out, size, &o, keywords);
+	}
+	append_text(out, size, &o, ")");
 }
 
 const char *
