@@ -22,8 +22,15 @@
 
 #include "imap.h"
 
+enum item_kind {
+	IT_FLAGS, IT_UID, IT_INTERNALDATE, IT_RFC822_SIZE,
+	IT_ENVELOPE, IT_BODY, IT_BODYSTRUCTURE, IT_BODY_SECTION,
+	IT_RFC822, IT_RFC822_HEADER, IT_RFC822_TEXT, IT_UNKNOWN
+};
+
 struct item {
 	char name[24];		/* FLAGS, BODY[], ... */
+	enum item_kind kind;	/* from name, compared per message */
 	char *section;		/* BODY[...]: the text between the brackets */
 	int peek, partial;
 	unsigned long origin, count;
@@ -84,17 +91,18 @@ free_items(struct item *items, size_t n)
 		free(items[i].section);
 }
 
-static int
-known(const char *name)
+/* The kind an item's (upper-cased) name names; IT_UNKNOWN if none. */
+static enum item_kind
+kind_of(const char *name)
 {
 	static const char *const names[] = { "FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE",
 	    "ENVELOPE", "BODY", "BODYSTRUCTURE", "BODY[]", "RFC822", "RFC822.HEADER",
-	    "RFC822.TEXT" };
+	    "RFC822.TEXT" };	/* in enum item_kind's order */
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(name, names[i]) == 0)
-			return 1;
-	return 0;
+			return (enum item_kind)i;
+	return IT_UNKNOWN;
 }
 
 /* Items from the argument: a macro, one item, or a list. */
@@ -108,8 +116,11 @@ collect_items(const struct imap_arg *a, struct item *items, size_t *n, size_t ma
 	if (a->type == IMAP_ATOM && (strcasecmp(a->s, "ALL") == 0 || strcasecmp(a->s, "FAST") == 0 ||
 	    strcasecmp(a->s, "FULL") == 0)) {
 		size_t count = strcasecmp(a->s, "FAST") == 0 ? 3 : strcasecmp(a->s, "ALL") == 0 ? 4 : 5;
-		for (size_t i = 0; i < count; i++)
-			parse_item(all[i], &items[(*n)++]);
+		for (size_t i = 0; i < count; i++) {
+			parse_item(all[i], &items[*n]);
+			items[*n].kind = kind_of(items[*n].name);
+			(*n)++;
+		}
 		return 0;
 	}
 	const struct imap_arg *list = a->type == IMAP_LIST ? a->list : a;
@@ -119,7 +130,7 @@ collect_items(const struct imap_arg *a, struct item *items, size_t *n, size_t ma
 			return -1;
 		int bad = parse_item(list[k].s, &items[*n]) < 0;
 		(*n)++;	/* counted either way, so that its section is freed */
-		if (bad || !known(items[*n - 1].name))
+		if (bad || (items[*n - 1].kind = kind_of(items[*n - 1].name)) == IT_UNKNOWN)
 			return -1;
 	}
 	return len ? 0 : -1;
@@ -233,8 +244,8 @@ internaldate(struct out *o, time_t t)
 static int
 from_index(const struct item *it)
 {
-	return strcmp(it->name, "FLAGS") == 0 || strcmp(it->name, "UID") == 0 ||
-	    strcmp(it->name, "INTERNALDATE") == 0 || strcmp(it->name, "RFC822.SIZE") == 0;
+	return it->kind == IT_FLAGS || it->kind == IT_UID ||
+	    it->kind == IT_INTERNALDATE || it->kind == IT_RFC822_SIZE;
 }
 
 /* ENVELOPE, RFC822.HEADER and BODY[HEADER...] read only the header. */
@@ -243,9 +254,9 @@ from_header(const struct item *it)
 {
 	struct imap_section sec;
 
-	if (strcmp(it->name, "ENVELOPE") == 0 || strcmp(it->name, "RFC822.HEADER") == 0)
+	if (it->kind == IT_ENVELOPE || it->kind == IT_RFC822_HEADER)
 		return 1;
-	return strcmp(it->name, "BODY[]") == 0 && imap_section_parse(it->section, &sec) == 0 &&
+	return it->kind == IT_BODY_SECTION && imap_section_parse(it->section, &sec) == 0 &&
 	    sec.nparts == 0 && (sec.text == IMAP_SECTION_HEADER ||
 	    sec.text == IMAP_SECTION_FIELDS || sec.text == IMAP_SECTION_FIELDS_NOT);
 }
@@ -256,9 +267,9 @@ needs_tree(const struct item *it)
 {
 	struct imap_section sec;
 
-	if (strcmp(it->name, "BODY") == 0 || strcmp(it->name, "BODYSTRUCTURE") == 0)
+	if (it->kind == IT_BODY || it->kind == IT_BODYSTRUCTURE)
 		return 1;
-	return strcmp(it->name, "BODY[]") == 0 && imap_section_parse(it->section, &sec) == 0 &&
+	return it->kind == IT_BODY_SECTION && imap_section_parse(it->section, &sec) == 0 &&
 	    sec.nparts > 0;
 }
 
@@ -272,7 +283,7 @@ part_needed(const struct item *items, size_t n, int have_envelope, enum mp_msg_p
 	*part_r = MP_PART_HEADER;
 	for (size_t i = 0; i < n; i++) {
 		if (from_index(&items[i]) ||
-		    (have_envelope && strcmp(items[i].name, "ENVELOPE") == 0))
+		    (have_envelope && items[i].kind == IT_ENVELOPE))
 			continue;
 		need = 1;
 		if (!from_header(&items[i]))
@@ -284,8 +295,8 @@ part_needed(const struct item *items, size_t n, int have_envelope, enum mp_msg_p
 static int
 sets_seen(const struct item *it)
 {
-	return (strcmp(it->name, "BODY[]") == 0 && !it->peek) || strcmp(it->name, "RFC822") == 0 ||
-	    strcmp(it->name, "RFC822.TEXT") == 0;
+	return (it->kind == IT_BODY_SECTION && !it->peek) || it->kind == IT_RFC822 ||
+	    it->kind == IT_RFC822_TEXT;
 }
 
 static void
@@ -296,33 +307,33 @@ one_item(struct imap *s, struct out *o, const struct item *it, size_t i,
 	char flags[600], *text = NULL;
 	size_t tlen = 0;
 
-	if (strcmp(it->name, "FLAGS") == 0) {
+	if (it->kind == IT_FLAGS) {
 		imap_flags_text(m->flags, m->keywords, flags, sizeof(flags));
 		emit(o, "FLAGS ", 6);
 		emit(o, flags, strlen(flags));
-	} else if (strcmp(it->name, "UID") == 0)
+	} else if (it->kind == IT_UID)
 		emit_num(o, "UID ", m->uid, "");
-	else if (strcmp(it->name, "INTERNALDATE") == 0) {
+	else if (it->kind == IT_INTERNALDATE) {
 		emit(o, "INTERNALDATE ", 13);
 		internaldate(o, m->date);
-	} else if (strcmp(it->name, "RFC822.SIZE") == 0)
+	} else if (it->kind == IT_RFC822_SIZE)
 		emit_num(o, "RFC822.SIZE ", m->size, "");
-	else if (strcmp(it->name, "ENVELOPE") == 0) {
+	else if (it->kind == IT_ENVELOPE) {
 		emit(o, "ENVELOPE ", 9);
 		emit(o, l->env, l->envlen);
-	} else if (strcmp(it->name, "BODYSTRUCTURE") == 0 || strcmp(it->name, "BODY") == 0) {
-		int ext = strcmp(it->name, "BODYSTRUCTURE") == 0;
+	} else if (it->kind == IT_BODYSTRUCTURE || it->kind == IT_BODY) {
+		int ext = it->kind == IT_BODYSTRUCTURE;
 		if (l->tree)
 			imap_mime_bodystructure(l->tree, ext, &text, &tlen);
 		emitf(o, "%s ", it->name);
 		emit(o, text ? text : "NIL", text ? tlen : 3);
-	} else if (strcmp(it->name, "BODY[]") == 0)
+	} else if (it->kind == IT_BODY_SECTION)
 		body_item(o, it, l, "BODY", it->section);
-	else if (strcmp(it->name, "RFC822") == 0) {
+	else if (it->kind == IT_RFC822) {
 		emit(o, "RFC822 ", 7);
 		literal(o, l->msg, l->len);
 	} else {	/* RFC822.HEADER, RFC822.TEXT: BODY[HEADER], BODY[TEXT] */
-		struct imap_section sec = { .text = strcmp(it->name, "RFC822.HEADER") == 0 ?
+		struct imap_section sec = { .text = it->kind == IT_RFC822_HEADER ?
 		    IMAP_SECTION_HEADER : IMAP_SECTION_TEXT };
 		const char *start;
 		size_t slen;
@@ -335,10 +346,10 @@ one_item(struct imap *s, struct out *o, const struct item *it, size_t i,
 }
 
 static int
-wants(const struct item *items, size_t n, const char *name)
+wants(const struct item *items, size_t n, enum item_kind kind)
 {
 	for (size_t k = 0; k < n; k++)
-		if (strcmp(items[k].name, name) == 0)
+		if (items[k].kind == kind)
 			return 1;
 	return 0;
 }
@@ -350,7 +361,7 @@ static int
 load_for(struct imap *s, size_t i, const struct item *items, size_t n, struct loaded *l)
 {
 	struct imap_cache *cache = s->folder_key[0] ? s->m->cache : NULL;
-	int want_env = wants(items, n, "ENVELOPE");
+	int want_env = wants(items, n, IT_ENVELOPE);
 	enum mp_msg_part part;
 
 	if (want_env)
@@ -425,14 +436,14 @@ fetch_one(struct imap *s, size_t i, const struct item *items, size_t n, int uid)
 		seen |= sets_seen(&items[k]);
 	seen = seen && mark_seen(s, i);
 	emit_num(&o, "* ", i + 1, " FETCH (");
-	if (uid && !wants(items, n, "UID"))
+	if (uid && !wants(items, n, IT_UID))
 		emit_num(&o, "UID ", s->msgs[i].uid, " ");
 	for (size_t k = 0; k < n; k++) {
 		if (k)
 			emit(&o, " ", 1);
 		one_item(s, &o, &items[k], i, &l);
 	}
-	if (seen && !wants(items, n, "FLAGS")) {
+	if (seen && !wants(items, n, IT_FLAGS)) {
 		char flags[600];
 		imap_flags_text(s->msgs[i].flags, s->msgs[i].keywords, flags, sizeof(flags));
 		emitf(&o, " FLAGS %s", flags);
