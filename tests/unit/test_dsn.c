@@ -40,8 +40,11 @@ static void
 test_failed(void)
 {
 	struct mp_qmsg m;
-	struct dsn_rcpt r[] = {
-		{ "a@remote.test", { 550, "5.1.1", "remote.test said: 550 no such user" } },
+	struct mp_rcpt r[] = {
+		{ .address = "a@remote.test", .orcpt = "rfc822;A@remote.test",
+		    .rc = MP_PERMFAIL, .done = 1,
+		    .status = { .reply = 550, .enhanced = "5.1.1",
+		    .text = "remote.test said: 550 no such user" } },
 	};
 	char *text = NULL;
 
@@ -77,8 +80,10 @@ static void
 test_delayed(void)
 {
 	struct mp_qmsg m;
-	struct dsn_rcpt r[] = {
-		{ "b@remote.test", { 451, "4.4.1", "connect to mx.remote.test: Connection refused" } },
+	struct mp_rcpt r[] = {
+		{ .address = "b@remote.test", .rc = MP_TEMPFAIL,
+		    .status = { .reply = 451, .enhanced = "4.4.1",
+		    .text = "connect to mx.remote.test: Connection refused" } },
 	};
 	char *text = NULL;
 
@@ -111,8 +116,10 @@ test_hostile_content(void)
 {
 	static char *rcpts[] = { (char *)"a@remote.test" };
 	struct mp_qmsg env = { 0 }, m;
-	struct dsn_rcpt r[] = {
-		{ "a@remote.test", { 550, "5.1.1", "no\r\nX-Injected: 1" } },
+	struct mp_rcpt r[] = {
+		{ .address = "a@remote.test", .rc = MP_PERMFAIL,
+		    .status = { .reply = 550, .enhanced = "5.1.1",
+		    .text = "no\r\nX-Injected: 1" } },
 	};
 	char id[MP_QID_SIZE], why[128], body[256], *text = NULL;
 	struct mp_qwriter *w;
