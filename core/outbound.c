@@ -206,7 +206,10 @@ deliver_group(const struct mp_qmsg *m, const struct hop *h,
 	for (size_t k = 0; k < nmx && k < (size_t)mp_core.outbound.max_mx &&
 	    pending > 0; k++)
 		pending = try_server(m, h, mx[k].host, g, pending, &st);
-	set_all(g, pending, MP_TEMPFAIL, &st);
+	/* The last server's trouble, unless it answered: then a recipient
+	 * it deferred keeps its own 4xx (not the 250 that ended the DATA). */
+	if (st.reply / 100 != 2)
+		set_all(g, pending, MP_TEMPFAIL, &st);
 }
 
 void
