@@ -214,15 +214,18 @@ retry_decision(const struct mp_qmsg *m, const struct mp_status *last,
 	    mp_core.queue.warn_after, mp_core.queue.give_up_after, d);
 }
 
-/* A deferred recipient past the give-up time: bounced with its last error. */
+/* A deferred recipient past the give-up time: bounced as 5.4.7
+ * (RFC 3463: delivery time expired), with its last error in the text. */
 static void
 expire(const struct mp_qmsg *m, struct mp_rcpt *x, time_t now)
 {
 	char text[sizeof(x->status.text)];
 
-	snprintf(text, sizeof(text), "delivery time expired; last error: %.180s",
-	    x->status.text);
+	snprintf(text, sizeof(text), "delivery time expired; last error: %d %.15s %.160s",
+	    x->status.reply, x->status.enhanced, x->status.text);
 	snprintf(x->status.text, sizeof(x->status.text), "%s", text);
+	snprintf(x->status.enhanced, sizeof(x->status.enhanced), "5.4.7");
+	x->status.reply = 554;
 	x->rc = MP_PERMFAIL;
 	x->done = 1;
 	mp_log(MP_LOG_NOTICE, "bounced to=<%s> (gave up after %lld s)",

@@ -296,7 +296,9 @@ test_last_attempt(void)
 	CHECK("last attempt: at exactly 5 days every deferred one bounces",
 	    r[0].done && r[1].done && r[2].done && r[0].rc == MP_PERMFAIL);
 	CHECK("last attempt: the bounce says why", strstr(r[0].status.text,
-	    "delivery time expired; last error: no answer") != NULL);
+	    "delivery time expired; last error: 451 4.4.1 no answer") != NULL);
+	CHECK("last attempt: status 5.4.7 (delivery time expired)",
+	    strcmp(r[0].status.enhanced, "5.4.7") == 0 && r[0].status.reply == 554);
 	CHECK("last attempt: no warning together with the bounce", !p.warn);
 	CHECK("last attempt: the message is finished",
 	    mp_runner_persist(&m, r, 3, &p, now) == 0);
