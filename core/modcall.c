@@ -150,49 +150,56 @@ mp_call_auth_user_exists(const char *address, const char **error_r)
 	return settle_yes_no(rc, error_r, "user lookup failed");
 }
 
-static int
-no_resolver(struct mp_status *st)
+/* Before a resolve call: the module, in the log context, with an empty
+ * status; NULL (and a 451) when none is loaded. */
+static const struct mp_loaded *
+resolver(size_t *n_r, struct mp_status *st)
 {
-	set_status(st, 451, "4.4.0", "remote delivery needs a resolve module (dns_mx)");
-	return MP_TEMPFAIL;
+	const struct mp_loaded *m = mp_core.resolve;
+
+	*n_r = 0;
+	memset(st, 0, sizeof(*st));
+	if (m == NULL) {
+		set_status(st, 451, "4.4.0",
+		    "remote delivery needs a resolve module (dns_mx)");
+		return NULL;
+	}
+	enter(m->name);
+	return m;
+}
+
+/* After it: no results unless MP_OK (and never more than max). */
+static int
+resolved(int rc, size_t max, size_t *n_r, struct mp_status *st)
+{
+	leave();
+	if (rc != MP_OK || *n_r > max)
+		*n_r = 0;
+	return settle(rc, st, &resolve_defaults);
 }
 
 int
 mp_call_resolve_mx(const char *domain, struct mp_mx *out, size_t max,
     size_t *n_r, struct mp_status *st)
 {
-	const struct mp_loaded *m = mp_core.resolve;
-	int rc;
+	const struct mp_loaded *m = resolver(n_r, st);
 
-	*n_r = 0;
 	if (m == NULL)
-		return no_resolver(st);
-	memset(st, 0, sizeof(*st));
-	enter(m->name);
-	rc = m->mod->resolve->mx(m->ctx, domain, out, max, n_r, st);
-	leave();
-	if (rc != MP_OK || *n_r > max)
-		*n_r = 0;
-	return settle(rc, st, &resolve_defaults);
+		return MP_TEMPFAIL;
+	return resolved(m->mod->resolve->mx(m->ctx, domain, out, max, n_r, st),
+	    max, n_r, st);
 }
 
 int
 mp_call_resolve_addresses(const char *host, struct sockaddr_storage *out,
     size_t max, size_t *n_r, struct mp_status *st)
 {
-	const struct mp_loaded *m = mp_core.resolve;
-	int rc;
+	const struct mp_loaded *m = resolver(n_r, st);
 
-	*n_r = 0;
 	if (m == NULL)
-		return no_resolver(st);
-	memset(st, 0, sizeof(*st));
-	enter(m->name);
-	rc = m->mod->resolve->addresses(m->ctx, host, out, max, n_r, st);
-	leave();
-	if (rc != MP_OK || *n_r > max)
-		*n_r = 0;
-	return settle(rc, st, &resolve_defaults);
+		return MP_TEMPFAIL;
+	return resolved(m->mod->resolve->addresses(m->ctx, host, out, max, n_r, st),
+	    max, n_r, st);
 }
 
 int

@@ -8,10 +8,13 @@
  *  - fills a default status when the module left it empty (or gave one
  *    of the wrong class: a 5xx with MP_TEMPFAIL);
  *  - handles "no such module loaded" the one way the core wants;
- * and is the one place to add tracing or metrics later. The core never
- * calls m->mod-><kind>->op directly outside this file (loader.c's
- * init/fini and protocol.c's session handover excepted: they own the
- * module's lifetime and its connection, not a request).
+ * and is the one place to add tracing or metrics later. The daemon never
+ * calls m->mod-><kind>->op directly outside this file, except loader.c's
+ * init/fini and protocol.c's session handover (they own the module's
+ * lifetime and its connection, not a request). The `merpati` command's
+ * administration (cli_user.c: user add/del/passwd/list; cli_mailbox.c:
+ * the folder copy after mp_call_store_open) calls ops directly: one
+ * thread, every error printed to the operator as it comes.
  */
 #ifndef MERPATI_MODCALL_H
 #define MERPATI_MODCALL_H

@@ -9,6 +9,7 @@
 
 #include "dsn.h"
 #include "queue.h"
+#include "queue_fixture.h"
 #include "settings.h"
 #include "test.h"
 
@@ -21,8 +22,6 @@ queue_message(struct mp_qmsg *m, const char *ret)
 	static char *orcpt[] = { (char *)"rfc822;A@remote.test", NULL };
 	const char *body = "Subject: original\r\nFrom: <s@example.test>\r\n\r\nSECRET BODY\r\n";
 	struct mp_qmsg env = { 0 };
-	char id[MP_QID_SIZE], why[128];
-	struct mp_qwriter *w;
 
 	env.sender = (char *)"s@example.test";
 	env.rcpts = rcpts;
@@ -30,10 +29,7 @@ queue_message(struct mp_qmsg *m, const char *ret)
 	env.nrcpt = 2;
 	env.ret = (char *)ret;
 	env.envid = (char *)"ENV+2D1";
-	w = mp_queue_begin(mp_core.queue_dir, &env, id);
-	mp_queue_write(w, body, strlen(body));
-	mp_queue_commit(w);
-	mp_queue_load(mp_core.queue_dir, id, m, why, sizeof(why));
+	fixture_queue(&env, body, m);
 }
 
 static void
@@ -155,19 +151,12 @@ test_hostile_content(void)
 int
 main(void)
 {
-	char cmd[256];
-
-	if (mkdtemp(state) == NULL)
+	if (fixture_start(state) < 0)
 		return 1;
-	mp_core.server.hostname = "mail.example.test";
-	mp_core.server.state_dir = state;
-	snprintf(mp_core.queue_dir, sizeof(mp_core.queue_dir), "%s/queue", state);
-	mp_queue_setup(state);
 	test_failed();
 	test_delayed();
 	test_hostile_content();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
-	if (system(cmd) != 0)
+	if (fixture_end(state) < 0)
 		return 1;
 	TEST_EXIT();
 }

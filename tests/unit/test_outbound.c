@@ -25,6 +25,7 @@
 #include "loader.h"
 #include "outbound.h"
 #include "queue.h"
+#include "queue_fixture.h"
 #include "rcpt.h"
 #include "runner.h"
 #include "settings.h"
@@ -191,10 +192,7 @@ queue_message(struct mp_qmsg *m, int port)
 	static char *notify[N] = { (char *)"FAILURE,DELAY" };
 	static char *orcpt[N] = { (char *)"rfc822;A@ok.test" };
 	static char *relay[N], relay_host[64];
-	const char *body = "Subject: t\r\n\r\n.leading dot\r\nbody\r\n";
 	struct mp_qmsg env = { 0 };
-	char id[MP_QID_SIZE], why[128];
-	struct mp_qwriter *w;
 
 	snprintf(relay_host, sizeof(relay_host), "127.0.0.1:%d", port);
 	relay[RELAYED] = relay_host;
@@ -205,11 +203,7 @@ queue_message(struct mp_qmsg *m, int port)
 	env.relay = relay;
 	env.nrcpt = N;
 	env.helo = env.client = env.auth_user = (char *)"";
-	w = mp_queue_begin(mp_core.queue_dir, &env, id);
-	mp_queue_write(w, body, strlen(body));
-	mp_queue_commit(w);
-	if (mp_queue_load(mp_core.queue_dir, id, m, why, sizeof(why)) != 0)
-		abort();
+	fixture_queue(&env, "Subject: t\r\n\r\n.leading dot\r\nbody\r\n", m);
 }
 
 static void
@@ -271,15 +265,10 @@ int
 main(void)
 {
 	pthread_t t;
-	char cmd[256];
 	int port;
 
-	if (mkdtemp(state) == NULL)
+	if (fixture_start(state) < 0)
 		return 1;
-	mp_core.server.hostname = "mail.example.test";
-	mp_core.server.state_dir = state;
-	snprintf(mp_core.queue_dir, sizeof(mp_core.queue_dir), "%s/queue", state);
-	mp_queue_setup(state);
 	mp_core.outbound = (struct mp_outbound_settings){ .tls = "none", .source = "",
 	    .helo = "", .connect_timeout = 5, .command_timeout = 5,
 	    .data_timeout = 5, .max_mx = 5 };
@@ -293,8 +282,7 @@ main(void)
 	stopping = 1;
 	pthread_join(t, NULL);
 	close(listen_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
-	if (system(cmd) != 0)
+	if (fixture_end(state) < 0)
 		return 1;
 	TEST_EXIT();
 }

@@ -17,6 +17,7 @@
 #include "dsn.h"
 #include "loader.h"
 #include "queue.h"
+#include "queue_fixture.h"
 #include "rcpt.h"
 #include "runner.h"
 #include "settings.h"
@@ -38,10 +39,7 @@ queue_message(struct mp_qmsg *m, const char *sender, time_t age)
 	static char *notify[] = { NULL, (char *)"NEVER", (char *)"SUCCESS,DELAY" };
 	static char *orcpt[] = { (char *)"rfc822;Local@example.test", NULL, NULL };
 	static char *relay[] = { NULL, NULL, (char *)"10.0.0.5:2525" };
-	const char *body = "Subject: t\r\n\r\nbody\r\n";
 	struct mp_qmsg env = { 0 };
-	char id[MP_QID_SIZE], why[128];
-	struct mp_qwriter *w;
 
 	env.sender = (char *)sender;
 	env.rcpts = rcpts;
@@ -51,11 +49,7 @@ queue_message(struct mp_qmsg *m, const char *sender, time_t age)
 	env.nrcpt = 3;
 	env.helo = env.client = env.auth_user = (char *)"";
 	env.arrival = time(NULL) - age;
-	w = mp_queue_begin(mp_core.queue_dir, &env, id);
-	mp_queue_write(w, body, strlen(body));
-	mp_queue_commit(w);
-	if (mp_queue_load(mp_core.queue_dir, id, m, why, sizeof(why)) != 0)
-		abort();
+	fixture_queue(&env, "Subject: t\r\n\r\nbody\r\n", m);
 }
 
 static void
@@ -167,6 +161,20 @@ test_partial_success(void)
 	mp_qmsg_free(&m);
 }
 
+/* A message from sender whose local@ is refused for good and the other
+ * two delivered, decided at now. */
+static void
+refuse_first(struct mp_qmsg *m, struct mp_rcpt *r, const char *sender,
+    struct mp_runner_plan *p, time_t now)
+{
+	queue_message(m, sender, 60);
+	mp_runner_classify(m, r);
+	set_result(&r[0], MP_PERMFAIL, 550, "5.2.2", "mailbox full");
+	set_result(&r[1], MP_OK, 250, "2.0.0", "ok");
+	set_result(&r[2], MP_OK, 250, "2.0.0", "ok");
+	mp_runner_decide(m, r, 3, now, p);
+}
+
 /* A permanent failure is bounced to the sender: one DSN is queued. */
 static void
 test_bounce_queued(void)
@@ -176,12 +184,7 @@ test_bounce_queued(void)
 	struct mp_runner_plan p;
 	time_t now = time(NULL);
 
-	queue_message(&m, "s@example.test", 60);
-	mp_runner_classify(&m, r);
-	set_result(&r[0], MP_PERMFAIL, 550, "5.2.2", "mailbox full");
-	set_result(&r[1], MP_OK, 250, "2.0.0", "ok");
-	set_result(&r[2], MP_OK, 250, "2.0.0", "ok");
-	mp_runner_decide(&m, r, 3, now, &p);
+	refuse_first(&m, r, "s@example.test", &p, now);
 	CHECK("bounce: the message is finished",
 	    mp_runner_persist(&m, r, 3, &p, now) == 0);
 	CHECK("bounce: one DSN queued", queued() == 1);
@@ -189,12 +192,7 @@ test_bounce_queued(void)
 	mp_qmsg_free(&m);
 
 	/* The null sender gets no bounce (it would loop). */
-	queue_message(&m, "", 60);
-	mp_runner_classify(&m, r);
-	set_result(&r[0], MP_PERMFAIL, 550, "5.2.2", "mailbox full");
-	set_result(&r[1], MP_OK, 250, "2.0.0", "ok");
-	set_result(&r[2], MP_OK, 250, "2.0.0", "ok");
-	mp_runner_decide(&m, r, 3, now, &p);
+	refuse_first(&m, r, "", &p, now);
 	mp_runner_persist(&m, r, 3, &p, now);
 	CHECK("bounce: none to the null sender", queued() == 0);
 	mp_qmsg_free(&m);
@@ -210,12 +208,7 @@ test_bounce_not_lost(void)
 	time_t now = time(NULL);
 	char saved[sizeof(mp_core.queue_dir)];
 
-	queue_message(&m, "s@example.test", 60);
-	mp_runner_classify(&m, r);
-	set_result(&r[0], MP_PERMFAIL, 550, "5.2.2", "mailbox full");
-	set_result(&r[1], MP_OK, 250, "2.0.0", "ok");
-	set_result(&r[2], MP_OK, 250, "2.0.0", "ok");
-	mp_runner_decide(&m, r, 3, now, &p);
+	refuse_first(&m, r, "s@example.test", &p, now);
 	memcpy(saved, mp_core.queue_dir, sizeof(saved));
 	snprintf(mp_core.queue_dir, sizeof(mp_core.queue_dir), "%s/gone", state);
 	time_t next = mp_runner_persist(&m, r, 3, &p, now);
@@ -368,19 +361,13 @@ test_retry_module(void)
 int
 main(void)
 {
-	char cmd[256];
-
-	if (mkdtemp(state) == NULL)
+	if (fixture_start(state) < 0)
 		return 1;
-	mp_core.server.hostname = "mail.example.test";
-	mp_core.server.state_dir = state;
 	mp_core.domains = domains;
 	mp_core.ndomains = 1;
 	mp_core.queue.retry_interval = 900;
 	mp_core.queue.warn_after = 4 * HOUR;
 	mp_core.queue.give_up_after = 5 * DAY;
-	snprintf(mp_core.queue_dir, sizeof(mp_core.queue_dir), "%s/queue", state);
-	mp_queue_setup(state);
 	test_classify();
 	test_partial_success();
 	test_bounce_queued();
@@ -389,8 +376,7 @@ main(void)
 	test_last_attempt();
 	test_notify_wanted();
 	test_retry_module();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
-	if (system(cmd) != 0)
+	if (fixture_end(state) < 0)
 		return 1;
 	TEST_EXIT();
 }
