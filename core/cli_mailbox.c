@@ -11,12 +11,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "modcall.h"
 #include "privs.h"
 #include "settings.h"
 
 struct side {
+	const struct mp_loaded *mod;
 	const struct mp_store_ops *ops;
-	void *ctx;
 	struct mp_mailbox *mb;
 };
 
@@ -50,8 +51,8 @@ store_of(const char *name, struct side *s)
 		fprintf(stderr, "merpati: store %s cannot import messages\n", name);
 		return -1;
 	}
+	s->mod = m;
 	s->ops = m->mod->store;
-	s->ctx = m->ctx;
 	return 0;
 }
 
@@ -102,8 +103,8 @@ migrate_user(struct side *from, struct side *to, const char *user)
 	long total = 0;
 	int rc = 0;
 
-	if (from->ops->open(from->ctx, user, &from->mb, &err) != MP_OK ||
-	    to->ops->open(to->ctx, user, &to->mb, &err) != MP_OK ||
+	if (mp_call_store_open(from->mod, user, &from->mb, &err) != MP_OK ||
+	    mp_call_store_open(to->mod, user, &to->mb, &err) != MP_OK ||
 	    from->ops->folders(from->mb, collect, l, &err) != MP_OK) {
 		fprintf(stderr, "merpati: %s: %s\n", user, err ? err : "cannot open");
 		free(l);

@@ -129,7 +129,7 @@ headers(struct mp_buf *b, const struct mp_qmsg *m, const char *boundary,
 }
 
 static void
-human_part(struct mp_buf *b, const struct dsn_rcpt *r, size_t n,
+human_part(struct mp_buf *b, const struct mp_rcpt *r, size_t n,
     enum dsn_kind kind)
 {
 	char addr[FIELD_MAX], enh[32], text[FIELD_MAX];
@@ -150,17 +150,8 @@ human_part(struct mp_buf *b, const struct dsn_rcpt *r, size_t n,
 	mp_buf_put(b, "\r\n", 2);
 }
 
-static const char *
-orcpt_of(const struct mp_qmsg *m, const char *address)
-{
-	for (size_t i = 0; m->orcpt && i < m->nrcpt; i++)
-		if (m->rcpts[i] == address || strcmp(m->rcpts[i], address) == 0)
-			return m->orcpt[i];
-	return NULL;
-}
-
 static void
-status_part(struct mp_buf *b, const struct mp_qmsg *m, const struct dsn_rcpt *r,
+status_part(struct mp_buf *b, const struct mp_qmsg *m, const struct mp_rcpt *r,
     size_t n, enum dsn_kind kind)
 {
 	char date[64], arrival[64], field[FIELD_MAX], enh[32];
@@ -175,7 +166,7 @@ status_part(struct mp_buf *b, const struct mp_qmsg *m, const struct dsn_rcpt *r,
 		putf(b, "Original-Envelope-Id: %s\r\n", clean(m->envid, field, sizeof(field)));
 	putf(b, "Arrival-Date: %s\r\n", arrival);
 	for (size_t i = 0; i < n; i++) {
-		const char *orcpt = orcpt_of(m, r[i].address);
+		const char *orcpt = r[i].orcpt;
 		putf(b, "\r\nFinal-Recipient: rfc822; %s\r\n",
 		    clean(r[i].address, field, sizeof(field)));
 		if (orcpt && orcpt[0])
@@ -190,18 +181,12 @@ status_part(struct mp_buf *b, const struct mp_qmsg *m, const struct dsn_rcpt *r,
 	mp_buf_put(b, "\r\n", 2);
 }
 
-static int
-notify_allows(const struct mp_qmsg *m, const char *address, enum dsn_kind kind)
+int
+mp_dsn_wanted(const struct mp_rcpt *r, enum dsn_kind kind)
 {
-	for (size_t i = 0; m->notify && i < m->nrcpt; i++) {
-		if (m->rcpts[i] != address && strcmp(m->rcpts[i], address) != 0)
-			continue;
-		const char *n = m->notify[i];
-		if (n == NULL || n[0] == '\0')
-			return 1;	/* default: FAILURE,DELAY */
-		return strcasestr(n, kind == DSN_FAILED ? "FAILURE" : "DELAY") != NULL;
-	}
-	return 1;
+	if (r->notify == NULL || r->notify[0] == '\0')
+		return 1;	/* default: FAILURE,DELAY */
+	return strcasestr(r->notify, kind == DSN_FAILED ? "FAILURE" : "DELAY") != NULL;
 }
 
 /* Whether "--" boundary occurs in one of the n parts. */
@@ -245,7 +230,7 @@ put_part(struct mp_buf *b, const char *boundary, const char *type,
 }
 
 size_t
-mp_dsn_format(const struct mp_qmsg *m, const struct dsn_rcpt *r, size_t n,
+mp_dsn_format(const struct mp_qmsg *m, const struct mp_rcpt *r, size_t n,
     enum dsn_kind kind, char **out)
 {
 	struct mp_buf b = { 0 }, parts[3] = { { 0 } };
@@ -286,10 +271,10 @@ text_read(struct mp_reader *r, void *out, size_t len)
 }
 
 int
-mp_dsn_send(const struct mp_qmsg *m, const struct dsn_rcpt *r, size_t n,
+mp_dsn_send(const struct mp_qmsg *m, const struct mp_rcpt *r, size_t n,
     enum dsn_kind kind)
 {
-	struct dsn_rcpt *keep = mp_xcalloc(n ? n : 1, sizeof(*keep));
+	struct mp_rcpt *keep = mp_xcalloc(n ? n : 1, sizeof(*keep));
 	struct text_reader t = { 0 };
 	struct mp_reader reader = { .read = text_read, .priv = &t };
 	const char *rcpt = m->sender, *err = NULL;
@@ -298,7 +283,8 @@ mp_dsn_send(const struct mp_qmsg *m, const struct dsn_rcpt *r, size_t n,
 	int rc = MP_OK;
 
 	for (size_t i = 0; i < n; i++)
-		if (notify_allows(m, r[i].address, kind))
+		if (r[i].rc == (kind == DSN_FAILED ? MP_PERMFAIL : MP_TEMPFAIL) &&
+		    mp_dsn_wanted(&r[i], kind))
 			keep[k++] = r[i];
 	if (m->sender[0] == '\0' || k == 0) {
 		mp_log(MP_LOG_INFO, "no %s notification (%s)",

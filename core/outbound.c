@@ -13,8 +13,10 @@
 #include <strings.h>
 
 #include "log.h"
+#include "modcall.h"
 #include "outbound.h"
 #include "settings.h"
+#include "smtp_client.h"
 #include "util.h"
 
 #define MAX_MX 32
@@ -60,16 +62,16 @@ parse_relay(const char *relay, struct hop *h)
 }
 
 static void
-hop_of(const struct mp_qmsg *m, size_t i, struct hop *h)
+hop_of(const struct mp_rcpt *r, struct hop *h)
 {
 	const char *at;
 
 	memset(h, 0, sizeof(*h));
-	if (m->relay && m->relay[i] && m->relay[i][0]) {
-		parse_relay(m->relay[i], h);
+	if (r->relay && r->relay[0]) {
+		parse_relay(r->relay, h);
 		return;
 	}
-	at = strrchr(m->rcpts[i], '@');
+	at = strrchr(r->address, '@');
 	snprintf(h->host, sizeof(h->host), "%s", at ? at + 1 : "");
 	h->port = mp_core.outbound.port;
 }
@@ -97,30 +99,14 @@ literal_address(const char *host, struct sockaddr_storage *out)
 }
 
 static int
-no_resolver(struct mp_status *st)
-{
-	*st = (struct mp_status){ 451, "4.4.0",
-	    "remote delivery needs a resolve module (dns_mx)" };
-	return MP_TEMPFAIL;
-}
-
-static int
 resolve_addresses(const char *host, struct sockaddr_storage *out, size_t *n,
     struct mp_status *st)
 {
-	const struct mp_loaded *r = mp_core.resolve;
-	int rc;
-
 	if (literal_address(host, out)) {
 		*n = 1;
 		return MP_OK;
 	}
-	if (r == NULL)
-		return no_resolver(st);
-	mp_log_set_module(r->name);
-	rc = r->mod->resolve->addresses(r->ctx, host, out, MAX_ADDRS, n, st);
-	mp_log_set_module(NULL);
-	return rc;
+	return mp_call_resolve_addresses(host, out, MAX_ADDRS, n, st);
 }
 
 /* The servers of a hop, best first. */
@@ -128,7 +114,6 @@ static int
 resolve_hop(const struct hop *h, struct mp_mx *mx, size_t *n,
     struct mp_status *st)
 {
-	const struct mp_loaded *r = mp_core.resolve;
 	int rc;
 
 	if (h->is_relay) {
@@ -137,13 +122,10 @@ resolve_hop(const struct hop *h, struct mp_mx *mx, size_t *n,
 		*n = 1;
 		return MP_OK;
 	}
-	if (r == NULL)
-		return no_resolver(st);
-	mp_log_set_module(r->name);
-	rc = r->mod->resolve->mx(r->ctx, h->host, mx, MAX_MX, n, st);
-	mp_log_set_module(NULL);
+	rc = mp_call_resolve_mx(h->host, mx, MAX_MX, n, st);
 	if (rc == MP_OK && *n == 0) {
-		*st = (struct mp_status){ 451, "4.4.3", "" };
+		st->reply = 451;
+		snprintf(st->enhanced, sizeof(st->enhanced), "4.4.3");
 		snprintf(st->text, sizeof(st->text), "no mail servers for %.200s",
 		    h->host);
 		return MP_TEMPFAIL;
@@ -151,37 +133,34 @@ resolve_hop(const struct hop *h, struct mp_mx *mx, size_t *n,
 	return rc;
 }
 
+/* Every recipient of g still pending gets rc and st. */
 static void
-set_all(struct client_rcpt *g, size_t n, int rc, const struct mp_status *st)
+set_all(struct mp_rcpt **g, size_t n, int rc, const struct mp_status *st)
 {
 	for (size_t i = 0; i < n; i++)
-		if (g[i].rc == MP_TEMPFAIL) {
-			g[i].rc = rc;
-			g[i].st = *st;
+		if (g[i]->rc == MP_TEMPFAIL) {
+			g[i]->rc = rc;
+			g[i]->status = *st;
 		}
 }
 
-/* Recipients still to try go first; returns how many. */
+/* Recipients still to try go first (the rest keep their result in
+ * their record); returns how many. */
 static size_t
-compact_pending(struct client_rcpt *g, size_t n, struct client_rcpt *done,
-    size_t *ndone)
+compact_pending(struct mp_rcpt **g, size_t n)
 {
 	size_t k = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		if (g[i].rc == MP_TEMPFAIL)
+	for (size_t i = 0; i < n; i++)
+		if (g[i]->rc == MP_TEMPFAIL)
 			g[k++] = g[i];
-		else
-			done[(*ndone)++] = g[i];
-	}
 	return k;
 }
 
 /* Try one server's addresses; returns recipients still pending. */
 static size_t
 try_server(const struct mp_qmsg *m, const struct hop *h, const char *server,
-    struct client_rcpt *g, size_t n, struct client_rcpt *done, size_t *ndone,
-    struct mp_status *last)
+    struct mp_rcpt **g, size_t n, struct mp_status *last)
 {
 	struct sockaddr_storage addrs[MAX_ADDRS];
 	size_t naddrs = 0;
@@ -199,63 +178,60 @@ try_server(const struct mp_qmsg *m, const struct hop *h, const char *server,
 			mp_log(MP_LOG_INFO, "%s; trying the next server", last->text);
 		}
 		if (rc != MP_TEMPFAIL)
-			n = compact_pending(g, n, done, ndone);
+			n = compact_pending(g, n);
 		if (rc == MP_OK)
 			break;	/* the server answered: 4xx recipients go to the next MX */
 	}
 	return n;
 }
 
+/* The recipients g of one hop, through its servers in order. */
 static void
 deliver_group(const struct mp_qmsg *m, const struct hop *h,
-    struct client_rcpt *g, size_t n)
+    struct mp_rcpt **g, size_t n)
 {
 	struct mp_mx mx[MAX_MX];
-	struct client_rcpt *done = mp_xcalloc(n, sizeof(*done));
-	struct mp_status st = { 451, "4.4.1", "no server could be reached" };
-	size_t nmx = 0, ndone = 0, pending = n;
+	struct mp_status st = { .reply = 451, .enhanced = "4.4.1",
+	    .text = "no server could be reached" };
+	size_t nmx = 0, pending = n;
 	int rc = resolve_hop(h, mx, &nmx, &st);
 
 	for (size_t i = 0; i < n; i++)
-		g[i].rc = MP_TEMPFAIL;
+		g[i]->rc = MP_TEMPFAIL;
 	if (rc != MP_OK) {
 		set_all(g, n, rc == MP_PERMFAIL ? MP_PERMFAIL : MP_TEMPFAIL, &st);
-		free(done);
 		return;
 	}
 	set_all(g, n, MP_TEMPFAIL, &st);
 	for (size_t k = 0; k < nmx && k < (size_t)mp_core.outbound.max_mx &&
 	    pending > 0; k++)
-		pending = try_server(m, h, mx[k].host, g, pending, done, &ndone, &st);
-	set_all(g, pending, MP_TEMPFAIL, &st);
-	memcpy(g + pending, done, ndone * sizeof(*done));
-	free(done);
+		pending = try_server(m, h, mx[k].host, g, pending, &st);
+	/* The last server's trouble, unless it answered: then a recipient
+	 * it deferred keeps its own 4xx (not the 250 that ended the DATA). */
+	if (st.reply / 100 != 2)
+		set_all(g, pending, MP_TEMPFAIL, &st);
 }
 
 void
-mp_outbound_deliver(const struct mp_qmsg *m, struct client_rcpt *r, size_t n)
+mp_outbound_deliver(const struct mp_qmsg *m, struct mp_rcpt **r, size_t n)
 {
-	struct client_rcpt *g = mp_xcalloc(n, sizeof(*g));
-	unsigned char *taken = mp_xcalloc(n, 1);
+	struct mp_rcpt **g = mp_xcalloc(n ? n : 1, sizeof(*g));
+	unsigned char *taken = mp_xcalloc(n ? n : 1, 1);
 
 	for (size_t i = 0; i < n; i++) {
 		struct hop h, other;
 		size_t k = 0;
 		if (taken[i])
 			continue;
-		hop_of(m, r[i].index, &h);
+		hop_of(r[i], &h);
 		for (size_t j = i; j < n; j++) {
-			hop_of(m, r[j].index, &other);
+			hop_of(r[j], &other);
 			if (!taken[j] && same_hop(&h, &other)) {
 				taken[j] = 1;
 				g[k++] = r[j];
 			}
 		}
 		deliver_group(m, &h, g, k);
-		for (size_t j = 0; j < k; j++)
-			for (size_t x = 0; x < n; x++)
-				if (r[x].index == g[j].index)
-					r[x] = g[j];
 	}
 	free(taken);
 	free(g);

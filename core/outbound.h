@@ -9,10 +9,11 @@
 #define MERPATI_OUTBOUND_H
 
 #include "queue.h"
-#include "smtp_client.h"
+#include "rcpt.h"
 
-/* Deliver recipients r (indexes into m). Every r[i] gets rc and st. */
-void mp_outbound_deliver(const struct mp_qmsg *m, struct client_rcpt *r,
+/* Deliver message m to the remote recipients r (records of m). Every
+ * r[i] gets rc and status. */
+void mp_outbound_deliver(const struct mp_qmsg *m, struct mp_rcpt **r,
     size_t n);
 
 #endif

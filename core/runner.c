@@ -18,13 +18,14 @@
 #include <merpati/maildir.h>
 
 #include "dsn.h"
+#include "modcall.h"
 #include "outbound.h"
 #include "log.h"
 #include "queue.h"
+#include "rcpt.h"
 #include "runner.h"
 #include "settings.h"
 #include "smtp_client.h"
-#include "smtp_parse.h"
 #include "util.h"
 
 #define IN_PROGRESS ((time_t)1 << 62)
@@ -103,29 +104,34 @@ mp_runner_flush(void)
 	pthread_mutex_unlock(&lock);
 }
 
-/* ---- one delivery attempt -------------------------------------------- */
+/* ---- one delivery attempt: classify -> attempt -> decide -> persist ---- */
 
-int
-mp_runner_deliver(const struct mp_envelope *env, const char *rcpt,
-    struct mp_reader *r, struct mp_status *st)
+size_t
+mp_runner_classify(const struct mp_qmsg *m, struct mp_rcpt *r)
 {
-	const struct mp_loaded *d = mp_core.deliver;
-	int rc;
+	size_t pending = 0;
 
-	memset(st, 0, sizeof(*st));
-	if (d == NULL) {
-		*st = (struct mp_status){ 451, "4.3.5", "no deliver module loaded" };
-		return MP_TEMPFAIL;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		const char *relay = m->relay && m->relay[i] && m->relay[i][0] ?
+		    m->relay[i] : NULL;
+		const char *at = strrchr(m->rcpts[i], '@');
+		r[i] = (struct mp_rcpt){
+			.index = i, .address = m->rcpts[i],
+			.orcpt = m->orcpt && m->orcpt[i] && m->orcpt[i][0] ? m->orcpt[i] : NULL,
+			.notify = m->notify && m->notify[i] && m->notify[i][0] ?
+			    m->notify[i] : NULL,
+			.relay = relay,
+			.path = relay == NULL && at && mp_core_is_local_domain(at + 1) ?
+			    MP_RCPT_LOCAL : MP_RCPT_REMOTE,
+			.rc = MP_OK, .done = m->done[i] != 0,
+		};
+		pending += !r[i].done;
 	}
-	mp_log_set_module(d->name);
-	rc = d->mod->deliver->deliver(d->ctx, env, rcpt, r, st);
-	mp_log_set_module(NULL);
-	return rc == MP_ERROR || rc == MP_DECLINED ? MP_TEMPFAIL : rc;
+	return pending;
 }
 
-static int
-deliver_local(const struct mp_qmsg *m, const char *rcpt,
-    struct mp_status *st)
+static void
+deliver_local(const struct mp_qmsg *m, struct mp_rcpt *x)
 {
 	struct mp_envelope env = {
 		.struct_size = sizeof(env), .queue_id = m->id,
@@ -135,25 +141,16 @@ deliver_local(const struct mp_qmsg *m, const char *rcpt,
 		.auth_user = m->auth_user[0] ? m->auth_user : NULL,
 	};
 	struct mp_reader r;
-	int rc;
 
 	if (mp_queue_reader_open(mp_core.queue_dir, m, &r) < 0) {
-		*st = (struct mp_status){ 451, "4.3.0", "cannot read queue file" };
-		return MP_TEMPFAIL;
+		x->rc = MP_TEMPFAIL;
+		x->status.reply = 451;
+		snprintf(x->status.enhanced, sizeof(x->status.enhanced), "4.3.0");
+		snprintf(x->status.text, sizeof(x->status.text), "cannot read queue file");
+		return;
 	}
-	rc = mp_runner_deliver(&env, rcpt, &r, st);
+	x->rc = mp_call_deliver(&env, x->address, &r, &x->status);
 	mp_queue_reader_close(&r);
-	return rc;
-}
-
-static int
-is_local(const struct mp_qmsg *m, size_t i)
-{
-	const char *at = strrchr(m->rcpts[i], '@');
-
-	if (m->relay && m->relay[i] && m->relay[i][0])
-		return 0;
-	return at && mp_core_is_local_domain(at + 1);
 }
 
 void
@@ -169,43 +166,38 @@ mp_runner_log_result(const char *rcpt, int rc, const struct mp_status *st,
 }
 
 /* Every pending recipient: local ones through the deliver module, the
- * rest through the SMTP client; results in r (one per recipient). */
+ * rest through outbound (SMTP); each record gets rc and status. */
 static void
-attempt(const struct mp_qmsg *m, struct client_rcpt *r, size_t *nr)
+attempt(const struct mp_qmsg *m, struct mp_rcpt *r, size_t n)
 {
-	struct client_rcpt *remote = mp_xcalloc(m->nrcpt, sizeof(*remote));
+	struct mp_rcpt **remote = mp_xcalloc(n ? n : 1, sizeof(*remote));
 	size_t nremote = 0;
 
-	*nr = 0;
-	for (size_t i = 0; i < m->nrcpt; i++) {
-		if (m->done[i])
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].done)
 			continue;
-		if (!is_local(m, i)) {
-			remote[nremote++] = (struct client_rcpt){ .index = i };
+		if (r[i].path == MP_RCPT_REMOTE) {
+			remote[nremote++] = &r[i];
 			continue;
 		}
-		struct client_rcpt *x = &r[(*nr)++];
-		x->index = i;
-		x->rc = deliver_local(m, m->rcpts[i], &x->st);
-		mp_runner_log_result(m->rcpts[i], x->rc, &x->st,
+		deliver_local(m, &r[i]);
+		mp_runner_log_result(r[i].address, r[i].rc, &r[i].status,
 		    mp_core.deliver ? mp_core.deliver->name : "none");
 	}
 	if (nremote)
 		mp_outbound_deliver(m, remote, nremote);
-	for (size_t k = 0; k < nremote; k++) {
-		mp_runner_log_result(m->rcpts[remote[k].index], remote[k].rc, &remote[k].st,
-		    "smtp");
-		r[(*nr)++] = remote[k];
-	}
+	for (size_t k = 0; k < nremote; k++)
+		mp_runner_log_result(remote[k]->address, remote[k]->rc,
+		    &remote[k]->status, "smtp");
 	free(remote);
 }
 
-/* What the retry policy says now (the module, or the core's defaults). */
+/* What the retry policy says at now: the module's, or the same policy
+ * (merpati/retry.h) with the core's queue.* settings. */
 static void
 retry_decision(const struct mp_qmsg *m, const struct mp_status *last,
-    struct mp_retry_decision *d)
+    time_t now, struct mp_retry_decision *d)
 {
-	time_t now = time(NULL);
 	struct mp_retry_info info = {
 		.struct_size = sizeof(info), .arrival = m->arrival,
 		.last_attempt = m->last_attempt, .attempts = m->attempts,
@@ -214,94 +206,131 @@ retry_decision(const struct mp_qmsg *m, const struct mp_status *last,
 
 	memset(d, 0, sizeof(*d));
 	d->struct_size = sizeof(*d);
-	if (mp_core.retry) {
-		mp_log_set_module(mp_core.retry->name);
-		int rc = mp_core.retry->mod->retry->schedule(mp_core.retry->ctx,
-		    &info, d);
-		mp_log_set_module(NULL);
-		if (rc == MP_OK && d->next_attempt > now)
-			return;
-		memset(d, 0, sizeof(*d));
+	if (mp_call_retry(&info, d) == MP_OK && d->next_attempt > now)
+		return;
+	memset(d, 0, sizeof(*d));
+	d->struct_size = sizeof(*d);
+	mp_retry_policy(&info, now, mp_core.queue.retry_interval,
+	    mp_core.queue.warn_after, mp_core.queue.give_up_after, d);
+}
+
+/* A deferred recipient past the give-up time: bounced as 5.4.7
+ * (RFC 3463: delivery time expired), with its last error in the text. */
+static void
+expire(const struct mp_qmsg *m, struct mp_rcpt *x, time_t now)
+{
+	char text[sizeof(x->status.text)];
+
+	snprintf(text, sizeof(text), "delivery time expired; last error: %d %.15s %.160s",
+	    x->status.reply, x->status.enhanced, x->status.text);
+	snprintf(x->status.text, sizeof(x->status.text), "%s", text);
+	snprintf(x->status.enhanced, sizeof(x->status.enhanced), "5.4.7");
+	x->status.reply = 554;
+	x->rc = MP_PERMFAIL;
+	x->done = 1;
+	mp_log(MP_LOG_NOTICE, "bounced to=<%s> (gave up after %lld s)",
+	    x->address, (long long)(now - m->arrival));
+}
+
+void
+mp_runner_decide(struct mp_qmsg *m, struct mp_rcpt *r, size_t n, time_t now,
+    struct mp_runner_plan *p)
+{
+	const struct mp_rcpt *last = NULL;
+	struct mp_retry_decision d;
+
+	memset(p, 0, sizeof(*p));
+	m->attempts++;
+	m->last_attempt = now;
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].done)
+			continue;	/* finished in an earlier run */
+		if (r[i].rc == MP_OK || r[i].rc == MP_PERMFAIL) {
+			r[i].done = 1;
+			continue;
+		}
+		r[i].rc = MP_TEMPFAIL;
+		last = &r[i];
 	}
-	d->give_up = now - m->arrival >= mp_core.queue.give_up_after;
-	d->send_warning = !m->warned && !d->give_up &&
-	    now - m->arrival >= mp_core.queue.warn_after;
-	d->next_attempt = now + mp_core.queue.retry_interval;
+	if (last == NULL)
+		return;
+	snprintf(m->last_error, sizeof(m->last_error), "%d %s %s",
+	    last->status.reply, last->status.enhanced, last->status.text);
+	retry_decision(m, &last->status, now, &d);
+	if (d.give_up) {
+		for (size_t i = 0; i < n; i++)
+			if (!r[i].done)
+				expire(m, &r[i], now);
+		return;
+	}
+	p->warn = d.send_warning;
+	p->next_attempt = d.next_attempt;
+}
+
+static size_t
+count_rc(const struct mp_rcpt *r, size_t n, int rc)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += r[i].rc == rc;
+	return k;
+}
+
+/* The bounce and the delay warning the attempt calls for. */
+static void
+notify_sender(struct mp_qmsg *m, struct mp_rcpt *r, size_t n,
+    const struct mp_runner_plan *p)
+{
+	if (p->warn && mp_dsn_send(m, r, n, DSN_DELAYED) == 0)
+		m->warned = 1;
+	if (count_rc(r, n, MP_PERMFAIL) == 0 || mp_dsn_send(m, r, n, DSN_FAILED) == 0)
+		return;
+	/* Keep the failures pending so the bounce is not lost. */
+	mp_log(MP_LOG_ERR, "cannot queue bounce; will try again");
+	for (size_t i = 0; i < n; i++)
+		if (r[i].rc == MP_PERMFAIL)
+			r[i].done = 0;
+}
+
+time_t
+mp_runner_persist(struct mp_qmsg *m, struct mp_rcpt *r, size_t n,
+    const struct mp_runner_plan *p, time_t now)
+{
+	size_t pending = 0;
+
+	notify_sender(m, r, n, p);
+	for (size_t i = 0; i < n; i++) {
+		m->done[r[i].index] = (unsigned char)r[i].done;
+		pending += !r[i].done;
+	}
+	if (pending == 0) {
+		if (mp_queue_remove(mp_core.queue_dir, m->id) < 0)
+			mp_log_errno(MP_LOG_ERR, "cannot remove finished message");
+		else
+			mp_log(MP_LOG_INFO, "removed (all recipients done)");
+		return 0;
+	}
+	m->next_attempt = p->next_attempt > now ? p->next_attempt :
+	    now + mp_core.queue.retry_interval;
+	if (mp_queue_save_status(mp_core.queue_dir, m) < 0)
+		mp_log_errno(MP_LOG_ERR, "cannot save queue status");
+	return m->next_attempt;
 }
 
 /* Returns the next due time, or 0 when the message is finished. */
 static time_t
 run_message(struct mp_qmsg *m)
 {
-	struct client_rcpt *r = mp_xcalloc(m->nrcpt, sizeof(*r));
-	size_t nr, nfailed = 0, ndelayed = 0, pending = 0;
-	struct dsn_rcpt *failed = mp_xcalloc(m->nrcpt, sizeof(*failed));
-	struct dsn_rcpt *delayed = mp_xcalloc(m->nrcpt, sizeof(*delayed));
-	struct mp_status last = { 0 };
-	struct mp_retry_decision d = { 0 };
-	time_t next = 0;
+	struct mp_rcpt *r = mp_xcalloc(m->nrcpt ? m->nrcpt : 1, sizeof(*r));
+	struct mp_runner_plan plan;
+	time_t next;
 
-	attempt(m, r, &nr);
-	m->attempts++;
-	m->last_attempt = time(NULL);
-	for (size_t k = 0; k < nr; k++) {
-		if (r[k].rc == MP_TEMPFAIL || r[k].rc == MP_ERROR ||
-		    r[k].rc == MP_DECLINED) {
-			last = r[k].st;
-			delayed[ndelayed++] = (struct dsn_rcpt){ m->rcpts[r[k].index], r[k].st };
-			snprintf(m->last_error, sizeof(m->last_error), "%d %s %s",
-			    r[k].st.reply, r[k].st.enhanced, r[k].st.text);
-			continue;
-		}
-		m->done[r[k].index] = 1;
-		if (r[k].rc == MP_PERMFAIL)
-			failed[nfailed++] = (struct dsn_rcpt){ m->rcpts[r[k].index], r[k].st };
-	}
-	if (ndelayed) {
-		retry_decision(m, &last, &d);
-		if (d.give_up) {
-			for (size_t k = 0; k < ndelayed; k++) {
-				struct dsn_rcpt *x = &delayed[k];
-				char text[sizeof(x->status.text)];
-				snprintf(text, sizeof(text), "delivery time expired; last error: %.180s",
-				    x->status.text);
-				snprintf(x->status.text, sizeof(x->status.text), "%s", text);
-				failed[nfailed++] = *x;
-				for (size_t i = 0; i < m->nrcpt; i++)
-					if (m->rcpts[i] == x->address)
-						m->done[i] = 1;
-				mp_log(MP_LOG_NOTICE, "bounced to=<%s> (gave up after %lld s)",
-				    x->address, (long long)(time(NULL) - m->arrival));
-			}
-			ndelayed = 0;
-		} else if (d.send_warning) {
-			if (mp_dsn_send(m, delayed, ndelayed, DSN_DELAYED) == 0)
-				m->warned = 1;
-		}
-	}
-	if (nfailed && mp_dsn_send(m, failed, nfailed, DSN_FAILED) < 0) {
-		/* Keep the failures pending so the bounce is not lost. */
-		mp_log(MP_LOG_ERR, "cannot queue bounce; will try again");
-		for (size_t k = 0; k < nfailed; k++)
-			for (size_t i = 0; i < m->nrcpt; i++)
-				if (m->rcpts[i] == failed[k].address)
-					m->done[i] = 0;
-	}
-	for (size_t i = 0; i < m->nrcpt; i++)
-		pending += !m->done[i];
-	if (pending) {
-		next = d.next_attempt > time(NULL) ? d.next_attempt :
-		    time(NULL) + mp_core.queue.retry_interval;
-		m->next_attempt = next;
-		if (mp_queue_save_status(mp_core.queue_dir, m) < 0)
-			mp_log_errno(MP_LOG_ERR, "cannot save queue status");
-	} else if (mp_queue_remove(mp_core.queue_dir, m->id) < 0)
-		mp_log_errno(MP_LOG_ERR, "cannot remove finished message");
-	else
-		mp_log(MP_LOG_INFO, "removed (all recipients done)");
+	mp_runner_classify(m, r);
+	attempt(m, r, m->nrcpt);
+	mp_runner_decide(m, r, m->nrcpt, time(NULL), &plan);
+	next = mp_runner_persist(m, r, m->nrcpt, &plan, time(NULL));
 	free(r);
-	free(failed);
-	free(delayed);
 	return next;
 }
 

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "modcall.h"
 #include "smtp_auth_parse.h"
 #include "smtp_session.h"
 #include "util.h"
@@ -118,7 +119,7 @@ static void
 verify(struct session *s, const char *user, const char *pass)
 {
 	const char *err = NULL;
-	int ok = mp_core.auth.ops->verify(mp_core.auth.ctx, user, pass, &err);
+	int ok = mp_call_auth_verify(user, pass, &err);
 
 	if (ok == 1) {
 		mp_strlcpy(s->auth_user, user, sizeof(s->auth_user));

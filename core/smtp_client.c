@@ -226,13 +226,13 @@ mail_command(struct client *cl, const struct mp_qmsg *m)
 }
 
 static void
-rcpt_command(struct client *cl, const struct mp_qmsg *m, size_t i)
+rcpt_command(struct client *cl, const struct mp_rcpt *r)
 {
-	conn_printf(&cl->c, "RCPT TO:<%s>", m->rcpts[i]);
-	if (cl->caps.dsn && m->notify && m->notify[i] && m->notify[i][0])
-		conn_printf(&cl->c, " NOTIFY=%s", m->notify[i]);
-	if (cl->caps.dsn && m->orcpt && m->orcpt[i] && m->orcpt[i][0])
-		conn_printf(&cl->c, " ORCPT=%s", m->orcpt[i]);
+	conn_printf(&cl->c, "RCPT TO:<%s>", r->address);
+	if (cl->caps.dsn && r->notify && r->notify[0])
+		conn_printf(&cl->c, " NOTIFY=%s", r->notify);
+	if (cl->caps.dsn && r->orcpt && r->orcpt[0])
+		conn_printf(&cl->c, " ORCPT=%s", r->orcpt);
 	conn_printf(&cl->c, "\r\n");
 }
 
@@ -274,7 +274,7 @@ send_body(struct client *cl, const struct mp_qmsg *m)
 
 /* MAIL, RCPTs, DATA; pipelined when the server offers PIPELINING. */
 static int
-envelope(struct client *cl, const struct mp_qmsg *m, struct client_rcpt *r,
+envelope(struct client *cl, const struct mp_qmsg *m, struct mp_rcpt **r,
     size_t n, struct mp_status *st, size_t *accepted)
 {
 	int code, mail_rc;
@@ -287,12 +287,12 @@ envelope(struct client *cl, const struct mp_qmsg *m, struct client_rcpt *r,
 			return result_of(code);
 	}
 	for (size_t i = 0; i < n; i++) {
-		rcpt_command(cl, m, r[i].index);
+		rcpt_command(cl, r[i]);
 		if (!cl->caps.pipelining) {
-			if (read_reply(cl, &r[i].st, NULL, &code) < 0)
+			if (read_reply(cl, &r[i]->status, NULL, &code) < 0)
 				return MP_TEMPFAIL;
-			r[i].rc = result_of(code);
-			*accepted += r[i].rc == MP_OK;
+			r[i]->rc = result_of(code);
+			*accepted += r[i]->rc == MP_OK;
 		}
 	}
 	if (!cl->caps.pipelining)
@@ -302,26 +302,26 @@ envelope(struct client *cl, const struct mp_qmsg *m, struct client_rcpt *r,
 		return MP_TEMPFAIL;
 	mail_rc = result_of(code);
 	for (size_t i = 0; i < n; i++) {
-		if (read_reply(cl, &r[i].st, NULL, &code) < 0)
+		if (read_reply(cl, &r[i]->status, NULL, &code) < 0)
 			return MP_TEMPFAIL;
-		r[i].rc = result_of(code);
-		*accepted += r[i].rc == MP_OK;
+		r[i]->rc = result_of(code);
+		*accepted += r[i]->rc == MP_OK;
 	}
 	return mail_rc;
 }
 
 static void
-all(struct client_rcpt *r, size_t n, int rc, const struct mp_status *st)
+all(struct mp_rcpt **r, size_t n, int rc, const struct mp_status *st)
 {
 	for (size_t i = 0; i < n; i++)
-		if (rc != MP_OK || r[i].rc == MP_OK) {
-			r[i].rc = rc;
-			r[i].st = *st;
+		if (rc != MP_OK || r[i]->rc == MP_OK) {
+			r[i]->rc = rc;
+			r[i]->status = *st;
 		}
 }
 
 static int
-transaction(struct client *cl, const struct mp_qmsg *m, struct client_rcpt *r,
+transaction(struct client *cl, const struct mp_qmsg *m, struct mp_rcpt **r,
     size_t n, struct mp_status *st)
 {
 	size_t accepted = 0;
@@ -419,14 +419,14 @@ keep(struct client *cl, const struct sockaddr_storage *addr)
 
 int
 smtp_client_send(const struct sockaddr_storage *addr, const char *mx_name,
-    const struct mp_qmsg *m, struct client_rcpt *r, size_t n,
+    const struct mp_qmsg *m, struct mp_rcpt **r, size_t n,
     struct mp_status *st)
 {
 	struct client *cl = reuse(addr);
 	int rc;
 
 	for (size_t i = 0; i < n; i++)
-		r[i].rc = MP_TEMPFAIL;
+		r[i]->rc = MP_TEMPFAIL;
 	if (cl) {
 		rc = transaction(cl, m, r, n, st);
 		if (rc == MP_OK) {
@@ -436,7 +436,7 @@ smtp_client_send(const struct sockaddr_storage *addr, const char *mx_name,
 		close_session(cl, 0);
 		free(cl);	/* a broken kept connection: start afresh below */
 		for (size_t i = 0; i < n; i++)
-			r[i].rc = MP_TEMPFAIL;
+			r[i]->rc = MP_TEMPFAIL;
 	}
 	for (int allow_tls = 1; allow_tls >= 0; allow_tls--) {
 		cl = mp_xcalloc(1, sizeof(*cl));

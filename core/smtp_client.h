@@ -11,23 +11,18 @@
 #include <merpati/module.h>
 
 #include "queue.h"
-
-struct client_rcpt {
-	size_t index;		/* into the message's recipients */
-	int rc;			/* MP_OK, MP_TEMPFAIL, MP_PERMFAIL */
-	struct mp_status st;
-};
+#include "rcpt.h"
 
 /*
  * Send message m to the server at addr (port already set) for the
- * recipients r. Returns MP_OK when the transaction ran (each r[i] has
- * its own result), MP_TEMPFAIL when this server could not be used
- * (connect, greeting, EHLO, TLS or a 4xx to MAIL: try the next one) and
- * MP_PERMFAIL when the server refused the message for everyone (5xx to
+ * recipients r (records of m). Returns MP_OK when the transaction ran
+ * (each r[i] has its own rc and status), MP_TEMPFAIL when this server
+ * could not be used (connect, greeting, EHLO, TLS or a 4xx to MAIL: try
+ * the next one) and MP_PERMFAIL when the server refused the message for everyone (5xx to
  * MAIL or greeting); *st says why.
  */
 int smtp_client_send(const struct sockaddr_storage *addr, const char *mx_name,
-    const struct mp_qmsg *m, struct client_rcpt *r, size_t n,
+    const struct mp_qmsg *m, struct mp_rcpt **r, size_t n,
     struct mp_status *st);
 
 /* Close the connection this thread kept for reuse (QUIT), if any. */

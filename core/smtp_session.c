@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "modcall.h"
 #include "protocol.h"
 #include "runner.h"
 #include "smtp_data.h"
@@ -221,7 +222,7 @@ check_local_user(const char *addr, struct mp_status *st)
 		set_status(st, 451, "4.3.0", "no user database configured", addr);
 		return 0;
 	}
-	found = mp_core.auth.ops->user_exists(mp_core.auth.ctx, addr, &err);
+	found = mp_call_auth_user_exists(addr, &err);
 	if (found < 0) {
 		mp_log(MP_LOG_WARNING, "user lookup for <%s> failed: %s", addr,
 		    err ? err : "unknown error");
@@ -318,12 +319,9 @@ route_to(struct session *s, const char *addr, int depth, struct targets *t,
 
 	if (mp_core.route == NULL || depth > 1)
 		return default_route(s, addr, depth > 0, t, st);
-	mp_log_set_module(mp_core.route->name);
-	rc = mp_core.route->mod->route->route(mp_core.route->ctx, s->sender,
-	    addr, &d, &err);
-	mp_log_set_module(NULL);
+	rc = mp_call_route(s->sender, addr, &d, &err);
 	if (rc != MP_OK) {
-		mp_log(MP_LOG_WARNING, "routing <%s> failed: %s", addr, err ? err : "?");
+		mp_log(MP_LOG_WARNING, "routing <%s> failed: %s", addr, err);
 		set_status(st, 451, "4.3.0", "temporary routing failure", addr);
 		ok = 0;
 	} else
@@ -488,17 +486,12 @@ run_filters(struct session *s, struct mp_qwriter *w, const char *id)
 		if (!(f->mod->kinds & MP_KIND_FILTER))
 			continue;
 		mp_queue_writer_reader(w, &r);
-		mp_log_set_module(f->name);
-		rc = f->mod->filter->end_of_data(f->ctx, (struct mp_txn *)w, &env, &r,
-		    filter_add_header, &st);
-		mp_log_set_module(NULL);
+		rc = mp_call_filter(f, (struct mp_txn *)w, &env, &r, filter_add_header,
+		    &st);
 		mp_queue_writer_reader_close(&r);
 		if (rc == MP_OK)
 			continue;
-		int temp = rc != MP_PERMFAIL;
-		if (st.reply < (temp ? 400 : 500) || st.reply > (temp ? 499 : 599))
-			st = temp ? (struct mp_status){ 451, "4.7.1", "try again later" } :
-			    (struct mp_status){ 550, "5.7.1", "message refused" };
+		int temp = rc == MP_TEMPFAIL;
 		mp_log(MP_LOG_NOTICE, "%s: %s by filter %s: %d %s %s", id,
 		    temp ? "deferred" : "rejected", f->name, st.reply, st.enhanced, st.text);
 		smtp_reply(s, st.reply, st.enhanced[0] ? st.enhanced : NULL, "%s", st.text);
@@ -543,7 +536,7 @@ direct_delivery(struct session *s, struct mp_qwriter *w, const char *id,
 		struct mp_status st;
 		struct mp_reader r;
 		mp_queue_writer_reader(w, &r);
-		int rc = mp_runner_deliver(&env, s->rcpts[i], &r, &st);
+		int rc = mp_call_deliver(&env, s->rcpts[i], &r, &st);
 		mp_queue_writer_reader_close(&r);
 		if (rc != MP_OK)
 			break;	/* the queue takes it from here, bounces included */
@@ -811,7 +804,7 @@ do_vrfy(struct session *s, const char *arg)
 	}
 	snprintf(addr, sizeof(addr), "%s", arg[0] == '<' ? arg + 1 : arg);
 	addr[strcspn(addr, ">")] = '\0';
-	if (mp_core.auth.ops->user_exists(mp_core.auth.ctx, addr, &err) == 1)
+	if (mp_call_auth_user_exists(addr, &err) == 1)
 		smtp_reply(s, 250, "2.1.5", "<%s>", addr);
 	else
 		smtp_reply(s, 550, "5.1.1", "User unknown");

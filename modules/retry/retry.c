@@ -4,8 +4,9 @@
  * Pure policy over the message's history (the state is in the queue).
  *
  * Defaults are the classic sendmail schedule: every 15 minutes, one delay
- * warning after 4 hours, give up after 5 days. The last attempt is never
- * scheduled past the give-up time, so a message is returned on time.
+ * warning after 4 hours, give up after 5 days. The decision itself is
+ * mp_retry_policy() (merpati/retry.h), which the core also uses when no
+ * retry module is loaded.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -30,17 +31,9 @@ retry_schedule(void *ctx, const struct mp_retry_info *info,
     struct mp_retry_decision *d)
 {
 	const struct retry *r = ctx;
-	time_t now = r->host->now();
-	time_t elapsed = now - info->arrival;
-	time_t deadline = info->arrival + (time_t)r->give_up_after;
 
-	d->give_up = elapsed >= r->give_up_after;
-	d->send_warning = !info->warned && !d->give_up && elapsed >= r->warn_after;
-	d->next_attempt = now + (time_t)r->interval;
-	if (d->next_attempt > deadline)
-		d->next_attempt = deadline;
-	if (d->next_attempt <= now)
-		d->next_attempt = now + 1;
+	mp_retry_policy(info, r->host->now(), r->interval, r->warn_after,
+	    r->give_up_after, d);
 	return MP_OK;
 }
 

@@ -117,7 +117,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = (flags >> 1) & 7;
 	struct mp_qmsg m = { .id = ID, .nrcpt = n };
 	char *rcpts[MAX_RCPT], *notify[MAX_RCPT], *orcpt[MAX_RCPT];
-	struct dsn_rcpt r[MAX_RCPT];
+	struct mp_rcpt r[MAX_RCPT];
 	char *text = NULL;
 
 	if (!mp_core.queue_dir[0]) {
@@ -141,7 +141,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		orcpt[i] = field(&in);
 		enh = field(&in);
 		why = field(&in);
-		r[i].address = rcpts[i];
+		r[i] = (struct mp_rcpt){ .index = i, .address = rcpts[i],
+		    .notify = m.notify ? notify[i] : NULL,
+		    .orcpt = m.orcpt ? orcpt[i] : NULL };
 		r[i].status.reply = 500 + (int)i;
 		snprintf(r[i].status.enhanced, sizeof(r[i].status.enhanced), "%s", enh);
 		snprintf(r[i].status.text, sizeof(r[i].status.text), "%s", why);

@@ -9,6 +9,7 @@
 
 #include "dsn.h"
 #include "queue.h"
+#include "queue_fixture.h"
 #include "settings.h"
 #include "test.h"
 
@@ -21,8 +22,6 @@ queue_message(struct mp_qmsg *m, const char *ret)
 	static char *orcpt[] = { (char *)"rfc822;A@remote.test", NULL };
 	const char *body = "Subject: original\r\nFrom: <s@example.test>\r\n\r\nSECRET BODY\r\n";
 	struct mp_qmsg env = { 0 };
-	char id[MP_QID_SIZE], why[128];
-	struct mp_qwriter *w;
 
 	env.sender = (char *)"s@example.test";
 	env.rcpts = rcpts;
@@ -30,18 +29,18 @@ queue_message(struct mp_qmsg *m, const char *ret)
 	env.nrcpt = 2;
 	env.ret = (char *)ret;
 	env.envid = (char *)"ENV+2D1";
-	w = mp_queue_begin(mp_core.queue_dir, &env, id);
-	mp_queue_write(w, body, strlen(body));
-	mp_queue_commit(w);
-	mp_queue_load(mp_core.queue_dir, id, m, why, sizeof(why));
+	fixture_queue(&env, body, m);
 }
 
 static void
 test_failed(void)
 {
 	struct mp_qmsg m;
-	struct dsn_rcpt r[] = {
-		{ "a@remote.test", { 550, "5.1.1", "remote.test said: 550 no such user" } },
+	struct mp_rcpt r[] = {
+		{ .address = "a@remote.test", .orcpt = "rfc822;A@remote.test",
+		    .rc = MP_PERMFAIL, .done = 1,
+		    .status = { .reply = 550, .enhanced = "5.1.1",
+		    .text = "remote.test said: 550 no such user" } },
 	};
 	char *text = NULL;
 
@@ -77,8 +76,10 @@ static void
 test_delayed(void)
 {
 	struct mp_qmsg m;
-	struct dsn_rcpt r[] = {
-		{ "b@remote.test", { 451, "4.4.1", "connect to mx.remote.test: Connection refused" } },
+	struct mp_rcpt r[] = {
+		{ .address = "b@remote.test", .rc = MP_TEMPFAIL,
+		    .status = { .reply = 451, .enhanced = "4.4.1",
+		    .text = "connect to mx.remote.test: Connection refused" } },
 	};
 	char *text = NULL;
 
@@ -111,8 +112,10 @@ test_hostile_content(void)
 {
 	static char *rcpts[] = { (char *)"a@remote.test" };
 	struct mp_qmsg env = { 0 }, m;
-	struct dsn_rcpt r[] = {
-		{ "a@remote.test", { 550, "5.1.1", "no\r\nX-Injected: 1" } },
+	struct mp_rcpt r[] = {
+		{ .address = "a@remote.test", .rc = MP_PERMFAIL,
+		    .status = { .reply = 550, .enhanced = "5.1.1",
+		    .text = "no\r\nX-Injected: 1" } },
 	};
 	char id[MP_QID_SIZE], why[128], body[256], *text = NULL;
 	struct mp_qwriter *w;
@@ -148,19 +151,12 @@ test_hostile_content(void)
 int
 main(void)
 {
-	char cmd[256];
-
-	if (mkdtemp(state) == NULL)
+	if (fixture_start(state) < 0)
 		return 1;
-	mp_core.server.hostname = "mail.example.test";
-	mp_core.server.state_dir = state;
-	snprintf(mp_core.queue_dir, sizeof(mp_core.queue_dir), "%s/queue", state);
-	mp_queue_setup(state);
 	test_failed();
 	test_delayed();
 	test_hostile_content();
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
-	if (system(cmd) != 0)
+	if (fixture_end(state) < 0)
 		return 1;
 	TEST_EXIT();
 }

@@ -1,0 +1,246 @@
+/*
+ * core/modcall.c - the core's calls into modules (see modcall.h). Each
+ * wrapper is: pick the module, set the log context, call, settle the
+ * result. Settling is shared: a result the kind does not define becomes
+ * MP_TEMPFAIL, and a status that is empty or of the wrong class is
+ * replaced by the kind's default for that result.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "modcall.h"
+#include "settings.h"
+
+/* The replies a kind uses when its module gave none that fits. */
+struct defaults {
+	int ok_reply, temp_reply, perm_reply;
+	const char *ok_enh, *temp_enh, *perm_enh;
+	const char *ok_text, *temp_text, *perm_text;
+};
+
+static const struct defaults deliver_defaults = {
+	250, 451, 550, "2.0.0", "4.3.0", "5.3.0",
+	"delivered", "local delivery failed", "local delivery refused",
+};
+static const struct defaults resolve_defaults = {
+	250, 451, 550, "2.0.0", "4.4.3", "5.1.2",
+	"resolved", "name lookup failed", "no such domain",
+};
+static const struct defaults filter_defaults = {
+	250, 451, 550, "2.0.0", "4.7.1", "5.7.1",
+	"accepted", "try again later", "message refused",
+};
+
+static void
+set_status(struct mp_status *st, int reply, const char *enhanced,
+    const char *text)
+{
+	st->reply = reply;
+	snprintf(st->enhanced, sizeof(st->enhanced), "%s", enhanced);
+	snprintf(st->text, sizeof(st->text), "%s", text);
+}
+
+/* MP_OK, MP_TEMPFAIL or MP_PERMFAIL, with *st of the matching class. */
+static int
+settle(int rc, struct mp_status *st, const struct defaults *d)
+{
+	if (rc != MP_OK && rc != MP_PERMFAIL)
+		rc = MP_TEMPFAIL;	/* MP_ERROR, MP_DECLINED, anything unknown */
+	int want = rc == MP_OK ? 2 : rc == MP_TEMPFAIL ? 4 : 5;
+	if (st->reply / 100 == want)
+		return rc;
+	if (rc == MP_OK)
+		set_status(st, d->ok_reply, d->ok_enh, d->ok_text);
+	else if (rc == MP_TEMPFAIL)
+		set_status(st, d->temp_reply, d->temp_enh, d->temp_text);
+	else
+		set_status(st, d->perm_reply, d->perm_enh, d->perm_text);
+	return rc;
+}
+
+static void
+enter(const char *name)
+{
+	mp_log_set_module(name);
+}
+
+static void
+leave(void)
+{
+	mp_log_set_module(NULL);
+}
+
+int
+mp_call_route(const char *sender, const char *rcpt,
+    struct mp_route_decision *d, const char **error_r)
+{
+	const struct mp_loaded *m = mp_core.route;
+	int rc;
+
+	enter(m->name);
+	rc = m->mod->route->route(m->ctx, sender, rcpt, d, error_r);
+	leave();
+	if (rc != MP_OK && *error_r == NULL)
+		*error_r = "the route module failed";
+	return rc == MP_OK ? MP_OK : MP_TEMPFAIL;
+}
+
+int
+mp_call_deliver(const struct mp_envelope *env, const char *rcpt,
+    struct mp_reader *msg, struct mp_status *st)
+{
+	const struct mp_loaded *m = mp_core.deliver;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	if (m == NULL) {
+		set_status(st, 451, "4.3.5", "no deliver module loaded");
+		return MP_TEMPFAIL;
+	}
+	enter(m->name);
+	rc = m->mod->deliver->deliver(m->ctx, env, rcpt, msg, st);
+	leave();
+	return settle(rc, st, &deliver_defaults);
+}
+
+/* The loaded module whose auth ops are in use (for the log context). */
+static const char *
+auth_name(void)
+{
+	for (size_t i = 0; i < mp_core.modules.n; i++) {
+		const struct mp_loaded *m = &mp_core.modules.v[i];
+		if ((m->mod->kinds & MP_KIND_AUTH) && m->mod->auth == mp_core.auth.ops)
+			return m->name;
+	}
+	return "auth";
+}
+
+/* 1, 0 or -1: what the auth kind defines; anything else is an error. */
+static int
+settle_yes_no(int rc, const char **error_r, const char *what)
+{
+	if (rc == 1 || rc == 0)
+		return rc;
+	if (*error_r == NULL)
+		*error_r = what;
+	return -1;
+}
+
+int
+mp_call_auth_verify(const char *user, const char *password,
+    const char **error_r)
+{
+	int rc;
+
+	enter(auth_name());
+	rc = mp_core.auth.ops->verify(mp_core.auth.ctx, user, password, error_r);
+	leave();
+	return settle_yes_no(rc, error_r, "password check failed");
+}
+
+int
+mp_call_auth_user_exists(const char *address, const char **error_r)
+{
+	int rc;
+
+	enter(auth_name());
+	rc = mp_core.auth.ops->user_exists(mp_core.auth.ctx, address, error_r);
+	leave();
+	return settle_yes_no(rc, error_r, "user lookup failed");
+}
+
+/* Before a resolve call: the module, in the log context, with an empty
+ * status; NULL (and a 451) when none is loaded. */
+static const struct mp_loaded *
+resolver(size_t *n_r, struct mp_status *st)
+{
+	const struct mp_loaded *m = mp_core.resolve;
+
+	*n_r = 0;
+	memset(st, 0, sizeof(*st));
+	if (m == NULL) {
+		set_status(st, 451, "4.4.0",
+		    "remote delivery needs a resolve module (dns_mx)");
+		return NULL;
+	}
+	enter(m->name);
+	return m;
+}
+
+/* After it: no results unless MP_OK (and never more than max). */
+static int
+resolved(int rc, size_t max, size_t *n_r, struct mp_status *st)
+{
+	leave();
+	if (rc != MP_OK || *n_r > max)
+		*n_r = 0;
+	return settle(rc, st, &resolve_defaults);
+}
+
+int
+mp_call_resolve_mx(const char *domain, struct mp_mx *out, size_t max,
+    size_t *n_r, struct mp_status *st)
+{
+	const struct mp_loaded *m = resolver(n_r, st);
+
+	if (m == NULL)
+		return MP_TEMPFAIL;
+	return resolved(m->mod->resolve->mx(m->ctx, domain, out, max, n_r, st),
+	    max, n_r, st);
+}
+
+int
+mp_call_resolve_addresses(const char *host, struct sockaddr_storage *out,
+    size_t max, size_t *n_r, struct mp_status *st)
+{
+	const struct mp_loaded *m = resolver(n_r, st);
+
+	if (m == NULL)
+		return MP_TEMPFAIL;
+	return resolved(m->mod->resolve->addresses(m->ctx, host, out, max, n_r, st),
+	    max, n_r, st);
+}
+
+int
+mp_call_filter(const struct mp_loaded *f, struct mp_txn *txn,
+    const struct mp_envelope *env, struct mp_reader *msg,
+    int (*add_header)(struct mp_txn *, const char *, const char *),
+    struct mp_status *st)
+{
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	enter(f->name);
+	rc = f->mod->filter->end_of_data(f->ctx, txn, env, msg, add_header, st);
+	leave();
+	return settle(rc, st, &filter_defaults);
+}
+
+int
+mp_call_retry(const struct mp_retry_info *info, struct mp_retry_decision *d)
+{
+	const struct mp_loaded *m = mp_core.retry;
+	int rc;
+
+	if (m == NULL)
+		return MP_TEMPFAIL;
+	enter(m->name);
+	rc = m->mod->retry->schedule(m->ctx, info, d);
+	leave();
+	return rc == MP_OK ? MP_OK : MP_TEMPFAIL;
+}
+
+int
+mp_call_store_open(const struct mp_loaded *m, const char *user,
+    struct mp_mailbox **mb_r, const char **error_r)
+{
+	int rc;
+
+	enter(m->name);
+	rc = m->mod->store->open(m->ctx, user, mb_r, error_r);
+	leave();
+	if (rc != MP_OK && *error_r == NULL)
+		*error_r = "cannot open the mailbox";
+	return rc == MP_OK ? MP_OK : MP_TEMPFAIL;
+}

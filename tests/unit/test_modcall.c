@@ -1,0 +1,219 @@
+/*
+ * tests/unit/test_modcall.c - the wrappers around every core call into
+ * a module (core/modcall.c): the module's name is the log context
+ * during the call and cleared after it; MP_ERROR, MP_DECLINED and
+ * unknown returns become MP_TEMPFAIL; an empty status, or one of the
+ * wrong class, is replaced by the kind's default while a fitting one is
+ * kept; auth's 1/0/-1 contract is enforced. One fake module of every
+ * kind returns whatever the test sets in `ret` and fills `give` (when
+ * its reply is not 0) as its status.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "loader.h"
+#include "log.h"
+#include "modcall.h"
+#include "settings.h"
+#include "test.h"
+
+static int ret;
+static struct mp_status give;
+static char context[64];	/* the log context the module ran in */
+
+static void
+note_context(void)
+{
+	snprintf(context, sizeof(context), "%s", mp_log_module() ? mp_log_module() : "");
+}
+
+static int
+answer(struct mp_status *st)
+{
+	note_context();
+	if (give.reply)
+		*st = give;
+	return ret;
+}
+
+static int
+fake_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
+    struct mp_reader *msg, struct mp_status *st)
+{
+	return answer(st);
+}
+
+static int
+fake_filter(void *ctx, struct mp_txn *txn, const struct mp_envelope *env,
+    struct mp_reader *msg, int (*add)(struct mp_txn *, const char *, const char *),
+    struct mp_status *st)
+{
+	return answer(st);
+}
+
+static int
+fake_route(void *ctx, const char *sender, const char *rcpt,
+    struct mp_route_decision *d, const char **error_r)
+{
+	note_context();
+	return ret;
+}
+
+static int
+fake_yes_no(void *ctx, const char *address, const char **error_r)
+{
+	note_context();
+	return ret;
+}
+
+static int
+fake_verify(void *ctx, const char *address, const char *password,
+    const char **error_r)
+{
+	note_context();
+	return ret;
+}
+
+static const struct mp_deliver_ops deliver_ops = { .struct_size = sizeof(deliver_ops),
+	.deliver = fake_deliver };
+static const struct mp_filter_ops filter_ops = { .struct_size = sizeof(filter_ops),
+	.end_of_data = fake_filter };
+static const struct mp_route_ops route_ops = { .struct_size = sizeof(route_ops),
+	.route = fake_route };
+static const struct mp_auth_ops auth_ops = { .struct_size = sizeof(auth_ops),
+	.user_exists = fake_yes_no, .verify = fake_verify };
+static const struct mp_module fake = {
+	.abi_version = MP_ABI_VERSION, .struct_size = sizeof(fake), .name = "fake",
+	.kinds = MP_KIND_DELIVER | MP_KIND_FILTER | MP_KIND_ROUTE | MP_KIND_AUTH,
+	.deliver = &deliver_ops, .filter = &filter_ops, .route = &route_ops,
+	.auth = &auth_ops,
+};
+static struct mp_loaded loaded = { .name = "fake_mod", .mod = &fake };
+
+/* Run the deliver wrapper with the module returning rc and status g. */
+static int
+deliver(int rc, struct mp_status g, struct mp_status *st)
+{
+	ret = rc;
+	give = g;
+	context[0] = '\0';
+	return mp_call_deliver(NULL, "a@example.test", NULL, st);
+}
+
+static void
+test_deliver(void)
+{
+	struct mp_status st, none = { 0 };
+	struct mp_status full = { .reply = 452, .enhanced = "4.2.2", .text = "over quota" };
+	struct mp_status wrong = { .reply = 250, .enhanced = "2.0.0", .text = "fine" };
+
+	mp_core.deliver = NULL;
+	CHECK("deliver: no module is a 451", deliver(MP_OK, none, &st) == MP_TEMPFAIL &&
+	    st.reply == 451 && strcmp(st.enhanced, "4.3.5") == 0);
+	mp_core.deliver = &loaded;
+	CHECK("deliver: the module's name is the log context during the call",
+	    deliver(MP_OK, none, &st) == MP_OK && strcmp(context, "fake_mod") == 0);
+	CHECK("deliver: and cleared after it", mp_log_module() == NULL);
+	CHECK("deliver: MP_OK without status gets 250", st.reply == 250 && st.text[0]);
+	CHECK("deliver: MP_ERROR is a temporary failure with a default 451",
+	    deliver(MP_ERROR, none, &st) == MP_TEMPFAIL && st.reply == 451 &&
+	    strcmp(st.enhanced, "4.3.0") == 0);
+	CHECK("deliver: MP_DECLINED is a temporary failure",
+	    deliver(MP_DECLINED, none, &st) == MP_TEMPFAIL && st.reply == 451);
+	CHECK("deliver: an unknown return is a temporary failure",
+	    deliver(7, none, &st) == MP_TEMPFAIL && st.reply == 451);
+	CHECK("deliver: a fitting status is kept",
+	    deliver(MP_TEMPFAIL, full, &st) == MP_TEMPFAIL && st.reply == 452 &&
+	    strcmp(st.text, "over quota") == 0);
+	CHECK("deliver: a 2xx with MP_PERMFAIL is replaced by a 5xx",
+	    deliver(MP_PERMFAIL, wrong, &st) == MP_PERMFAIL && st.reply == 550);
+}
+
+static void
+test_filter(void)
+{
+	struct mp_status st, none = { 0 };
+	struct mp_status five = { .reply = 554, .enhanced = "5.7.1", .text = "spam" };
+
+	ret = MP_PERMFAIL;
+	give = none;
+	CHECK("filter: MP_PERMFAIL without status gets 550 5.7.1",
+	    mp_call_filter(&loaded, NULL, NULL, NULL, NULL, &st) == MP_PERMFAIL &&
+	    st.reply == 550 && strcmp(st.enhanced, "5.7.1") == 0 &&
+	    strcmp(context, "fake_mod") == 0);
+	ret = MP_TEMPFAIL;
+	give = five;
+	CHECK("filter: a 5xx with MP_TEMPFAIL becomes 451 4.7.1",
+	    mp_call_filter(&loaded, NULL, NULL, NULL, NULL, &st) == MP_TEMPFAIL &&
+	    st.reply == 451 && strcmp(st.enhanced, "4.7.1") == 0);
+	ret = MP_ERROR;
+	CHECK("filter: MP_ERROR defers", mp_call_filter(&loaded, NULL, NULL, NULL,
+	    NULL, &st) == MP_TEMPFAIL);
+}
+
+static void
+test_route(void)
+{
+	struct mp_route_decision d = { .struct_size = sizeof(d) };
+	const char *err = NULL;
+
+	mp_core.route = &loaded;
+	ret = MP_ERROR;
+	context[0] = '\0';
+	CHECK("route: MP_ERROR is MP_TEMPFAIL with a reason",
+	    mp_call_route("s@x.test", "a@x.test", &d, &err) == MP_TEMPFAIL && err != NULL);
+	CHECK("route: in the module's log context", strcmp(context, "fake_mod") == 0 &&
+	    mp_log_module() == NULL);
+	ret = MP_OK;
+	err = NULL;
+	CHECK("route: MP_OK passes", mp_call_route("s@x.test", "a@x.test", &d, &err) == MP_OK);
+	mp_core.route = NULL;
+}
+
+static void
+test_auth(void)
+{
+	const char *err = NULL;
+
+	mp_core.auth.ops = &auth_ops;
+	mp_core.modules.v = &loaded;
+	mp_core.modules.n = 1;
+	ret = 1;
+	context[0] = '\0';
+	CHECK("auth verify: yes, in the auth module's log context",
+	    mp_call_auth_verify("u@x.test", "pw", &err) == 1 &&
+	    strcmp(context, "fake_mod") == 0 && mp_log_module() == NULL);
+	ret = 0;
+	context[0] = '\0';
+	CHECK("auth user_exists: no, in the log context",
+	    mp_call_auth_user_exists("u@x.test", &err) == 0 &&
+	    strcmp(context, "fake_mod") == 0);
+	ret = MP_ERROR;	/* -4: not 1, 0 or -1 */
+	err = NULL;
+	CHECK("auth: anything but 1 or 0 is an error with a reason",
+	    mp_call_auth_verify("u@x.test", "pw", &err) == -1 && err != NULL);
+	mp_core.modules.n = 0;
+	mp_core.auth.ops = NULL;
+}
+
+static void
+test_retry(void)
+{
+	struct mp_retry_info info = { .struct_size = sizeof(info) };
+	struct mp_retry_decision d = { .struct_size = sizeof(d) };
+
+	mp_core.retry = NULL;
+	CHECK("retry: no module is MP_TEMPFAIL (the core decides)",
+	    mp_call_retry(&info, &d) == MP_TEMPFAIL);
+}
+
+int
+main(void)
+{
+	test_deliver();
+	test_filter();
+	test_route();
+	test_auth();
+	test_retry();
+	TEST_EXIT();
+}
