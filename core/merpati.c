@@ -7,7 +7,7 @@
  *     user list
  *     queue list | queue show ID | queue delete ID | queue flush
  *     mailbox migrate --from STORE --to STORE USER...
- *     sendmail [-f FROM] [-t] [-i] [RCPT...]
+ *     sendmail [sendmail(1) options] [RCPT...]   (core/sendmail_opts.c)
  *
  * It reads the same config and loads the same modules as the daemon,
  * so check-config sees exactly what merpatid would.
@@ -40,7 +40,7 @@ usage(void)
 	    "  user list\n"
 	    "  queue list | queue show ID | queue delete ID | queue flush\n"
 	    "  mailbox migrate --from STORE --to STORE USER...\n"
-	    "  sendmail [-f FROM] [-t] [-i] [RCPT...]\n", stderr);
+	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]\n", stderr);
 	exit(2);
 }
 
@@ -109,8 +109,8 @@ main(int argc, char **argv)
 		return cli_sendmail(config ? config : CLI_DEFAULT_CONFIG, NULL,
 		    0, argc, argv);
 	if (strcmp(mp_basename(argv[0]), "mailq") == 0) {
-		char *list[] = { (char *)"list", NULL };
-		return cli_queue(config ? config : CLI_DEFAULT_CONFIG, NULL, 0, 1, list);
+		char *bp[] = { (char *)"sendmail", (char *)"-bp", NULL };
+		return cli_sendmail(config ? config : CLI_DEFAULT_CONFIG, NULL, 0, 2, bp);
 	}
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)

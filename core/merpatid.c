@@ -21,6 +21,7 @@
 #include "config.h"
 #include "confine.h"
 #include "log.h"
+#include "maildrop.h"
 #include "privs.h"
 #include "queue.h"
 #include "runner.h"
@@ -240,6 +241,8 @@ main(int argc, char **argv)
 	setup_tls();
 	if (smtp_server_bind(err, sizeof(err)) < 0 ||
 	    smtp_server_fit_fd_limit(err, sizeof(err)) < 0 ||
+	    mp_maildrop_prepare(mp_core.server.state_dir, mp_core.server.user,
+	    err, sizeof(err)) < 0 ||
 	    mp_drop_privileges(mp_core.server.user, mp_core.server.state_dir,
 	    err, sizeof(err)) < 0)
 		die(err);
@@ -251,7 +254,8 @@ main(int argc, char **argv)
 	if (mp_confine(mp_core.server.landlock, err, sizeof(err)) < 0)
 		die(err);
 	block_signals(&set);
-	if (mp_runner_start() < 0 || smtp_server_start() < 0)
+	if (mp_runner_start() < 0 || smtp_server_start() < 0 ||
+	    mp_maildrop_start() < 0)
 		die("cannot start threads");
 	mp_log(MP_LOG_INFO, "merpatid started (pid %ld) as %s", (long)getpid(),
 	    mp_core.server.hostname);

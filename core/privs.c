@@ -209,7 +209,8 @@ hand_over_state(int state, uid_t uid, gid_t gid, char *err, size_t errsize)
 {
 	int queue, tmp = -1, corrupt, rc;
 
-	if (fchown(state, uid, gid) < 0) {
+	/* state_dir keeps its group: the maildrop's (core/maildrop.h). */
+	if (fchown(state, uid, (gid_t)-1) < 0) {
 		snprintf(err, errsize, "cannot chown state_dir: %s", strerror(errno));
 		return -1;
 	}
@@ -245,7 +246,7 @@ mp_chown_to_user(const char *user, const char *state_dir, char *err,
 		return no_user(user, err, errsize);
 	if ((fd = mp_state_dir_open(user, state_dir, err, errsize)) < 0)
 		return -1;
-	if (fchown(fd, uid, gid) < 0) {
+	if (fchown(fd, uid, (gid_t)-1) < 0) {	/* keeps its group, as above */
 		snprintf(err, errsize, "cannot chown %s: %s", state_dir,
 		    strerror(errno));
 		rc = -1;

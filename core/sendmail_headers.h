@@ -20,15 +20,24 @@ const char *sendmail_header_end(const struct mp_buf *t);
 /* 1 when the header section has a "name:" field (any case). */
 int sendmail_has_header(const struct mp_buf *t, const char *name);
 
-/* Append a copy of addr to the vector *v of *n addresses. */
+/* Append a copy of addr to the vector *v of *n addresses, unless one
+ * equal to it (any case) is already there. */
 void sendmail_add_rcpt(char ***v, size_t *n, const char *addr);
 
-/* Addresses in <...>, or bare words with an '@', of the To, Cc and Bcc
- * fields (folded lines included), appended to *v. */
+/*
+ * The addresses of the To, Cc and Bcc fields (all of them, folded lines
+ * included), appended to *v; when the message has any Resent-To,
+ * Resent-Cc or Resent-Bcc field, those instead (it is being resent:
+ * RFC 5322 3.6.6, as sendmail -t does). An address is the "<...>" part
+ * of a mailbox, or its addr-spec; it holds no space, control character
+ * or list punctuation, and may lack a domain (the caller qualifies it).
+ * Stops adding once *n reaches max.
+ */
 void sendmail_recipients_from_headers(const struct mp_buf *t, char ***v,
-    size_t *n);
+    size_t *n, size_t max);
 
-/* Drop Bcc fields (and their folded lines) from the header section. */
+/* Drop Bcc and Resent-Bcc fields (with their folded lines) from the
+ * header section. */
 void sendmail_remove_bcc(struct mp_buf *t);
 
 #endif

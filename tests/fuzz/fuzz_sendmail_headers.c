@@ -2,16 +2,20 @@
  * tests/fuzz/fuzz_sendmail_headers.c - libFuzzer target: `merpati
  * sendmail -t`'s header work on arbitrary message text (NULs included,
  * as read_message keeps them). What must hold: every recipient is a
- * non-empty word with an '@' and no space, control character, comma or
- * angle bracket; after Bcc
- * removal no Bcc field is left, the text is still NUL-terminated at its
- * length, and the body (after the header section) is untouched.
+ * non-empty word with no space, control character or list punctuation
+ * (< > , ; : ( ) \), not starting with '@', at most MAX of them, none
+ * twice; after Bcc removal no Bcc or Resent-Bcc field is left, the text
+ * is still NUL-terminated at its length, and the body (after the header
+ * section) is untouched.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sendmail_headers.h"
+
+#define MAX 50
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,7 +24,7 @@ check_rcpt(const char *a)
 {
 	size_t len = strlen(a);
 
-	if (len == 0 || len >= 320 || !strchr(a, '@') || strpbrk(a, "<>,"))
+	if (len == 0 || len >= 320 || a[0] == '@' || strpbrk(a, "<>,;:()\\"))
 		abort();
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)a[i] <= 0x20 || a[i] == 0x7f)
@@ -46,16 +50,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	(void)sendmail_has_header(&t, "From");
 	(void)sendmail_has_header(&t, "Message-ID");
-	sendmail_recipients_from_headers(&t, &v, &n);
+	sendmail_recipients_from_headers(&t, &v, &n, MAX);
+	if (n > MAX)
+		abort();
 	for (size_t i = 0; i < n; i++) {
 		check_rcpt(v[i]);
-		free(v[i]);
+		for (size_t j = 0; j < i; j++)
+			if (strcasecmp(v[i], v[j]) == 0)
+				abort();
 	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
 	free(v);
 
 	sendmail_remove_bcc(&t);
 	end = sendmail_header_end(&t);
-	if (t.p[t.len] != '\0' || sendmail_has_header(&t, "Bcc"))
+	if (t.p[t.len] != '\0' || sendmail_has_header(&t, "Bcc") ||
+	    sendmail_has_header(&t, "Resent-Bcc"))
 		abort();
 	/* The body is the tail of the text, byte for byte. */
 	if (body_len > t.len || memcmp(t.p + t.len - body_len, body, body_len) != 0)
