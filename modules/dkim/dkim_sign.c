@@ -54,18 +54,22 @@ sb_add(struct strbuf *sb, const char *s, size_t len)
 		sb->line = s[i] == '\n' ? 0 : sb->line + 1;
 }
 
-/* Append a word, starting a new line first ("CRLF TAB") when it would
- * make the current one longer than 78 octets; sep is put before the
- * word when it stays on the same line. */
+/* Append sep and a word, starting a new line ("CRLF TAB") before the
+ * word when it would make the current one longer than 78 octets. A
+ * space separator is replaced by the fold; any other (the ':' in h=)
+ * stays in front of it. */
 static void
 sb_word(struct strbuf *sb, const char *sep, const char *word)
 {
 	size_t len = strlen(word);
 
-	if (sb->line + strlen(sep) + len > 78)
+	if (sb->line + strlen(sep) + len > 78) {
+		if (strcmp(sep, " ") != 0)
+			sb_add(sb, sep, strlen(sep));
 		sb_add(sb, "\r\n\t", 3);
-	else
+	} else {
 		sb_add(sb, sep, strlen(sep));
+	}
 	sb_add(sb, word, len);
 }
 

@@ -152,6 +152,36 @@ local_policy(const struct dkim_sig *sig, const struct dkim_verify_opts *opts,
 	return 0;
 }
 
+/* 1 if value is printable text without spaces (safe in a report). */
+static int
+plain(const char *value, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)value[i] <= ' ' || (unsigned char)value[i] >= 127)
+			return 0;
+	return 1;
+}
+
+/* For the report of a signature that did not parse: d= and s= as
+ * written, when the tag list itself is sound and they are plain text. */
+static void
+name_broken_signature(const char *value, size_t len, struct dkim_verdict *v)
+{
+	struct dkim_tag tags[DKIM_MAX_TAGS];
+	const struct dkim_tag *d, *s;
+	const char *error;
+	size_t n;
+
+	if (dkim_tags_parse(value, len, tags, DKIM_MAX_TAGS, &n, &error) < 0)
+		return;
+	d = dkim_tag_find(tags, n, "d");
+	s = dkim_tag_find(tags, n, "s");
+	if (d && d->value_len < sizeof(v->domain) && plain(d->value, d->value_len))
+		snprintf(v->domain, sizeof(v->domain), "%.*s", (int)d->value_len, d->value);
+	if (s && s->value_len < sizeof(v->selector) && plain(s->value, s->value_len))
+		snprintf(v->selector, sizeof(v->selector), "%.*s", (int)s->value_len, s->value);
+}
+
 static enum dkim_result
 verify_one(const struct dkim_field *f, const struct dkim_field *fields,
     size_t nfields, const char *body, size_t body_len,
@@ -172,6 +202,7 @@ verify_one(const struct dkim_field *f, const struct dkim_field *fields,
 	}
 	field_value(f, &value, &vlen);
 	if (dkim_sig_parse(value, vlen, sig, &error) < 0) {
+		name_broken_signature(value, vlen, v);
 		verdict(v, DKIM_PERMERROR, error);
 		goto out;
 	}

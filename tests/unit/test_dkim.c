@@ -485,6 +485,30 @@ test_round_trip(const char *selector)
 	free(signed_msg);
 }
 
+/* Every default field present: h= is long enough to be folded, and the
+ * fold must keep it parseable (a fold once swallowed a ':'). */
+static void
+test_long_h(void)
+{
+	static const char full[] =
+	    "Date: Tue, 24 Nov 2026 01:00:00 +0000\r\nFrom: joe@example.test\r\n"
+	    "To: ann@example.org\r\nCc: bob@example.org\r\nSubject: s\r\n"
+	    "Message-ID: <2@example.test>\r\nReply-To: joe@example.test\r\n"
+	    "In-Reply-To: <1@example.test>\r\nReferences: <1@example.test>\r\n"
+	    "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+	    "Content-Transfer-Encoding: 7bit\r\n\r\nbody\r\n";
+	char *signed_msg = NULL;
+
+	for (int k = 2; k <= 3; k++) {
+		CHECK(k == 2 ? "rsa: a folded h= verifies" : "ed: a folded h= verifies",
+		    sign_with(records[k], k == 2 ? "rsa" : "ed", full, &signed_msg) == 0 &&
+		    strstr(signed_msg, ":\r\n\t") != NULL &&
+		    verify1(signed_msg, 0, NULL, 0) == DKIM_PASS);
+		free(signed_msg);
+		signed_msg = NULL;
+	}
+}
+
 /* A second, bad signature does not hide the good one; key problems are
  * permerrors. */
 static void
@@ -584,6 +608,7 @@ main(void)
 	dkim_signer_free(&s);
 	test_round_trip("rsa");
 	test_round_trip("ed");
+	test_long_h();
 	test_verdicts();
 	test_short_key();
 	unlink(records[2]);
