@@ -478,6 +478,16 @@ test_round_trip(const char *selector)
 	snprintf(name, sizeof(name), "%s: l= allowed, changed field fails", selector);
 	CHECK(name, verify1(bad, 1, NULL, 0) == DKIM_FAIL);
 	free(bad);
+	/* verify1 checks at t=1795000100 */
+	bad = replace(signed_msg, " d=example.test;", " x=1795000050; d=example.test;");
+	snprintf(name, sizeof(name), "%s: an expired signature is refused", selector);
+	CHECK(name, verify1(bad, 0, reason, sizeof(reason)) == DKIM_POLICY &&
+	    strstr(reason, "expired"));
+	free(bad);
+	bad = replace(signed_msg, " d=example.test;", " x=1795000200; d=example.test;");
+	snprintf(name, sizeof(name), "%s: an unexpired x= reaches the crypto", selector);
+	CHECK(name, verify1(bad, 0, NULL, 0) == DKIM_FAIL);
+	free(bad);
 	tempfail = 1;
 	snprintf(name, sizeof(name), "%s: a lookup failure is temperror", selector);
 	CHECK(name, verify1(signed_msg, 0, NULL, 0) == DKIM_TEMPERROR);
