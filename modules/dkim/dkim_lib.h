@@ -232,6 +232,7 @@ struct dkim_verdict {
 	int key_bits;
 	int testing;		/* the key record says t=y */
 	char reason[128];	/* why, when not pass */
+	char b_prefix[9];	/* first 8 characters of b= (RFC 6008) */
 };
 
 /*
@@ -241,6 +242,16 @@ struct dkim_verdict {
 size_t dkim_verify(const char *msg, size_t len,
     const struct dkim_verify_opts *opts, dkim_txt_fn txt, void *txt_ctx,
     struct dkim_verdict *verdicts, size_t max);
+
+/*
+ * The "dkim=" results of RFC 8601 for an Authentication-Results field,
+ * one per verdict ("dkim=none" for none), separated by ";" and a fold:
+ *   dkim=pass (2048-bit rsa key) header.d=example.test header.s=s1
+ *   header.a=rsa-sha256 header.b=AbCdEfGh
+ * Returns the full length; out holds at most size - 1 of it.
+ */
+size_t dkim_auth_results(const struct dkim_verdict *verdicts, size_t n,
+    char *out, size_t size);
 
 /* ---- key generation (dkim_crypto.c) ---- */
 

@@ -5,6 +5,8 @@
  * header hash. Each signature gets its own verdict with a reason; one
  * bad signature never hides a good one.
  */
+#include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,26 @@ strip_b_value(const struct dkim_field *f, char *out, size_t size)
 	memcpy(out, f->start, (size_t)(from - f->start));
 	memcpy(out + (from - f->start), to, (size_t)(end - to));
 	return (size_t)(from - f->start) + (size_t)(end - to);
+}
+
+/* The first 8 base64 characters of the b= value as written, for
+ * header.b (RFC 6008); "" when the tag list does not parse. */
+static void
+b64_start(const char *value, size_t len, char out[9])
+{
+	struct dkim_tag tags[DKIM_MAX_TAGS];
+	const struct dkim_tag *b;
+	const char *error;
+	size_t n, i = 0;
+
+	if (dkim_tags_parse(value, len, tags, DKIM_MAX_TAGS, &n, &error) == 0 &&
+	    (b = dkim_tag_find(tags, n, "b")) != NULL) {
+		for (size_t j = 0; j < b->value_len && i < 8; j++)
+			if (isalnum((unsigned char)b->value[j]) ||
+			    b->value[j] == '+' || b->value[j] == '/')
+				out[i++] = b->value[j];
+	}
+	out[i] = '\0';
 }
 
 /* Fetch and parse the key; on failure the verdict says why. */
@@ -152,12 +174,13 @@ local_policy(const struct dkim_sig *sig, const struct dkim_verify_opts *opts,
 	return 0;
 }
 
-/* 1 if value is printable text without spaces (safe in a report). */
+/* 1 if value has only the octets of a domain name (safe unquoted in a
+ * report and in Authentication-Results). */
 static int
 plain(const char *value, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)value[i] <= ' ' || (unsigned char)value[i] >= 127)
+		if (!isalnum((unsigned char)value[i]) && !strchr(".-_", value[i]))
 			return 0;
 	return 1;
 }
@@ -210,6 +233,7 @@ verify_one(const struct dkim_field *f, const struct dkim_field *fields,
 	snprintf(v->selector, sizeof(v->selector), "%s", sig->selector);
 	snprintf(v->auid, sizeof(v->auid), "%s", sig->auid);
 	v->alg = sig->alg;
+	b64_start(value, vlen, v->b_prefix);
 	if (local_policy(sig, opts, v) < 0)
 		goto out;
 	if ((key = fetch_key(sig, txt, ctx, opts, v)) == NULL)
@@ -277,4 +301,55 @@ dkim_verify(const char *msg, size_t len, const struct dkim_verify_opts *opts,
 	}
 	free(fields);
 	return n;
+}
+
+/* Append printf output to out, keeping track of the length; what does
+ * not fit is dropped and counted in *len. */
+static void
+append(char *out, size_t size, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+append(char *out, size_t size, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(*len < size ? out + *len : NULL, *len < size ? size - *len : 0,
+	    fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*len += (size_t)n;
+}
+
+size_t
+dkim_auth_results(const struct dkim_verdict *v, size_t n, char *out,
+    size_t size)
+{
+	size_t len = 0;
+
+	if (size > 0)
+		out[0] = '\0';
+	if (n == 0)
+		append(out, size, &len, "dkim=none");
+	for (size_t i = 0; i < n; i++) {
+		append(out, size, &len, "%sdkim=%s", i ? ";\r\n\t" : "",
+		    dkim_result_name(v[i].result));
+		if (v[i].result == DKIM_PASS)
+			append(out, size, &len, " (%d-bit %s key%s)", v[i].key_bits,
+			    v[i].alg == DKIM_ED25519_SHA256 ? "ed25519" : "rsa",
+			    v[i].testing ? ", testing" : "");
+		else if (v[i].reason[0])
+			append(out, size, &len, " (%s)", v[i].reason);
+		if (v[i].domain[0])
+			append(out, size, &len, " header.d=%s", v[i].domain);
+		if (v[i].selector[0])
+			append(out, size, &len, " header.s=%s", v[i].selector);
+		if (v[i].domain[0] && v[i].selector[0])
+			append(out, size, &len, " header.a=%s", dkim_alg_name(v[i].alg));
+		if (v[i].b_prefix[0])
+			append(out, size, &len, " header.b=%s", v[i].b_prefix);
+	}
+	return len;
 }

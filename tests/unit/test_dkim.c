@@ -542,6 +542,20 @@ test_verdicts(void)
 	CHECK("two signatures, two verdicts", n == 2 && v[0].result == DKIM_PERMERROR &&
 	    strcmp(v[0].reason, "no key record") == 0 && v[1].result == DKIM_PASS &&
 	    v[1].key_bits == 2048);
+	{
+		char ar[1024], want[256];
+		size_t len = dkim_auth_results(v, n, ar, sizeof(ar));
+		snprintf(want, sizeof(want), "dkim=permerror (no key record) header.d=example.test"
+		    " header.s=nokey header.a=rsa-sha256 header.b=AAAA;\r\n\tdkim=pass"
+		    " (2048-bit rsa key) header.d=example.test header.s=rsa"
+		    " header.a=rsa-sha256 header.b=%.8s", strstr(one, " b=") + 3);
+		CHECK_STR("Authentication-Results for two signatures", ar, want);
+		CHECK("Authentication-Results length", len == strlen(want));
+		CHECK("Authentication-Results cut to the buffer",
+		    dkim_auth_results(v, n, ar, 20) == len && strlen(ar) == 19);
+		CHECK_STR("Authentication-Results for none",
+		    (dkim_auth_results(v, 0, ar, sizeof(ar)), ar), "dkim=none");
+	}
 	free(two);
 	CHECK("an unsigned message has no verdict",
 	    dkim_verify(message, strlen(message), &opts, txt_memory, NULL, v, 4) == 0);
