@@ -314,3 +314,22 @@ dkim_keygen(enum dkim_alg alg, int bits, const char *path, char **txt_r,
 	free(p64);
 	return 0;
 }
+
+char *
+dkim_txt_zone_line(const char *selector, const char *domain, const char *txt)
+{
+	size_t len = strlen(txt), chunks = (len + 249) / 250;
+	size_t size = strlen(selector) + strlen(domain) + len + 5 * chunks + 64;
+	char *out = malloc(size);
+	size_t n;
+
+	if (out == NULL)
+		return NULL;
+	n = (size_t)snprintf(out, size, "%s._domainkey.%s. IN TXT (", selector, domain);
+	/* RFC 1035 3.3.14: one character-string holds at most 255 octets;
+	 * the strings of a record are joined when read (RFC 6376 3.6.2.2) */
+	for (size_t i = 0; i < len; i += 250)
+		n += (size_t)snprintf(out + n, size - n, " \"%.250s\"", txt + i);
+	snprintf(out + n, size - n, " )");
+	return out;
+}

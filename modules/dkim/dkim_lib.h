@@ -264,4 +264,14 @@ size_t dkim_auth_results(const struct dkim_verdict *verdicts, size_t n,
 int dkim_keygen(enum dkim_alg alg, int bits, const char *path, char **txt_r,
     const char **error_r);
 
+/*
+ * The record as a zone-file line, its text cut into strings of at most
+ * 250 octets (a TXT string holds 255):
+ *   sel._domainkey.example.test. IN TXT ( "v=DKIM1; k=rsa; p=..." "..." )
+ * malloc()ed; NULL when out of memory. The record text has no '"' or
+ * '\\' (base64 and fixed tags), so nothing needs escaping.
+ */
+char *dkim_txt_zone_line(const char *selector, const char *domain,
+    const char *txt);
+
 #endif

@@ -434,6 +434,20 @@ test_keygen(const char *rsa_path)
 	    dkim_keygen(DKIM_RSA_SHA256, 0, rsa_path, &txt, &error) < 0 && txt == NULL);
 	CHECK("keygen refuses 512-bit RSA",
 	    dkim_keygen(DKIM_RSA_SHA256, 512, "/nonexistent/x", &txt, &error) < 0);
+	{
+		char big[600], *line;
+		memset(big, 'A', 599);
+		big[599] = '\0';
+		memcpy(big, "v=DKIM1; p=", 11);
+		line = dkim_txt_zone_line("s1", "example.test", big);
+		CHECK("zone line cuts the record into strings of 250",
+		    line && strncmp(line, "s1._domainkey.example.test. IN TXT ( \"v=DKIM1; p=", 49) == 0 &&
+		    /* 36 octets of name, 3 strings of ' "' 250 '"', " )" */
+		    strlen(line) == 36 + 599 + 3 * 3 + 2 &&
+		    line[38 + 250] == '"' && line[38 + 251] == ' ' && line[38 + 252] == '"' &&
+		    strcmp(line + strlen(line) - 4, "A\" )") == 0);
+		free(line);
+	}
 	CHECK("the RSA record names k=rsa",
 	    strncmp(records[0] + strlen("rsa._domainkey.example.test "),
 	    "v=DKIM1; k=rsa; p=MII", 21) == 0);
