@@ -283,3 +283,147 @@ mp_drop_privileges(const char *user, const char *state_dir, char *err,
 	}
 	return 0;
 }
+
+/* Whether uid/gid (the primary group only: the drop clears the
+ * supplementary ones) gets all of bits (4 r, 2 w, 1 x) on st. */
+static int
+user_may(const struct stat *st, uid_t uid, gid_t gid, unsigned bits)
+{
+	unsigned shift = st->st_uid == uid ? 6 : st->st_gid == gid ? 3 : 0;
+
+	return ((st->st_mode >> shift) & bits) == bits;
+}
+
+static void
+owner_name(uid_t uid, char *out, size_t size)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL)
+		snprintf(out, size, "%s", pw.pw_name);
+	else
+		snprintf(out, size, "uid %ld", (long)uid);
+}
+
+/* "chmod o+x DIR", or u+x / g+x when user owns it or is in its group. */
+static const char *
+who_bits(const struct stat *st, uid_t uid, gid_t gid)
+{
+	return st->st_uid == uid ? "u" : st->st_gid == gid ? "g" : "o";
+}
+
+static int
+unreachable(char *err, size_t errsize, const char *what, const char *path,
+    const char *user, const char *dir, const struct stat *st, uid_t uid,
+    gid_t gid)
+{
+	char owner[128];
+
+	owner_name(st->st_uid, owner, sizeof(owner));
+	snprintf(err, errsize, "%s %s is not reachable by user %s: %s is mode "
+	    "%04o, owner %s; chmod %s+x %s, or choose a path below directories "
+	    "%s can search", what, path, user, dir, (unsigned)(st->st_mode & 07777),
+	    owner, who_bits(st, uid, gid), dir, user);
+	return -1;
+}
+
+/* Whether root may create the missing rest of a path below an existing
+ * ancestor st without the daemon's user steering it through a symlink:
+ * every ancestor root's and not writable by that user, except a sticky
+ * one (/tmp) whose next component already exists as root's (*open says
+ * that the next must exist). A group-writable /var/mail is fine: the
+ * last step never follows a symlink (create_user_dir). */
+static int
+create_safe(const struct stat *st, uid_t uid, gid_t gid, int *open)
+{
+	int ok = st->st_uid == 0 &&
+	    (!user_may(st, uid, gid, 2) || (st->st_mode & S_ISVTX));
+
+	*open = user_may(st, uid, gid, 2);
+	return ok;
+}
+
+/* mkdir every missing component of path (an absolute path whose
+ * existing ancestors were found safe), then give the last one to uid
+ * through a descriptor opened without following a symlink. */
+static int
+create_user_dir(const char *path, uid_t uid, gid_t gid, char *err,
+    size_t errsize)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			goto fail;
+		*p = '/';
+	}
+	if (mkdir(path, 0750) < 0 && errno != EEXIST)
+		goto fail;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	if (fstat(fd, &st) == 0 && st.st_uid == 0 && fchown(fd, uid, gid) < 0) {
+		close(fd);
+		goto fail;
+	}
+	close(fd);
+	return 0;
+fail:
+	snprintf(err, errsize, "cannot create %s: %s", buf, strerror(errno));
+	return -1;
+}
+
+int
+mp_user_dir(const char *user, const char *what, const char *path,
+    int create, int need_write, char *err, size_t errsize)
+{
+	char prefix[PATH_MAX], owner[128];
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+	int all_safe = 1, parent_open = 0;
+	size_t len = strlen(path);
+
+	if (geteuid() != 0 || user == NULL || user[0] == '\0' || path[0] != '/' ||
+	    len >= sizeof(prefix) || lookup(user, &uid, &gid) < 0)
+		return 0;	/* a missing user is reported by the drop */
+	/* Every existing ancestor, following the admin's symlinks: this is
+	 * what the daemon's user will traverse. */
+	if (stat("/", &st) == 0 && !user_may(&st, uid, gid, 1))
+		return unreachable(err, errsize, what, path, user, "/", &st, uid, gid);
+	for (size_t i = 1; i < len; i++) {
+		if (path[i] != '/')
+			continue;
+		memcpy(prefix, path, i);
+		prefix[i] = '\0';
+		if (stat(prefix, &st) < 0) {
+			all_safe &= !parent_open;
+			break;
+		}
+		all_safe &= create_safe(&st, uid, gid, &parent_open);
+		if (!user_may(&st, uid, gid, 1))
+			return unreachable(err, errsize, what, path, user, prefix, &st,
+			    uid, gid);
+	}
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT || !create || !all_safe || parent_open)
+			return 0;	/* the daemon's own error names it later */
+		return create_user_dir(path, uid, gid, err, errsize);
+	}
+	if (need_write && !user_may(&st, uid, gid, 7)) {
+		owner_name(st.st_uid, owner, sizeof(owner));
+		snprintf(err, errsize, "%s %s is not writable by user %s: mode %04o, "
+		    "owner %s; chown %s %s (or chmod %s+rwx it)", what, path, user,
+		    (unsigned)(st.st_mode & 07777), owner, user, path,
+		    who_bits(&st, uid, gid));
+		return -1;
+	}
+	return 0;
+}
