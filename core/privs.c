@@ -380,10 +380,28 @@ fail:
 	return -1;
 }
 
+/* stat() path as the user will find it after the drop: the directory
+ * handed over (state_dir, *handed) counts as the user's already. */
+static int
+stat_after_drop(const char *path, const struct stat *handed, uid_t uid,
+    gid_t gid, struct stat *st)
+{
+	if (stat(path, st) < 0)
+		return -1;
+	if (handed != NULL && st->st_dev == handed->st_dev &&
+	    st->st_ino == handed->st_ino) {
+		st->st_uid = uid;
+		st->st_gid = gid;
+	}
+	return 0;
+}
+
 int
 mp_user_dir(const char *user, const char *what, const char *path,
-    int create, int need_write, char *err, size_t errsize)
+    const char *handed_over, int create, int need_write, char *err,
+    size_t errsize)
 {
+	struct stat handed_st, *handed = NULL;
 	char prefix[PATH_MAX], owner[128];
 	struct stat st;
 	uid_t uid;
@@ -394,6 +412,8 @@ mp_user_dir(const char *user, const char *what, const char *path,
 	if (geteuid() != 0 || user == NULL || user[0] == '\0' || path[0] != '/' ||
 	    len >= sizeof(prefix) || lookup(user, &uid, &gid) < 0)
 		return 0;	/* a missing user is reported by the drop */
+	if (handed_over != NULL && stat(handed_over, &handed_st) == 0)
+		handed = &handed_st;
 	/* Every existing ancestor, following the admin's symlinks: this is
 	 * what the daemon's user will traverse. */
 	if (stat("/", &st) == 0 && !user_may(&st, uid, gid, 1))
@@ -403,7 +423,7 @@ mp_user_dir(const char *user, const char *what, const char *path,
 			continue;
 		memcpy(prefix, path, i);
 		prefix[i] = '\0';
-		if (stat(prefix, &st) < 0) {
+		if (stat_after_drop(prefix, handed, uid, gid, &st) < 0) {
 			all_safe &= !parent_open;
 			break;
 		}
@@ -412,12 +432,13 @@ mp_user_dir(const char *user, const char *what, const char *path,
 			return unreachable(err, errsize, what, path, user, prefix, &st,
 			    uid, gid);
 	}
-	if (stat(path, &st) < 0) {
+	if (stat_after_drop(path, handed, uid, gid, &st) < 0) {
 		if (errno != ENOENT || !create || !all_safe || parent_open)
 			return 0;	/* the daemon's own error names it later */
 		return create_user_dir(path, uid, gid, err, errsize);
 	}
-	if (need_write && !user_may(&st, uid, gid, 7)) {
+	/* (not a directory: delivery reports that, as before) */
+	if (need_write && S_ISDIR(st.st_mode) && !user_may(&st, uid, gid, 7)) {
 		owner_name(st.st_uid, owner, sizeof(owner));
 		snprintf(err, errsize, "%s %s is not writable by user %s: mode %04o, "
 		    "owner %s; chown %s %s (or chmod %s+rwx it)", what, path, user,

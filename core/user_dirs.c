@@ -37,13 +37,13 @@ mp_user_dirs(int create, struct mp_problems *problems)
 
 	/* state_dir itself is handed to the user by the drop; only the
 	 * way to it matters here. */
-	if (mp_user_dir(user, "server.state_dir", mp_core.server.state_dir, 0, 0,
-	    err, sizeof(err)) < 0) {
+	if (mp_user_dir(user, "server.state_dir", mp_core.server.state_dir, NULL,
+	    0, 0, err, sizeof(err)) < 0) {
 		mp_problem(problems, "%s", err);
 		rc = -1;
 	}
 	if (root != NULL && mp_user_dir(user, "deliver_maildir.root", root,
-	    create, 1, err, sizeof(err)) < 0) {
+	    mp_core.server.state_dir, create, 1, err, sizeof(err)) < 0) {
 		mp_problem(problems, "%s", err);
 		rc = -1;
 	}

@@ -149,6 +149,22 @@ class InstalledTree(unittest.TestCase):
         self.assertIn(fix, r.stderr)
         self.assertFalse(os.path.exists(os.path.join(locked, "mail")))
 
+    def test_unreachable_state_dir_is_named(self):
+        why = root_with_merpati_user()
+        if why:
+            self.skipTest(why)
+        locked = os.path.join(self.tmp, "locked-state")
+        os.mkdir(locked, 0o700)
+        d = self.daemon(self.path("/var/mail/vhosts"))
+        d.overrides.append("server.state_dir=%s/merpati" % locked)
+        r = subprocess.run([d.merpatid, "-c", d.conf, "-f"] + sum((["-o", o] for o in d.overrides), []),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("server.state_dir %s/merpati is not reachable by user merpati: %s is mode 0700"
+                      % (locked, locked), r.stderr)
+        self.assertIn("chmod o+x %s" % locked, r.stderr)
+        self.assertNotIn("cannot scan", r.stderr)
+
     def test_unit_verifies(self):
         tool = shutil.which("systemd-analyze")
         if tool is None:
