@@ -101,6 +101,19 @@ class InstalledDaemon:
                               + as_args(self.overrides) + list(args), input=input,
                               capture_output=True, text=True, timeout=30)
 
+    def add_user(self, address):
+        """check-config must pass, then the user is added (password pw)."""
+        for args, stdin in ((["check-config"], None), (["user", "add", address], "pw\n")):
+            r = self.cli(*args, input=stdin)
+            if r.returncode != 0:
+                raise AssertionError("merpati %s: %s" % (" ".join(args), r.stderr))
+
+    def run_once(self):
+        """merpatid in the foreground, for a start that must fail."""
+        return subprocess.run(self.prefix + [self.merpatid, "-c", self.conf, "-f"]
+                              + as_args(self.overrides), capture_output=True, text=True,
+                              timeout=30)
+
     def start(self):
         self.notify = NotifySocket(self.root)
         env = dict(os.environ, NOTIFY_SOCKET=self.notify.seen_as)
@@ -134,11 +147,8 @@ class InstalledDaemon:
         return stopping and rc == 0
 
     def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return (open(self.log_path, errors="replace").read()
+                if os.path.exists(self.log_path) else "")
 
 
 def wait_for_files(directory, timeout=15.0):

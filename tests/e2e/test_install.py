@@ -111,10 +111,7 @@ class InstalledTree(unittest.TestCase):
         mail_root = self.path("/var/mail/vhosts")
         self.assertFalse(os.path.exists(mail_root))
         d = self.daemon(mail_root)
-        r = d.cli("check-config")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        r = d.cli("user", "add", "alice@localhost", input="pw\n")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        d.add_user("alice@localhost")
         try:
             self.assertTrue(d.start(), "no READY=1 on NOTIFY_SOCKET:\n" + d.log())
             st = os.stat(mail_root)
@@ -128,41 +125,35 @@ class InstalledTree(unittest.TestCase):
         finally:
             self.assertTrue(d.stop(), "no STOPPING=1 or a bad exit:\n" + d.log())
 
-    def test_unreachable_mail_root_is_named(self):
+    def locked_dir(self, name):
+        """A 0700 root directory that the merpati user cannot search."""
         why = root_with_merpati_user()
         if why:
             self.skipTest(why)
-        locked = os.path.join(self.tmp, "srv")
+        locked = os.path.join(self.tmp, name)
         os.mkdir(locked, 0o700)
+        return locked
+
+    def assert_named(self, r, setting, path, locked):
+        """r failed, naming path's blocking directory and the fix."""
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("%s %s is not reachable by user merpati: %s is mode 0700"
+                      % (setting, path, locked), r.stderr)
+        self.assertIn("chmod o+x %s" % locked, r.stderr)
+
+    def test_unreachable_mail_root_is_named(self):
+        locked = self.locked_dir("srv")
         d = self.daemon(os.path.join(locked, "mail"))
-        want = ("deliver_maildir.root %s/mail is not reachable by user merpati: %s is mode 0700"
-                % (locked, locked))
-        fix = "chmod o+x %s" % locked
-        r = d.cli("check-config")
-        self.assertEqual(r.returncode, 1)
-        self.assertIn(want, r.stderr)
-        self.assertIn(fix, r.stderr)
-        r = subprocess.run([d.merpatid, "-c", d.conf, "-f"] + sum((["-o", o] for o in d.overrides), []),
-                           capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, 1)
-        self.assertIn(want, r.stderr)
-        self.assertIn(fix, r.stderr)
+        self.assert_named(d.cli("check-config"), "deliver_maildir.root", locked + "/mail", locked)
+        self.assert_named(d.run_once(), "deliver_maildir.root", locked + "/mail", locked)
         self.assertFalse(os.path.exists(os.path.join(locked, "mail")))
 
     def test_unreachable_state_dir_is_named(self):
-        why = root_with_merpati_user()
-        if why:
-            self.skipTest(why)
-        locked = os.path.join(self.tmp, "locked-state")
-        os.mkdir(locked, 0o700)
+        locked = self.locked_dir("locked-state")
         d = self.daemon(self.path("/var/mail/vhosts"))
         d.overrides.append("server.state_dir=%s/merpati" % locked)
-        r = subprocess.run([d.merpatid, "-c", d.conf, "-f"] + sum((["-o", o] for o in d.overrides), []),
-                           capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, 1)
-        self.assertIn("server.state_dir %s/merpati is not reachable by user merpati: %s is mode 0700"
-                      % (locked, locked), r.stderr)
-        self.assertIn("chmod o+x %s" % locked, r.stderr)
+        r = d.run_once()
+        self.assert_named(r, "server.state_dir", locked + "/merpati", locked)
         self.assertNotIn("cannot scan", r.stderr)
 
     def test_unit_verifies(self):

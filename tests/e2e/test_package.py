@@ -127,10 +127,7 @@ class Package(unittest.TestCase):
         d = InstalledDaemon(["chroot", root], "/usr/sbin/merpatid", "/usr/bin/merpati",
                             "/etc/merpati/merpati.conf", ['modules.dns_mx.nameserver="127.0.0.1:9"'],
                             os.path.join(self.tmp, "merpatid.log"), root=root)
-        r = d.cli("check-config")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        r = d.cli("user", "add", "alice@localhost", input="pw\n")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        d.add_user("alice@localhost")
         try:
             self.assertTrue(d.start(), "packaged merpatid did not start:\n" + d.log())
             d.send("alice@localhost", "from the package")
