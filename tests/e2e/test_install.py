@@ -92,8 +92,10 @@ class InstalledTree(unittest.TestCase):
             self.assertIn(setting, conf)
         self.assertNotIn("@", conf.split("domains")[0].replace("e.g.", ""))
 
-    def test_existing_config_is_kept(self):
+    def test_existing_config_and_dirs_are_kept(self):
         dest = os.path.join(self.tmp, "again")
+        os.makedirs(os.path.join(dest, "var/mail"))
+        os.chmod(os.path.join(dest, "var/mail"), 0o2775)  # as Debian's /var/mail
         self.assertEqual(make_install(dest).returncode, 0)
         conf = os.path.join(dest, "etc/merpati/merpati.conf")
         with open(conf, "a") as f:
@@ -103,6 +105,7 @@ class InstalledTree(unittest.TestCase):
         self.assertIn("keeping the existing", r.stdout)
         with open(conf) as f:
             self.assertIn("# the admin's edit", f.read())
+        self.assertEqual(os.stat(os.path.join(dest, "var/mail")).st_mode & 0o7777, 0o2775)
 
     def test_installed_daemon_delivers(self):
         why = root_with_merpati_user()
