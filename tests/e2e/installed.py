@@ -151,14 +151,16 @@ class InstalledDaemon:
                 if os.path.exists(self.log_path) else "")
 
 
-def wait_for_files(directory, timeout=15.0):
+def wait_for_files(directory, count=1, timeout=15.0):
+    """The files in directory once there are count (bounded wait)."""
     deadline = time.time() + timeout
+    names = []
     while time.time() < deadline:
         try:
             names = os.listdir(directory)
         except OSError:
             names = []
-        if names:
-            return [os.path.join(directory, n) for n in names]
+        if len(names) >= count:
+            break
         time.sleep(0.05)
-    return []
+    return [os.path.join(directory, n) for n in names]

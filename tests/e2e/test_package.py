@@ -9,7 +9,9 @@ merpati-dev there with dpkg -i, checks what the package set up (system
 user, the merpatidrop group, conffile, modules, unit, headers), runs the
 packaged merpatid in the chroot on the packaged config (there is no
 systemd PID 1: the binary itself, listeners moved to loopback ports),
-delivers one message over SMTP, and purges both packages. About two
+delivers one message over SMTP and, when the package has the setgid
+merpati-postdrop, one that user nobody submits with sendmail, and purges
+both packages. About two
 minutes on 2 cores with a nearby mirror (docs/install.md), which is why
 `make check` skips it unless asked.
 """
@@ -128,13 +130,23 @@ class Package(unittest.TestCase):
                             "/etc/merpati/merpati.conf", ['modules.dns_mx.nameserver="127.0.0.1:9"'],
                             os.path.join(self.tmp, "merpatid.log"), root=root)
         d.add_user("alice@localhost")
+        new = os.path.join(root, "var/mail/vhosts/localhost/alice/new")
         try:
             self.assertTrue(d.start(), "packaged merpatid did not start:\n" + d.log())
             d.send("alice@localhost", "from the package")
-            files = wait_for_files(os.path.join(root, "var/mail/vhosts/localhost/alice/new"))
-            self.assertEqual(len(files), 1, d.log())
+            self.assertEqual(len(wait_for_files(new)), 1, d.log())
+            if os.path.exists(os.path.join(root, "usr/sbin/merpati-postdrop")):
+                self.submit_as_nobody(root)
+                self.assertEqual(len(wait_for_files(new, count=2)), 2, d.log())
         finally:
             self.assertTrue(d.stop(), d.log())
+
+    def submit_as_nobody(self, root):
+        """An ordinary user's sendmail, through the setgid merpati-postdrop
+        that postinst set up with dpkg-statoverride."""
+        run(["chroot", root, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             "/usr/sbin/sendmail", "alice@localhost"], 60,
+            input="Subject: from nobody\n\nhello\n")
 
     def purge(self, root):
         run(["chroot", root, "dpkg", "--purge", "merpati-dev", "merpati"], 300)
