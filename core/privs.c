@@ -313,86 +313,137 @@ who_bits(const struct stat *st, uid_t uid, gid_t gid)
 	return st->st_uid == uid ? "u" : st->st_gid == gid ? "g" : "o";
 }
 
+/* One directory server.user needs, as mp_user_dir examines it. */
+struct user_dir {
+	const char *user, *what, *path;
+	uid_t uid;
+	gid_t gid;
+	struct stat handed;	/* state_dir: the drop gives it to the user */
+	int has_handed;
+	char *err;
+	size_t errsize;
+};
+
 static int
-unreachable(char *err, size_t errsize, const char *what, const char *path,
-    const char *user, const char *dir, const struct stat *st, uid_t uid,
-    gid_t gid)
+unreachable(const struct user_dir *d, const char *dir, const struct stat *st)
 {
 	char owner[128];
 
 	owner_name(st->st_uid, owner, sizeof(owner));
-	snprintf(err, errsize, "%s %s is not reachable by user %s: %s is mode "
-	    "%04o, owner %s; chmod %s+x %s, or choose a path below directories "
-	    "%s can search", what, path, user, dir, (unsigned)(st->st_mode & 07777),
-	    owner, who_bits(st, uid, gid), dir, user);
+	snprintf(d->err, d->errsize, "%s %s is not reachable by user %s: %s is "
+	    "mode %04o, owner %s; chmod %s+x %s, or choose a path below "
+	    "directories %s can search", d->what, d->path, d->user, dir,
+	    (unsigned)(st->st_mode & 07777), owner, who_bits(st, d->uid, d->gid),
+	    dir, d->user);
 	return -1;
 }
 
-/* Whether root may create the missing rest of a path below an existing
- * ancestor st without the daemon's user steering it through a symlink:
- * every ancestor root's and not writable by that user, except a sticky
- * one (/tmp) whose next component already exists as root's (*open says
- * that the next must exist). A group-writable /var/mail is fine: the
- * last step never follows a symlink (create_user_dir). */
 static int
-create_safe(const struct stat *st, uid_t uid, gid_t gid, int *open)
+not_writable(const struct user_dir *d, const struct stat *st)
 {
-	int ok = st->st_uid == 0 &&
-	    (!user_may(st, uid, gid, 2) || (st->st_mode & S_ISVTX));
+	char owner[128];
 
-	*open = user_may(st, uid, gid, 2);
-	return ok;
-}
-
-/* mkdir every missing component of path (an absolute path whose
- * existing ancestors were found safe), then give the last one to uid
- * through a descriptor opened without following a symlink. */
-static int
-create_user_dir(const char *path, uid_t uid, gid_t gid, char *err,
-    size_t errsize)
-{
-	char buf[PATH_MAX];
-	struct stat st;
-	int fd;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			goto fail;
-		*p = '/';
-	}
-	if (mkdir(path, 0750) < 0 && errno != EEXIST)
-		goto fail;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		goto fail;
-	if (fstat(fd, &st) == 0 && st.st_uid == 0 && fchown(fd, uid, gid) < 0) {
-		close(fd);
-		goto fail;
-	}
-	close(fd);
-	return 0;
-fail:
-	snprintf(err, errsize, "cannot create %s: %s", buf, strerror(errno));
+	owner_name(st->st_uid, owner, sizeof(owner));
+	snprintf(d->err, d->errsize, "%s %s is not writable by user %s: mode "
+	    "%04o, owner %s; chown %s %s (or chmod %s+rwx it)", d->what, d->path,
+	    d->user, (unsigned)(st->st_mode & 07777), owner, d->user, d->path,
+	    who_bits(st, d->uid, d->gid));
 	return -1;
 }
 
 /* stat() path as the user will find it after the drop: the directory
- * handed over (state_dir, *handed) counts as the user's already. */
+ * handed over counts as the user's already. */
 static int
-stat_after_drop(const char *path, const struct stat *handed, uid_t uid,
-    gid_t gid, struct stat *st)
+stat_after_drop(const struct user_dir *d, const char *path, struct stat *st)
 {
 	if (stat(path, st) < 0)
 		return -1;
-	if (handed != NULL && st->st_dev == handed->st_dev &&
-	    st->st_ino == handed->st_ino) {
-		st->st_uid = uid;
-		st->st_gid = gid;
+	if (d->has_handed && st->st_dev == d->handed.st_dev &&
+	    st->st_ino == d->handed.st_ino) {
+		st->st_uid = d->uid;
+		st->st_gid = d->gid;
 	}
+	return 0;
+}
+
+/*
+ * Every existing ancestor of d->path must be searchable by the user
+ * (following the admin's symlinks: that is the way the user will go).
+ * *existing_r: the length of the deepest existing one (0: "/").
+ * *creatable_r: whether root may make the missing rest without the
+ * user steering it: every existing ancestor root's and not writable by
+ * the user, except a sticky one (/tmp) whose next part exists. 0, or -1
+ * with d->err naming the directory that blocks and the fix.
+ */
+static int
+ancestors_reachable(const struct user_dir *d, size_t *existing_r,
+    int *creatable_r)
+{
+	char prefix[PATH_MAX];
+	struct stat st;
+	size_t len = strlen(d->path);
+	int user_writable = 0;
+
+	*existing_r = 0;
+	*creatable_r = 1;
+	if (stat("/", &st) == 0 && !user_may(&st, d->uid, d->gid, 1))
+		return unreachable(d, "/", &st);
+	for (size_t i = 1; i <= len; i++) {
+		if (d->path[i] != '/' && d->path[i] != '\0')
+			continue;
+		memcpy(prefix, d->path, i);
+		prefix[i] = '\0';
+		if (stat_after_drop(d, prefix, &st) < 0) {
+			*creatable_r &= !user_writable;
+			return 0;
+		}
+		if (i == len)
+			break;
+		*existing_r = i;
+		*creatable_r &= st.st_uid == 0 &&
+		    (!user_may(&st, d->uid, d->gid, 2) || (st.st_mode & S_ISVTX));
+		user_writable = user_may(&st, d->uid, d->gid, 2);
+		if (!user_may(&st, d->uid, d->gid, 1))
+			return unreachable(d, prefix, &st);
+	}
+	*existing_r = len;
+	return 0;
+}
+
+/* Make the missing parts of d->path below its first existing bytes
+ * (0755, itself 0750) through directory descriptors, never following a
+ * symlink, and give the last one to the user if root owns it. */
+static int
+create_user_dir(const struct user_dir *d, size_t existing)
+{
+	char buf[PATH_MAX], *save = NULL, *name, *next;
+	struct stat st;
+	int fd;
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)existing, d->path);
+	fd = open(existing ? buf : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(buf, sizeof(buf), "%s", d->path + existing);
+	for (name = strtok_r(buf, "/", &save); fd >= 0 && name; name = next) {
+		next = strtok_r(NULL, "/", &save);
+		if (mkdirat(fd, name, next ? 0755 : 0750) < 0 && errno != EEXIST) {
+			close(fd);
+			fd = -1;
+			break;
+		}
+		int child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		close(fd);
+		fd = child;
+	}
+	if (fd < 0 || (fstat(fd, &st) == 0 && st.st_uid == 0 &&
+	    fchown(fd, d->uid, d->gid) < 0)) {
+		snprintf(d->err, d->errsize, "cannot create %s for user %s: %s",
+		    d->path, d->user, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
 	return 0;
 }
 
@@ -401,50 +452,25 @@ mp_user_dir(const char *user, const char *what, const char *path,
     const char *handed_over, int create, int need_write, char *err,
     size_t errsize)
 {
-	struct stat handed_st, *handed = NULL;
-	char prefix[PATH_MAX], owner[128];
+	struct user_dir d = { .user = user, .what = what, .path = path,
+	    .err = err, .errsize = errsize };
 	struct stat st;
-	uid_t uid;
-	gid_t gid;
-	int all_safe = 1, parent_open = 0;
-	size_t len = strlen(path);
+	size_t existing;
+	int creatable;
 
 	if (geteuid() != 0 || user == NULL || user[0] == '\0' || path[0] != '/' ||
-	    len >= sizeof(prefix) || lookup(user, &uid, &gid) < 0)
+	    strlen(path) >= PATH_MAX || lookup(user, &d.uid, &d.gid) < 0)
 		return 0;	/* a missing user is reported by the drop */
-	if (handed_over != NULL && stat(handed_over, &handed_st) == 0)
-		handed = &handed_st;
-	/* Every existing ancestor, following the admin's symlinks: this is
-	 * what the daemon's user will traverse. */
-	if (stat("/", &st) == 0 && !user_may(&st, uid, gid, 1))
-		return unreachable(err, errsize, what, path, user, "/", &st, uid, gid);
-	for (size_t i = 1; i < len; i++) {
-		if (path[i] != '/')
-			continue;
-		memcpy(prefix, path, i);
-		prefix[i] = '\0';
-		if (stat_after_drop(prefix, handed, uid, gid, &st) < 0) {
-			all_safe &= !parent_open;
-			break;
-		}
-		all_safe &= create_safe(&st, uid, gid, &parent_open);
-		if (!user_may(&st, uid, gid, 1))
-			return unreachable(err, errsize, what, path, user, prefix, &st,
-			    uid, gid);
-	}
-	if (stat_after_drop(path, handed, uid, gid, &st) < 0) {
-		if (errno != ENOENT || !create || !all_safe || parent_open)
+	d.has_handed = handed_over != NULL && stat(handed_over, &d.handed) == 0;
+	if (ancestors_reachable(&d, &existing, &creatable) < 0)
+		return -1;
+	if (stat_after_drop(&d, path, &st) < 0) {
+		if (errno != ENOENT || !create || !creatable)
 			return 0;	/* the daemon's own error names it later */
-		return create_user_dir(path, uid, gid, err, errsize);
+		return create_user_dir(&d, existing);
 	}
 	/* (not a directory: delivery reports that, as before) */
-	if (need_write && S_ISDIR(st.st_mode) && !user_may(&st, uid, gid, 7)) {
-		owner_name(st.st_uid, owner, sizeof(owner));
-		snprintf(err, errsize, "%s %s is not writable by user %s: mode %04o, "
-		    "owner %s; chown %s %s (or chmod %s+rwx it)", what, path, user,
-		    (unsigned)(st.st_mode & 07777), owner, user, path,
-		    who_bits(&st, uid, gid));
-		return -1;
-	}
+	if (need_write && S_ISDIR(st.st_mode) && !user_may(&st, d.uid, d.gid, 7))
+		return not_writable(&d, &st);
 	return 0;
 }
