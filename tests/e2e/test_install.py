@@ -159,6 +159,21 @@ class InstalledTree(unittest.TestCase):
         self.assert_named(r, "server.state_dir", locked + "/merpati", locked)
         self.assertNotIn("cannot scan", r.stderr)
 
+    def test_mail_root_not_made_in_a_directory_the_user_can_write(self):
+        # /tmp is sticky and writable by merpati: a missing directory
+        # there could be planted by that user first, so root makes none.
+        why = root_with_merpati_user()
+        if why:
+            self.skipTest(why)
+        top = os.path.join(tempfile.gettempdir(), "merpati-nocreate-%d" % os.getpid())
+        d = self.daemon(os.path.join(top, "mail"))
+        try:
+            self.assertTrue(d.start(), d.log())
+            self.assertFalse(os.path.exists(top))
+        finally:
+            self.assertTrue(d.stop(), d.log())
+            shutil.rmtree(top, True)
+
     def test_unit_verifies(self):
         tool = shutil.which("systemd-analyze")
         if tool is None:
