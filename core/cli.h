@@ -9,7 +9,7 @@
 #include "buildconf.h"
 #include "config.h"
 
-#define CLI_DEFAULT_CONFIG MERPATI_PREFIX "/etc/merpati/merpati.conf"
+#define CLI_DEFAULT_CONFIG MERPATI_SYSCONFDIR "/merpati/merpati.conf"
 
 void cli_setup(const char *config, char **overrides, size_t n,
     int with_modules);

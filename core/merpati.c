@@ -27,6 +27,7 @@
 #include "privs.h"
 #include "queue.h"
 #include "settings.h"
+#include "user_dirs.h"
 #include "util.h"
 
 #define MAX_OVERRIDES 128
@@ -83,8 +84,11 @@ check_config(const char *config, char **overrides, size_t n)
 
 	/* Modules are checked even when core settings have problems, so
 	 * that one run reports everything. */
-	if (mp_core_configure(config, overrides, n, &problems) == 0 ||
-	    (mp_core.cfg && mp_core.server.module_dir))
+	if (mp_core_configure(config, overrides, n, &problems) == 0) {
+		/* what merpatid's start as root would find (and create) */
+		mp_user_dirs(0, &problems);
+		mp_core_load_modules(&problems);
+	} else if (mp_core.cfg && mp_core.server.module_dir)
 		mp_core_load_modules(&problems);
 	rc = print_problems(&problems);
 	if (rc == 0)

@@ -1,10 +1,12 @@
 /*
  * core/merpatid.c - the daemon.
  *
- *   merpatid -c FILE [-o path=value]... [-f]
+ *   merpatid [-c FILE] [-o path=value]... [-f]
  *
- * Start-up order matters: config, modules (before the privilege drop,
- * so they can open their files), sockets, privilege drop, then threads.
+ * Start-up order matters: config, the directories server.user needs
+ * (created and checked while root), modules (before the privilege drop,
+ * so they can open their files), sockets, privilege drop, then threads;
+ * READY=1 to a service manager ($NOTIFY_SOCKET) once all listen.
  * Signals are taken synchronously by the main thread with sigwait().
  */
 #include <errno.h>
@@ -18,19 +20,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buildconf.h"
 #include "config.h"
 #include "confine.h"
 #include "log.h"
 #include "maildrop.h"
+#include "notify.h"
 #include "privs.h"
 #include "queue.h"
 #include "runner.h"
 #include "settings.h"
 #include "smtp_server.h"
 #include "tls.h"
+#include "user_dirs.h"
 #include "util.h"
 
 #define MAX_OVERRIDES 128
+#define DEFAULT_CONFIG MERPATI_SYSCONFDIR "/merpati/merpati.conf"
 
 struct args {
 	const char *config;
@@ -42,7 +48,8 @@ struct args {
 static void
 usage(void)
 {
-	fputs("usage: merpatid -c FILE [-o path=value]... [-f]\n", stderr);
+	fputs("usage: merpatid [-c FILE] [-o path=value]... [-f]\n"
+	    "  default FILE: " DEFAULT_CONFIG "\n", stderr);
 	exit(2);
 }
 
@@ -66,8 +73,10 @@ parse_args(int argc, char **argv, struct args *a)
 		default: usage();
 		}
 	}
-	if (a->config == NULL || optind != argc)
+	if (optind != argc)
 		usage();
+	if (a->config == NULL)
+		a->config = DEFAULT_CONFIG;
 }
 
 static void
@@ -210,6 +219,7 @@ serve(const sigset_t *set, const char *pidpath)
 			break;
 	}
 	mp_log(MP_LOG_INFO, "stopping on signal %d", sig);
+	mp_notify("STOPPING=1");
 	smtp_server_stop();
 	mp_runner_stop();
 	unlink(pidpath);
@@ -235,10 +245,14 @@ main(int argc, char **argv)
 		    mp_core.server.state_dir, strerror(errno));
 		die(err);
 	}
+	if (mp_user_dirs(1, &problems) < 0)
+		die_problems(&problems);
 	pidfd = lock_pidfile(pidpath, sizeof(pidpath));
 	if (mp_core_load_modules(&problems) < 0)
 		die_problems(&problems);
 	setup_tls();
+	if (mp_notify_open(err, sizeof(err)) < 0)
+		die(err);
 	if (smtp_server_bind(err, sizeof(err)) < 0 ||
 	    smtp_server_fit_fd_limit(err, sizeof(err)) < 0 ||
 	    mp_maildrop_prepare(mp_core.server.state_dir, mp_core.server.user,
@@ -259,6 +273,7 @@ main(int argc, char **argv)
 		die("cannot start threads");
 	mp_log(MP_LOG_INFO, "merpatid started (pid %ld) as %s", (long)getpid(),
 	    mp_core.server.hostname);
+	mp_notify("READY=1");
 	serve(&set, pidpath);
 	return 0;
 }

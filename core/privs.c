@@ -284,3 +284,194 @@ mp_drop_privileges(const char *user, const char *state_dir, char *err,
 	}
 	return 0;
 }
+
+/* Whether uid/gid (the primary group only: the drop clears the
+ * supplementary ones) gets all of bits (4 r, 2 w, 1 x) on st. */
+static int
+user_may(const struct stat *st, uid_t uid, gid_t gid, unsigned bits)
+{
+	unsigned shift = st->st_uid == uid ? 6 : st->st_gid == gid ? 3 : 0;
+
+	return ((st->st_mode >> shift) & bits) == bits;
+}
+
+static void
+owner_name(uid_t uid, char *out, size_t size)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res != NULL)
+		snprintf(out, size, "%s", pw.pw_name);
+	else
+		snprintf(out, size, "uid %ld", (long)uid);
+}
+
+/* "chmod o+x DIR", or u+x / g+x when user owns it or is in its group. */
+static const char *
+who_bits(const struct stat *st, uid_t uid, gid_t gid)
+{
+	return st->st_uid == uid ? "u" : st->st_gid == gid ? "g" : "o";
+}
+
+/* One directory server.user needs, as mp_user_dir examines it. */
+struct user_dir {
+	const char *user, *what, *path;
+	uid_t uid;
+	gid_t gid;
+	struct stat handed;	/* state_dir: the drop gives it to the user */
+	int has_handed;
+	char *err;
+	size_t errsize;
+};
+
+static int
+unreachable(const struct user_dir *d, const char *dir, const struct stat *st)
+{
+	char owner[128];
+
+	owner_name(st->st_uid, owner, sizeof(owner));
+	snprintf(d->err, d->errsize, "%s %s is not reachable by user %s: %s is "
+	    "mode %04o, owner %s; chmod %s+x %s, or choose a path below "
+	    "directories %s can search", d->what, d->path, d->user, dir,
+	    (unsigned)(st->st_mode & 07777), owner, who_bits(st, d->uid, d->gid),
+	    dir, d->user);
+	return -1;
+}
+
+static int
+not_writable(const struct user_dir *d, const struct stat *st)
+{
+	char owner[128];
+
+	owner_name(st->st_uid, owner, sizeof(owner));
+	snprintf(d->err, d->errsize, "%s %s is not writable by user %s: mode "
+	    "%04o, owner %s; chown %s %s (or chmod %s+rwx it)", d->what, d->path,
+	    d->user, (unsigned)(st->st_mode & 07777), owner, d->user, d->path,
+	    who_bits(st, d->uid, d->gid));
+	return -1;
+}
+
+/* stat() path as the user will find it after the drop: the directory
+ * handed over counts as the user's already. */
+static int
+stat_after_drop(const struct user_dir *d, const char *path, struct stat *st)
+{
+	if (stat(path, st) < 0)
+		return -1;
+	if (d->has_handed && st->st_dev == d->handed.st_dev &&
+	    st->st_ino == d->handed.st_ino) {
+		st->st_uid = d->uid;
+		st->st_gid = d->gid;
+	}
+	return 0;
+}
+
+/*
+ * Every existing ancestor of d->path must be searchable by the user
+ * (following the admin's symlinks: that is the way the user will go).
+ * *existing_r: the length of the deepest existing one (0: "/").
+ * *creatable_r: whether root may make the missing rest without the
+ * user steering it: every existing ancestor root's and not writable by
+ * the user, except a sticky one (/tmp) whose next part exists. 0, or -1
+ * with d->err naming the directory that blocks and the fix.
+ */
+static int
+ancestors_reachable(const struct user_dir *d, size_t *existing_r,
+    int *creatable_r)
+{
+	char prefix[PATH_MAX];
+	struct stat st;
+	size_t len = strlen(d->path);
+	int user_writable = 0;
+
+	*existing_r = 0;
+	*creatable_r = 1;
+	if (stat("/", &st) == 0 && !user_may(&st, d->uid, d->gid, 1))
+		return unreachable(d, "/", &st);
+	for (size_t i = 1; i <= len; i++) {
+		if (d->path[i] != '/' && d->path[i] != '\0')
+			continue;
+		memcpy(prefix, d->path, i);
+		prefix[i] = '\0';
+		if (stat_after_drop(d, prefix, &st) < 0) {
+			*creatable_r &= !user_writable;
+			return 0;
+		}
+		if (i == len)
+			break;
+		*existing_r = i;
+		*creatable_r &= st.st_uid == 0 &&
+		    (!user_may(&st, d->uid, d->gid, 2) || (st.st_mode & S_ISVTX));
+		user_writable = user_may(&st, d->uid, d->gid, 2);
+		if (!user_may(&st, d->uid, d->gid, 1))
+			return unreachable(d, prefix, &st);
+	}
+	*existing_r = len;
+	return 0;
+}
+
+/* Make the missing parts of d->path below its first existing bytes
+ * (0755, itself 0750) through directory descriptors, never following a
+ * symlink, and give the last one to the user if root owns it. */
+static int
+create_user_dir(const struct user_dir *d, size_t existing)
+{
+	char buf[PATH_MAX], *save = NULL, *name, *next;
+	struct stat st;
+	int fd;
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)existing, d->path);
+	fd = open(existing ? buf : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(buf, sizeof(buf), "%s", d->path + existing);
+	for (name = strtok_r(buf, "/", &save); fd >= 0 && name; name = next) {
+		next = strtok_r(NULL, "/", &save);
+		if (mkdirat(fd, name, next ? 0755 : 0750) < 0 && errno != EEXIST) {
+			close(fd);
+			fd = -1;
+			break;
+		}
+		int child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		close(fd);
+		fd = child;
+	}
+	if (fd < 0 || (fstat(fd, &st) == 0 && st.st_uid == 0 &&
+	    fchown(fd, d->uid, d->gid) < 0)) {
+		snprintf(d->err, d->errsize, "cannot create %s for user %s: %s",
+		    d->path, d->user, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int
+mp_user_dir(const char *user, const char *what, const char *path,
+    const char *handed_over, int create, int need_write, char *err,
+    size_t errsize)
+{
+	struct user_dir d = { .user = user, .what = what, .path = path,
+	    .err = err, .errsize = errsize };
+	struct stat st;
+	size_t existing;
+	int creatable;
+
+	if (geteuid() != 0 || user == NULL || user[0] == '\0' || path[0] != '/' ||
+	    strlen(path) >= PATH_MAX || lookup(user, &d.uid, &d.gid) < 0)
+		return 0;	/* a missing user is reported by the drop */
+	d.has_handed = handed_over != NULL && stat(handed_over, &d.handed) == 0;
+	if (ancestors_reachable(&d, &existing, &creatable) < 0)
+		return -1;
+	if (stat_after_drop(&d, path, &st) < 0) {
+		if (errno != ENOENT || !create || !creatable)
+			return 0;	/* the daemon's own error names it later */
+		return create_user_dir(&d, existing);
+	}
+	/* (not a directory: delivery reports that, as before) */
+	if (need_write && S_ISDIR(st.st_mode) && !user_may(&st, d.uid, d.gid, 7))
+		return not_writable(&d, &st);
+	return 0;
+}

@@ -34,4 +34,19 @@ int mp_state_dir_open(const char *user, const char *state_dir, char *err,
 int mp_chown_to_user(const char *user, const char *state_dir, char *err,
     size_t errsize);
 
+/*
+ * A directory server.user must use after the drop (what: the setting
+ * naming it, e.g. "deliver_maildir.root"). When root and user exist:
+ * every existing ancestor must be searchable by user; with create, a
+ * missing path whose existing ancestors are all root's and not writable
+ * by user is made (0755 parents, 0750 itself) and given to user; with
+ * need_write an existing directory must be writable by user.
+ * handed_over (state_dir, or NULL) is judged as the user's: the drop
+ * gives it to the user. 0 (also when
+ * not root), or -1 with err naming the blocking directory and the fix.
+ */
+int mp_user_dir(const char *user, const char *what, const char *path,
+    const char *handed_over, int create, int need_write, char *err,
+    size_t errsize);
+
 #endif
