@@ -4,7 +4,7 @@ Opt-in (MERPATI_PACKAGE_TEST=1): it builds the .debs from a copy of the
 source tree with `dpkg-buildpackage -us -uc -b`, checks them with
 lintian (no errors), bootstraps a fresh Debian 12 chroot (debootstrap
 --variant=minbase with the package's run-time dependencies, from
-MERPATI_DEBIAN_MIRROR or deb.debian.org), installs merpati and
+MERPATI_DEBIAN_MIRROR, else the archive apt uses here), installs merpati and
 merpati-dev there with dpkg -i, checks what the package set up (system
 user, the merpatidrop group, conffile, modules, unit, headers), runs the
 packaged merpatid in the chroot on the packaged config (there is no
@@ -15,6 +15,7 @@ both packages. About two
 minutes on 2 cores with a nearby mirror (docs/install.md), which is why
 `make check` skips it unless asked.
 """
+import glob
 import os
 import re
 import shutil
@@ -27,7 +28,38 @@ from harness import REPO
 from installed import InstalledDaemon, wait_for_files
 
 ENABLED = os.environ.get("MERPATI_PACKAGE_TEST") == "1"
-MIRROR = os.environ.get("MERPATI_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+
+def apt_mirror():
+    """The Debian archive apt itself uses here (CI reaches only that),
+    from deb822 .sources or one-line sources.list entries."""
+    paths = sorted(glob.glob("/etc/apt/sources.list.d/*.sources")) + ["/etc/apt/sources.list"] + \
+        sorted(glob.glob("/etc/apt/sources.list.d/*.list"))
+    for path in paths:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue
+        for m in re.finditer(r"^(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(\S+)", text, re.M):
+            if "security" not in m.group(1) and "debian" in m.group(1):
+                return m.group(1)
+    return "http://deb.debian.org/debian"
+
+
+def apt_proxy_env():
+    """apt's HTTP proxy, if it has one, for debootstrap (which reads the
+    environment, not apt.conf)."""
+    env = dict(os.environ)
+    r = subprocess.run(["apt-config", "shell", "P", "Acquire::http::Proxy"],
+                       capture_output=True, text=True)
+    m = re.search(r"P='([^']+)'", r.stdout)
+    if m and "http_proxy" not in env:
+        env["http_proxy"] = m.group(1)
+    return env
+
+
+MIRROR = os.environ.get("MERPATI_DEBIAN_MIRROR") or apt_mirror()
 TOOLS = ("dpkg-buildpackage", "dh", "lintian", "debootstrap", "chroot")
 
 
@@ -97,7 +129,7 @@ class Package(unittest.TestCase):
         root = os.path.join(self.tmp, "chroot")
         include = sorted(set(depends_of(debs["merpati"])) - {"${misc:Depends}"})
         run(["debootstrap", "--variant=minbase", "--include=" + ",".join(include),
-             "bookworm", root, MIRROR], 1200)
+             "bookworm", root, MIRROR], 1200, env=apt_proxy_env())
         return root
 
     def install(self, root, debs):
