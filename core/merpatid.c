@@ -20,12 +20,12 @@
 
 #include "config.h"
 #include "confine.h"
+#include "listener.h"
 #include "log.h"
 #include "privs.h"
 #include "queue.h"
 #include "runner.h"
 #include "settings.h"
-#include "smtp_server.h"
 #include "tls.h"
 #include "util.h"
 
@@ -209,7 +209,7 @@ serve(const sigset_t *set, const char *pidpath)
 			break;
 	}
 	mp_log(MP_LOG_INFO, "stopping on signal %d", sig);
-	smtp_server_stop();
+	mp_listener_stop();
 	mp_runner_stop();
 	unlink(pidpath);
 	mp_log(MP_LOG_INFO, "stopped");
@@ -238,8 +238,8 @@ main(int argc, char **argv)
 	if (mp_core_load_modules(&problems) < 0)
 		die_problems(&problems);
 	setup_tls();
-	if (smtp_server_bind(err, sizeof(err)) < 0 ||
-	    smtp_server_fit_fd_limit(err, sizeof(err)) < 0 ||
+	if (mp_listener_bind(err, sizeof(err)) < 0 ||
+	    mp_listener_fit_fd_limit(err, sizeof(err)) < 0 ||
 	    mp_drop_privileges(mp_core.server.user, mp_core.server.state_dir,
 	    err, sizeof(err)) < 0)
 		die(err);
@@ -251,7 +251,7 @@ main(int argc, char **argv)
 	if (mp_confine(mp_core.server.landlock, err, sizeof(err)) < 0)
 		die(err);
 	block_signals(&set);
-	if (mp_runner_start() < 0 || smtp_server_start() < 0)
+	if (mp_runner_start() < 0 || mp_listener_start() < 0)
 		die("cannot start threads");
 	mp_log(MP_LOG_INFO, "merpatid started (pid %ld) as %s", (long)getpid(),
 	    mp_core.server.hostname);
