@@ -314,8 +314,12 @@ md_flags_change(struct mp_folder *f, uint32_t uid, enum mp_flags_how how,
 	}
 	if (rc != MP_OK)
 		return rc;
-	free(e->file);
-	e->file = strdup(name);
+	/* out of memory, the stale name stays: open_message finds the file */
+	char *file = strdup(name);
+	if (file != NULL) {
+		free(e->file);
+		e->file = file;
+	}
 	e->flags = (e->flags & MP_FLAG_RECENT) | now;
 	f->info[e - f->list.e].flags = e->flags;
 	f->info[e - f->list.e].keywords = e->keywords;

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <merpati/util.h>
+
 #include "imap.h"
 
 struct folder {
@@ -28,14 +30,11 @@ struct folder_list {
 static int
 push(struct folder_list *l, const char *name, size_t len, unsigned attrs)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 32;
-		struct folder *grown = realloc(l->v, cap * sizeof(*l->v));
-		if (grown == NULL)
-			return -1;
-		l->v = grown;
-		l->cap = cap;
-	}
+	struct folder *grown = mp_array_grow(l->v, &l->cap, l->n + 1, sizeof(*l->v));
+
+	if (grown == NULL)
+		return -1;
+	l->v = grown;
 	if ((l->v[l->n].name = strndup(name, len)) == NULL)
 		return -1;
 	l->v[l->n].attrs = attrs;

@@ -23,6 +23,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <merpati/util.h>
+
 #include "imap.h"
 #include "imap_decode.h"
 
@@ -627,37 +629,21 @@ part_info(const char *hdr, size_t hlen, struct part_info *pi)
 	free(cte);
 }
 
-struct body_acc {
-	char *p;
-	size_t len, cap;
-	int failed;
-};
-
+/* One leaf's text and a newline: parts never run into each other. */
 static void
-acc_put(struct body_acc *b, const char *s, size_t n)
+acc_put(struct mp_str *b, const char *s, size_t n)
 {
-	if (b->failed || n == 0)
+	if (n == 0)
 		return;
-	if (b->len + n + 2 > b->cap) {
-		size_t cap = (b->len + n + 2) * 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len++] = '\n';	/* parts never run into each other */
+	mp_str_put(b, s, n);
+	mp_str_putc(b, '\n');
 }
 
 /* imap_mime_leaves() callback: one leaf's text, decoded, into the body. */
 static void
 add_leaf(void *arg, const char *hdr, size_t hlen, const char *body, size_t blen)
 {
-	struct body_acc *b = arg;
+	struct mp_str *b = arg;
 	struct part_info pi;
 	char *raw = NULL, *u;
 	size_t n = blen;
@@ -693,7 +679,7 @@ static void
 body_text(struct ctx *c)
 {
 	struct part_info pi;
-	struct body_acc b = { 0 };
+	struct mp_str b = { 0 };
 
 	if (c->body_done)
 		return;

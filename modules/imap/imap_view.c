@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <merpati/util.h>
+
 #include "imap.h"
 
 #define SYSTEM_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
@@ -374,18 +376,17 @@ imap_load(struct imap *s, size_t i, enum mp_msg_part part, size_t *len_r)
 {
 	struct mp_reader r;
 	const char *err;
-	size_t cap = s->msgs[i].size + 1, len = 0;
+	size_t cap = 0, len = 0;	/* cap counts the NUL's byte too */
 	char *buf;
 	ssize_t n;
 
 	if (s->st->ops->message_open(s->f, s->msgs[i].uid, part, &r, &err) != MP_OK)
 		return NULL;
-	buf = malloc(cap + 1);
-	while (buf && (n = r.read(&r, buf + len, cap - len)) > 0) {
+	buf = mp_array_grow(NULL, &cap, (size_t)s->msgs[i].size + 2, 1);
+	while (buf && (n = r.read(&r, buf + len, cap - 1 - len)) > 0) {
 		len += (size_t)n;
-		if (len == cap) {
-			cap *= 2;
-			char *grown = realloc(buf, cap + 1);
+		if (len == cap - 1) {
+			char *grown = mp_array_grow(buf, &cap, cap + 1, 1);
 			if (grown == NULL)
 				free(buf);
 			buf = grown;

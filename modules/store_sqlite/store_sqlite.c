@@ -32,6 +32,7 @@
 
 #include <sqlite3.h>
 #include <merpati/merpati.h>
+#include <merpati/util.h>
 
 #define CHUNK 65536
 #define MAX_LOCKS 4096
@@ -68,7 +69,7 @@ struct mp_folder {
 	int event_fd;		/* signalled when the folder changes; -1 unused */
 	struct mp_msg_info *info;
 	char **keywords;
-	size_t n;
+	size_t n, info_cap, keywords_cap;
 	char *result;		/* flags_change / folder_keywords text */
 };
 
@@ -220,50 +221,47 @@ st_close(struct mp_mailbox *mb)
 	free(mb);
 }
 
-static unsigned
-special_use(const char *name)
-{
-	if (strcasecmp(name, "Sent") == 0) return MP_FOLDER_SENT;
-	if (strcasecmp(name, "Drafts") == 0) return MP_FOLDER_DRAFTS;
-	if (strcasecmp(name, "Trash") == 0) return MP_FOLDER_TRASH;
-	if (strcasecmp(name, "Junk") == 0) return MP_FOLDER_JUNK;
-	return 0;
-}
-
 static int
 st_folders(struct mp_mailbox *mb, void (*each)(void *, const char *, unsigned),
     void *arg, const char **error_r)
 {
 	struct store *s = mb->s;
 	sqlite3_stmt *st;
-	char (*names)[210] = NULL;
-	unsigned *attrs = NULL;
-	size_t n = 0;
+	struct row { char name[210]; unsigned attrs; } *rows = NULL, *grown;
+	size_t n = 0, cap = 0;
+	int oom = 0;
 
 	pthread_mutex_lock(&s->lock);
 	st = prepare(s, "SELECT name, subscribed FROM folders WHERE user = ?1 "
 	    "ORDER BY name <> 'INBOX', name");
 	sqlite3_bind_text(st, 1, mb->user, -1, SQLITE_TRANSIENT);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		names = realloc(names, (n + 1) * sizeof(*names));
-		attrs = realloc(attrs, (n + 1) * sizeof(*attrs));
-		snprintf(names[n], sizeof(names[n]), "%s", sqlite3_column_text(st, 0));
-		attrs[n] = special_use(names[n]) |
+		if ((grown = mp_array_grow(rows, &cap, n + 1, sizeof(*rows))) == NULL) {
+			oom = 1;
+			break;
+		}
+		rows = grown;
+		snprintf(rows[n].name, sizeof(rows[n].name), "%s", sqlite3_column_text(st, 0));
+		rows[n].attrs = mp_special_use_flag(rows[n].name) |
 		    (sqlite3_column_int(st, 1) ? MP_FOLDER_SUBSCRIBED : 0);
 		n++;
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(names[i]);
-		for (size_t k = 0; k < n; k++)
-			if (strncmp(names[k], names[i], len) == 0 && names[k][len] == '/')
-				attrs[i] |= MP_FOLDER_HAS_CHILDREN;
-		each(arg, names[i], attrs[i]);
+	if (oom) {
+		free(rows);
+		*error_r = "out of memory";
+		return MP_TEMPFAIL;
 	}
-	free(names);
-	free(attrs);
-	(void)error_r;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(rows[i].name);
+		for (size_t k = 0; k < n; k++)
+			if (strncmp(rows[k].name, rows[i].name, len) == 0 &&
+			    rows[k].name[len] == '/')
+				rows[i].attrs |= MP_FOLDER_HAS_CHILDREN;
+		each(arg, rows[i].name, rows[i].attrs);
+	}
+	free(rows);
 	return MP_OK;
 }
 
@@ -372,7 +370,25 @@ free_snapshot(struct mp_folder *f)
 	free(f->info);
 	f->keywords = NULL;
 	f->info = NULL;
-	f->n = 0;
+	f->n = f->info_cap = f->keywords_cap = 0;
+}
+
+/* Room for one more message in the snapshot; 0 or -1 (out of memory). */
+static int
+snapshot_room(struct mp_folder *f)
+{
+	struct mp_msg_info *info = mp_array_grow(f->info, &f->info_cap, f->n + 1,
+	    sizeof(*info));
+	char **keywords;
+
+	if (info == NULL)
+		return -1;
+	f->info = info;
+	keywords = mp_array_grow(f->keywords, &f->keywords_cap, f->n + 1, sizeof(*keywords));
+	if (keywords == NULL)
+		return -1;
+	f->keywords = keywords;
+	return 0;
 }
 
 /*
@@ -445,16 +461,16 @@ refresh(struct mp_folder *f, int claim)
 	    "WHERE folder = ?1 ORDER BY uid");
 	sqlite3_bind_int64(st, 1, f->id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (f->n % 256 == 0) {
-			f->info = realloc(f->info, (f->n + 256) * sizeof(*f->info));
-			f->keywords = realloc(f->keywords, (f->n + 256) * sizeof(char *));
+		if (snapshot_room(f) < 0 || (f->keywords[f->n] =
+		    strdup((const char *)sqlite3_column_text(st, 4))) == NULL) {
+			sqlite3_finalize(st);
+			return -1;	/* out of memory */
 		}
 		struct mp_msg_info *m = &f->info[f->n];
 		m->uid = (uint32_t)sqlite3_column_int64(st, 0);
 		m->flags = (uint32_t)sqlite3_column_int64(st, 1);
 		m->size = (uint64_t)sqlite3_column_int64(st, 2);
 		m->internal_date = (time_t)sqlite3_column_int64(st, 3);
-		f->keywords[f->n] = strdup((const char *)sqlite3_column_text(st, 4));
 		m->keywords = f->keywords[f->n];
 		if (is_recent(f, m->uid))
 			m->flags |= MP_FLAG_RECENT;
