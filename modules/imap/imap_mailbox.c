@@ -194,10 +194,12 @@ list_reply(struct imap *s, const char *verb, const char *attrs, const char *name
 static void
 list_attrs(unsigned a, char *out, size_t size)
 {
-	snprintf(out, size, "%s%s%s%s%s%s", a & MP_FOLDER_NOSELECT ? "\\Noselect " : "",
-	    a & MP_FOLDER_HAS_CHILDREN ? "\\HasChildren" : "\\HasNoChildren",
-	    a & MP_FOLDER_SENT ? " \\Sent" : "", a & MP_FOLDER_DRAFTS ? " \\Drafts" : "",
-	    a & MP_FOLDER_TRASH ? " \\Trash" : "", a & MP_FOLDER_JUNK ? " \\Junk" : "");
+	size_t o = (size_t)snprintf(out, size, "%s%s", a & MP_FOLDER_NOSELECT ? "\\Noselect " : "",
+	    a & MP_FOLDER_HAS_CHILDREN ? "\\HasChildren" : "\\HasNoChildren");
+
+	for (size_t i = 0; i < MP_SPECIAL_USES && o < size; i++)
+		if (a & mp_special_use(i)->flag)
+			o += (size_t)snprintf(out + o, size - o, " %s", mp_special_use(i)->attribute);
 }
 
 /* 1 if a subscribed folder lies below l->v[i]. */
