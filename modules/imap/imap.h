@@ -58,7 +58,7 @@ struct imap {
 	uint32_t uidvalidity, uidnext;
 	char folder_key[600];	/* user and folder: the cache's name for it */
 	struct imap_msg *msgs;	/* sequence number = index + 1 */
-	size_t n;
+	size_t n, msgs_cap;
 	char *kw_known;		/* keywords the client was told of in FLAGS */
 	enum imap_sync sync;	/* due before the running command's tagged reply */
 	char *line;		/* max_line + 2 octets: the line being read */

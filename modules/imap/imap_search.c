@@ -202,6 +202,15 @@ date_key(struct prog *p, const char *name, const char *v, struct skey *k)
 	return 0;
 }
 
+/* A key on header field with the text v: 1, or -1 (p->why says why). */
+static int
+header_key(struct prog *p, struct skey *k, const char *field, const char *v)
+{
+	if ((k->field = strdup(field)) == NULL)
+		return fail(p, "out of memory");
+	return needle_make(p, v, &k->text) == 0 ? 1 : -1;
+}
+
 /* Keys with one argument; 0 when name is none of them. */
 static int
 one_arg_key(struct prog *p, const char *name, const char *v, struct skey *k)
@@ -213,12 +222,12 @@ one_arg_key(struct prog *p, const char *name, const char *v, struct skey *k)
 		if (strcasecmp(name, addrs[i]) == 0) {
 			k->type = SK_ADDRESS;
 			need(p, NEED_HEADER);
-			return (k->field = strdup(addrs[i])) && needle_make(p, v, &k->text) == 0 ? 1 : -1;
+			return header_key(p, k, addrs[i], v);
 		}
 	if (strcasecmp(name, "SUBJECT") == 0) {
 		k->type = SK_HEADER;
 		need(p, NEED_HEADER);
-		return (k->field = strdup("Subject")) && needle_make(p, v, &k->text) == 0 ? 1 : -1;
+		return header_key(p, k, "Subject", v);
 	}
 	if (strcasecmp(name, "BODY") == 0 || strcasecmp(name, "TEXT") == 0) {
 		k->type = toupper((unsigned char)name[0]) == 'B' ? SK_BODY : SK_TEXT;

@@ -49,7 +49,7 @@ free_view(struct imap *s)
 		imap_msg_free_keywords(&s->msgs[i]);
 	free(s->msgs);
 	s->msgs = NULL;
-	s->n = 0;
+	s->n = s->msgs_cap = 0;
 	free(s->kw_known);
 	s->kw_known = NULL;
 }
@@ -128,17 +128,25 @@ has_folder_keywords(const struct imap *s)
 	return MP_HAS(o, o->struct_size, folder_keywords) && o->folder_keywords;
 }
 
-static void
+/* Append v to the view; -1 when out of memory (logged: the view then
+ * ends before v, and the next sync tries again from there). */
+static int
 add_message(struct imap *s, const struct mp_msg_info *v)
 {
-	struct imap_msg *grown = realloc(s->msgs, (s->n + 1) * sizeof(*s->msgs));
+	struct imap_msg *grown = mp_array_grow(s->msgs, &s->msgs_cap, s->n + 1,
+	    sizeof(*s->msgs));
 
-	if (grown == NULL)
-		return;
-	s->msgs = grown;
-	s->msgs[s->n] = (struct imap_msg){ v->uid, v->flags, v->size, v->internal_date, NULL };
-	if (imap_msg_set_keywords(&s->msgs[s->n], v->keywords) == 0)
-		s->n++;
+	if (grown != NULL) {
+		s->msgs = grown;
+		s->msgs[s->n] = (struct imap_msg){ v->uid, v->flags, v->size,
+		    v->internal_date, NULL };
+		if (imap_msg_set_keywords(&s->msgs[s->n], v->keywords) == 0) {
+			s->n++;
+			return 0;
+		}
+	}
+	s->h->log(MP_LOG_ERR, "out of memory for the view of a folder (%zu messages)", s->n);
+	return -1;
 }
 
 static size_t
@@ -161,7 +169,8 @@ imap_view_open(struct imap *s)
 	if (s->st->ops->messages(s->f, &v, &n, &err) != MP_OK)
 		return -1;
 	for (size_t j = 0; j < n; j++)
-		add_message(s, &v[j]);
+		if (add_message(s, &v[j]) < 0)
+			break;	/* the view ends there; the next sync goes on */
 	if (has_folder_keywords(s) && s->st->ops->folder_keywords(s->f, &kw, &err) == MP_OK)
 		learn_keywords(s, kw);
 	for (size_t i = 0; i < s->n; i++)	/* a store may know fewer */
@@ -264,7 +273,8 @@ sync_new(struct imap *s, const struct mp_msg_info *v, size_t n)
 	for (size_t j = 0; j < n; j++) {
 		if (v[j].uid <= last)
 			continue;
-		add_message(s, &v[j]);
+		if (add_message(s, &v[j]) < 0)
+			break;	/* no gap: the rest come at the next sync */
 		imap_view_keywords(s, v[j].keywords);
 		recent += (v[j].flags & MP_FLAG_RECENT) != 0;
 	}
