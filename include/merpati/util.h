@@ -1,10 +1,11 @@
 /*
  * include/merpati/util.h - small helpers shared by the core and the
  * modules: array growth with an overflow check, a growing string
- * buffer, an mp_reader over bytes in memory, and the special-use folder
- * names (RFC 6154). Header-only (static inline): nothing here crosses
- * the module ABI, and memory comes from malloc/realloc (not host->alloc),
- * so what these return is freed with free().
+ * buffer, an mp_reader over bytes in memory, space-separated word lists
+ * (keywords), and the special-use folder names (RFC 6154). Header-only
+ * (static inline): nothing here crosses the module ABI, and memory comes
+ * from malloc/realloc (not host->alloc), so what these return is freed
+ * with free().
  */
 #ifndef MERPATI_UTIL_H
 #define MERPATI_UTIL_H
@@ -184,6 +185,55 @@ mp_mem_reader_init(struct mp_mem_reader *m, const void *p, size_t len)
 	m->reader.size = (off_t)len;
 	m->reader.priv = m;
 	return &m->reader;
+}
+
+/* ---- space-separated word lists (keywords) ----------------------------- */
+
+/* The next word of *p (advanced past it); its length, 0 at the end. */
+static inline size_t
+mp_words_next(const char **p, const char **w)
+{
+	size_t len;
+
+	*p += strspn(*p, " ");
+	*w = *p;
+	len = strcspn(*p, " ");
+	*p += len;
+	return len;
+}
+
+/* The word of list (may be NULL) equal to w[0..len) in any case, or NULL. */
+static inline const char *
+mp_words_find(const char *list, const char *w, size_t len)
+{
+	const char *p = list ? list : "", *x;
+	size_t n;
+
+	while ((n = mp_words_next(&p, &x)) > 0)
+		if (n == len && strncasecmp(x, w, len) == 0)
+			return x;
+	return NULL;
+}
+
+/* Append w[0..len) to the malloc'd list *list (NULL is empty), space
+ * separated; 0, or -1 (errno ENOMEM) with *list untouched. */
+static inline int
+mp_words_add(char **list, const char *w, size_t len)
+{
+	size_t have = *list ? strlen(*list) : 0;
+	char *grown;
+
+	if (len > SIZE_MAX - have - 2 ||
+	    (grown = realloc(*list, have + len + 2)) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (have)
+		grown[have++] = ' ';
+	memcpy(grown + have, w, len);
+	grown[have + len] = '\0';
+	*list = grown;
+	return 0;
 }
 
 /* ---- special-use folders (RFC 6154) ------------------------------------ */

@@ -99,10 +99,6 @@ imap_handler imap_cmd_select, imap_cmd_examine, imap_cmd_append, imap_cmd_check,
 void imap_untagged(struct imap *s, const char *fmt, ...) MP_PRINTF(2, 3);
 void imap_tagged(struct imap *s, const char *tag, const char *fmt, ...) MP_PRINTF(3, 4);
 
-/* 1 if word (len octets) is one of the space-separated keywords in
- * list; keywords compare case-insensitively (store.h contract 4). */
-int imap_keyword_in(const char *list, const char *word, size_t len);
-
 /* Flags as "(\Seen \Flagged kw)". */
 void imap_flags_text(uint32_t flags, const char *keywords, char *out, size_t size);
 

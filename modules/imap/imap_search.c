@@ -789,8 +789,8 @@ eval(struct ctx *c, const struct skey *k)
 	case SK_NOT: return !eval(c, &k->kids[0]);
 	case SK_SEQ: return imap_in_set(k->ranges, k->nranges, (uint32_t)(c->i + 1));
 	case SK_UID: return imap_in_set(k->ranges, k->nranges, m->uid);
-	case SK_KEYWORD: return imap_keyword_in(m->keywords, k->field, strlen(k->field));
-	case SK_UNKEYWORD: return !imap_keyword_in(m->keywords, k->field, strlen(k->field));
+	case SK_KEYWORD: return mp_words_find(m->keywords, k->field, strlen(k->field)) != NULL;
+	case SK_UNKEYWORD: return mp_words_find(m->keywords, k->field, strlen(k->field)) == NULL;
 	case SK_LARGER: return m->size > k->size;
 	case SK_SMALLER: return m->size < k->size;
 	case SK_BEFORE: case SK_ON: case SK_SINCE: return date_match(c, k);

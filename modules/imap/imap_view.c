@@ -63,40 +63,20 @@ imap_view_close(struct imap *s)
 	free_view(s);
 }
 
-int
-imap_keyword_in(const char *list, const char *word, size_t len)
-{
-	for (const char *p = list; p && *p;) {
-		size_t n = strcspn(p, " ");
-		if (n == len && strncasecmp(p, word, len) == 0)
-			return 1;
-		p += n + (p[n] == ' ');
-	}
-	return 0;
-}
-
 /* Add the keywords of kw not yet in s->kw_known; 1 if any was new. */
 static int
 learn_keywords(struct imap *s, const char *kw)
 {
+	const char *p = kw ? kw : "", *w;
 	int added = 0;
+	size_t n;
 
-	for (const char *p = kw; p && *p;) {
-		size_t n = strcspn(p, " ");
-		if (n && !imap_keyword_in(s->kw_known, p, n)) {
-			size_t old = s->kw_known ? strlen(s->kw_known) : 0;
-			char *grown = realloc(s->kw_known, old + n + 2);
-			if (grown == NULL)
+	while ((n = mp_words_next(&p, &w)) > 0)
+		if (!mp_words_find(s->kw_known, w, n)) {
+			if (mp_words_add(&s->kw_known, w, n) < 0)
 				return added;
-			if (old)
-				grown[old++] = ' ';
-			memcpy(grown + old, p, n);
-			grown[old + n] = '\0';
-			s->kw_known = grown;
 			added = 1;
 		}
-		p += n + (p[n] == ' ');
-	}
 	return added;
 }
 
@@ -348,8 +328,8 @@ imap_keywords_apply(const char *have, enum mp_flags_how how, const char *change,
 	for (int k = 0; k < 2; k++)
 		for (const char *p = src[k] ? src[k] : ""; *p;) {
 			size_t n = strcspn(p, " ");
-			int drop = how == MP_FLAGS_REMOVE && imap_keyword_in(change, p, n);
-			if (n && !drop && !imap_keyword_in(out, p, n) && o + n + 2 < size)
+			int drop = how == MP_FLAGS_REMOVE && mp_words_find(change, p, n) != NULL;
+			if (n && !drop && mp_words_find(out, p, n) == NULL && o + n + 2 < size)
 				o += (size_t)snprintf(out + o, size - o, "%s%.*s", o ? " " : "",
 				    (int)n, p);
 			p += n + (p[n] == ' ');

@@ -726,47 +726,21 @@ st_message_close(struct mp_reader *r)
 
 /* ---- keywords (store.h contract 4) ---- */
 
-/* The next space-separated word of *p (advanced past it); 0 at the end. */
-static size_t
-next_word(const char **p, const char **w)
-{
-	size_t len;
-
-	*p += strspn(*p, " ");
-	*w = *p;
-	len = strcspn(*p, " ");
-	*p += len;
-	return len;
-}
-
-static int
-has_word(const char *list, const char *w, size_t len)
-{
-	const char *p = list, *x;
-	size_t n;
-
-	while ((n = next_word(&p, &x)) > 0)
-		if (n == len && strncasecmp(x, w, len) == 0)
-			return 1;
-	return 0;
-}
-
 /* Append the folder's spelling of w to *out (adding w to the folder's
  * table when new). 0, or -1 with *why. Lock and transaction held. */
 static int
 add_keyword(struct store *s, long long folder, const char *w, size_t len,
     char **out, const char **why)
 {
-	char word[MP_KEYWORD_LEN_MAX + 1], *grown;
+	char word[MP_KEYWORD_LEN_MAX + 1];
 	sqlite3_stmt *st;
 	long long count = 0;
-	size_t have = strlen(*out);
 
 	if (!mp_keyword_valid(w, len)) {
 		*why = "invalid keyword";
 		return -1;
 	}
-	if (has_word(*out, w, len))
+	if (mp_words_find(*out, w, len))
 		return 0;
 	snprintf(word, sizeof(word), "%.*s", (int)len, w);
 	st = prepare(s, "SELECT name, (SELECT count(*) FROM folder_keywords WHERE folder = ?1) "
@@ -794,12 +768,10 @@ add_keyword(struct store *s, long long folder, const char *w, size_t len,
 		}
 	}
 	sqlite3_finalize(st);
-	if ((grown = realloc(*out, have + len + 2)) == NULL) {
+	if (mp_words_add(out, word, strlen(word)) < 0) {
 		*why = "out of memory";
 		return -1;
 	}
-	snprintf(grown + have, len + 2, "%s%s", have ? " " : "", word);
-	*out = grown;
 	return 0;
 }
 
@@ -815,11 +787,11 @@ apply_keywords(struct store *s, long long folder, const char *current,
 
 	given = given ? given : "";
 	for (p = how == MP_FLAGS_REPLACE ? "" : current; rc == 0 &&
-	    (len = next_word(&p, &w)) > 0;)
-		if (mp_keyword_valid(w, len) && (how != MP_FLAGS_REMOVE || !has_word(given, w, len)))
+	    (len = mp_words_next(&p, &w)) > 0;)
+		if (mp_keyword_valid(w, len) && (how != MP_FLAGS_REMOVE || !mp_words_find(given, w, len)))
 			rc = add_keyword(s, folder, w, len, &out, why);
 	for (p = how == MP_FLAGS_REMOVE ? "" : given; rc == 0 &&
-	    (len = next_word(&p, &w)) > 0;)
+	    (len = mp_words_next(&p, &w)) > 0;)
 		rc = add_keyword(s, folder, w, len, &out, why);
 	if (rc < 0) {
 		if (out == NULL)
@@ -844,13 +816,10 @@ st_folder_keywords(struct mp_folder *f, const char **keywords_r, const char **er
 	sqlite3_bind_int64(st, 1, f->id);
 	while (out && sqlite3_step(st) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 0);
-		size_t have = strlen(out);
-		char *grown = realloc(out, have + strlen(name) + 2);
-		if (grown)
-			sprintf(grown + have, "%s%s", have ? " " : "", name);
-		else
+		if (mp_words_add(&out, name, strlen(name)) < 0) {
 			free(out);
-		out = grown;
+			out = NULL;
+		}
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);

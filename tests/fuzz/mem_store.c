@@ -73,35 +73,6 @@ fail(const char **error_r, const char *why, int rc)
 
 /* ---- keywords ---- */
 
-/* The word of list matching w case-insensitively, or NULL. */
-static const char *
-kw_find(const char *list, const char *w, size_t len)
-{
-	for (const char *p = list; *p;) {
-		size_t l = strcspn(p, " ");
-		if (l == len && strncasecmp(p, w, len) == 0)
-			return p;
-		p += l;
-		p += *p == ' ';
-	}
-	return NULL;
-}
-
-static void
-kw_append(char **list, const char *w, size_t len)
-{
-	size_t have = strlen(*list);
-	char *grown = realloc(*list, have + len + 2);
-
-	if (grown == NULL)
-		return;
-	if (have)
-		grown[have++] = ' ';
-	memcpy(grown + have, w, len);
-	grown[have + len] = '\0';
-	*list = grown;
-}
-
 /* have with change applied by how; each word spelt as in the folder. */
 static char *
 kw_apply(struct mem_folder *fd, const char *have, enum mp_flags_how how,
@@ -111,18 +82,19 @@ kw_apply(struct mem_folder *fd, const char *have, enum mp_flags_how how,
 
 	for (const char *p = how == MP_FLAGS_REPLACE ? "" : have; *p;) {
 		size_t l = strcspn(p, " ");
-		if (l && !(how == MP_FLAGS_REMOVE && change && kw_find(change, p, l)))
-			kw_append(&out, p, l);
+		if (l && !(how == MP_FLAGS_REMOVE && change && mp_words_find(change, p, l)))
+			(void)mp_words_add(&out, p, l);
 		p += l;
 		p += *p == ' ';
 	}
 	for (const char *p = how == MP_FLAGS_REMOVE || !change ? "" : change; *p;) {
 		size_t l = strcspn(p, " ");
-		if (mp_keyword_valid(p, l) && !kw_find(out, p, l)) {
-			if (!kw_find(fd->keywords, p, l))
-				kw_append(&fd->keywords, p, l);
-			const char *spelt = kw_find(fd->keywords, p, l);
-			kw_append(&out, spelt, l);
+		if (mp_keyword_valid(p, l) && !mp_words_find(out, p, l)) {
+			if (!mp_words_find(fd->keywords, p, l))
+				(void)mp_words_add(&fd->keywords, p, l);
+			const char *spelt = mp_words_find(fd->keywords, p, l);
+			if (spelt != NULL)	/* NULL: out of memory above */
+				(void)mp_words_add(&out, spelt, l);
 		}
 		p += l;
 		p += *p == ' ';

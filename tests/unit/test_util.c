@@ -1,8 +1,8 @@
 /*
  * tests/unit/test_util.c - base64 (SASL), CIDR matching (relay_networks),
  * SMTP client reply parsing, and the header-only helpers of
- * include/merpati/util.h (arrays, string buffer, memory reader,
- * special-use names).
+ * include/merpati/util.h (arrays, string buffer, memory reader, word
+ * lists, special-use names).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -194,6 +194,29 @@ test_mem_reader(void)
 }
 
 static void
+test_words(void)
+{
+	const char *p = "  $Junk  Work ", *w;
+	char *list = NULL;
+	size_t n;
+
+	n = mp_words_next(&p, &w);
+	CHECK("word list: first word", n == 5 && strncmp(w, "$Junk", 5) == 0);
+	n = mp_words_next(&p, &w);
+	CHECK("word list: second word", n == 4 && strncmp(w, "Work", 4) == 0);
+	CHECK("word list: then 0", mp_words_next(&p, &w) == 0);
+	CHECK("word list: found in any case",
+	    mp_words_find("$Junk Work", "WORK", 4) != NULL &&
+	    mp_words_find(NULL, "a", 1) == NULL &&
+	    mp_words_find("Workday", "Work", 4) == NULL);
+	CHECK("word list: add to an empty list", mp_words_add(&list, "a1", 2) == 0 &&
+	    strcmp(list, "a1") == 0);
+	CHECK("word list: add another", mp_words_add(&list, "b2xx", 2) == 0 &&
+	    strcmp(list, "a1 b2") == 0);
+	free(list);
+}
+
+static void
 test_special_use(void)
 {
 	CHECK("special use by name, any case",
@@ -218,6 +241,7 @@ main(void)
 	test_array_grow();
 	test_str();
 	test_mem_reader();
+	test_words();
 	test_special_use();
 	TEST_EXIT();
 }
