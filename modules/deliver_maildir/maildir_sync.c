@@ -180,11 +180,11 @@ read_names(const struct mp_folder *f, const char *dir, char ***names_r)
 	while (rc == 0 && (d = readdir(dp)) != NULL) {
 		if (d->d_name[0] == '.')
 			continue;
-		/* a name left out would look like a vanished message */
-		if ((more = mp_array_grow(names, &cap, n + 1, sizeof(*names))) == NULL)
-			rc = -1;
-		else if ((names = more, names[n] = strdup(d->d_name)) == NULL)
-			rc = -1;
+		more = mp_array_grow(names, &cap, n + 1, sizeof(*names));
+		if (more != NULL)
+			names = more;
+		if (more == NULL || (names[n] = strdup(d->d_name)) == NULL)
+			rc = -1;	/* a name left out would look like a vanished message */
 		else
 			n++;
 	}

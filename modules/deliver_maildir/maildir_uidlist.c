@@ -110,15 +110,19 @@ md_list_add(struct md_list *l, uint32_t uid, uint64_t vsize, time_t mtime,
     const char *base, const char *keywords)
 {
 	struct md_entry *e = mp_array_grow(l->e, &l->cap, l->n + 1, sizeof(*e));
-	char *base_copy = strdup(base), *kw_copy = strdup(keywords ? keywords : "");
+	char *base_copy, *kw_copy;
 	size_t at = l->n;
 
-	if (e == NULL || base_copy == NULL || kw_copy == NULL) {
+	if (e == NULL)
+		return NULL;
+	l->e = e;
+	base_copy = strdup(base);
+	kw_copy = strdup(keywords ? keywords : "");
+	if (base_copy == NULL || kw_copy == NULL) {
 		free(base_copy);
 		free(kw_copy);
 		return NULL;
 	}
-	l->e = e;
 	while (at > 0 && l->e[at - 1].uid > uid)	/* imports may go back */
 		at--;
 	memmove(&l->e[at + 1], &l->e[at], (l->n - at) * sizeof(*e));
