@@ -11,7 +11,6 @@
 #define MERPATI_UTIL_H
 
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -166,8 +165,8 @@ mp_mem_read(struct mp_reader *r, void *buf, size_t len)
 
 	if (len > m->len - m->pos)
 		len = m->len - m->pos;
-	if (len > SSIZE_MAX)
-		len = SSIZE_MAX;
+	if (len > SIZE_MAX / 2)	/* what a read can report: SSIZE_MAX */
+		len = SIZE_MAX / 2;
 	if (len > 0)
 		memcpy(buf, m->p + m->pos, len);
 	m->pos += len;
