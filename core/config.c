@@ -26,9 +26,7 @@ mp_problem(struct mp_problems *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	p->lines = realloc(p->lines, (p->n + 1) * sizeof(*p->lines));
-	if (p->lines == NULL)
-		abort();
+	p->lines = mp_xresize(p->lines, p->n + 1, sizeof(*p->lines));
 	p->lines[p->n++] = mp_xstrdup(buf);
 }
 
@@ -293,9 +291,7 @@ cfg_of(const config_setting_t *s)
 static const char *
 own(struct mp_cfg *cfg, char *s)
 {
-	cfg->owned = realloc(cfg->owned, (cfg->nowned + 1) * sizeof(char *));
-	if (cfg->owned == NULL)
-		abort();
+	cfg->owned = mp_xresize(cfg->owned, cfg->nowned + 1, sizeof(char *));
 	cfg->owned[cfg->nowned++] = s;
 	return s;
 }

@@ -2,7 +2,8 @@
  * core/conn.h - buffered, timed I/O on one client connection, shared by
  * every protocol engine. Reads are bounded (line limit) and timed
  * (poll before read), so no client can hold a thread forever or make it
- * allocate without bound. TLS slots in here later, below the buffers.
+ * allocate without bound. TLS (OpenSSL) sits below the buffers: ssl
+ * is NULL until STARTTLS or an implicit-TLS listener starts it.
  */
 #ifndef MERPATI_CONN_H
 #define MERPATI_CONN_H

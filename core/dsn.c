@@ -25,6 +25,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <merpati/util.h>
+
 #include "dsn.h"
 #include "log.h"
 #include "settings.h"
@@ -253,30 +255,13 @@ mp_dsn_format(const struct mp_qmsg *m, const struct mp_rcpt *r, size_t n,
 	return b.len;
 }
 
-struct text_reader {
-	const char *p;
-	size_t len, pos;
-};
-
-static ssize_t
-text_read(struct mp_reader *r, void *out, size_t len)
-{
-	struct text_reader *t = r->priv;
-
-	if (len > t->len - t->pos)
-		len = t->len - t->pos;
-	memcpy(out, t->p + t->pos, len);
-	t->pos += len;
-	return (ssize_t)len;
-}
-
 int
 mp_dsn_send(const struct mp_qmsg *m, const struct mp_rcpt *r, size_t n,
     enum dsn_kind kind)
 {
 	struct mp_rcpt *keep = mp_xcalloc(n ? n : 1, sizeof(*keep));
-	struct text_reader t = { 0 };
-	struct mp_reader reader = { .read = text_read, .priv = &t };
+	struct mp_mem_reader reader;
+	size_t len;
 	const char *rcpt = m->sender, *err = NULL;
 	char id[MP_QID_SIZE], *text = NULL;
 	size_t k = 0;
@@ -293,11 +278,9 @@ mp_dsn_send(const struct mp_qmsg *m, const struct mp_rcpt *r, size_t n,
 		free(keep);
 		return 0;
 	}
-	t.len = mp_dsn_format(m, keep, k, kind, &text);
-	t.p = text;
-	reader.size = (off_t)t.len;
-	rc = mp_host_table.queue_inject("", &rcpt, 1, &reader, id, sizeof(id),
-	    &err);
+	len = mp_dsn_format(m, keep, k, kind, &text);
+	rc = mp_host_table.queue_inject("", &rcpt, 1, mp_mem_reader_init(&reader, text, len),
+	    id, sizeof(id), &err);
 	if (rc == MP_OK)
 		mp_log(MP_LOG_INFO, "sender %s notification: %s",
 		    kind == DSN_FAILED ? "non-delivery" : "delay", id);

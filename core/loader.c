@@ -260,9 +260,7 @@ load_one(struct mp_cfg *cfg, const config_setting_t *group,
 		mp_problem(problems, "%s", err);
 		return;
 	}
-	out->v = realloc(out->v, (out->n + 1) * sizeof(*out->v));
-	if (out->v == NULL)
-		abort();
+	out->v = mp_xresize(out->v, out->n + 1, sizeof(*out->v));
 	out->v[out->n++] = m;
 }
 

@@ -23,6 +23,7 @@
 #include "buildconf.h"
 #include "config.h"
 #include "confine.h"
+#include "listener.h"
 #include "log.h"
 #include "maildrop.h"
 #include "notify.h"
@@ -30,7 +31,6 @@
 #include "queue.h"
 #include "runner.h"
 #include "settings.h"
-#include "smtp_server.h"
 #include "tls.h"
 #include "user_dirs.h"
 #include "util.h"
@@ -220,7 +220,7 @@ serve(const sigset_t *set, const char *pidpath)
 	}
 	mp_log(MP_LOG_INFO, "stopping on signal %d", sig);
 	mp_notify("STOPPING=1");
-	smtp_server_stop();
+	mp_listener_stop();
 	mp_runner_stop();
 	unlink(pidpath);
 	mp_log(MP_LOG_INFO, "stopped");
@@ -253,8 +253,8 @@ main(int argc, char **argv)
 	setup_tls();
 	if (mp_notify_open(err, sizeof(err)) < 0)
 		die(err);
-	if (smtp_server_bind(err, sizeof(err)) < 0 ||
-	    smtp_server_fit_fd_limit(err, sizeof(err)) < 0 ||
+	if (mp_listener_bind(err, sizeof(err)) < 0 ||
+	    mp_listener_fit_fd_limit(err, sizeof(err)) < 0 ||
 	    mp_maildrop_prepare(mp_core.server.state_dir, mp_core.server.user,
 	    err, sizeof(err)) < 0 ||
 	    mp_drop_privileges(mp_core.server.user, mp_core.server.state_dir,
@@ -268,7 +268,7 @@ main(int argc, char **argv)
 	if (mp_confine(mp_core.server.landlock, err, sizeof(err)) < 0)
 		die(err);
 	block_signals(&set);
-	if (mp_runner_start() < 0 || smtp_server_start() < 0 ||
+	if (mp_runner_start() < 0 || mp_listener_start() < 0 ||
 	    mp_maildrop_start() < 0)
 		die("cannot start threads");
 	mp_log(MP_LOG_INFO, "merpatid started (pid %ld) as %s", (long)getpid(),

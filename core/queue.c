@@ -387,9 +387,7 @@ corrupt(char *err, size_t errsize, const char *why)
 static void
 add_rcpt(struct mp_qmsg *m, const char *addr)
 {
-	m->rcpts = realloc(m->rcpts, (m->nrcpt + 1) * sizeof(char *));
-	if (m->rcpts == NULL)
-		abort();
+	m->rcpts = mp_xresize(m->rcpts, m->nrcpt + 1, sizeof(char *));
 	m->rcpts[m->nrcpt++] = mp_xstrdup(addr);
 }
 
@@ -535,7 +533,9 @@ load_added(int fd, struct mp_qmsg *m, off_t file_size, char *err,
 		*nl = '\0';
 		o += (size_t)sprintf(m->added + o, "%s\r\n", p + 2);
 	}
-	m->added = realloc(m->added, o + 1);
+	char *fit = realloc(m->added, o + 1);	/* only ever shrinks */
+	if (fit != NULL)
+		m->added = fit;
 	m->nadded = o;
 	free(raw);
 	return 0;

@@ -1,5 +1,7 @@
 /*
- * core/settings.c - the core's settings and module wiring.
+ * core/settings.c - the core's settings (server, limits, queue, tls,
+ * smtp, outbound, domains, listeners) and loading the modules; which
+ * loaded module provides each kind is providers.c's choice.
  *
  * Defaults follow Postfix and RFC 5321 where they exist: 50 MB messages
  * (Postfix's message_size_limit is 10 MB; 50 MB is what users now
@@ -15,6 +17,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "providers.h"
 #include "queue.h"
 #include "settings.h"
 #include "util.h"
@@ -441,51 +444,6 @@ mp_core_configure(const char *file, char *const *overrides,
 	return problems->n == before ? 0 : -1;
 }
 
-static void
-pick_store(struct mp_problems *problems)
-{
-	const char *want = mp_core.server.mailstore;
-	struct mp_loaded *s = want[0] ? mp_modules_named(&mp_core.modules, want) :
-	    mp_modules_kind(&mp_core.modules, MP_KIND_STORE);
-
-	if (want[0] && (s == NULL || !(s->mod->kinds & MP_KIND_STORE))) {
-		mp_problem(problems, "server.mailstore: \"%s\" is not a loaded store module",
-		    want);
-		return;
-	}
-	if (s && s->mod->kinds & MP_KIND_STORE) {
-		mp_core.store.ops = s->mod->store;
-		mp_core.store.ctx = s->ctx;
-	}
-}
-
-static void
-pick_providers(struct mp_problems *problems)
-{
-	struct mp_loaded *a = mp_modules_kind(&mp_core.modules, MP_KIND_AUTH);
-
-	if (a) {
-		mp_core.auth.ops = a->mod->auth;
-		mp_core.auth.ctx = a->ctx;
-	}
-	mp_core.deliver = mp_modules_kind(&mp_core.modules, MP_KIND_DELIVER);
-	/* The chosen mailstore also receives local mail when it can. */
-	struct mp_loaded *store = mp_core.server.mailstore[0] ?
-	    mp_modules_named(&mp_core.modules, mp_core.server.mailstore) : NULL;
-	if (store && (store->mod->kinds & MP_KIND_DELIVER))
-		mp_core.deliver = store;
-	mp_core.route = mp_modules_kind(&mp_core.modules, MP_KIND_ROUTE);
-	mp_core.resolve = mp_modules_kind(&mp_core.modules, MP_KIND_RESOLVE);
-	mp_core.retry = mp_modules_kind(&mp_core.modules, MP_KIND_RETRY);
-	if (mp_core.deliver == NULL)
-		mp_problem(problems,
-		    "modules: no deliver module loaded (e.g. deliver_maildir = { ... })");
-	pick_store(problems);
-	if (a == NULL && mp_core.ndomains > 0)
-		mp_problem(problems,
-		    "modules: no auth module loaded; local users cannot be checked (e.g. auth_sqlite = { ... })");
-}
-
 int
 mp_core_load_modules(struct mp_problems *problems)
 {
@@ -494,7 +452,7 @@ mp_core_load_modules(struct mp_problems *problems)
 	mp_modules_load(mp_core.cfg, mp_core.server.module_dir,
 	    &mp_host_table, &mp_core.modules, problems);
 	if (problems->n == before) {
-		pick_providers(problems);
+		mp_providers_pick(problems);
 		read_protocol_listeners(problems);
 	}
 	return problems->n == before ? 0 : -1;

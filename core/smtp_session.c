@@ -4,7 +4,7 @@
  * SMTPUTF8, ENHANCEDSTATUSCODES, CHUNKING, DSN, STARTTLS, AUTH), relay
  * control, and message data streamed straight into the queue. Replies
  * carry RFC 3463 enhanced codes. Not here: sockets and per-client
- * limits (smtp_server.c), parsing (smtp_parse.c, smtp_data.c), AUTH
+ * limits (listener.c), parsing (smtp_parse.c, smtp_data.c), AUTH
  * (smtp_auth.c), the BDAT chunk reader (smtp_bdat.c).
  */
 #include <arpa/inet.h>
@@ -26,7 +26,6 @@
 #include "protocol.h"
 #include "runner.h"
 #include "smtp_data.h"
-#include "smtp_server.h"
 #include "smtp_session.h"
 #include "tls.h"
 #include "util.h"

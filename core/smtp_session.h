@@ -85,4 +85,8 @@ void smtp_do_auth(struct session *s, const char *arg);
 /* 1 if AUTH may be offered on this session now. */
 int smtp_auth_offered(const struct session *s);
 
+/* Serve one accepted SMTP connection in the calling thread (the
+ * listener's thread, listener.c). */
+void smtp_session_run(int fd, const struct mp_listen *l);
+
 #endif

@@ -4,12 +4,15 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <merpati/util.h>
 
 #include "util.h"
 
@@ -181,17 +184,29 @@ mp_rfc5322_date(char *out, size_t size)
 void
 mp_buf_put(struct mp_buf *b, const void *s, size_t n)
 {
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = realloc(b->p, b->cap);
-		if (b->p == NULL) {
-			fputs("merpati: out of memory\n", stderr);
-			abort();
-		}
+	char *grown = n < SIZE_MAX - b->len ?
+	    mp_array_grow(b->p, &b->cap, b->len + n + 1, 1) : NULL;
+
+	if (grown == NULL) {
+		fputs("merpati: out of memory\n", stderr);
+		abort();
 	}
+	b->p = grown;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
+}
+
+void *
+mp_xresize(void *v, size_t n, size_t elem)
+{
+	void *p = mp_array_resize(v, n, elem);
+
+	if (p == NULL) {
+		fputs("merpati: out of memory\n", stderr);
+		abort();
+	}
+	return p;
 }
 
 void *

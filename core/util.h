@@ -2,8 +2,8 @@
  * core/util.h - small generic helpers shared by the daemon and the CLI:
  * durations, file durability, directories, strings. No mail logic here.
  */
-#ifndef MERPATI_UTIL_H
-#define MERPATI_UTIL_H
+#ifndef MERPATI_CORE_UTIL_H
+#define MERPATI_CORE_UTIL_H
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -52,5 +52,8 @@ void mp_buf_put(struct mp_buf *b, const void *s, size_t n);
 void *mp_xmalloc(size_t size);
 void *mp_xcalloc(size_t n, size_t size);
 char *mp_xstrdup(const char *s);
+/* v resized to n elements of elem bytes (mp_array_resize of
+ * <merpati/util.h>), aborting on overflow or out of memory. */
+void *mp_xresize(void *v, size_t n, size_t elem);
 
 #endif

@@ -112,7 +112,8 @@ hash_password(const char *password)
 	return out;
 }
 
-/* 1 when password matches hash; compared in constant time. */
+/* 1 when password matches hash (compared in constant time), 0 when it
+ * does not, -1 when out of memory. */
 static int
 check_hash(const char *password, const char *hash)
 {
@@ -121,6 +122,8 @@ check_hash(const char *password, const char *hash)
 	size_t len = strlen(hash);
 	unsigned char diff = 0;
 
+	if (cd == NULL)
+		return -1;
 	if (h == NULL || h[0] != '$' || strlen(h) != len) {
 		free(cd);
 		return 0;
@@ -188,8 +191,9 @@ auth_user_exists(void *ctx, const char *address, const char **error_r)
 	return lookup(ctx, addr, hash, sizeof(hash), error_r);
 }
 
-/* The cache's name for (address, stored hash, password). */
-static void
+/* The cache's name for (address, stored hash, password); -1 when out
+ * of memory (then the cache must not be used: mac names nothing). */
+static int
 login_mac(const struct auth *a, const char *addr, const char *hash,
     const char *password, unsigned char mac[32])
 {
@@ -199,13 +203,14 @@ login_mac(const struct auth *a, const char *addr, const char *hash,
 
 	memset(mac, 0, 32);
 	if (buf == NULL)
-		return;
+		return -1;
 	memcpy(buf, addr, la);
 	memcpy(buf + la, hash, lh);
 	memcpy(buf + la + lh, password, lp);
 	HMAC(EVP_sha256(), a->cache_key, sizeof(a->cache_key), buf, la + lh + lp, mac, &len);
 	OPENSSL_cleanse(buf, la + lh + lp);
 	free(buf);
+	return 0;
 }
 
 static struct cached_login *
@@ -254,14 +259,17 @@ auth_verify(void *ctx, const char *address, const char *password,
 
 	if (found < 0)
 		return -1;
-	if (found && a->set.verify_cache > 0) {
-		login_mac(a, addr, hash, password, mac);
-		if (cache_hit(a, mac))
-			return 1;
-	}
+	int cached = found && a->set.verify_cache > 0 &&
+	    login_mac(a, addr, hash, password, mac) == 0;
+	if (cached && cache_hit(a, mac))
+		return 1;
 	/* Hash even for unknown users: same time either way. */
 	int match = check_hash(password, found ? hash : a->dummy_hash);
-	if (found && match && a->set.verify_cache > 0)
+	if (match < 0) {
+		*error_r = "auth_sqlite: out of memory";
+		return -1;
+	}
+	if (found && match && cached)
 		cache_put(a, mac);
 	return found && match ? 1 : 0;
 }

@@ -20,33 +20,7 @@
 
 #include "maildir_private.h"
 
-/* ---- keywords as space-separated words ---- */
-
-/* The next word of *p (advanced past it); its length, 0 at the end. */
-static size_t
-next_word(const char **p, const char **w)
-{
-	size_t len;
-
-	*p += strspn(*p, " ");
-	*w = *p;
-	len = strcspn(*p, " ");
-	*p += len;
-	return len;
-}
-
-/* The word equal to w (case-insensitively) in list, or NULL. */
-static const char *
-find_word(const char *list, const char *w, size_t len)
-{
-	const char *p = list, *x;
-	size_t n;
-
-	while ((n = next_word(&p, &x)) > 0)
-		if (n == len && strncasecmp(x, w, len) == 0)
-			return x;
-	return NULL;
-}
+/* ---- keywords as space-separated words (mp_words_ of <merpati/util.h>) ---- */
 
 static size_t
 count_words(const char *list)
@@ -54,33 +28,16 @@ count_words(const char *list)
 	const char *p = list, *x;
 	size_t n = 0;
 
-	while (next_word(&p, &x) > 0)
+	while (mp_words_next(&p, &x) > 0)
 		n++;
 	return n;
-}
-
-/* Append w to *list (malloc'd, space separated). 0 / -1. */
-static int
-append_word(char **list, const char *w, size_t len)
-{
-	size_t have = strlen(*list);
-	char *s = realloc(*list, have + len + 2);
-
-	if (s == NULL)
-		return -1;
-	if (have)
-		s[have++] = ' ';
-	memcpy(s + have, w, len);
-	s[have + len] = '\0';
-	*list = s;
-	return 0;
 }
 
 /* The folder's spelling of w, adding it when new. NULL: table full. */
 static const char *
 folder_spelling(struct md_list *l, const char *w, size_t len, const char **why)
 {
-	const char *known = find_word(l->keywords, w, len);
+	const char *known = mp_words_find(l->keywords, w, len);
 
 	if (known)
 		return known;
@@ -88,12 +45,12 @@ folder_spelling(struct md_list *l, const char *w, size_t len, const char **why)
 		*why = "too many keywords in this folder";
 		return NULL;
 	}
-	if (append_word(&l->keywords, w, len) < 0) {
+	if (mp_words_add(&l->keywords, w, len) < 0) {
 		*why = "out of memory";
 		return NULL;
 	}
 	l->dirty = 1;
-	return find_word(l->keywords, w, len);
+	return mp_words_find(l->keywords, w, len);
 }
 
 int
@@ -102,7 +59,7 @@ md_keywords_register(struct md_list *l, const char *kw)
 	const char *p = kw, *w, *why;
 	size_t len;
 
-	while ((len = next_word(&p, &w)) > 0)
+	while ((len = mp_words_next(&p, &w)) > 0)
 		if (mp_keyword_valid(w, len) && folder_spelling(l, w, len, &why) == NULL &&
 		    strcmp(why, "out of memory") == 0)
 			return -1;
@@ -120,11 +77,11 @@ add_keyword(struct md_list *l, char **out, const char *w, size_t len,
 		*why = "invalid keyword";
 		return -1;
 	}
-	if (find_word(*out, w, len))
+	if (mp_words_find(*out, w, len))
 		return 0;
 	if ((spelled = folder_spelling(l, w, len, why)) == NULL)
 		return -1;
-	if (append_word(out, spelled, len) < 0) {
+	if (mp_words_add(out, spelled, len) < 0) {
 		*why = "out of memory";
 		return -1;
 	}
@@ -146,11 +103,11 @@ md_keywords_apply(struct md_list *l, const char *current,
 	}
 	given = given ? given : "";
 	for (p = how == MP_FLAGS_REPLACE ? "" : current; rc == 0 &&
-	    (len = next_word(&p, &w)) > 0;)
-		if (how != MP_FLAGS_REMOVE || !find_word(given, w, len))
+	    (len = mp_words_next(&p, &w)) > 0;)
+		if (how != MP_FLAGS_REMOVE || !mp_words_find(given, w, len))
 			rc = mp_keyword_valid(w, len) ? add_keyword(l, &out, w, len, why) : 0;
 	for (p = how == MP_FLAGS_REMOVE ? "" : given; rc == 0 &&
-	    (len = next_word(&p, &w)) > 0;)
+	    (len = mp_words_next(&p, &w)) > 0;)
 		rc = add_keyword(l, &out, w, len, why);
 	if (rc < 0) {
 		free(out);
@@ -314,8 +271,12 @@ md_flags_change(struct mp_folder *f, uint32_t uid, enum mp_flags_how how,
 	}
 	if (rc != MP_OK)
 		return rc;
-	free(e->file);
-	e->file = strdup(name);
+	/* out of memory, the stale name stays: open_message finds the file */
+	char *file = strdup(name);
+	if (file != NULL) {
+		free(e->file);
+		e->file = file;
+	}
 	e->flags = (e->flags & MP_FLAG_RECENT) | now;
 	f->info[e - f->list.e].flags = e->flags;
 	f->info[e - f->list.e].keywords = e->keywords;

@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <merpati/util.h>
+
 #include "maildir_store.h"
 
 #define UIDLIST "merpati-uidlist"
@@ -62,7 +64,7 @@ struct md_list {
 	uint32_t uidvalidity, uidnext;
 	char *keywords;		/* every keyword of the folder, in first spelling */
 	struct md_entry *e;	/* sorted by UID */
-	size_t n;
+	size_t n, cap;
 	uint32_t uidnext_read;	/* UIDNEXT as read (no \Recent mark yet:
 				   the mark starts here) */
 	uint32_t gen;		/* the lock file's generation when read */

@@ -91,18 +91,12 @@ subscribed(const struct mp_mailbox *mb, const char *name)
 	return found;
 }
 
-static unsigned
-special_use(const char *name)
+static void
+free_names(char **names, size_t n)
 {
-	static const struct { const char *name; unsigned attr; } uses[] = {
-		{ "Sent", MP_FOLDER_SENT }, { "Drafts", MP_FOLDER_DRAFTS },
-		{ "Trash", MP_FOLDER_TRASH }, { "Junk", MP_FOLDER_JUNK },
-	};
-
-	for (size_t i = 0; i < 4; i++)
-		if (strcasecmp(name, uses[i].name) == 0)
-			return uses[i].attr;
-	return 0;
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 }
 
 static int
@@ -112,8 +106,8 @@ store_folders(struct mp_mailbox *mb,
 {
 	DIR *dp = opendir(mb->path);
 	struct dirent *d;
-	char **names = NULL;
-	size_t n = 0;
+	char **names = NULL, *name;
+	size_t n = 0, cap = 0;
 
 	if (dp == NULL)
 		return md_fail(error_r, "cannot list folders", MP_TEMPFAIL);
@@ -121,13 +115,17 @@ store_folders(struct mp_mailbox *mb,
 		if (d->d_name[0] != '.' || d->d_name[1] == '\0' ||
 		    strcmp(d->d_name, "..") == 0 || d->d_type != DT_DIR)
 			continue;
-		if (n % 64 == 0)
-			names = realloc(names, (n + 64) * sizeof(char *));
-		names[n] = strdup(d->d_name + 1);
-		for (char *p = names[n]; *p; p++)
+		char **grown = mp_array_grow(names, &cap, n + 1, sizeof(*names));
+		if (grown == NULL || (name = strdup(d->d_name + 1)) == NULL) {
+			closedir(dp);
+			free_names(grown ? grown : names, n);
+			return md_fail(error_r, "out of memory", MP_TEMPFAIL);
+		}
+		names = grown;
+		for (char *p = name; *p; p++)
 			if (*p == '.')
 				*p = '/';
-		n++;
+		names[n++] = name;
 	}
 	closedir(dp);
 	if (n > 1)
@@ -135,7 +133,7 @@ store_folders(struct mp_mailbox *mb,
 	each(arg, "INBOX", subscribed(mb, "INBOX") ? MP_FOLDER_SUBSCRIBED : 0);
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(names[i]);
-		unsigned attrs = special_use(names[i]) |
+		unsigned attrs = mp_special_use_flag(names[i]) |
 		    (subscribed(mb, names[i]) ? MP_FOLDER_SUBSCRIBED : 0);
 		if (i + 1 < n && strncmp(names[i + 1], names[i], len) == 0 &&
 		    names[i + 1][len] == '/')

@@ -170,7 +170,7 @@ read_names(const struct mp_folder *f, const char *dir, char ***names_r)
 	char path[PATH_MAX];
 	struct dirent *d;
 	char **names = NULL, **more;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	int rc = 0;
 	DIR *dp;
 
@@ -180,13 +180,12 @@ read_names(const struct mp_folder *f, const char *dir, char ***names_r)
 	while (rc == 0 && (d = readdir(dp)) != NULL) {
 		if (d->d_name[0] == '.')
 			continue;
-		if (n % 256 == 0) {
-			if ((more = realloc(names, (n + 256) * sizeof(*names))) == NULL)
-				rc = -1;
-			else
-				names = more;
-		}
-		if (rc == 0 && (names[n] = strdup(d->d_name)) != NULL)
+		more = mp_array_grow(names, &cap, n + 1, sizeof(*names));
+		if (more != NULL)
+			names = more;
+		if (more == NULL || (names[n] = strdup(d->d_name)) == NULL)
+			rc = -1;	/* a name left out would look like a vanished message */
+		else
 			n++;
 	}
 	closedir(dp);

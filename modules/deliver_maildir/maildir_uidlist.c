@@ -145,14 +145,19 @@ struct md_entry *
 md_list_add(struct md_list *l, uint32_t uid, uint64_t vsize, time_t mtime,
     const char *base, const char *keywords)
 {
-	struct md_entry *e;
+	struct md_entry *e = mp_array_grow(l->e, &l->cap, l->n + 1, sizeof(*e));
+	char *base_copy, *kw_copy;
 	size_t at = l->n;
 
-	if (l->n % 64 == 0) {
-		e = realloc(l->e, (l->n + 64) * sizeof(*e));
-		if (e == NULL)
-			return NULL;
-		l->e = e;
+	if (e == NULL)
+		return NULL;
+	l->e = e;
+	base_copy = strdup(base);
+	kw_copy = strdup(keywords ? keywords : "");
+	if (base_copy == NULL || kw_copy == NULL) {
+		free(base_copy);
+		free(kw_copy);
+		return NULL;
 	}
 	while (at > 0 && l->e[at - 1].uid > uid)	/* imports may go back */
 		at--;
@@ -163,10 +168,8 @@ md_list_add(struct md_list *l, uint32_t uid, uint64_t vsize, time_t mtime,
 	e->uid = uid;
 	e->vsize = vsize;
 	e->mtime = mtime;
-	e->base = strdup(base);
-	e->keywords = strdup(keywords ? keywords : "");
-	if (e->base == NULL || e->keywords == NULL)
-		return NULL;
+	e->base = base_copy;
+	e->keywords = kw_copy;
 	return e;
 }
 
@@ -258,8 +261,9 @@ field_word(char **p, char *out, size_t size)
 }
 
 /* "<uid> <size> [<mtime>] <base> <keywords...>"; version 1 has no mtime,
- * versions 1 and 2 join keywords with ','. A malformed line is skipped. */
-static void
+ * versions 1 and 2 join keywords with ','. A malformed line is skipped;
+ * -1 only when out of memory (a line dropped would renumber its message). */
+static int
 parse_entry(struct md_list *l, char *line, int version)
 {
 	unsigned long long uid, vsize;
@@ -269,15 +273,15 @@ parse_entry(struct md_list *l, char *line, int version)
 	line[strcspn(line, "\n")] = '\0';
 	if (field_u64(&p, &uid) < 0 || field_u64(&p, &vsize) < 0 ||
 	    (version > 1 && field_i64(&p, &mtime) < 0) || field_word(&p, base, sizeof(base)) < 0)
-		return;
+		return 0;
 	if (uid == 0 || uid >= l->uidnext)
-		return;
+		return 0;
 	char *kw = p + strspn(p, " ");
 	if (version < 3)
 		for (char *c = kw; *c; c++)
 			if (*c == ',')
 				*c = ' ';
-	md_list_add(l, (uint32_t)uid, vsize, (time_t)mtime, base, kw);
+	return md_list_add(l, (uint32_t)uid, vsize, (time_t)mtime, base, kw) ? 0 : -1;
 }
 
 int
@@ -285,20 +289,22 @@ md_list_parse(FILE *fp, struct md_list *l)
 {
 	char *line = NULL;
 	size_t cap = 0;
-	int version = 0;
+	int version = 0, oom = 0;
 
 	if (getline(&line, &cap, fp) < 0 ||
 	    sscanf(line, "M%d V%u N%u", &version, &l->uidvalidity, &l->uidnext) != 3 ||
 	    version < 1 || version > 3)
 		version = 0;
-	while (version && getline(&line, &cap, fp) > 0) {
+	while (version && !oom && getline(&line, &cap, fp) > 0) {
 		if (strncmp(line, "K ", 2) == 0 && l->keywords == NULL) {
 			line[strcspn(line, "\n")] = '\0';
-			l->keywords = strdup(line + 2);
+			oom = (l->keywords = strdup(line + 2)) == NULL;
 		} else
-			parse_entry(l, line, version);
+			oom = parse_entry(l, line, version) < 0;
 	}
 	free(line);
+	if (oom)
+		return -1;
 	if (l->keywords == NULL && (l->keywords = strdup("")) == NULL)
 		return -1;
 	if (version != 3) {	/* an older list: gather its keywords */

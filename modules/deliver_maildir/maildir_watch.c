@@ -143,25 +143,18 @@ add_fd(struct md_watcher *w, int wd, int fd)
 	struct watch *x = watch_find(w, wd);
 
 	if (x == NULL) {
-		if (w->nwatches == w->cap) {
-			size_t cap = w->cap ? w->cap * 2 : 16;
-			struct watch *v = realloc(w->watches, cap * sizeof(*v));
-			if (v == NULL)
-				return -1;
-			w->watches = v;
-			w->cap = cap;
-		}
+		struct watch *v = mp_array_grow(w->watches, &w->cap, w->nwatches + 1,
+		    sizeof(*v));
+		if (v == NULL)
+			return -1;
+		w->watches = v;
 		x = &w->watches[w->nwatches++];
 		*x = (struct watch){ .wd = wd };
 	}
-	if (x->nfds == x->cap) {
-		size_t cap = x->cap ? x->cap * 2 : 4;
-		int *v = realloc(x->fds, cap * sizeof(*v));
-		if (v == NULL)
-			return -1;
-		x->fds = v;
-		x->cap = cap;
-	}
+	int *fds = mp_array_grow(x->fds, &x->cap, x->nfds + 1, sizeof(*fds));
+	if (fds == NULL)
+		return -1;
+	x->fds = fds;
 	x->fds[x->nfds++] = fd;
 	return 0;
 }

@@ -203,7 +203,7 @@ has_address(struct dns *d, const char *domain, struct mp_status *st)
 {
 	static const uint16_t types[] = { DNS_T_A, DNS_T_AAAA };
 	struct dns_answer *a = malloc(sizeof(*a));
-	int found = 0, temp = 0;
+	int found = 0, temp = a == NULL;	/* out of memory: try again later */
 
 	for (size_t t = 0; a && t < 2 && !found; t++) {
 		if (query(d, domain, types[t], a) != MP_OK ||
@@ -307,7 +307,7 @@ lookup_addresses(struct dns *d, const char *host, struct result *r, uint32_t *tt
 {
 	static const uint16_t types[] = { DNS_T_A, DNS_T_AAAA };
 	struct dns_answer *a = malloc(sizeof(*a));
-	int temp = 0, nx = 0;
+	int temp = a == NULL, nx = 0;	/* out of memory: try again later */
 
 	memset(r, 0, sizeof(*r));
 	*ttl = 86400;

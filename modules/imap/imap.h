@@ -58,7 +58,7 @@ struct imap {
 	uint32_t uidvalidity, uidnext;
 	char folder_key[600];	/* user and folder: the cache's name for it */
 	struct imap_msg *msgs;	/* sequence number = index + 1 */
-	size_t n;
+	size_t n, msgs_cap;
 	char *kw_known;		/* keywords the client was told of in FLAGS */
 	enum imap_sync sync;	/* due before the running command's tagged reply */
 	char *line;		/* max_line + 2 octets: the line being read */
@@ -98,10 +98,6 @@ imap_handler imap_cmd_select, imap_cmd_examine, imap_cmd_append, imap_cmd_check,
  * (s->sync, set per command from the command table) unless it is a BAD. */
 void imap_untagged(struct imap *s, const char *fmt, ...) MP_PRINTF(2, 3);
 void imap_tagged(struct imap *s, const char *tag, const char *fmt, ...) MP_PRINTF(3, 4);
-
-/* 1 if word (len octets) is one of the space-separated keywords in
- * list; keywords compare case-insensitively (store.h contract 4). */
-int imap_keyword_in(const char *list, const char *word, size_t len);
 
 /* Flags as "(\Seen \Flagged kw)". */
 void imap_flags_text(uint32_t flags, const char *keywords, char *out, size_t size);

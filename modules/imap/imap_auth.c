@@ -8,18 +8,20 @@
 #include <string.h>
 #include <strings.h>
 
-#include "imap.h"
+#include <merpati/util.h>
 
-static const char *const special_folders[] = { "Sent", "Drafts", "Trash", "Junk" };
+#include "imap.h"
 
 static void
 create_special_folders(struct imap *s)
 {
 	const char *err;
 
-	for (size_t i = 0; i < 4; i++)
-		if (s->st->ops->folder_create(s->mb, special_folders[i], &err) == MP_OK)
-			s->st->ops->folder_subscribe(s->mb, special_folders[i], 1, &err);
+	for (size_t i = 0; i < MP_SPECIAL_USES; i++) {
+		const char *name = mp_special_use(i)->name;
+		if (s->st->ops->folder_create(s->mb, name, &err) == MP_OK)
+			s->st->ops->folder_subscribe(s->mb, name, 1, &err);
+	}
 	s->st->ops->folder_subscribe(s->mb, "INBOX", 1, &err);
 }
 

@@ -17,50 +17,20 @@
 #include <string.h>
 #include <strings.h>
 
+#include <merpati/util.h>
+
 #include "imap_mime.h"
-
-struct obuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-put(struct obuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = (b->len + n + 1) * 2 + 256;
-		char *np = realloc(b->p, cap);
-		if (np == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-puts_(struct obuf *b, const char *s)
-{
-	put(b, s, strlen(s));
-}
 
 /* An IMAP string: quoted when it may be (RFC 3501 9, quoted excludes
  * CR, LF and 8-bit octets), a literal otherwise; NIL for NULL. */
 static void
-put_nstring(struct obuf *b, const char *s)
+put_nstring(struct mp_str *b, const char *s)
 {
 	int literal = 0;
 	size_t n;
 
 	if (s == NULL) {
-		puts_(b, "NIL");
+		mp_str_puts(b, "NIL");
 		return;
 	}
 	n = strlen(s);
@@ -68,35 +38,35 @@ put_nstring(struct obuf *b, const char *s)
 		literal = s[i] == '\r' || s[i] == '\n' || (unsigned char)s[i] >= 0x80;
 	if (literal) {
 		char head[32];
-		put(b, head, (size_t)snprintf(head, sizeof(head), "{%zu}\r\n", n));
-		put(b, s, n);
+		mp_str_put(b, head, (size_t)snprintf(head, sizeof(head), "{%zu}\r\n", n));
+		mp_str_put(b, s, n);
 		return;
 	}
-	put(b, "\"", 1);
+	mp_str_put(b, "\"", 1);
 	for (const char *p = s; *p;) {
 		size_t run = strcspn(p, "\"\\");
-		put(b, p, run);
+		mp_str_put(b, p, run);
 		p += run;
 		if (*p) {
-			put(b, "\\", 1);
-			put(b, p++, 1);
+			mp_str_put(b, "\\", 1);
+			mp_str_put(b, p++, 1);
 		}
 	}
-	put(b, "\"", 1);
+	mp_str_put(b, "\"", 1);
 }
 
 static void
-put_number(struct obuf *b, size_t n)
+put_number(struct mp_str *b, size_t n)
 {
 	char num[32];
 
-	put(b, num, (size_t)snprintf(num, sizeof(num), "%zu", n));
+	mp_str_put(b, num, (size_t)snprintf(num, sizeof(num), "%zu", n));
 }
 
 /* ---- ENVELOPE ------------------------------------------------------------------------- */
 
 struct addr_out {
-	struct obuf *b;
+	struct mp_str *b;
 	size_t n;
 };
 
@@ -106,33 +76,33 @@ static void
 put_address(void *arg, const struct imap_addr *a)
 {
 	struct addr_out *ao = arg;
-	struct obuf *b = ao->b;
+	struct mp_str *b = ao->b;
 
 	if (ao->n++ == 0)
-		put(b, "(", 1);	/* the list's own parenthesis */
-	put(b, "(", 1);
+		mp_str_put(b, "(", 1);	/* the list's own parenthesis */
+	mp_str_put(b, "(", 1);
 	if (a->kind == IMAP_ADDR_MAILBOX) {
 		put_nstring(b, a->name);
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		put_nstring(b, a->route);
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		/* NIL would mean a group: a missing part gets a placeholder */
 		put_nstring(b, a->mailbox ? a->mailbox : "MISSING_MAILBOX");
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		put_nstring(b, a->host ? a->host : "MISSING_DOMAIN");
 	} else if (a->kind == IMAP_ADDR_GROUP) {
-		puts_(b, "NIL NIL ");
+		mp_str_puts(b, "NIL NIL ");
 		put_nstring(b, a->name);
-		puts_(b, " NIL");
+		mp_str_puts(b, " NIL");
 	} else
-		puts_(b, "NIL NIL NIL NIL");
-	put(b, ")", 1);
+		mp_str_puts(b, "NIL NIL NIL NIL");
+	mp_str_put(b, ")", 1);
 }
 
 /* The address list of field name: "((...)(...))", or nothing and 0
  * when the field is absent or holds no address. */
 static size_t
-put_addresses(struct obuf *b, const char *hdr, size_t hlen, const char *name)
+put_addresses(struct mp_str *b, const char *hdr, size_t hlen, const char *name)
 {
 	struct addr_out ao = { b, 0 };
 	const char *v;
@@ -141,12 +111,12 @@ put_addresses(struct obuf *b, const char *hdr, size_t hlen, const char *name)
 	if (mime_field_raw(hdr, hlen, name, &v, &vlen))
 		imap_addresses(v, vlen, put_address, &ao);
 	if (ao.n)
-		put(b, ")", 1);
+		mp_str_put(b, ")", 1);
 	return ao.n;
 }
 
 static void
-put_field(struct obuf *b, const char *hdr, size_t hlen, const char *name)
+put_field(struct mp_str *b, const char *hdr, size_t hlen, const char *name)
 {
 	char *v = mime_field(hdr, hlen, name);
 
@@ -155,37 +125,37 @@ put_field(struct obuf *b, const char *hdr, size_t hlen, const char *name)
 }
 
 static void
-put_envelope(struct obuf *b, const char *hdr, size_t hlen)
+put_envelope(struct mp_str *b, const char *hdr, size_t hlen)
 {
 	static const char *const lists[] = { "From", "Sender", "Reply-To", "To", "Cc", "Bcc" };
 
-	put(b, "(", 1);
+	mp_str_put(b, "(", 1);
 	put_field(b, hdr, hlen, "Date");
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_field(b, hdr, hlen, "Subject");
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		if (put_addresses(b, hdr, hlen, lists[i]))
 			continue;
 		/* Sender and Reply-To absent or empty: the From (7.4.2) */
 		if ((i == 1 || i == 2) && put_addresses(b, hdr, hlen, "From"))
 			continue;
-		puts_(b, "NIL");
+		mp_str_puts(b, "NIL");
 	}
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_field(b, hdr, hlen, "In-Reply-To");
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_field(b, hdr, hlen, "Message-ID");
-	put(b, ")", 1);
+	mp_str_put(b, ")", 1);
 }
 
 void
 imap_envelope(const char *msg, size_t len, char **out, size_t *outlen)
 {
-	struct obuf b = { 0 };
+	struct mp_str b = { 0 };
 
 	put_envelope(&b, msg, mime_header_len(msg, len));
-	if (b.oom) {
+	if (b.failed) {
 		free(b.p);
 		b.p = NULL;
 		b.len = 0;
@@ -199,30 +169,30 @@ imap_envelope(const char *msg, size_t len, char **out, size_t *outlen)
 /* ("attr" "value" ...) or NIL; for text, "charset" "us-ascii" unless
  * the part names its charset. */
 static void
-put_params(struct obuf *b, const struct mime_value *v, int text)
+put_params(struct mp_str *b, const struct mime_value *v, int text)
 {
 	int charset = !text || mime_param(v, "charset") != NULL;
 
 	if (v->nparams == 0 && charset) {
-		puts_(b, "NIL");
+		mp_str_puts(b, "NIL");
 		return;
 	}
-	put(b, "(", 1);
+	mp_str_put(b, "(", 1);
 	for (size_t i = 0; i < v->nparams; i++) {
 		if (i)
-			put(b, " ", 1);
+			mp_str_put(b, " ", 1);
 		put_nstring(b, v->param[i].attr);
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		put_nstring(b, v->param[i].val);
 	}
 	if (!charset)
-		puts_(b, v->nparams ? " \"charset\" \"us-ascii\"" : "\"charset\" \"us-ascii\"");
-	put(b, ")", 1);
+		mp_str_puts(b, v->nparams ? " \"charset\" \"us-ascii\"" : "\"charset\" \"us-ascii\"");
+	mp_str_put(b, ")", 1);
 }
 
 /* body-fld-dsp: ("attachment" ("filename" "a.txt")) or NIL. */
 static void
-put_disposition(struct obuf *b, const char *hdr, size_t hlen)
+put_disposition(struct mp_str *b, const char *hdr, size_t hlen)
 {
 	char *raw = mime_field(hdr, hlen, "Content-Disposition");
 	struct mime_value v;
@@ -230,20 +200,20 @@ put_disposition(struct obuf *b, const char *hdr, size_t hlen)
 	mime_value_parse(raw ? raw : "", 0, &v);
 	free(raw);
 	if (v.value == NULL) {
-		puts_(b, "NIL");
+		mp_str_puts(b, "NIL");
 	} else {
-		put(b, "(", 1);
+		mp_str_put(b, "(", 1);
 		put_nstring(b, v.value);
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		put_params(b, &v, 0);
-		put(b, ")", 1);
+		mp_str_put(b, ")", 1);
 	}
 	mime_value_free(&v);
 }
 
 /* body-fld-lang: ("en" "de") from "en, de", or NIL. */
 static void
-put_language(struct obuf *b, const char *hdr, size_t hlen)
+put_language(struct mp_str *b, const char *hdr, size_t hlen)
 {
 	char *raw = mime_field(hdr, hlen, "Content-Language");
 	char *tags = raw ? malloc(strlen(raw) + 1) : NULL;
@@ -254,26 +224,26 @@ put_language(struct obuf *b, const char *hdr, size_t hlen)
 		char *o = tags;
 		const char *next = mime_read_word(p, &o, 0);
 		if (next != NULL) {
-			put(b, n++ ? " " : "(", 1);
+			mp_str_put(b, n++ ? " " : "(", 1);
 			put_nstring(b, tags);
 			p = next;
 		} else
 			p++;	/* the comma, or a stray special */
 	}
-	puts_(b, n ? ")" : "NIL");
+	mp_str_puts(b, n ? ")" : "NIL");
 	free(tags);
 	free(raw);
 }
 
 /* The extension data both kinds share: dsp, lang, loc. */
 static void
-put_ext_common(struct obuf *b, const char *hdr, size_t hlen)
+put_ext_common(struct mp_str *b, const char *hdr, size_t hlen)
 {
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_disposition(b, hdr, hlen);
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_language(b, hdr, hlen);
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_field(b, hdr, hlen, "Content-Location");
 }
 
@@ -290,36 +260,36 @@ count_lines(const char *s, size_t len)
 	return n;
 }
 
-static void put_part(struct obuf *b, const struct imap_mime *t, size_t p, int ext);
+static void put_part(struct mp_str *b, const struct imap_mime *t, size_t p, int ext);
 
 /* body-type-mpart: the parts, the subtype, extension data. */
 static void
-put_multipart(struct obuf *b, const struct imap_mime *t, size_t p, const struct mime_value *ct,
+put_multipart(struct mp_str *b, const struct imap_mime *t, size_t p, const struct mime_value *ct,
     const char *subtype, int ext)
 {
 	const struct mime_part *part = &t->parts[p];
 	const char *hdr = t->msg + part->hdr;
 
-	put(b, "(", 1);
+	mp_str_put(b, "(", 1);
 	for (uint32_t c = part->first_child; c; c = t->parts[c].next)
 		put_part(b, t, c, ext);
 	if (part->nchildren == 0)	/* no part found: 1*body needs one */
-		puts_(b, ext ? "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0"
+		mp_str_puts(b, ext ? "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0"
 		    " NIL NIL NIL NIL)" : "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL"
 		    " \"7bit\" 0 0)");
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_nstring(b, subtype);
 	if (ext) {
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		put_params(b, ct, 0);
 		put_ext_common(b, hdr, part->hdr_len);
 	}
-	put(b, ")", 1);
+	mp_str_put(b, ")", 1);
 }
 
 /* body-type-1part: basic, text or message/rfc822, then extension data. */
 static void
-put_single(struct obuf *b, const struct imap_mime *t, size_t p, const struct mime_value *ct,
+put_single(struct mp_str *b, const struct imap_mime *t, size_t p, const struct mime_value *ct,
     const char *type, const char *subtype, int ext)
 {
 	const struct mime_part *part = &t->parts[p];
@@ -331,43 +301,43 @@ put_single(struct obuf *b, const struct imap_mime *t, size_t p, const struct mim
 
 	mime_value_parse(enc_raw ? enc_raw : "", 0, &enc);
 	free(enc_raw);
-	put(b, "(", 1);
+	mp_str_put(b, "(", 1);
 	put_nstring(b, part->degraded ? "application" : type);
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_nstring(b, part->degraded ? "octet-stream" : subtype);
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_params(b, ct, text);
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_field(b, hdr, hlen, "Content-ID");
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_field(b, hdr, hlen, "Content-Description");
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_nstring(b, enc.value ? enc.value : "7bit");
 	mime_value_free(&enc);
-	put(b, " ", 1);
+	mp_str_put(b, " ", 1);
 	put_number(b, part->body_len);
 	if (part->kind == MIME_MESSAGE) {
 		const struct mime_part *inner = &t->parts[part->first_child];
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		put_envelope(b, t->msg + inner->hdr, inner->hdr_len);
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		put_part(b, t, part->first_child, ext);
 	}
 	if (text || part->kind == MIME_MESSAGE) {
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		put_number(b, count_lines(t->msg + part->body, part->body_len));
 	}
 	if (ext) {
-		put(b, " ", 1);
+		mp_str_put(b, " ", 1);
 		put_field(b, hdr, hlen, "Content-MD5");
 		put_ext_common(b, hdr, hlen);
 	}
-	put(b, ")", 1);
+	mp_str_put(b, ")", 1);
 }
 
 /* Recursion follows the tree, whose depth the parser bounds. */
 static void
-put_part(struct obuf *b, const struct imap_mime *t, size_t p, int ext)
+put_part(struct mp_str *b, const struct imap_mime *t, size_t p, int ext)
 {
 	struct mime_value ct;
 	const char *type, *subtype;
@@ -383,10 +353,10 @@ put_part(struct obuf *b, const struct imap_mime *t, size_t p, int ext)
 void
 imap_mime_bodystructure(const struct imap_mime *t, int extended, char **out, size_t *outlen)
 {
-	struct obuf b = { 0 };
+	struct mp_str b = { 0 };
 
 	put_part(&b, t, 0, extended);
-	if (b.oom) {
+	if (b.failed) {
 		free(b.p);
 		b.p = NULL;
 		b.len = 0;

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <merpati/util.h>
+
 #include "imap_decode.h"
 
 /* ---- base64 and quoted-printable ------------------------------------------------ */
@@ -143,12 +145,11 @@ copy_bytes(const char *in, size_t len, size_t *out_len)
 static int
 grow(char **out, size_t *cap)
 {
-	char *bigger = realloc(*out, *cap * 2);
+	char *bigger = mp_array_grow(*out, cap, *cap + 1, 1);
 
 	if (bigger == NULL)
 		return -1;
 	*out = bigger;
-	*cap *= 2;
 	return 0;
 }
 
@@ -205,32 +206,6 @@ imap_to_utf8(const char *charset, const char *in, size_t len, size_t *out_len)
 
 /* ---- RFC 2047 encoded words ----------------------------------------------------- */
 
-struct out {
-	char *p;
-	size_t len, cap;
-	int failed;
-};
-
-static void
-put(struct out *o, const char *s, size_t n)
-{
-	if (o->failed)
-		return;
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = (o->len + n + 1) * 2;
-		char *p = realloc(o->p, cap);
-		if (p == NULL) {
-			o->failed = 1;
-			return;
-		}
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	o->p[o->len] = '\0';
-}
-
 struct word {
 	char charset[64];
 	int b;			/* B (base64) or Q encoding */
@@ -276,11 +251,11 @@ parse_word(const char *in, size_t len, size_t i, struct word *w)
  * character split across two words survives. */
 struct pending {
 	char charset[64];
-	struct out raw;
+	struct mp_str raw;
 };
 
 static void
-flush(struct pending *pd, struct out *o)
+flush(struct pending *pd, struct mp_str *o)
 {
 	size_t n;
 	char *u;
@@ -291,13 +266,13 @@ flush(struct pending *pd, struct out *o)
 	if (u == NULL)
 		o->failed = 1;
 	else
-		put(o, u, n);
+		mp_str_put(o, u, n);
 	free(u);
 	pd->raw.len = 0;
 }
 
 static void
-add_word(struct pending *pd, struct out *o, const struct word *w)
+add_word(struct pending *pd, struct mp_str *o, const struct word *w)
 {
 	char *tmp = malloc(w->tlen + 4);
 	size_t n;
@@ -312,7 +287,7 @@ add_word(struct pending *pd, struct out *o, const struct word *w)
 		flush(pd, o);
 		memcpy(pd->charset, w->charset, sizeof(pd->charset));
 	}
-	put(&pd->raw, tmp, n);
+	mp_str_put(&pd->raw, tmp, n);
 	free(tmp);
 	if (pd->raw.failed)
 		o->failed = 1;
@@ -330,13 +305,13 @@ all_space(const char *s, size_t n)
 char *
 imap_decode_words(const char *in, size_t len, size_t *out_len)
 {
-	struct out o = { 0 };
+	struct mp_str o = { 0 };
 	struct pending pd = { { 0 }, { 0 } };
 	size_t i = 0, plain = 0;	/* in[plain..i) not yet copied */
 	int after_word = 0;
 	struct word w;
 
-	put(&o, "", 0);
+	mp_str_put(&o, "", 0);
 	while (i < len) {
 		const char *q = memchr(in + i, '=', len - i);
 		if (q == NULL)
@@ -349,14 +324,14 @@ imap_decode_words(const char *in, size_t len, size_t *out_len)
 		/* RFC 2047 6.2: white space between adjacent encoded words is dropped */
 		if (!(after_word && all_space(in + plain, i - plain))) {
 			flush(&pd, &o);
-			put(&o, in + plain, i - plain);
+			mp_str_put(&o, in + plain, i - plain);
 		}
 		add_word(&pd, &o, &w);
 		i = plain = w.end;
 		after_word = 1;
 	}
 	flush(&pd, &o);
-	put(&o, in + plain, len - plain);
+	mp_str_put(&o, in + plain, len - plain);
 	free(pd.raw.p);
 	if (o.failed) {
 		free(o.p);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <merpati/util.h>
+
 #include "imap.h"
 
 struct folder {
@@ -28,14 +30,11 @@ struct folder_list {
 static int
 push(struct folder_list *l, const char *name, size_t len, unsigned attrs)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 32;
-		struct folder *grown = realloc(l->v, cap * sizeof(*l->v));
-		if (grown == NULL)
-			return -1;
-		l->v = grown;
-		l->cap = cap;
-	}
+	struct folder *grown = mp_array_grow(l->v, &l->cap, l->n + 1, sizeof(*l->v));
+
+	if (grown == NULL)
+		return -1;
+	l->v = grown;
 	if ((l->v[l->n].name = strndup(name, len)) == NULL)
 		return -1;
 	l->v[l->n].attrs = attrs;
@@ -195,10 +194,12 @@ list_reply(struct imap *s, const char *verb, const char *attrs, const char *name
 static void
 list_attrs(unsigned a, char *out, size_t size)
 {
-	snprintf(out, size, "%s%s%s%s%s%s", a & MP_FOLDER_NOSELECT ? "\\Noselect " : "",
-	    a & MP_FOLDER_HAS_CHILDREN ? "\\HasChildren" : "\\HasNoChildren",
-	    a & MP_FOLDER_SENT ? " \\Sent" : "", a & MP_FOLDER_DRAFTS ? " \\Drafts" : "",
-	    a & MP_FOLDER_TRASH ? " \\Trash" : "", a & MP_FOLDER_JUNK ? " \\Junk" : "");
+	size_t o = (size_t)snprintf(out, size, "%s%s", a & MP_FOLDER_NOSELECT ? "\\Noselect " : "",
+	    a & MP_FOLDER_HAS_CHILDREN ? "\\HasChildren" : "\\HasNoChildren");
+
+	for (size_t i = 0; i < MP_SPECIAL_USES && o < size; i++)
+		if (a & mp_special_use(i)->flag)
+			o += (size_t)snprintf(out + o, size - o, " %s", mp_special_use(i)->attribute);
 }
 
 /* 1 if a subscribed folder lies below l->v[i]. */

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <merpati/util.h>
+
 #include "imap.h"
 
 /* ---- SELECT / EXAMINE ------------------------------------------------------ */
@@ -119,23 +121,6 @@ parse_flags(const struct imap_arg *arg, uint32_t *flags_r, char *keywords, size_
 
 /* ---- APPEND ------------------------------------------------------------------ */
 
-struct mem_reader {
-	const char *p;
-	size_t len, pos;
-};
-
-static ssize_t
-mem_read(struct mp_reader *r, void *buf, size_t len)
-{
-	struct mem_reader *m = r->priv;
-
-	if (len > m->len - m->pos)
-		len = m->len - m->pos;
-	memcpy(buf, m->p + m->pos, len);
-	m->pos += len;
-	return (ssize_t)len;
-}
-
 static time_t
 parse_internal_date(const char *s)
 {
@@ -224,9 +209,9 @@ imap_cmd_append(struct imap *s, const struct imap_cmd *cmd, int uid_form)
 		return;
 	}
 	name = imap_mailbox_name(name);
-	struct mem_reader m = { cmd->args[i].s, cmd->args[i].len, 0 };
-	struct mp_reader r = { mem_read, (off_t)m.len, &m };
-	int rc = s->st->ops->append(s->mb, name, &r, flags, date, &uid, &uv, &err);
+	struct mp_mem_reader m;
+	struct mp_reader *r = mp_mem_reader_init(&m, cmd->args[i].s, cmd->args[i].len);
+	int rc = s->st->ops->append(s->mb, name, r, flags, date, &uid, &uv, &err);
 	if (rc == MP_OK && keywords[0])
 		append_keywords(s, name, uid, flags, keywords);
 	if (rc == MP_OK)	/* the EXISTS, if selected, comes with the OK */

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <merpati/util.h>
+
 #include "imap_mime.h"
 
 /* ---- header fields ---------------------------------------------------------------- */
@@ -325,14 +327,11 @@ room(struct imap_mime *t)
 {
 	if (t->n >= MIME_MAX_PARTS)
 		return 0;
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 8;
-		struct mime_part *np = realloc(t->parts, cap * sizeof(*np));
-		if (np == NULL)
-			return 0;
-		t->parts = np;
-		t->cap = cap;
-	}
+	struct mime_part *np = mp_array_grow(t->parts, &t->cap, t->n + 1, sizeof(*np));
+
+	if (np == NULL)
+		return 0;
+	t->parts = np;
 	return 1;
 }
 

@@ -23,6 +23,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <merpati/util.h>
+
 #include "imap.h"
 #include "imap_decode.h"
 
@@ -200,6 +202,15 @@ date_key(struct prog *p, const char *name, const char *v, struct skey *k)
 	return 0;
 }
 
+/* A key on header field with the text v: 1, or -1 (p->why says why). */
+static int
+header_key(struct prog *p, struct skey *k, const char *field, const char *v)
+{
+	if ((k->field = strdup(field)) == NULL)
+		return fail(p, "out of memory");
+	return needle_make(p, v, &k->text) == 0 ? 1 : -1;
+}
+
 /* Keys with one argument; 0 when name is none of them. */
 static int
 one_arg_key(struct prog *p, const char *name, const char *v, struct skey *k)
@@ -211,12 +222,12 @@ one_arg_key(struct prog *p, const char *name, const char *v, struct skey *k)
 		if (strcasecmp(name, addrs[i]) == 0) {
 			k->type = SK_ADDRESS;
 			need(p, NEED_HEADER);
-			return (k->field = strdup(addrs[i])) && needle_make(p, v, &k->text) == 0 ? 1 : -1;
+			return header_key(p, k, addrs[i], v);
 		}
 	if (strcasecmp(name, "SUBJECT") == 0) {
 		k->type = SK_HEADER;
 		need(p, NEED_HEADER);
-		return (k->field = strdup("Subject")) && needle_make(p, v, &k->text) == 0 ? 1 : -1;
+		return header_key(p, k, "Subject", v);
 	}
 	if (strcasecmp(name, "BODY") == 0 || strcasecmp(name, "TEXT") == 0) {
 		k->type = toupper((unsigned char)name[0]) == 'B' ? SK_BODY : SK_TEXT;
@@ -627,37 +638,21 @@ part_info(const char *hdr, size_t hlen, struct part_info *pi)
 	free(cte);
 }
 
-struct body_acc {
-	char *p;
-	size_t len, cap;
-	int failed;
-};
-
+/* One leaf's text and a newline: parts never run into each other. */
 static void
-acc_put(struct body_acc *b, const char *s, size_t n)
+acc_put(struct mp_str *b, const char *s, size_t n)
 {
-	if (b->failed || n == 0)
+	if (n == 0)
 		return;
-	if (b->len + n + 2 > b->cap) {
-		size_t cap = (b->len + n + 2) * 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len++] = '\n';	/* parts never run into each other */
+	mp_str_put(b, s, n);
+	mp_str_putc(b, '\n');
 }
 
 /* imap_mime_leaves() callback: one leaf's text, decoded, into the body. */
 static void
 add_leaf(void *arg, const char *hdr, size_t hlen, const char *body, size_t blen)
 {
-	struct body_acc *b = arg;
+	struct mp_str *b = arg;
 	struct part_info pi;
 	char *raw = NULL, *u;
 	size_t n = blen;
@@ -693,7 +688,7 @@ static void
 body_text(struct ctx *c)
 {
 	struct part_info pi;
-	struct body_acc b = { 0 };
+	struct mp_str b = { 0 };
 
 	if (c->body_done)
 		return;
@@ -794,8 +789,8 @@ eval(struct ctx *c, const struct skey *k)
 	case SK_NOT: return !eval(c, &k->kids[0]);
 	case SK_SEQ: return imap_in_set(k->ranges, k->nranges, (uint32_t)(c->i + 1));
 	case SK_UID: return imap_in_set(k->ranges, k->nranges, m->uid);
-	case SK_KEYWORD: return imap_keyword_in(m->keywords, k->field, strlen(k->field));
-	case SK_UNKEYWORD: return !imap_keyword_in(m->keywords, k->field, strlen(k->field));
+	case SK_KEYWORD: return mp_words_find(m->keywords, k->field, strlen(k->field)) != NULL;
+	case SK_UNKEYWORD: return mp_words_find(m->keywords, k->field, strlen(k->field)) == NULL;
 	case SK_LARGER: return m->size > k->size;
 	case SK_SMALLER: return m->size < k->size;
 	case SK_BEFORE: case SK_ON: case SK_SINCE: return date_match(c, k);

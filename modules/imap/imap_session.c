@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <merpati/util.h>
+
 #include "imap.h"
 
 /* Before authentication a literal may hold a user name, a password or
@@ -304,26 +306,6 @@ dispatch(struct imap *s, const struct imap_cmd *cmd)
 
 /* ---- reading commands ---------------------------------------------------- */
 
-/* One command as read so far: lines with their CRLF and literals. */
-struct command_buf {
-	char *buf;
-	size_t len, cap;
-};
-
-static int
-reserve(struct command_buf *b, size_t more)
-{
-	if (b->len + more + 1 <= b->cap)
-		return 0;
-	size_t cap = b->len + more + 1 > 2 * b->cap ? b->len + more + 1 : 2 * b->cap;
-	char *grown = realloc(b->buf, cap);
-	if (grown == NULL)
-		return -1;
-	b->buf = grown;
-	b->cap = cap;
-	return 0;
-}
-
 /* A refusal, tagged with the command's tag (RFC 3501 7.1: a client
  * waits for its tag; an untagged BAD would leave it hanging). */
 static void
@@ -362,27 +344,27 @@ command_limit(const struct imap *s)
  * read into b. 0 read, 1 refused, -1 connection lost.
  */
 static int
-read_literal(struct imap *s, struct command_buf *b, long long lit, int plus)
+read_literal(struct imap *s, struct mp_str *b, long long lit, int plus)
 {
 	long long limit = s->authed ? s->m->set.max_literal : PREAUTH_LITERAL;
 
 	if (lit > limit || b->len + (size_t)lit > command_limit(s)) {
-		refuse(s, b->buf, b->len, s->authed ? "[TOOBIG] Literal too big" :
+		refuse(s, b->p, b->len, s->authed ? "[TOOBIG] Literal too big" :
 		    "Literal too big before authentication");
 		if (plus)
 			close_after_refusal(s, "Literal too big");
 		return 1;
 	}
-	if (reserve(b, 2 + (size_t)lit) < 0)
+	if (mp_str_reserve(b, 2 + (size_t)lit) < 0)
 		return -1;
-	memcpy(b->buf + b->len, "\r\n", 2);
+	memcpy(b->p + b->len, "\r\n", 2);
 	b->len += 2;
 	if (!plus) {
 		s->h->conn_printf(s->c, "+ Ready for literal data\r\n");
 		s->h->conn_flush(s->c);
 	}
 	for (size_t got = 0; got < (size_t)lit;) {
-		ssize_t r = s->h->conn_read(s->c, b->buf + b->len + got, (size_t)lit - got);
+		ssize_t r = s->h->conn_read(s->c, b->p + b->len + got, (size_t)lit - got);
 		if (r <= 0)
 			return -1;
 		got += (size_t)r;
@@ -394,7 +376,7 @@ read_literal(struct imap *s, struct command_buf *b, long long lit, int plus)
 /* Read one command into b: 0 complete, 1 refused (reply sent), -1 the
  * connection is gone. */
 static int
-read_command(struct imap *s, struct command_buf *b)
+read_command(struct imap *s, struct mp_str *b)
 {
 	size_t max_line = (size_t)s->m->set.max_line;
 
@@ -403,7 +385,7 @@ read_command(struct imap *s, struct command_buf *b)
 		int plus, rc = s->h->conn_read_line(s->c, s->line, max_line + 1, &n);
 		if (rc == MP_CONN_TOO_LONG) {
 			if (b->len)
-				refuse(s, b->buf, b->len, "Command line too long");
+				refuse(s, b->p, b->len, "Command line too long");
 			else
 				refuse(s, s->line, strlen(s->line), "Command line too long");
 			/* Its end was skipped unread: it may have announced
@@ -415,16 +397,16 @@ read_command(struct imap *s, struct command_buf *b)
 		if (rc != MP_CONN_OK)
 			return -1;
 		if (b->len + n > command_limit(s)) {
-			refuse(s, b->buf, b->len, "Command too long");
+			refuse(s, b->p, b->len, "Command too long");
 			if (imap_literal_size(s->line, n, &plus) >= 0 && plus)
 				close_after_refusal(s, "Command too long");
 			return 1;
 		}
-		if (reserve(b, n) < 0)
+		if (mp_str_reserve(b, n) < 0)
 			return -1;
-		memcpy(b->buf + b->len, s->line, n);
+		memcpy(b->p + b->len, s->line, n);
 		b->len += n;
-		b->buf[b->len] = '\0';
+		b->p[b->len] = '\0';
 		long long lit = imap_literal_size(s->line, n, &plus);
 		if (lit < 0)
 			return 0;
@@ -436,22 +418,22 @@ read_command(struct imap *s, struct command_buf *b)
 static int
 one_command(struct imap *s, struct imap_cmd *cmd)
 {
-	struct command_buf b = { NULL, 0, 0 };
+	struct mp_str b = { 0 };	/* the command: lines with CRLF, literals */
 	const char *why = NULL;
-	int rc = reserve(&b, 256) < 0 ? -1 : read_command(s, &b);
+	int rc = mp_str_reserve(&b, 256) < 0 ? -1 : read_command(s, &b);
 
 	if (rc == 0) {
-		b.buf[b.len] = '\0';
-		if (imap_parse(b.buf, b.len, cmd, &why) < 0) {
+		b.p[b.len] = '\0';
+		if (imap_parse(b.p, b.len, cmd, &why) < 0) {
 			if (cmd->tag[0])
 				imap_tagged(s, cmd->tag, "BAD %s", why);
 			else
-				refuse(s, b.buf, b.len, why);
+				refuse(s, b.p, b.len, why);
 		} else
 			dispatch(s, cmd);
 		imap_cmd_free(cmd);
 	}
-	free(b.buf);
+	free(b.p);
 	if (rc < 0)
 		return -1;
 	if (s->errors >= s->m->set.errors && !s->quit) {
@@ -471,6 +453,10 @@ serve(struct imap *s)
 		while (one_command(s, cmd) == 0)
 			if (s->h->conn_pending(s->c) == 0 && s->h->conn_flush(s->c) < 0)
 				break;
+	if (cmd == NULL || s->line == NULL) {
+		s->h->log(MP_LOG_ERR, "out of memory for a session");
+		imap_untagged(s, "BYE [UNAVAILABLE] Out of memory");
+	}
 	free(s->line);
 	free(cmd);
 }

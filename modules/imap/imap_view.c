@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <merpati/util.h>
+
 #include "imap.h"
 
 #define SYSTEM_FLAGS "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
@@ -47,7 +49,7 @@ free_view(struct imap *s)
 		imap_msg_free_keywords(&s->msgs[i]);
 	free(s->msgs);
 	s->msgs = NULL;
-	s->n = 0;
+	s->n = s->msgs_cap = 0;
 	free(s->kw_known);
 	s->kw_known = NULL;
 }
@@ -61,40 +63,20 @@ imap_view_close(struct imap *s)
 	free_view(s);
 }
 
-int
-imap_keyword_in(const char *list, const char *word, size_t len)
-{
-	for (const char *p = list; p && *p;) {
-		size_t n = strcspn(p, " ");
-		if (n == len && strncasecmp(p, word, len) == 0)
-			return 1;
-		p += n + (p[n] == ' ');
-	}
-	return 0;
-}
-
 /* Add the keywords of kw not yet in s->kw_known; 1 if any was new. */
 static int
 learn_keywords(struct imap *s, const char *kw)
 {
+	const char *p = kw ? kw : "", *w;
 	int added = 0;
+	size_t n;
 
-	for (const char *p = kw; p && *p;) {
-		size_t n = strcspn(p, " ");
-		if (n && !imap_keyword_in(s->kw_known, p, n)) {
-			size_t old = s->kw_known ? strlen(s->kw_known) : 0;
-			char *grown = realloc(s->kw_known, old + n + 2);
-			if (grown == NULL)
+	while ((n = mp_words_next(&p, &w)) > 0)
+		if (!mp_words_find(s->kw_known, w, n)) {
+			if (mp_words_add(&s->kw_known, w, n) < 0)
 				return added;
-			if (old)
-				grown[old++] = ' ';
-			memcpy(grown + old, p, n);
-			grown[old + n] = '\0';
-			s->kw_known = grown;
 			added = 1;
 		}
-		p += n + (p[n] == ' ');
-	}
 	return added;
 }
 
@@ -126,17 +108,25 @@ has_folder_keywords(const struct imap *s)
 	return MP_HAS(o, o->struct_size, folder_keywords) && o->folder_keywords;
 }
 
-static void
+/* Append v to the view; -1 when out of memory (logged: the view then
+ * ends before v, and the next sync tries again from there). */
+static int
 add_message(struct imap *s, const struct mp_msg_info *v)
 {
-	struct imap_msg *grown = realloc(s->msgs, (s->n + 1) * sizeof(*s->msgs));
+	struct imap_msg *grown = mp_array_grow(s->msgs, &s->msgs_cap, s->n + 1,
+	    sizeof(*s->msgs));
 
-	if (grown == NULL)
-		return;
-	s->msgs = grown;
-	s->msgs[s->n] = (struct imap_msg){ v->uid, v->flags, v->size, v->internal_date, NULL };
-	if (imap_msg_set_keywords(&s->msgs[s->n], v->keywords) == 0)
-		s->n++;
+	if (grown != NULL) {
+		s->msgs = grown;
+		s->msgs[s->n] = (struct imap_msg){ v->uid, v->flags, v->size,
+		    v->internal_date, NULL };
+		if (imap_msg_set_keywords(&s->msgs[s->n], v->keywords) == 0) {
+			s->n++;
+			return 0;
+		}
+	}
+	s->h->log(MP_LOG_ERR, "out of memory for the view of a folder (%zu messages)", s->n);
+	return -1;
 }
 
 static size_t
@@ -159,7 +149,8 @@ imap_view_open(struct imap *s)
 	if (s->st->ops->messages(s->f, &v, &n, &err) != MP_OK)
 		return -1;
 	for (size_t j = 0; j < n; j++)
-		add_message(s, &v[j]);
+		if (add_message(s, &v[j]) < 0)
+			break;	/* the view ends there; the next sync goes on */
 	if (has_folder_keywords(s) && s->st->ops->folder_keywords(s->f, &kw, &err) == MP_OK)
 		learn_keywords(s, kw);
 	for (size_t i = 0; i < s->n; i++)	/* a store may know fewer */
@@ -262,7 +253,8 @@ sync_new(struct imap *s, const struct mp_msg_info *v, size_t n)
 	for (size_t j = 0; j < n; j++) {
 		if (v[j].uid <= last)
 			continue;
-		add_message(s, &v[j]);
+		if (add_message(s, &v[j]) < 0)
+			break;	/* no gap: the rest come at the next sync */
 		imap_view_keywords(s, v[j].keywords);
 		recent += (v[j].flags & MP_FLAG_RECENT) != 0;
 	}
@@ -336,8 +328,8 @@ imap_keywords_apply(const char *have, enum mp_flags_how how, const char *change,
 	for (int k = 0; k < 2; k++)
 		for (const char *p = src[k] ? src[k] : ""; *p;) {
 			size_t n = strcspn(p, " ");
-			int drop = how == MP_FLAGS_REMOVE && imap_keyword_in(change, p, n);
-			if (n && !drop && !imap_keyword_in(out, p, n) && o + n + 2 < size)
+			int drop = how == MP_FLAGS_REMOVE && mp_words_find(change, p, n) != NULL;
+			if (n && !drop && mp_words_find(out, p, n) == NULL && o + n + 2 < size)
 				o += (size_t)snprintf(out + o, size - o, "%s%.*s", o ? " " : "",
 				    (int)n, p);
 			p += n + (p[n] == ' ');
@@ -374,18 +366,17 @@ imap_load(struct imap *s, size_t i, enum mp_msg_part part, size_t *len_r)
 {
 	struct mp_reader r;
 	const char *err;
-	size_t cap = s->msgs[i].size + 1, len = 0;
+	size_t cap = 0, len = 0;	/* cap counts the NUL's byte too */
 	char *buf;
 	ssize_t n;
 
 	if (s->st->ops->message_open(s->f, s->msgs[i].uid, part, &r, &err) != MP_OK)
 		return NULL;
-	buf = malloc(cap + 1);
-	while (buf && (n = r.read(&r, buf + len, cap - len)) > 0) {
+	buf = mp_array_grow(NULL, &cap, (size_t)s->msgs[i].size + 2, 1);
+	while (buf && (n = r.read(&r, buf + len, cap - 1 - len)) > 0) {
 		len += (size_t)n;
-		if (len == cap) {
-			cap *= 2;
-			char *grown = realloc(buf, cap + 1);
+		if (len == cap - 1) {
+			char *grown = mp_array_grow(buf, &cap, cap + 1, 1);
 			if (grown == NULL)
 				free(buf);
 			buf = grown;

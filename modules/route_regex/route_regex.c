@@ -119,6 +119,9 @@ read_targets(const struct mp_host *h, const struct mp_conf *c, char **to,
 	if (*n == 0)
 		return fail(h, c, error_r, "%s", "no target address");
 	for (size_t i = 0; i < *n; i++)
+		if (to[i] == NULL)
+			return fail(h, c, error_r, "%s", "out of memory");
+	for (size_t i = 0; i < *n; i++)
 		if (strchr(to[i], '@') == NULL)
 			return fail(h, c, error_r, "\"%s\" is not an address", to[i]);
 	return MP_OK;
@@ -160,7 +163,7 @@ rule_member(const struct mp_host *h, const struct mp_conf *m, struct rule *r,
 		return read_targets(h, m, r->to, &r->nto, error_r);
 	if (strcmp(name, "host") == 0 && h->conf_string(m)) {
 		r->host = strdup(h->conf_string(m));
-		return MP_OK;
+		return r->host ? MP_OK : fail(h, m, error_r, "%s", "out of memory");
 	}
 	if (strcmp(name, "code") == 0) {
 		if (h->conf_int(m, &code) < 0 || code < 400 || code > 599)
@@ -217,7 +220,9 @@ read_aliases(struct router *rt, const struct mp_conf *list, const char **error_r
 	unsigned n = h->conf_length(list);
 
 	rt->aliases = calloc(n ? n : 1, sizeof(*rt->aliases));
-	for (unsigned i = 0; rt->aliases && i < n; i++) {
+	if (rt->aliases == NULL)
+		return fail(h, list, error_r, "%s", "out of memory");
+	for (unsigned i = 0; i < n; i++) {
 		const struct mp_conf *g = h->conf_elem(list, i);
 		const char *from = h->conf_string(h->conf_member(g, "from"));
 		const struct mp_conf *to = h->conf_member(g, "to");
@@ -226,7 +231,8 @@ read_aliases(struct router *rt, const struct mp_conf *list, const char **error_r
 			return fail(h, g, error_r, "%s", "an alias is { from = \"a@b\"; to = ...; }");
 		if (read_targets(h, to, a->to, &a->nto, error_r) != MP_OK)
 			return MP_ERROR;
-		a->from = strdup(from);
+		if ((a->from = strdup(from)) == NULL)
+			return fail(h, g, error_r, "%s", "out of memory");
 		for (char *p = a->from; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
 		rt->naliases++;
@@ -405,7 +411,8 @@ router_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r
 	aliases = host->conf_member(conf, "aliases");
 	n = host->conf_length(rules);
 	rt->rules = calloc(n ? n : 1, sizeof(*rt->rules));
-	int rc = check_keys(host, conf, error_r);
+	int rc = rt->rules == NULL ? fail(host, rules, error_r, "%s", "out of memory") :
+	    check_keys(host, conf, error_r);
 	for (unsigned i = 0; rc == MP_OK && i < n; i++, rt->nrules++)
 		rc = read_rule(host, host->conf_elem(rules, i), &rt->rules[i], i, error_r);
 	if (rc == MP_OK && aliases)

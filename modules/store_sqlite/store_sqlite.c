@@ -32,6 +32,7 @@
 
 #include <sqlite3.h>
 #include <merpati/merpati.h>
+#include <merpati/util.h>
 
 #define CHUNK 65536
 #define MAX_LOCKS 4096
@@ -68,7 +69,7 @@ struct mp_folder {
 	int event_fd;		/* signalled when the folder changes; -1 unused */
 	struct mp_msg_info *info;
 	char **keywords;
-	size_t n;
+	size_t n, info_cap, keywords_cap;
 	char *result;		/* flags_change / folder_keywords text */
 };
 
@@ -220,50 +221,47 @@ st_close(struct mp_mailbox *mb)
 	free(mb);
 }
 
-static unsigned
-special_use(const char *name)
-{
-	if (strcasecmp(name, "Sent") == 0) return MP_FOLDER_SENT;
-	if (strcasecmp(name, "Drafts") == 0) return MP_FOLDER_DRAFTS;
-	if (strcasecmp(name, "Trash") == 0) return MP_FOLDER_TRASH;
-	if (strcasecmp(name, "Junk") == 0) return MP_FOLDER_JUNK;
-	return 0;
-}
-
 static int
 st_folders(struct mp_mailbox *mb, void (*each)(void *, const char *, unsigned),
     void *arg, const char **error_r)
 {
 	struct store *s = mb->s;
 	sqlite3_stmt *st;
-	char (*names)[210] = NULL;
-	unsigned *attrs = NULL;
-	size_t n = 0;
+	struct row { char name[210]; unsigned attrs; } *rows = NULL, *grown;
+	size_t n = 0, cap = 0;
+	int oom = 0;
 
 	pthread_mutex_lock(&s->lock);
 	st = prepare(s, "SELECT name, subscribed FROM folders WHERE user = ?1 "
 	    "ORDER BY name <> 'INBOX', name");
 	sqlite3_bind_text(st, 1, mb->user, -1, SQLITE_TRANSIENT);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		names = realloc(names, (n + 1) * sizeof(*names));
-		attrs = realloc(attrs, (n + 1) * sizeof(*attrs));
-		snprintf(names[n], sizeof(names[n]), "%s", sqlite3_column_text(st, 0));
-		attrs[n] = special_use(names[n]) |
+		if ((grown = mp_array_grow(rows, &cap, n + 1, sizeof(*rows))) == NULL) {
+			oom = 1;
+			break;
+		}
+		rows = grown;
+		snprintf(rows[n].name, sizeof(rows[n].name), "%s", sqlite3_column_text(st, 0));
+		rows[n].attrs = mp_special_use_flag(rows[n].name) |
 		    (sqlite3_column_int(st, 1) ? MP_FOLDER_SUBSCRIBED : 0);
 		n++;
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(names[i]);
-		for (size_t k = 0; k < n; k++)
-			if (strncmp(names[k], names[i], len) == 0 && names[k][len] == '/')
-				attrs[i] |= MP_FOLDER_HAS_CHILDREN;
-		each(arg, names[i], attrs[i]);
+	if (oom) {
+		free(rows);
+		*error_r = "out of memory";
+		return MP_TEMPFAIL;
 	}
-	free(names);
-	free(attrs);
-	(void)error_r;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(rows[i].name);
+		for (size_t k = 0; k < n; k++)
+			if (strncmp(rows[k].name, rows[i].name, len) == 0 &&
+			    rows[k].name[len] == '/')
+				rows[i].attrs |= MP_FOLDER_HAS_CHILDREN;
+		each(arg, rows[i].name, rows[i].attrs);
+	}
+	free(rows);
 	return MP_OK;
 }
 
@@ -372,7 +370,25 @@ free_snapshot(struct mp_folder *f)
 	free(f->info);
 	f->keywords = NULL;
 	f->info = NULL;
-	f->n = 0;
+	f->n = f->info_cap = f->keywords_cap = 0;
+}
+
+/* Room for one more message in the snapshot; 0 or -1 (out of memory). */
+static int
+snapshot_room(struct mp_folder *f)
+{
+	struct mp_msg_info *info = mp_array_grow(f->info, &f->info_cap, f->n + 1,
+	    sizeof(*info));
+	char **keywords;
+
+	if (info == NULL)
+		return -1;
+	f->info = info;
+	keywords = mp_array_grow(f->keywords, &f->keywords_cap, f->n + 1, sizeof(*keywords));
+	if (keywords == NULL)
+		return -1;
+	f->keywords = keywords;
+	return 0;
 }
 
 /*
@@ -445,16 +461,16 @@ refresh(struct mp_folder *f, int claim)
 	    "WHERE folder = ?1 ORDER BY uid");
 	sqlite3_bind_int64(st, 1, f->id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (f->n % 256 == 0) {
-			f->info = realloc(f->info, (f->n + 256) * sizeof(*f->info));
-			f->keywords = realloc(f->keywords, (f->n + 256) * sizeof(char *));
+		if (snapshot_room(f) < 0 || (f->keywords[f->n] =
+		    strdup((const char *)sqlite3_column_text(st, 4))) == NULL) {
+			sqlite3_finalize(st);
+			return -1;	/* out of memory */
 		}
 		struct mp_msg_info *m = &f->info[f->n];
 		m->uid = (uint32_t)sqlite3_column_int64(st, 0);
 		m->flags = (uint32_t)sqlite3_column_int64(st, 1);
 		m->size = (uint64_t)sqlite3_column_int64(st, 2);
 		m->internal_date = (time_t)sqlite3_column_int64(st, 3);
-		f->keywords[f->n] = strdup((const char *)sqlite3_column_text(st, 4));
 		m->keywords = f->keywords[f->n];
 		if (is_recent(f, m->uid))
 			m->flags |= MP_FLAG_RECENT;
@@ -710,47 +726,21 @@ st_message_close(struct mp_reader *r)
 
 /* ---- keywords (store.h contract 4) ---- */
 
-/* The next space-separated word of *p (advanced past it); 0 at the end. */
-static size_t
-next_word(const char **p, const char **w)
-{
-	size_t len;
-
-	*p += strspn(*p, " ");
-	*w = *p;
-	len = strcspn(*p, " ");
-	*p += len;
-	return len;
-}
-
-static int
-has_word(const char *list, const char *w, size_t len)
-{
-	const char *p = list, *x;
-	size_t n;
-
-	while ((n = next_word(&p, &x)) > 0)
-		if (n == len && strncasecmp(x, w, len) == 0)
-			return 1;
-	return 0;
-}
-
 /* Append the folder's spelling of w to *out (adding w to the folder's
  * table when new). 0, or -1 with *why. Lock and transaction held. */
 static int
 add_keyword(struct store *s, long long folder, const char *w, size_t len,
     char **out, const char **why)
 {
-	char word[MP_KEYWORD_LEN_MAX + 1], *grown;
+	char word[MP_KEYWORD_LEN_MAX + 1];
 	sqlite3_stmt *st;
 	long long count = 0;
-	size_t have = strlen(*out);
 
 	if (!mp_keyword_valid(w, len)) {
 		*why = "invalid keyword";
 		return -1;
 	}
-	if (has_word(*out, w, len))
+	if (mp_words_find(*out, w, len))
 		return 0;
 	snprintf(word, sizeof(word), "%.*s", (int)len, w);
 	st = prepare(s, "SELECT name, (SELECT count(*) FROM folder_keywords WHERE folder = ?1) "
@@ -778,12 +768,10 @@ add_keyword(struct store *s, long long folder, const char *w, size_t len,
 		}
 	}
 	sqlite3_finalize(st);
-	if ((grown = realloc(*out, have + len + 2)) == NULL) {
+	if (mp_words_add(out, word, strlen(word)) < 0) {
 		*why = "out of memory";
 		return -1;
 	}
-	snprintf(grown + have, len + 2, "%s%s", have ? " " : "", word);
-	*out = grown;
 	return 0;
 }
 
@@ -799,11 +787,11 @@ apply_keywords(struct store *s, long long folder, const char *current,
 
 	given = given ? given : "";
 	for (p = how == MP_FLAGS_REPLACE ? "" : current; rc == 0 &&
-	    (len = next_word(&p, &w)) > 0;)
-		if (mp_keyword_valid(w, len) && (how != MP_FLAGS_REMOVE || !has_word(given, w, len)))
+	    (len = mp_words_next(&p, &w)) > 0;)
+		if (mp_keyword_valid(w, len) && (how != MP_FLAGS_REMOVE || !mp_words_find(given, w, len)))
 			rc = add_keyword(s, folder, w, len, &out, why);
 	for (p = how == MP_FLAGS_REMOVE ? "" : given; rc == 0 &&
-	    (len = next_word(&p, &w)) > 0;)
+	    (len = mp_words_next(&p, &w)) > 0;)
 		rc = add_keyword(s, folder, w, len, &out, why);
 	if (rc < 0) {
 		if (out == NULL)
@@ -828,13 +816,10 @@ st_folder_keywords(struct mp_folder *f, const char **keywords_r, const char **er
 	sqlite3_bind_int64(st, 1, f->id);
 	while (out && sqlite3_step(st) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 0);
-		size_t have = strlen(out);
-		char *grown = realloc(out, have + strlen(name) + 2);
-		if (grown)
-			sprintf(grown + have, "%s%s", have ? " " : "", name);
-		else
+		if (mp_words_add(&out, name, strlen(name)) < 0) {
 			free(out);
-		out = grown;
+			out = NULL;
+		}
 	}
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);

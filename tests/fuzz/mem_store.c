@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <merpati/util.h>
+
 #include "mem_store.h"
 
 #define MAX_FOLDERS 32
@@ -62,11 +64,6 @@ struct mp_folder {
 	char *text;		/* the last string returned */
 };
 
-struct mem_reader {
-	char *buf;
-	size_t len, pos;
-};
-
 static int
 fail(const char **error_r, const char *why, int rc)
 {
@@ -75,35 +72,6 @@ fail(const char **error_r, const char *why, int rc)
 }
 
 /* ---- keywords ---- */
-
-/* The word of list matching w case-insensitively, or NULL. */
-static const char *
-kw_find(const char *list, const char *w, size_t len)
-{
-	for (const char *p = list; *p;) {
-		size_t l = strcspn(p, " ");
-		if (l == len && strncasecmp(p, w, len) == 0)
-			return p;
-		p += l;
-		p += *p == ' ';
-	}
-	return NULL;
-}
-
-static void
-kw_append(char **list, const char *w, size_t len)
-{
-	size_t have = strlen(*list);
-	char *grown = realloc(*list, have + len + 2);
-
-	if (grown == NULL)
-		return;
-	if (have)
-		grown[have++] = ' ';
-	memcpy(grown + have, w, len);
-	grown[have + len] = '\0';
-	*list = grown;
-}
 
 /* have with change applied by how; each word spelt as in the folder. */
 static char *
@@ -114,18 +82,19 @@ kw_apply(struct mem_folder *fd, const char *have, enum mp_flags_how how,
 
 	for (const char *p = how == MP_FLAGS_REPLACE ? "" : have; *p;) {
 		size_t l = strcspn(p, " ");
-		if (l && !(how == MP_FLAGS_REMOVE && change && kw_find(change, p, l)))
-			kw_append(&out, p, l);
+		if (l && !(how == MP_FLAGS_REMOVE && change && mp_words_find(change, p, l)))
+			(void)mp_words_add(&out, p, l);
 		p += l;
 		p += *p == ' ';
 	}
 	for (const char *p = how == MP_FLAGS_REMOVE || !change ? "" : change; *p;) {
 		size_t l = strcspn(p, " ");
-		if (mp_keyword_valid(p, l) && !kw_find(out, p, l)) {
-			if (!kw_find(fd->keywords, p, l))
-				kw_append(&fd->keywords, p, l);
-			const char *spelt = kw_find(fd->keywords, p, l);
-			kw_append(&out, spelt, l);
+		if (mp_keyword_valid(p, l) && !mp_words_find(out, p, l)) {
+			if (!mp_words_find(fd->keywords, p, l))
+				(void)mp_words_add(&fd->keywords, p, l);
+			const char *spelt = mp_words_find(fd->keywords, p, l);
+			if (spelt != NULL)	/* NULL: out of memory above */
+				(void)mp_words_add(&out, spelt, l);
 		}
 		p += l;
 		p += *p == ' ';
@@ -297,20 +266,13 @@ by_name(const void *a, const void *b)
 static unsigned
 attrs_of(struct mem_data *d, const struct mem_folder *fd)
 {
-	static const struct { const char *name; unsigned attr; } special[] = {
-		{ "Sent", MP_FOLDER_SENT }, { "Drafts", MP_FOLDER_DRAFTS },
-		{ "Trash", MP_FOLDER_TRASH }, { "Junk", MP_FOLDER_JUNK },
-	};
 	size_t len = strlen(fd->name);
 	unsigned a = fd->subscribed ? MP_FOLDER_SUBSCRIBED : 0;
 
 	for (size_t i = 0; i < d->nf; i++)
 		if (strncmp(d->f[i]->name, fd->name, len) == 0 && d->f[i]->name[len] == '/')
 			a |= MP_FOLDER_HAS_CHILDREN;
-	for (size_t i = 0; i < 4; i++)
-		if (strcmp(fd->name, special[i].name) == 0)
-			a |= special[i].attr;
-	return a;
+	return a | mp_special_use_flag(fd->name);
 }
 
 static int
@@ -486,17 +448,6 @@ op_messages(struct mp_folder *f, const struct mp_msg_info **v_r, size_t *n_r,
 	return MP_OK;
 }
 
-static ssize_t
-reader_read(struct mp_reader *r, void *buf, size_t len)
-{
-	struct mem_reader *m = r->priv;
-	size_t n = m->len - m->pos < len ? m->len - m->pos : len;
-
-	memcpy(buf, m->buf + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
-
 /* The header section with its blank line (or all of it, if none). */
 static size_t
 header_len(const char *text, size_t len)
@@ -513,24 +464,31 @@ op_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part, struct
     const char **error_r)
 {
 	struct mem_msg *m = find_msg(handle_folder(f), uid);
-	struct mem_reader *mr;
+	struct mp_mem_reader *mr;
+	size_t len;
+	char *copy;
 
 	if (m == NULL)
 		return fail(error_r, "no such message", MP_DECLINED);
+	len = part == MP_PART_HEADER ? header_len(m->text, m->len) : m->len;
 	mr = calloc(1, sizeof(*mr));
-	mr->len = part == MP_PART_HEADER ? header_len(m->text, m->len) : m->len;
-	mr->buf = malloc(mr->len + 1);
-	memcpy(mr->buf, m->text, mr->len);
-	*r = (struct mp_reader){ reader_read, (off_t)mr->len, mr };
+	copy = malloc(len + 1);
+	if (mr == NULL || copy == NULL) {
+		free(mr);
+		free(copy);
+		return fail(error_r, "out of memory", MP_ERROR);
+	}
+	memcpy(copy, m->text, len);
+	*r = *mp_mem_reader_init(mr, copy, len);	/* priv is mr */
 	return MP_OK;
 }
 
 static void
 op_message_close(struct mp_reader *r)
 {
-	struct mem_reader *mr = r->priv;
+	struct mp_mem_reader *mr = r->priv;
 
-	free(mr->buf);
+	free((char *)mr->p);
 	free(mr);
 }
 
@@ -760,10 +718,10 @@ mem_store_new(const char *user)
 			create(d, seed[i].folder, &err);
 			fd = find(d, seed[i].folder);
 		}
-		struct mem_reader mr = { (char *)seed[i].text, strlen(seed[i].text), 0 };
-		struct mp_reader r = { reader_read, (off_t)mr.len, &mr };
+		struct mp_mem_reader mr;
 		size_t len;
-		char *text = read_crlf(&r, &len);
+		char *text = read_crlf(mp_mem_reader_init(&mr, seed[i].text, strlen(seed[i].text)),
+		    &len);
 		save(d, fd, 0, text, len, seed[i].flags, seed[i].keywords,
 		    SEED_DATE - 86400 * (time_t)i, &uid, &err);
 	}

@@ -1,11 +1,13 @@
 /*
  * tests/fuzz/no_modules.c - for targets that link core/settings.c (for
  * mp_core, CIDR parsing, ...) but load no module: settings.c also wires
- * modules and the host table, and these entry points are never reached.
+ * modules, the host table and the providers (providers.c), and these
+ * entry points are never reached.
  */
 #include <stdlib.h>
 
 #include "loader.h"
+#include "providers.h"
 #include "settings.h"
 
 const struct mp_host mp_host_table;
@@ -23,14 +25,8 @@ mp_modules_unload(struct mp_modules *mods)
 	abort();
 }
 
-struct mp_loaded *
-mp_modules_kind(struct mp_modules *mods, unsigned kind)
-{
-	abort();
-}
-
-struct mp_loaded *
-mp_modules_named(struct mp_modules *mods, const char *name)
+void
+mp_providers_pick(struct mp_problems *problems)
 {
 	abort();
 }

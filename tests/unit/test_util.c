@@ -1,9 +1,16 @@
 /*
- * tests/unit/test_util.c - base64 (SASL), CIDR matching (relay_networks)
- * and SMTP client reply parsing.
+ * tests/unit/test_util.c - base64 (SASL), CIDR matching (relay_networks),
+ * SMTP client reply parsing, and the header-only helpers of
+ * include/merpati/util.h (arrays, string buffer, memory reader, word
+ * lists, special-use names).
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <merpati/util.h>
 
 #include "settings.h"
 #include "smtp_client.h"
@@ -102,11 +109,139 @@ test_replies(void)
 	}
 }
 
+static void
+test_array_grow(void)
+{
+	int *v = NULL;
+	size_t cap = 0, n = 0;
+	int ok = 1;
+
+	for (int i = 0; i < 1000 && ok; i++) {
+		int *grown = mp_array_grow(v, &cap, n + 1, sizeof(*v));
+		ok = grown != NULL && cap >= n + 1;
+		if (ok) {
+			v = grown;
+			v[n++] = i;
+		}
+	}
+	for (size_t i = 0; ok && i < n; i++)
+		ok = v[i] == (int)i;
+	CHECK("array grows one at a time and keeps what it held", ok && n == 1000);
+	CHECK("array growth is geometric", cap < 2 * 1000 + 8);
+	CHECK("array with room is returned as it is",
+	    mp_array_grow(v, &cap, n, sizeof(*v)) == v);
+
+	size_t before = cap;
+	errno = 0;
+	CHECK("array growth past SIZE_MAX bytes fails",
+	    mp_array_grow(v, &cap, SIZE_MAX / sizeof(*v) + 1, sizeof(*v)) == NULL &&
+	    errno == ENOMEM);
+	CHECK("a failed growth leaves the capacity", cap == before);
+	CHECK("a failed growth leaves the array", v[999] == 999);
+	size_t huge = SIZE_MAX / 2 + 1;
+	CHECK("doubling a huge capacity does not wrap",
+	    mp_array_grow(v, &huge, SIZE_MAX / 4 * 3, 4) == NULL &&
+	    huge == SIZE_MAX / 2 + 1);
+	errno = 0;
+	CHECK("array resize overflow fails",
+	    mp_array_resize(v, SIZE_MAX / 8 + 1, 8) == NULL && errno == ENOMEM);
+	free(v);
+}
+
+static void
+test_str(void)
+{
+	struct mp_str b = { 0 };
+
+	mp_str_puts(&b, "a1");
+	mp_str_putc(&b, ' ');
+	mp_str_put(&b, "x\0y", 3);
+	mp_str_printf(&b, "[%d:%s]", 42, "z");
+	CHECK("string buffer holds what was put, NULs too",
+	    !b.failed && b.len == 12 && memcmp(b.p, "a1 x\0y[42:z]", 12) == 0);
+	CHECK("string buffer is NUL-terminated", b.p[b.len] == '\0');
+	for (int i = 0; i < 10000; i++)
+		mp_str_puts(&b, "0123456789");
+	CHECK("string buffer grows", !b.failed && b.len == 100012 &&
+	    memcmp(b.p + b.len - 10, "0123456789", 10) == 0);
+	free(b.p);
+
+	struct mp_str big = { .len = SIZE_MAX - 4 };
+	mp_str_put(&big, "0123456789", 10);
+	CHECK("string buffer length overflow fails", big.failed && big.p == NULL);
+	big.len = 0;
+	mp_str_puts(&big, "ok");
+	CHECK("a failed string buffer ignores later puts", big.len == 0 && big.p == NULL);
+}
+
+static void
+test_mem_reader(void)
+{
+	struct mp_mem_reader m;
+	struct mp_reader *r = mp_mem_reader_init(&m, "hello, world", 12);
+	char buf[8], all[16] = "";
+	size_t have = 0;
+	ssize_t n;
+
+	CHECK("memory reader knows its size", r->size == 12);
+	while ((n = r->read(r, buf, 5)) > 0 && have + (size_t)n < sizeof(all)) {
+		memcpy(all + have, buf, (size_t)n);
+		have += (size_t)n;
+	}
+	CHECK("memory reader reads it all in pieces, then 0",
+	    n == 0 && have == 12 && memcmp(all, "hello, world", 12) == 0);
+	CHECK("memory reader stays at the end", r->read(r, buf, sizeof(buf)) == 0);
+}
+
+static void
+test_words(void)
+{
+	const char *p = "  $Junk  Work ", *w;
+	char *list = NULL;
+	size_t n;
+
+	n = mp_words_next(&p, &w);
+	CHECK("word list: first word", n == 5 && strncmp(w, "$Junk", 5) == 0);
+	n = mp_words_next(&p, &w);
+	CHECK("word list: second word", n == 4 && strncmp(w, "Work", 4) == 0);
+	CHECK("word list: then 0", mp_words_next(&p, &w) == 0);
+	CHECK("word list: found in any case",
+	    mp_words_find("$Junk Work", "WORK", 4) != NULL &&
+	    mp_words_find(NULL, "a", 1) == NULL &&
+	    mp_words_find("Workday", "Work", 4) == NULL);
+	CHECK("word list: add to an empty list", mp_words_add(&list, "a1", 2) == 0 &&
+	    strcmp(list, "a1") == 0);
+	CHECK("word list: add another", mp_words_add(&list, "b2xx", 2) == 0 &&
+	    strcmp(list, "a1 b2") == 0);
+	free(list);
+}
+
+static void
+test_special_use(void)
+{
+	CHECK("special use by name, any case",
+	    mp_special_use_flag("sent") == MP_FOLDER_SENT &&
+	    mp_special_use_flag("JUNK") == MP_FOLDER_JUNK);
+	CHECK("other folders have no special use",
+	    mp_special_use_flag("INBOX") == 0 && mp_special_use_flag("Sent/2026") == 0);
+	for (size_t i = 0; i < MP_SPECIAL_USES; i++) {
+		const struct mp_special_use *u = mp_special_use(i);
+		CHECK(u->attribute, u->attribute[0] == '\\' &&
+		    strcmp(u->attribute + 1, u->name) == 0 &&
+		    mp_special_use_flag(u->name) == u->flag);
+	}
+}
+
 int
 main(void)
 {
 	test_base64();
 	test_cidr();
 	test_replies();
+	test_array_grow();
+	test_str();
+	test_mem_reader();
+	test_words();
+	test_special_use();
 	TEST_EXIT();
 }

@@ -1,7 +1,8 @@
 /*
- * core/smtp_server.c - listeners and the connection limits (total and
- * per client address, counted apart for SMTP and for each protocol
- * module, so idle IMAP clients cannot lock out SMTP). Each connection is served by a detached thread
+ * core/listener.c - the listeners of SMTP and of every protocol module,
+ * and the connection limits (total and per client address, counted
+ * apart for SMTP and for each protocol module, so idle IMAP clients
+ * cannot lock out SMTP). Each connection is served by a detached thread
  * with a small stack; a connection over a limit gets 421 4.7.0 and is
  * closed at once. Threads whose session ended wait in accept() (up to
  * SPARE_WORKERS of them per listener) for the next connection: creating
@@ -22,9 +23,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "listener.h"
 #include "log.h"
 #include "protocol.h"
-#include "smtp_server.h"
+#include "smtp_session.h"
 #include "util.h"
 
 #define SESSION_STACK (256 * 1024)
@@ -85,7 +87,7 @@ bind_one(struct mp_listen *l, char *err, size_t errsize)
 }
 
 int
-smtp_server_bind(char *err, size_t errsize)
+mp_listener_bind(char *err, size_t errsize)
 {
 	for (size_t i = 0; i < mp_core.nlisten; i++)
 		if (bind_one(&mp_core.listen[i], err, errsize) < 0)
@@ -212,7 +214,7 @@ describe_pools(char *out, size_t size)
 }
 
 int
-smtp_server_fit_fd_limit(char *err, size_t errsize)
+mp_listener_fit_fd_limit(char *err, size_t errsize)
 {
 	struct rlimit rl;
 	rlim_t need = FDS_RESERVED;
@@ -303,7 +305,7 @@ start_acceptor(const struct mp_listen *l)
 }
 
 int
-smtp_server_start(void)
+mp_listener_start(void)
 {
 	idle_acceptors = mp_xcalloc(mp_core.nlisten ? mp_core.nlisten : 1,
 	    sizeof(*idle_acceptors));
@@ -321,7 +323,7 @@ smtp_server_start(void)
 }
 
 void
-smtp_server_stop(void)
+mp_listener_stop(void)
 {
 	atomic_store(&stopping, 1);
 	for (size_t i = 0; i < mp_core.nlisten; i++)

@@ -1,0 +1,56 @@
+/*
+ * core/providers.c - which loaded module provides each kind the core
+ * calls: auth, deliver (the chosen mailstore when it can deliver),
+ * route, resolve, retry and the mail store (server.mailstore, or the
+ * first store loaded). Not here: loading the modules (loader.c) and
+ * reading the settings (settings.c).
+ */
+#include <string.h>
+
+#include "providers.h"
+#include "settings.h"
+
+static void
+pick_store(struct mp_problems *problems)
+{
+	const char *want = mp_core.server.mailstore;
+	struct mp_loaded *s = want[0] ? mp_modules_named(&mp_core.modules, want) :
+	    mp_modules_kind(&mp_core.modules, MP_KIND_STORE);
+
+	if (want[0] && (s == NULL || !(s->mod->kinds & MP_KIND_STORE))) {
+		mp_problem(problems, "server.mailstore: \"%s\" is not a loaded store module",
+		    want);
+		return;
+	}
+	if (s && s->mod->kinds & MP_KIND_STORE) {
+		mp_core.store.ops = s->mod->store;
+		mp_core.store.ctx = s->ctx;
+	}
+}
+
+void
+mp_providers_pick(struct mp_problems *problems)
+{
+	struct mp_loaded *a = mp_modules_kind(&mp_core.modules, MP_KIND_AUTH);
+
+	if (a) {
+		mp_core.auth.ops = a->mod->auth;
+		mp_core.auth.ctx = a->ctx;
+	}
+	mp_core.deliver = mp_modules_kind(&mp_core.modules, MP_KIND_DELIVER);
+	/* The chosen mailstore also receives local mail when it can. */
+	struct mp_loaded *store = mp_core.server.mailstore[0] ?
+	    mp_modules_named(&mp_core.modules, mp_core.server.mailstore) : NULL;
+	if (store && (store->mod->kinds & MP_KIND_DELIVER))
+		mp_core.deliver = store;
+	mp_core.route = mp_modules_kind(&mp_core.modules, MP_KIND_ROUTE);
+	mp_core.resolve = mp_modules_kind(&mp_core.modules, MP_KIND_RESOLVE);
+	mp_core.retry = mp_modules_kind(&mp_core.modules, MP_KIND_RETRY);
+	if (mp_core.deliver == NULL)
+		mp_problem(problems,
+		    "modules: no deliver module loaded (e.g. deliver_maildir = { ... })");
+	pick_store(problems);
+	if (a == NULL && mp_core.ndomains > 0)
+		mp_problem(problems,
+		    "modules: no auth module loaded; local users cannot be checked (e.g. auth_sqlite = { ... })");
+}
