@@ -286,29 +286,58 @@ parse_canon(const struct dkim_tag *t, struct dkim_sig *sig)
 	    &sig->body_canon);
 }
 
+/* Colon-separated lists (h=, and a key's h= and s=), FWS allowed
+ * around each item. */
+struct colon_list {
+	const char *p, *end;
+	int done;
+};
+
+static int
+is_fws(char c)
+{
+	return is_wsp(c) || c == '\r' || c == '\n';
+}
+
+/* The next item's word (*s, *len); 1 while there is one. *clean is 0
+ * when more than FWS surrounds the word. */
+static int
+colon_next(struct colon_list *l, const char **s, size_t *len, int *clean)
+{
+	const char *colon, *e, *p = l->p;
+
+	if (l->done)
+		return 0;
+	colon = memchr(p, ':', (size_t)(l->end - p));
+	e = colon ? colon : l->end;
+	while (p < e && is_fws(*p))
+		p++;
+	*s = p;
+	while (p < e && !is_fws(*p))
+		p++;
+	*len = (size_t)(p - *s);
+	while (p < e && is_fws(*p))
+		p++;
+	*clean = p == e;
+	l->done = colon == NULL;
+	l->p = colon ? colon + 1 : l->end;
+	return 1;
+}
+
 /* h=: colon-separated field names, FWS allowed around each; lower-cased
  * into names_buf. Must contain From (RFC 6376 5.4). */
 static int
 parse_signed_names(const struct dkim_tag *t, struct dkim_sig *sig,
     const char **error_r)
 {
-	const char *p = t->value, *end = t->value + t->value_len;
-	size_t used = 0;
-	int has_from = 0;
+	struct colon_list l = { t->value, t->value + t->value_len, 0 };
+	const char *s;
+	size_t used = 0, len;
+	int has_from = 0, clean;
 
 	sig->signed_count = 0;
-	while (p <= end) {
-		const char *colon = memchr(p, ':', (size_t)(end - p));
-		const char *e = colon ? colon : end;
-		while (p < e && (is_wsp(*p) || *p == '\r' || *p == '\n'))
-			p++;
-		const char *s = p;
-		while (p < e && !is_wsp(*p) && *p != '\r' && *p != '\n')
-			p++;
-		size_t len = (size_t)(p - s);
-		while (p < e && (is_wsp(*p) || *p == '\r' || *p == '\n'))
-			p++;
-		if (len == 0 || p != e) {
+	while (colon_next(&l, &s, &len, &clean)) {
+		if (len == 0 || !clean) {
 			*error_r = "h= has an empty or malformed field name";
 			return -1;
 		}
@@ -325,9 +354,6 @@ parse_signed_names(const struct dkim_tag *t, struct dkim_sig *sig,
 		sig->signed_names[sig->signed_count++] = name;
 		if (strcmp(name, "from") == 0)
 			has_from = 1;
-		if (colon == NULL)
-			break;
-		p = colon + 1;
 	}
 	if (!has_from) {
 		*error_r = "h= does not include From";
@@ -494,23 +520,14 @@ dkim_sig_parse(const char *value, size_t len, struct dkim_sig *sig,
 static int
 list_has(const struct dkim_tag *t, const char *word)
 {
-	const char *p = t->value, *end = t->value + t->value_len;
-	size_t wlen = strlen(word);
+	struct colon_list l = { t->value, t->value + t->value_len, 0 };
+	size_t wlen = strlen(word), len;
+	const char *s;
+	int clean;
 
-	while (p <= end) {
-		const char *colon = memchr(p, ':', (size_t)(end - p));
-		const char *e = colon ? colon : end;
-		while (p < e && (is_wsp(*p) || *p == '\r' || *p == '\n'))
-			p++;
-		const char *s = p;
-		while (p < e && !is_wsp(*p) && *p != '\r' && *p != '\n')
-			p++;
-		if ((size_t)(p - s) == wlen && strncasecmp(s, word, wlen) == 0)
+	while (colon_next(&l, &s, &len, &clean))
+		if (len == wlen && strncasecmp(s, word, wlen) == 0)
 			return 1;
-		if (colon == NULL)
-			break;
-		p = colon + 1;
-	}
 	return 0;
 }
 
