@@ -39,8 +39,9 @@ struct eval {
 	struct spf_outcome *out;
 	struct spf_ip ip;
 	char sender[2 * SPF_NAME_MAX + 2], local[SPF_NAME_MAX], sender_domain[SPF_NAME_MAX];
-	char validated[256];
-	int validated_state;		/* 0 not yet, 1 found, -1 none */
+	char validated_names[SPF_MAX_PTR][256];	/* for %{p} */
+	size_t validated_count;
+	int validated_state;		/* 0 not looked up yet, 1 found, -1 none */
 	enum spf_result error;		/* set with MATCH_ERROR */
 };
 
@@ -299,28 +300,31 @@ want_subdomain(const char *name, const void *target)
 	return is_subdomain(name, target);
 }
 
-struct p_pick {
-	const char *domain;
-	char *best;
-	int rank;
-};
-
-/* 7.3's preference for %{p}: the domain itself, then a subdomain, then any. */
-static bool
-want_for_p(const char *name, const void *arg)
+/*
+ * %{p} (7.3): the client's validated names are found once per check
+ * (one PTR query, at most 10 address queries) and kept, so a record
+ * using the macro many times costs no more DNS than using it once.
+ */
+static void
+find_validated(struct eval *e)
 {
-	struct p_pick *pick = (struct p_pick *)arg;
-	size_t n = strlen(name);
-	int rank = strcasecmp(name, pick->domain) == 0 ? 3 :
-	    is_subdomain(name, pick->domain) ? 2 : 1;
+	char rev[80];
+	struct spf_dns_answer a;
 
-	if (rank <= pick->rank || n >= 256)
-		return false;
-	memcpy(pick->best, name, n + 1);
-	if (n > 0 && pick->best[n - 1] == '.')
-		pick->best[n - 1] = '\0';
-	pick->rank = rank;
-	return false;	/* keep looking for a better one */
+	e->validated_state = -1;
+	reverse_name(&e->ip, rev, sizeof(rev));
+	if (lookup(e, e->dns->ptr, rev, &a) != SPF_DNS_FOUND)
+		return;
+	for (size_t i = 0; i < a.count && i < SPF_MAX_PTR; i++) {
+		size_t n = strlen(a.rr[i].text);
+		if (n > 0 && a.rr[i].text[n - 1] == '.')
+			a.rr[i].text[--n] = '\0';
+		if (n == 0 || n >= sizeof(e->validated_names[0]) || !name_has_ip(e, a.rr[i].text))
+			continue;
+		memcpy(e->validated_names[e->validated_count++], a.rr[i].text, n + 1);
+		e->validated_state = 1;
+	}
+	spf_answer_clear(&a);
 }
 
 struct p_ctx {
@@ -328,29 +332,27 @@ struct p_ctx {
 	const char *domain;
 };
 
+/* The preference of 7.3: the domain itself, then a subdomain, then any. */
 static const char *
 p_macro(void *ctx)
 {
 	struct p_ctx *pc = ctx;
 	struct eval *e = pc->e;
-	char best[256] = "";
-	struct p_pick pick = { .domain = pc->domain, .best = best };
-	char rev[80];
-	struct spf_dns_answer a;
+	const char *best = NULL;
+	int best_rank = 0;
 
-	/* Unlike the ptr mechanism, every validated name is a candidate:
-	 * pick the best one. */
-	reverse_name(&e->ip, rev, sizeof(rev));
-	if (lookup(e, e->dns->ptr, rev, &a) != SPF_DNS_FOUND)
-		return "unknown";
-	for (size_t i = 0; i < a.count && i < SPF_MAX_PTR; i++)
-		if (name_has_ip(e, a.rr[i].text))
-			want_for_p(a.rr[i].text, &pick);
-	spf_answer_clear(&a);
-	if (pick.rank == 0)
-		return "unknown";
-	memcpy(e->validated, best, sizeof(e->validated));
-	return e->validated;
+	if (e->validated_state == 0)
+		find_validated(e);
+	for (size_t i = 0; i < e->validated_count; i++) {
+		const char *name = e->validated_names[i];
+		int rank = strcasecmp(name, pc->domain) == 0 ? 3 :
+		    is_subdomain(name, pc->domain) ? 2 : 1;
+		if (rank > best_rank) {
+			best = name;
+			best_rank = rank;
+		}
+	}
+	return best != NULL ? best : "unknown";
 }
 
 /* ---- expansion ----------------------------------------------------------- */

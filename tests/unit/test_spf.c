@@ -212,6 +212,15 @@ test_eval(void)
 	CHECK_STR("spf eval self include", spf_result_name(r.result), "permerror");
 	CHECK("spf eval self include bounded", r.queries <= 12);
 
+	/* %{p}: one PTR query and its address checks, however often it is used */
+	r = run_zone("ex.test TXT v=spf1 exists:%{p}.a.test exists:%{p}.b.test exists:%{p}.c.test ~all\n"
+	    "1.2.0.192.in-addr.arpa PTR other.test\n1.2.0.192.in-addr.arpa PTR mx.ex.test\n"
+	    "1.2.0.192.in-addr.arpa PTR fake.ex.test\n"
+	    "other.test A 192.0.2.1\nmx.ex.test A 192.0.2.1\nfake.ex.test A 192.0.2.99\n"
+	    "mx.ex.test.c.test A 127.0.0.2", "192.0.2.1", s, "h.test");
+	CHECK_STR("spf eval p macro prefers the domain's name", spf_result_name(r.result), "pass");
+	CHECK("spf eval p macro looked up once", r.queries == 1 + 4 + 3);
+
 	r = run_zone("ex.test TXT v=spf1 -all exp=why.ex.test\nwhy.ex.test TXT %{i} not for %{d} (%{h})",
 	    "192.0.2.1", s, "h.test");
 	CHECK_STR("spf eval explanation", r.out.explanation, "192.0.2.1 not for ex.test (h.test)");
