@@ -511,9 +511,15 @@ evaluate_term(struct eval *e, const struct spf_term *t, const char *domain,
 		return fail_with(e, SPF_RESULT_PERMERROR);
 	if (!target_of(e, t, domain, target, sizeof(target)))
 		return fail_with(e, SPF_RESULT_PERMERROR);
-	switch (t->mech) {
-	case SPF_MECH_INCLUDE:
+	if (t->mech == SPF_MECH_INCLUDE)
 		return mech_include(e, target, depth);
+	/* A name DNS cannot hold (a label over 63 octets, an empty label)
+	 * is asked nothing and matches nothing. */
+	if (!domain_usable(target)) {
+		problem(e, "unusable name \"%.60s\"", target);
+		return MATCH_NO;
+	}
+	switch (t->mech) {
 	case SPF_MECH_A:
 		return addresses_match(e, target, t, true);
 	case SPF_MECH_MX:

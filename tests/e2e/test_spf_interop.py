@@ -172,6 +172,9 @@ CASES = [
     ("syntax error after a match", [spf_txt("email.example.test", "v=spf1 +all ip4:nonsense")], IP4, S, H, False),
     ("null sender checks helo", [spf_txt("mail.client.test", "v=spf1 ip4:192.0.2.3 -all")], IP4, "", H, False),
     ("null sender helo fail", [spf_txt("mail.client.test", "v=spf1 -all")], "198.51.100.7", "", H, False),
+    ("label over 63 octets matches nothing", [spf_txt("email.example.test",
+                                                      "v=spf1 a:%s.other.test a:n1.other.test a:n2.other.test ip4:192.0.2.3 -all" % ("x" * 64))],
+     IP4, S, H, False),
     ("ipv4 exists blocklist", [spf_txt("email.example.test", "v=spf1 -exists:%{ir}.sbl.test +all"),
                                ("3.2.0.192.sbl.test", "A", "127.0.0.2")], IP4, S, H, False),
 ]

@@ -207,6 +207,10 @@ test_eval(void)
 	r = run_zone("ex.test TXT v=spf1 a:n1.test a:n2.test +all", "192.0.2.1", s, "h.test");
 	CHECK_STR("spf eval two voids pass", spf_result_name(r.result), "pass");
 
+	r = run_zone("ex.test TXT v=spf1 a:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.test +all",
+	    "192.0.2.1", s, "h.test");
+	CHECK("spf eval long label asks nothing", r.result == SPF_RESULT_PASS && r.queries == 1);
+
 	/* an include loop ends at the lookup limit, bounded */
 	r = run_zone("ex.test TXT v=spf1 include:ex.test -all", "192.0.2.1", s, "h.test");
 	CHECK_STR("spf eval self include", spf_result_name(r.result), "permerror");
