@@ -271,13 +271,12 @@ is_subdomain(const char *name, const char *target)
 }
 
 /*
- * The validated names of the client (5.5): the first 10 PTR names that
- * resolve back to it. Calls want(name) for each until it returns true.
- * Returns the PTR query's status.
+ * The ptr mechanism (5.5): among the first 10 PTR names of the client,
+ * is one target or below it and resolves back to the client? Only such
+ * names are asked for addresses. Returns the PTR query's status.
  */
 static enum spf_dns_status
-validated_names(struct eval *e, bool (*want)(const char *, const void *),
-    const void *arg, bool *matched_r)
+ptr_names_match(struct eval *e, const char *target, bool *matched_r)
 {
 	char rev[80];
 	struct spf_dns_answer a;
@@ -288,16 +287,10 @@ validated_names(struct eval *e, bool (*want)(const char *, const void *),
 	if (st != SPF_DNS_FOUND)
 		return st;
 	for (size_t i = 0; i < a.count && i < SPF_MAX_PTR && !*matched_r; i++)
-		if (want(a.rr[i].text, arg) && name_has_ip(e, a.rr[i].text))
+		if (is_subdomain(a.rr[i].text, target) && name_has_ip(e, a.rr[i].text))
 			*matched_r = true;
 	spf_answer_clear(&a);
 	return st;
-}
-
-static bool
-want_subdomain(const char *name, const void *target)
-{
-	return is_subdomain(name, target);
 }
 
 /*
@@ -447,7 +440,7 @@ static enum match
 mech_ptr(struct eval *e, const char *target)
 {
 	bool matched;
-	enum spf_dns_status st = validated_names(e, want_subdomain, target, &matched);
+	enum spf_dns_status st = ptr_names_match(e, target, &matched);
 
 	/* 5.5: a DNS error on the PTR query is no match, not an error. */
 	if (void_over_limit(e, st))
