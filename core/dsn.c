@@ -291,7 +291,8 @@ mp_dsn_send(const struct mp_qmsg *m, const struct dsn_rcpt *r, size_t n,
 {
 	struct dsn_rcpt *keep = mp_xcalloc(n ? n : 1, sizeof(*keep));
 	struct text_reader t = { 0 };
-	struct mp_reader reader = { .read = text_read, .priv = &t };
+	struct mp_reader reader = { .struct_size = sizeof(reader), .read = text_read,
+	    .priv = &t };
 	const char *rcpt = m->sender, *err = NULL;
 	char id[MP_QID_SIZE], *text = NULL;
 	size_t k = 0;

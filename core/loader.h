@@ -10,11 +10,16 @@
 
 #include "config.h"
 
+struct mp_module_tables;
+
 struct mp_loaded {
 	char name[64];
 	char path[4096];
 	void *dl;
+	/* The descriptor at this host's size: its kind tables are copies
+	 * where members an older module lacks are NULL (loader.c). */
 	const struct mp_module *mod;
+	struct mp_module_tables *tables;
 	void *ctx;
 	int initialised;
 };

@@ -99,8 +99,8 @@ literal_address(const char *host, struct sockaddr_storage *out)
 static int
 no_resolver(struct mp_status *st)
 {
-	*st = (struct mp_status){ 451, "4.4.0",
-	    "remote delivery needs a resolve module (dns_mx)" };
+	*st = (struct mp_status)MP_STATUS(451, "4.4.0",
+	    "remote delivery needs a resolve module (dns_mx)");
 	return MP_TEMPFAIL;
 }
 
@@ -117,6 +117,7 @@ resolve_addresses(const char *host, struct sockaddr_storage *out, size_t *n,
 	}
 	if (r == NULL)
 		return no_resolver(st);
+	st->struct_size = sizeof(*st);
 	mp_log_set_module(r->name);
 	rc = r->mod->resolve->addresses(r->ctx, host, out, MAX_ADDRS, n, st);
 	mp_log_set_module(NULL);
@@ -139,11 +140,15 @@ resolve_hop(const struct hop *h, struct mp_mx *mx, size_t *n,
 	}
 	if (r == NULL)
 		return no_resolver(st);
+	/* The module steps through mx by the size we give (module.h rule 2). */
+	for (size_t i = 0; i < MAX_MX; i++)
+		mx[i].struct_size = sizeof(mx[i]);
+	st->struct_size = sizeof(*st);
 	mp_log_set_module(r->name);
 	rc = r->mod->resolve->mx(r->ctx, h->host, mx, MAX_MX, n, st);
 	mp_log_set_module(NULL);
 	if (rc == MP_OK && *n == 0) {
-		*st = (struct mp_status){ 451, "4.4.3", "" };
+		*st = (struct mp_status)MP_STATUS(451, "4.4.3", "");
 		snprintf(st->text, sizeof(st->text), "no mail servers for %.200s",
 		    h->host);
 		return MP_TEMPFAIL;
@@ -212,7 +217,7 @@ deliver_group(const struct mp_qmsg *m, const struct hop *h,
 {
 	struct mp_mx mx[MAX_MX];
 	struct client_rcpt *done = mp_xcalloc(n, sizeof(*done));
-	struct mp_status st = { 451, "4.4.1", "no server could be reached" };
+	struct mp_status st = MP_STATUS(451, "4.4.1", "no server could be reached");
 	size_t nmx = 0, ndone = 0, pending = n;
 	int rc = resolve_hop(h, mx, &nmx, &st);
 

@@ -113,8 +113,9 @@ mp_runner_deliver(const struct mp_envelope *env, const char *rcpt,
 	int rc;
 
 	memset(st, 0, sizeof(*st));
+	st->struct_size = sizeof(*st);
 	if (d == NULL) {
-		*st = (struct mp_status){ 451, "4.3.5", "no deliver module loaded" };
+		*st = (struct mp_status)MP_STATUS(451, "4.3.5", "no deliver module loaded");
 		return MP_TEMPFAIL;
 	}
 	mp_log_set_module(d->name);
@@ -138,7 +139,7 @@ deliver_local(const struct mp_qmsg *m, const char *rcpt,
 	int rc;
 
 	if (mp_queue_reader_open(mp_core.queue_dir, m, &r) < 0) {
-		*st = (struct mp_status){ 451, "4.3.0", "cannot read queue file" };
+		*st = (struct mp_status)MP_STATUS(451, "4.3.0", "cannot read queue file");
 		return MP_TEMPFAIL;
 	}
 	rc = mp_runner_deliver(&env, rcpt, &r, st);
@@ -237,7 +238,7 @@ run_message(struct mp_qmsg *m)
 	size_t nr, nfailed = 0, ndelayed = 0, pending = 0;
 	struct dsn_rcpt *failed = mp_xcalloc(m->nrcpt, sizeof(*failed));
 	struct dsn_rcpt *delayed = mp_xcalloc(m->nrcpt, sizeof(*delayed));
-	struct mp_status last = { 0 };
+	struct mp_status last = { .struct_size = sizeof(last) };
 	struct mp_retry_decision d = { 0 };
 	time_t next = 0;
 

@@ -312,7 +312,8 @@ static int
 route_to(struct session *s, const char *addr, int depth, struct targets *t,
     struct mp_status *st)
 {
-	struct mp_route_decision d = { .struct_size = sizeof(d) };
+	struct mp_route_decision d = { .struct_size = sizeof(d),
+	    .status = { .struct_size = sizeof(d.status) } };
 	const char *err = NULL;
 	int rc, ok;
 
@@ -482,7 +483,7 @@ run_filters(struct session *s, struct mp_qwriter *w, const char *id)
 
 	for (size_t i = 0; i < mp_core.modules.n; i++) {
 		const struct mp_loaded *f = &mp_core.modules.v[i];
-		struct mp_status st = { 0 };
+		struct mp_status st = { .struct_size = sizeof(st) };
 		struct mp_reader r;
 		int rc;
 		if (!(f->mod->kinds & MP_KIND_FILTER))
@@ -497,8 +498,8 @@ run_filters(struct session *s, struct mp_qwriter *w, const char *id)
 			continue;
 		int temp = rc != MP_PERMFAIL;
 		if (st.reply < (temp ? 400 : 500) || st.reply > (temp ? 499 : 599))
-			st = temp ? (struct mp_status){ 451, "4.7.1", "try again later" } :
-			    (struct mp_status){ 550, "5.7.1", "message refused" };
+			st = temp ? (struct mp_status)MP_STATUS(451, "4.7.1", "try again later") :
+			    (struct mp_status)MP_STATUS(550, "5.7.1", "message refused");
 		mp_log(MP_LOG_NOTICE, "%s: %s by filter %s: %d %s %s", id,
 		    temp ? "deferred" : "rejected", f->name, st.reply, st.enhanced, st.text);
 		smtp_reply(s, st.reply, st.enhanced[0] ? st.enhanced : NULL, "%s", st.text);
@@ -540,7 +541,7 @@ direct_delivery(struct session *s, struct mp_qwriter *w, const char *id,
 		return 0;
 	mp_log_set_queue_id(id);
 	for (size_t i = 0; i < s->nrcpt; i++) {
-		struct mp_status st;
+		struct mp_status st = { .struct_size = sizeof(st) };
 		struct mp_reader r;
 		mp_queue_writer_reader(w, &r);
 		int rc = mp_runner_deliver(&env, s->rcpts[i], &r, &st);

@@ -175,11 +175,11 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 }
 
 static const struct mp_option md_options[] = {
-	{ "root", MP_OPT_PATH, offsetof(struct md_settings, root), "../var/mail", 0, 0 },
-	{ "sync", MP_OPT_STRING, offsetof(struct md_settings, sync), "group", 0, 0 },
-	{ "tmp_max_age", MP_OPT_DURATION, offsetof(struct md_settings, tmp_max_age), "36h", 1,
-	    86400 * 365 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("root", MP_OPT_PATH, offsetof(struct md_settings, root), "../var/mail", 0, 0),
+	MP_OPT("sync", MP_OPT_STRING, offsetof(struct md_settings, sync), "group", 0, 0),
+	MP_OPT("tmp_max_age", MP_OPT_DURATION, offsetof(struct md_settings, tmp_max_age), "36h", 1,
+	    86400 * 365),
+	MP_OPT_END
 };
 
 static int

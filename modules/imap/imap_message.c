@@ -29,7 +29,7 @@ first_unseen(const struct imap *s)
 static void
 select_folder(struct imap *s, const struct imap_cmd *cmd, int read_only)
 {
-	struct mp_folder_info info;
+	struct mp_folder_info info = { .struct_size = sizeof(info) };
 	const char *err = NULL, *name = imap_astring(cmd, 0);
 
 	imap_view_close(s);	/* RFC 3501 6.3.1: even if the new one fails */
@@ -225,7 +225,7 @@ imap_cmd_append(struct imap *s, const struct imap_cmd *cmd, int uid_form)
 	}
 	name = imap_mailbox_name(name);
 	struct mem_reader m = { cmd->args[i].s, cmd->args[i].len, 0 };
-	struct mp_reader r = { mem_read, (off_t)m.len, &m };
+	struct mp_reader r = { sizeof(r), mem_read, (off_t)m.len, &m };
 	int rc = s->st->ops->append(s->mb, name, &r, flags, date, &uid, &uv, &err);
 	if (rc == MP_OK && keywords[0])
 		append_keywords(s, name, uid, flags, keywords);
@@ -491,7 +491,7 @@ imap_cmd_idle(struct imap *s, const struct imap_cmd *cmd, int uid)
 {
 	char line[64] = "";
 	size_t len;
-	int fd = s->f ? s->st->ops->change_fd(s->f) : -1;
+	int fd = s->f && s->st->ops->change_fd ? s->st->ops->change_fd(s->f) : -1;
 	time_t until = time(NULL) + s->m->set.timeout;
 
 	s->h->conn_printf(s->c, "+ idling\r\n");

@@ -159,7 +159,7 @@ imap_view_open(struct imap *s)
 	if (s->st->ops->messages(s->f, &v, &n, &err) != MP_OK)
 		return -1;
 	for (size_t j = 0; j < n; j++)
-		add_message(s, &v[j]);
+		add_message(s, MP_ELEM(v, j));
 	if (has_folder_keywords(s) && s->st->ops->folder_keywords(s->f, &kw, &err) == MP_OK)
 		learn_keywords(s, kw);
 	for (size_t i = 0; i < s->n; i++)	/* a store may know fewer */
@@ -191,9 +191,9 @@ sync_expunges(struct imap *s, const struct mp_msg_info *v, size_t n)
 	if (idx == NULL)
 		return;
 	for (size_t i = 0; i < s->n; i++) {
-		while (j < n && v[j].uid < s->msgs[i].uid)
+		while (j < n && MP_ELEM(v, j)->uid < s->msgs[i].uid)
 			j++;
-		if (j == n || v[j].uid != s->msgs[i].uid)
+		if (j == n || MP_ELEM(v, j)->uid != s->msgs[i].uid)
 			idx[gone++] = i;
 	}
 	while (gone-- > 0)
@@ -243,11 +243,11 @@ sync_flags(struct imap *s, const struct mp_msg_info *v, size_t n)
 	size_t j = 0;
 
 	for (size_t i = 0; i < s->n; i++) {
-		while (j < n && v[j].uid < s->msgs[i].uid)
+		while (j < n && MP_ELEM(v, j)->uid < s->msgs[i].uid)
 			j++;
-		if (j == n || v[j].uid != s->msgs[i].uid || same_flags(&s->msgs[i], &v[j]))
+		if (j == n || MP_ELEM(v, j)->uid != s->msgs[i].uid || same_flags(&s->msgs[i], MP_ELEM(v, j)))
 			continue;
-		imap_view_set_flags(s, i, v[j].flags, v[j].keywords);
+		imap_view_set_flags(s, i, MP_ELEM(v, j)->flags, MP_ELEM(v, j)->keywords);
 		imap_view_fetch_flags(s, i, 0);
 	}
 }
@@ -260,11 +260,11 @@ sync_new(struct imap *s, const struct mp_msg_info *v, size_t n)
 	size_t before = s->n, recent = 0;
 
 	for (size_t j = 0; j < n; j++) {
-		if (v[j].uid <= last)
+		if (MP_ELEM(v, j)->uid <= last)
 			continue;
-		add_message(s, &v[j]);
-		imap_view_keywords(s, v[j].keywords);
-		recent += (v[j].flags & MP_FLAG_RECENT) != 0;
+		add_message(s, MP_ELEM(v, j));
+		imap_view_keywords(s, MP_ELEM(v, j)->keywords);
+		recent += (MP_ELEM(v, j)->flags & MP_FLAG_RECENT) != 0;
 	}
 	if (s->n == before)
 		return;
@@ -372,7 +372,7 @@ imap_resolve_set(struct imap *s, const char *set, int uid, size_t **idx_r, size_
 char *
 imap_load(struct imap *s, size_t i, enum mp_msg_part part, size_t *len_r)
 {
-	struct mp_reader r;
+	struct mp_reader r = { .struct_size = sizeof(r) };
 	const char *err;
 	size_t cap = s->msgs[i].size + 1, len = 0;
 	char *buf;

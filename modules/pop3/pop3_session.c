@@ -98,7 +98,7 @@ static int
 snapshot(struct pop3 *p, const char **why)
 {
 	const struct mp_msg_info *v;
-	struct mp_folder_info info;
+	struct mp_folder_info info = { .struct_size = sizeof(info) };
 	size_t n;
 
 	if (p->store->ops->folder_info(p->f, &info, why) != MP_OK ||
@@ -111,8 +111,8 @@ snapshot(struct pop3 *p, const char **why)
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		p->msgs[i].uid = v[i].uid;
-		p->msgs[i].size = v[i].size;
+		p->msgs[i].uid = MP_ELEM(v, i)->uid;
+		p->msgs[i].size = MP_ELEM(v, i)->size;
 	}
 	p->n = n;
 	return 0;
@@ -423,7 +423,7 @@ static void
 cmd_retr(struct pop3 *p, const char *arg, int top)
 {
 	const char *rest = NULL, *why = NULL;
-	struct mp_reader r = { 0 };
+	struct mp_reader r = { .struct_size = sizeof(r) };
 	struct msg *m = message_arg(p, arg, top ? &rest : NULL);
 	long lines = -1;
 

@@ -300,7 +300,7 @@ apply(const struct router *rt, const struct rule *r, const char *rcpt,
 		d->relay_host = r->host;
 		return MP_OK;
 	case MP_ROUTE_REJECT:
-		d->status = r->status;
+		MP_SIZED_WRITE(&d->status, &r->status);
 		return MP_OK;
 	case MP_ROUTE_REWRITE:
 		return rewrite(rt, r->to, r->nto, rcpt, md, d);

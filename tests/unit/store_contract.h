@@ -31,7 +31,7 @@ sc_append(struct mp_mailbox *mb, const char *folder, const char *text,
     uint32_t flags, uint32_t *uid_r)
 {
 	struct mock_text t = { text, 0, 0 };
-	struct mp_reader r = { mock_text_read, (off_t)strlen(text), &t };
+	struct mp_reader r = { sizeof(r), mock_text_read, (off_t)strlen(text), &t };
 	uint32_t uv;
 	const char *err;
 

@@ -28,7 +28,7 @@ static int
 deliver(const char *rcpt, const char *text, size_t step, struct mp_status *s)
 {
 	struct mock_text t = { text, 0, step };
-	struct mp_reader r = { mock_text_read, (off_t)strlen(text), &t };
+	struct mp_reader r = { sizeof(r), mock_text_read, (off_t)strlen(text), &t };
 	const char *rcpts[] = { rcpt };
 	struct mp_envelope env = { sizeof(env), "QID", "from@y.test", rcpts, 1, 0,
 	    NULL, NULL, NULL };

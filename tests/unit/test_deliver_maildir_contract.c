@@ -39,7 +39,7 @@ deliver_thread(void *arg)
 	pthread_barrier_wait(d->start);
 	for (int k = 0; k < 20; k++) {
 		struct mock_text t = { "Subject: delivered\r\n\r\nd\r\n", 0, 0 };
-		struct mp_reader r = { mock_text_read, -1, &t };
+		struct mp_reader r = { sizeof(r), mock_text_read, -1, &t };
 		d->failures += merpati_module.deliver->deliver(sc_ctx, &env, rcpts[0],
 		    &r, &st) != MP_OK;
 	}

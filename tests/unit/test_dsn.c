@@ -41,7 +41,7 @@ test_failed(void)
 {
 	struct mp_qmsg m;
 	struct dsn_rcpt r[] = {
-		{ "a@remote.test", { 550, "5.1.1", "remote.test said: 550 no such user" } },
+		{ "a@remote.test", MP_STATUS(550, "5.1.1", "remote.test said: 550 no such user") },
 	};
 	char *text = NULL;
 
@@ -78,7 +78,7 @@ test_delayed(void)
 {
 	struct mp_qmsg m;
 	struct dsn_rcpt r[] = {
-		{ "b@remote.test", { 451, "4.4.1", "connect to mx.remote.test: Connection refused" } },
+		{ "b@remote.test", MP_STATUS(451, "4.4.1", "connect to mx.remote.test: Connection refused") },
 	};
 	char *text = NULL;
 
@@ -112,7 +112,7 @@ test_hostile_content(void)
 	static char *rcpts[] = { (char *)"a@remote.test" };
 	struct mp_qmsg env = { 0 }, m;
 	struct dsn_rcpt r[] = {
-		{ "a@remote.test", { 550, "5.1.1", "no\r\nX-Injected: 1" } },
+		{ "a@remote.test", MP_STATUS(550, "5.1.1", "no\r\nX-Injected: 1") },
 	};
 	char id[MP_QID_SIZE], why[128], body[256], *text = NULL;
 	struct mp_qwriter *w;
