@@ -522,7 +522,9 @@ op_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part, struct
 	mr->len = part == MP_PART_HEADER ? header_len(m->text, m->len) : m->len;
 	mr->buf = malloc(mr->len + 1);
 	memcpy(mr->buf, m->text, mr->len);
-	*r = (struct mp_reader){ reader_read, (off_t)mr->len, mr };
+	r->read = reader_read;	/* the caller sized r */
+	r->size = (off_t)mr->len;
+	r->priv = mr;
 	return MP_OK;
 }
 
