@@ -331,9 +331,12 @@ mp_module_init(struct mp_loaded *m, const struct mp_host *host,
 	mp_log_set_module(m->name);
 	rc = m->mod->init(host, (const struct mp_conf *)conf, &m->ctx, &why);
 	mp_log_set_module(NULL);
-	if (rc != MP_OK)
-		return refuse(err, errsize, m->name, m->path,
-		    "init failed: %s", why ? why : "(no reason given)");
+	if (rc != MP_OK) {
+		refuse(err, errsize, m->name, m->path, "init failed: %s",
+		    why ? why : "(no reason given)");
+		mp_module_close(m);
+		return -1;
+	}
 	m->initialised = 1;
 	return 0;
 }

@@ -36,7 +36,8 @@ struct mp_modules {
 int mp_module_open(const char *name, const char *path, struct mp_loaded *m,
     char *err, size_t errsize);
 
-/* Run init with the module's config group; 0 or -1 with err set. */
+/* Run init with the module's config group; 0, or -1 with err set and
+ * the module closed. */
 int mp_module_init(struct mp_loaded *m, const struct mp_host *host,
     const config_setting_t *conf, char *err, size_t errsize);
 

@@ -202,9 +202,8 @@ md_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 		host->free(m);
 		return MP_ERROR;
 	}
-	/* A host without group commit gets the classic fsync pair. */
-	m->group_sync = strcmp(m->set.sync, "group") == 0 &&
-	    MP_HAS(host, host->struct_size, sync_group);
+	/* sync = "file" gets the classic fsync pair. */
+	m->group_sync = strcmp(m->set.sync, "group") == 0;
 	m->env.host = host;
 	m->env.root = m->set.root;
 	m->env.tmp_max_age = (time_t)m->set.tmp_max_age;

@@ -25,10 +25,6 @@ imap_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 {
 	struct imap_module *m;
 
-	if (!MP_HAS(host, host->struct_size, conn_wait)) {
-		*error_r = "imap: this merpatid is too old (no connection API)";
-		return MP_ERROR;
-	}
 	if ((m = host->alloc(sizeof(*m))) == NULL) {
 		*error_r = "imap: out of memory";
 		return MP_ERROR;

@@ -23,10 +23,6 @@ pop3_init(const struct mp_host *host, const struct mp_conf *conf,
 {
 	struct pop3_module *m;
 
-	if (!MP_HAS(host, host->struct_size, base64_decode)) {
-		*error_r = "pop3: this merpatid is too old (no connection API)";
-		return MP_ERROR;
-	}
 	m = host->alloc(sizeof(*m));
 	if (m == NULL) {
 		*error_r = "pop3: out of memory";

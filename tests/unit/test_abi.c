@@ -76,11 +76,7 @@ load(const char *name, const char *path, const struct mp_host *host,
 	err[0] = '\0';
 	if (mp_module_open(name, path, m, err, errsize) < 0)
 		return -1;
-	if (mp_module_init(m, host, NULL, err, errsize) < 0) {
-		mp_module_close(m);
-		return -1;
-	}
-	return 0;
+	return mp_module_init(m, host, NULL, err, errsize);
 }
 
 static void
