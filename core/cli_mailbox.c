@@ -47,7 +47,7 @@ store_of(const char *name, struct side *s)
 		fprintf(stderr, "merpati: %s is not a loaded store module\n", name);
 		return -1;
 	}
-	if (!MP_HAS(m->mod->store, m->mod->store->struct_size, import)) {
+	if (m->mod->store->import == NULL) {	/* may be NULL (store.h) */
 		fprintf(stderr, "merpati: store %s cannot import messages\n", name);
 		return -1;
 	}
@@ -61,7 +61,7 @@ static long
 copy_folder(struct side *from, struct side *to, const char *name, unsigned attrs)
 {
 	struct mp_folder *f;
-	struct mp_folder_info info;
+	struct mp_folder_info info = { .struct_size = sizeof(info) };
 	const struct mp_msg_info *v;
 	const char *err = NULL;
 	size_t n;
@@ -75,16 +75,17 @@ copy_folder(struct side *from, struct side *to, const char *name, unsigned attrs
 	}
 	to->ops->folder_create(to->mb, name, &err);
 	for (size_t i = 0; i < n; i++) {
-		struct mp_reader r;
-		if (from->ops->message_open(f, v[i].uid, MP_PART_ALL, &r, &err) != MP_OK)
+		const struct mp_msg_info *m = MP_ELEM(v, i);
+		struct mp_reader r = { .struct_size = sizeof(r) };
+		if (from->ops->message_open(f, m->uid, MP_PART_ALL, &r, &err) != MP_OK)
 			continue;	/* expunged meanwhile */
-		int rc = to->ops->import(to->mb, name, info.uidvalidity, v[i].uid, &r,
-		    v[i].flags & ~MP_FLAG_RECENT, v[i].keywords, v[i].internal_date, &err);
+		int rc = to->ops->import(to->mb, name, info.uidvalidity, m->uid, &r,
+		    m->flags & ~MP_FLAG_RECENT, m->keywords, m->internal_date, &err);
 		from->ops->message_close(&r);
 		if (rc == MP_OK)
 			copied++;
 		else if (rc != MP_DECLINED) {	/* DECLINED: already there */
-			fprintf(stderr, "merpati: %s UID %u: %s\n", name, v[i].uid, err ? err : "failed");
+			fprintf(stderr, "merpati: %s UID %u: %s\n", name, m->uid, err ? err : "failed");
 			from->ops->folder_close(f);
 			return -1;
 		}

@@ -109,6 +109,19 @@ with_password(const char *verb, const char *addr)
 	    "password changed for", addr, err);
 }
 
+/* The administration calls may be NULL (auth.h): then the auth module's
+ * users are managed elsewhere. 1 when verb's call is there. */
+static int
+can_manage(const char *verb)
+{
+	const struct mp_auth_ops *o = mp_core.auth.ops;
+
+	return strcmp(verb, "list") == 0 ? o->user_list != NULL :
+	    strcmp(verb, "add") == 0 ? o->user_add != NULL :
+	    strcmp(verb, "passwd") == 0 ? o->user_passwd != NULL :
+	    strcmp(verb, "del") == 0 ? o->user_del != NULL : 1;
+}
+
 int
 cli_user(const char *config, char **overrides, size_t n, int argc,
     char **argv)
@@ -124,6 +137,10 @@ cli_user(const char *config, char **overrides, size_t n, int argc,
 	cli_setup(config, overrides, n, 1);
 	if (mp_core.auth.ops == NULL) {
 		fputs("merpati: no auth module is configured\n", stderr);
+		rc = 1;
+	} else if (!can_manage(argv[0])) {
+		fprintf(stderr, "merpati: the auth module cannot %s users; "
+		    "manage them where it reads them from\n", argv[0]);
 		rc = 1;
 	} else if (strcmp(argv[0], "list") == 0) {
 		rc = mp_core.auth.ops->user_list(mp_core.auth.ctx, print_user,

@@ -319,11 +319,29 @@ opt_fail(const config_setting_t *group, const char *name, const char *why)
 	return -1;
 }
 
+/* Rows of a module's table are at least ABI 2.0's mp_option. */
+#define OPTION_ROW_MIN (offsetof(struct mp_option, max) + sizeof(long long))
+
+/*
+ * Row i of an option table into *o, stepping by the table's row size
+ * and taking members an older module's rows lack as defaults (module.h
+ * rule 4). 1, or 0 at the end row.
+ */
+static int
+table_row(const struct mp_option *table, size_t i, struct mp_option *o)
+{
+	*o = (struct mp_option){ .struct_size = sizeof(*o) };
+	MP_SIZED_READ(*o, MP_ELEM(table, i));
+	return o->name != NULL;
+}
+
 static int
 in_table(const struct mp_option *table, const char *name)
 {
-	for (const struct mp_option *o = table; o->name; o++)
-		if (strcmp(o->name, name) == 0)
+	struct mp_option o;
+
+	for (size_t i = 0; table_row(table, i, &o); i++)
+		if (strcmp(o.name, name) == 0)
 			return 1;
 	return 0;
 }
@@ -448,12 +466,20 @@ mp_cfg_options(const struct mp_conf *conf, const struct mp_option *table,
 		*error_r = opt_error;
 		return MP_ERROR;
 	}
+	if (table->struct_size < OPTION_ROW_MIN) {
+		snprintf(opt_error, sizeof(opt_error),
+		    "option table rows of %u bytes, ABI 2.0's are %zu (not built "
+		    "with MP_OPT?)", (unsigned)table->struct_size, OPTION_ROW_MIN);
+		*error_r = opt_error;
+		return MP_ERROR;
+	}
 	if (group && check_unknown(group, table) < 0) {
 		*error_r = opt_error;
 		return MP_ERROR;
 	}
-	for (const struct mp_option *o = table; o->name; o++)
-		if (store_option(group, o, settings) < 0) {
+	struct mp_option o;
+	for (size_t i = 0; table_row(table, i, &o); i++)
+		if (store_option(group, &o, settings) < 0) {
 			*error_r = opt_error;
 			return MP_ERROR;
 		}

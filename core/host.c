@@ -14,6 +14,7 @@
 #include "queue.h"
 #include "runner.h"
 #include "settings.h"
+#include "smtp_auth_parse.h"
 #include "sync.h"
 #include "util.h"
 
@@ -21,6 +22,12 @@ static void *host_alloc(size_t size) { return malloc(size ? size : 1); }
 static void host_free(void *p) { free(p); }
 static const char *host_hostname(void) { return mp_core.server.hostname; }
 static time_t host_now(void) { return time(NULL); }
+
+static int
+host_auth_allowed(const struct mp_conn_info *info, int plaintext_auth)
+{
+	return mp_auth_allowed(info->tls, info->loopback, plaintext_auth);
+}
 
 static const struct mp_auth *
 host_auth(void)
@@ -178,4 +185,6 @@ const struct mp_host mp_host_table = {
 	.conf_int = host_conf_int,
 	.conn_wait = mp_host_conn_wait,
 	.sync_group = mp_sync_group,
+	.sasl_plain = smtp_auth_plain_fields,
+	.auth_allowed = host_auth_allowed,
 };

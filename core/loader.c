@@ -5,7 +5,9 @@
  * file exists, is safe (Postfix's rule: not writable by group or others,
  * owned by root or by us), is ELF, dlopen()s, exports merpati_module,
  * speaks our ABI, names itself as configured, and provides a table for
- * each kind it claims.
+ * each kind it claims with every member that may not be NULL. The core
+ * then uses the host-sized copies of those tables (struct
+ * mp_module_tables), never the module's own.
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -102,28 +104,93 @@ check_file(const char *name, const char *path, char *err, size_t errsize)
 	return 0;
 }
 
+/*
+ * The descriptor and kind tables as this host reads them (module.h rule
+ * 4): copies at the host's sizes, members an older module lacks NULL.
+ * The core only ever sees these, through mp_loaded.mod.
+ */
+struct mp_module_tables {
+	struct mp_module desc;
+	struct mp_auth_ops auth;
+	struct mp_route_ops route;
+	struct mp_resolve_ops resolve;
+	struct mp_retry_ops retry;
+	struct mp_deliver_ops deliver;
+	struct mp_store_ops store;
+	struct mp_filter_ops filter;
+	struct mp_protocol_ops protocol;
+};
+
+#define KIND(k, member) { MP_KIND_##k, #member, \
+	offsetof(struct mp_module, member), \
+	offsetof(struct mp_module_tables, member), \
+	sizeof(((struct mp_module_tables *)0)->member) }
+static const struct kind_table {
+	unsigned kind;
+	const char *name;
+	size_t desc_off;	/* the table pointer in struct mp_module */
+	size_t copy_off;	/* the copy in struct mp_module_tables */
+	size_t size;		/* this host's size of the table */
+} kinds[] = {
+	KIND(AUTH, auth), KIND(ROUTE, route), KIND(RESOLVE, resolve),
+	KIND(RETRY, retry), KIND(DELIVER, deliver), KIND(STORE, store),
+	KIND(FILTER, filter), KIND(PROTOCOL, protocol),
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+/* The ops members that may not be NULL (module.h, auth.h, store.h say
+ * which may). */
+#define NEED(k, type, m) { MP_KIND_##k, offsetof(struct type, m), #m }
+static const struct required {
+	unsigned kind;
+	size_t off;
+	const char *name;
+} required[] = {
+	NEED(AUTH, mp_auth_ops, user_exists), NEED(AUTH, mp_auth_ops, verify),
+	NEED(ROUTE, mp_route_ops, route),
+	NEED(RESOLVE, mp_resolve_ops, mx),
+	NEED(RESOLVE, mp_resolve_ops, addresses),
+	NEED(RETRY, mp_retry_ops, schedule),
+	NEED(DELIVER, mp_deliver_ops, deliver),
+	NEED(STORE, mp_store_ops, open), NEED(STORE, mp_store_ops, close),
+	NEED(STORE, mp_store_ops, folders),
+	NEED(STORE, mp_store_ops, folder_create),
+	NEED(STORE, mp_store_ops, folder_delete),
+	NEED(STORE, mp_store_ops, folder_rename),
+	NEED(STORE, mp_store_ops, folder_subscribe),
+	NEED(STORE, mp_store_ops, folder_open),
+	NEED(STORE, mp_store_ops, folder_close),
+	NEED(STORE, mp_store_ops, folder_info),
+	NEED(STORE, mp_store_ops, messages),
+	NEED(STORE, mp_store_ops, message_open),
+	NEED(STORE, mp_store_ops, message_close),
+	NEED(STORE, mp_store_ops, flags_set), NEED(STORE, mp_store_ops, append),
+	NEED(STORE, mp_store_ops, copy), NEED(STORE, mp_store_ops, expunge),
+	NEED(STORE, mp_store_ops, lock),
+	NEED(FILTER, mp_filter_ops, end_of_data),
+	NEED(PROTOCOL, mp_protocol_ops, protocol),
+	NEED(PROTOCOL, mp_protocol_ops, session),
+};
+
+static const void *
+table_of(const struct mp_module *mod, const struct kind_table *k)
+{
+	const void *table;
+
+	memcpy(&table, (const char *)mod + k->desc_off, sizeof(table));
+	return table;
+}
+
 /* Each claimed kind needs its table, and each table a sane size. */
 static int
 check_kinds(const struct mp_module *mod, const char **why)
 {
-	static const struct { unsigned kind; size_t off; const char *name; }
-	kinds[] = {
-		{ MP_KIND_AUTH, offsetof(struct mp_module, auth), "auth" },
-		{ MP_KIND_ROUTE, offsetof(struct mp_module, route), "route" },
-		{ MP_KIND_RESOLVE, offsetof(struct mp_module, resolve), "resolve" },
-		{ MP_KIND_RETRY, offsetof(struct mp_module, retry), "retry" },
-		{ MP_KIND_DELIVER, offsetof(struct mp_module, deliver), "deliver" },
-		{ MP_KIND_STORE, offsetof(struct mp_module, store), "store" },
-		{ MP_KIND_FILTER, offsetof(struct mp_module, filter), "filter" },
-		{ MP_KIND_PROTOCOL, offsetof(struct mp_module, protocol), "protocol" },
-	};
 	static _Thread_local char buf[128];
 
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+	for (size_t i = 0; i < NKINDS; i++) {
+		const uint32_t *ops = table_of(mod, &kinds[i]);
 		if (!(mod->kinds & kinds[i].kind))
 			continue;
-		const uint32_t *ops = *(const uint32_t *const *)
-		    ((const char *)mod + kinds[i].off);
 		if (ops == NULL || *ops < sizeof(uint32_t)) {
 			snprintf(buf, sizeof(buf),
 			    "claims kind %s but has no valid %s table",
@@ -139,6 +206,49 @@ check_kinds(const struct mp_module *mod, const char **why)
 	return 0;
 }
 
+/* Copy the descriptor and its claimed tables at this host's sizes. */
+static struct mp_module_tables *
+read_tables(const struct mp_module *mod)
+{
+	struct mp_module_tables *t = mp_xcalloc(1, sizeof(*t));
+
+	t->desc.struct_size = sizeof(t->desc);
+	MP_SIZED_READ(t->desc, mod);
+	for (size_t i = 0; i < NKINDS; i++) {
+		const uint32_t *ops = table_of(mod, &kinds[i]);
+		void *copy = (char *)t + kinds[i].copy_off;
+		if (!(mod->kinds & kinds[i].kind))
+			ops = NULL;
+		if (ops == NULL)
+			copy = NULL;
+		else
+			mp_sized_copy(copy, kinds[i].size, ops, *ops, 0);
+		memcpy((char *)&t->desc + kinds[i].desc_off, &copy, sizeof(copy));
+	}
+	return t;
+}
+
+/* A required ops member that is NULL in the host's copies, or NULL. */
+static const char *
+missing_op(const struct mp_module_tables *t, const char **kind_r)
+{
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		const struct kind_table *k = &kinds[0];
+		void (*fn)(void);
+		while (k->kind != required[i].kind)
+			k++;
+		if (!(t->desc.kinds & k->kind))
+			continue;
+		memcpy(&fn, (const char *)t + k->copy_off + required[i].off,
+		    sizeof(fn));
+		if (fn == NULL) {
+			*kind_r = k->name;
+			return required[i].name;
+		}
+	}
+	return NULL;
+}
+
 static int
 check_descriptor(const struct mp_module *mod, const char *name,
     const char *path, char *err, size_t errsize)
@@ -147,7 +257,8 @@ check_descriptor(const struct mp_module *mod, const char *name,
 
 	if (mod->abi_version != MP_ABI_VERSION)
 		return refuse(err, errsize, name, path,
-		    "built for ABI version %u, this merpati speaks ABI %u",
+		    "built for ABI version %u, this merpati speaks ABI %u: "
+		    "rebuild the module against this merpati's headers",
 		    (unsigned)mod->abi_version, (unsigned)MP_ABI_VERSION);
 	if (mod->struct_size < offsetof(struct mp_module, protocol) +
 	    sizeof(mod->protocol))
@@ -165,6 +276,22 @@ check_descriptor(const struct mp_module *mod, const char *name,
 	return 0;
 }
 
+/* Read the checked descriptor into m; -1 when a required op is NULL. */
+static int
+adopt_tables(struct mp_loaded *m, const struct mp_module *mod, char *err,
+    size_t errsize)
+{
+	const char *kind, *op;
+
+	m->tables = read_tables(mod);
+	m->mod = &m->tables->desc;
+	if ((op = missing_op(m->tables, &kind)) != NULL)
+		return refuse(err, errsize, m->name, m->path,
+		    "its %s table has no %s (only members documented as "
+		    "\"may be NULL\" may be)", kind, op);
+	return 0;
+}
+
 int
 mp_module_open(const char *name, const char *path, struct mp_loaded *m,
     char *err, size_t errsize)
@@ -178,15 +305,16 @@ mp_module_open(const char *name, const char *path, struct mp_loaded *m,
 	if (m->dl == NULL)
 		return refuse(err, errsize, name, path, "dlopen failed: %s",
 		    dlerror());
-	m->mod = dlsym(m->dl, MP_MODULE_SYMBOL);
-	if (m->mod == NULL) {
+	const struct mp_module *mod = dlsym(m->dl, MP_MODULE_SYMBOL);
+	if (mod == NULL) {
 		refuse(err, errsize, name, path,
 		    "missing symbol %s (not a merpati module?)",
 		    MP_MODULE_SYMBOL);
 		mp_module_close(m);
 		return -1;
 	}
-	if (check_descriptor(m->mod, name, path, err, errsize) < 0) {
+	if (check_descriptor(mod, name, path, err, errsize) < 0 ||
+	    adopt_tables(m, mod, err, errsize) < 0) {
 		mp_module_close(m);
 		return -1;
 	}
@@ -203,9 +331,12 @@ mp_module_init(struct mp_loaded *m, const struct mp_host *host,
 	mp_log_set_module(m->name);
 	rc = m->mod->init(host, (const struct mp_conf *)conf, &m->ctx, &why);
 	mp_log_set_module(NULL);
-	if (rc != MP_OK)
-		return refuse(err, errsize, m->name, m->path,
-		    "init failed: %s", why ? why : "(no reason given)");
+	if (rc != MP_OK) {
+		refuse(err, errsize, m->name, m->path, "init failed: %s",
+		    why ? why : "(no reason given)");
+		mp_module_close(m);
+		return -1;
+	}
 	m->initialised = 1;
 	return 0;
 }
@@ -222,6 +353,8 @@ mp_module_close(struct mp_loaded *m)
 	/* Modules stay mapped: a thread may still be returning from one,
 	 * and sanitizers report leaks in unloaded code as unknown. */
 	m->mod = NULL;
+	free(m->tables);
+	m->tables = NULL;
 }
 
 static const char *

@@ -10,11 +10,16 @@
 
 #include "config.h"
 
+struct mp_module_tables;
+
 struct mp_loaded {
 	char name[64];
 	char path[4096];
 	void *dl;
+	/* The descriptor at this host's size: its kind tables are copies
+	 * where members an older module lacks are NULL (loader.c). */
 	const struct mp_module *mod;
+	struct mp_module_tables *tables;
 	void *ctx;
 	int initialised;
 };
@@ -31,7 +36,8 @@ struct mp_modules {
 int mp_module_open(const char *name, const char *path, struct mp_loaded *m,
     char *err, size_t errsize);
 
-/* Run init with the module's config group; 0 or -1 with err set. */
+/* Run init with the module's config group; 0, or -1 with err set and
+ * the module closed. */
 int mp_module_init(struct mp_loaded *m, const struct mp_host *host,
     const config_setting_t *conf, char *err, size_t errsize);
 

@@ -32,6 +32,15 @@ static const struct defaults filter_defaults = {
 	"accepted", "try again later", "message refused",
 };
 
+/* An out-parameter status before a call: empty, sized by us (the
+ * caller sizes what it hands a module: module.h rule 1). */
+static void
+empty_status(struct mp_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->struct_size = sizeof(*st);
+}
+
 static void
 set_status(struct mp_status *st, int reply, const char *enhanced,
     const char *text)
@@ -78,6 +87,8 @@ mp_call_route(const char *sender, const char *rcpt,
 	const struct mp_loaded *m = mp_core.route;
 	int rc;
 
+	d->struct_size = sizeof(*d);	/* an out-parameter: we size it */
+	d->status.struct_size = sizeof(d->status);
 	enter(m->name);
 	rc = m->mod->route->route(m->ctx, sender, rcpt, d, error_r);
 	leave();
@@ -93,7 +104,7 @@ mp_call_deliver(const struct mp_envelope *env, const char *rcpt,
 	const struct mp_loaded *m = mp_core.deliver;
 	int rc;
 
-	memset(st, 0, sizeof(*st));
+	empty_status(st);
 	if (m == NULL) {
 		set_status(st, 451, "4.3.5", "no deliver module loaded");
 		return MP_TEMPFAIL;
@@ -158,7 +169,7 @@ resolver(size_t *n_r, struct mp_status *st)
 	const struct mp_loaded *m = mp_core.resolve;
 
 	*n_r = 0;
-	memset(st, 0, sizeof(*st));
+	empty_status(st);
 	if (m == NULL) {
 		set_status(st, 451, "4.4.0",
 		    "remote delivery needs a resolve module (dns_mx)");
@@ -186,6 +197,9 @@ mp_call_resolve_mx(const char *domain, struct mp_mx *out, size_t max,
 
 	if (m == NULL)
 		return MP_TEMPFAIL;
+	/* the module steps through out by the size we give (module.h rule 2) */
+	for (size_t i = 0; i < max; i++)
+		out[i].struct_size = sizeof(out[i]);
 	return resolved(m->mod->resolve->mx(m->ctx, domain, out, max, n_r, st),
 	    max, n_r, st);
 }
@@ -210,7 +224,7 @@ mp_call_filter(const struct mp_loaded *f, struct mp_txn *txn,
 {
 	int rc;
 
-	memset(st, 0, sizeof(*st));
+	empty_status(st);
 	enter(f->name);
 	rc = f->mod->filter->end_of_data(f->ctx, txn, env, msg, add_header, st);
 	leave();

@@ -191,7 +191,7 @@ deliver_group(const struct mp_qmsg *m, const struct hop *h,
     struct mp_rcpt **g, size_t n)
 {
 	struct mp_mx mx[MAX_MX];
-	struct mp_status st = { .reply = 451, .enhanced = "4.4.1",
+	struct mp_status st = { .struct_size = sizeof(st), .reply = 451, .enhanced = "4.4.1",
 	    .text = "no server could be reached" };
 	size_t nmx = 0, pending = n;
 	int rc = resolve_hop(h, mx, &nmx, &st);

@@ -23,6 +23,7 @@ pick_store(struct mp_problems *problems)
 		return;
 	}
 	if (s && s->mod->kinds & MP_KIND_STORE) {
+		mp_core.store.struct_size = sizeof(mp_core.store);
 		mp_core.store.ops = s->mod->store;
 		mp_core.store.ctx = s->ctx;
 	}
@@ -34,6 +35,7 @@ mp_providers_pick(struct mp_problems *problems)
 	struct mp_loaded *a = mp_modules_kind(&mp_core.modules, MP_KIND_AUTH);
 
 	if (a) {
+		mp_core.auth.struct_size = sizeof(mp_core.auth);
 		mp_core.auth.ops = a->mod->auth;
 		mp_core.auth.ctx = a->ctx;
 	}

@@ -296,6 +296,7 @@ mp_queue_writer_reader(struct mp_qwriter *w, struct mp_reader *r)
 	q->mem = w->mem.p;
 	q->pos = w->data_start;
 	q->end = w->data_start + w->written;
+	r->struct_size = sizeof(*r);
 	r->read = wreader_read;
 	r->size = w->written;
 	r->priv = q;
@@ -804,6 +805,7 @@ mp_queue_reader_open(const char *qdir, const struct mp_qmsg *m,
 	q->end = m->data_offset + m->size;
 	q->added = m->added;
 	q->nadded = m->nadded;
+	r->struct_size = sizeof(*r);
 	r->read = qreader_read;
 	r->size = m->size + (off_t)m->nadded;
 	r->priv = q;

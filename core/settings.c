@@ -26,27 +26,27 @@ struct mp_core mp_core;
 
 #define SRV(f) offsetof(struct mp_server_settings, f)
 static const struct mp_option server_options[] = {
-	{ "hostname", MP_OPT_STRING, SRV(hostname), "localhost", 0, 0 },
-	{ "state_dir", MP_OPT_PATH, SRV(state_dir), "../var", 0, 0 },
-	{ "module_dir", MP_OPT_PATH, SRV(module_dir), "../modules", 0, 0 },
-	{ "user", MP_OPT_STRING, SRV(user), "merpati", 0, 0 },
-	{ "mailstore", MP_OPT_STRING, SRV(mailstore), "", 0, 0 },
-	{ "landlock", MP_OPT_BOOL, SRV(landlock), "true", 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("hostname", MP_OPT_STRING, SRV(hostname), "localhost", 0, 0),
+	MP_OPT("state_dir", MP_OPT_PATH, SRV(state_dir), "../var", 0, 0),
+	MP_OPT("module_dir", MP_OPT_PATH, SRV(module_dir), "../modules", 0, 0),
+	MP_OPT("user", MP_OPT_STRING, SRV(user), "merpati", 0, 0),
+	MP_OPT("mailstore", MP_OPT_STRING, SRV(mailstore), "", 0, 0),
+	MP_OPT("landlock", MP_OPT_BOOL, SRV(landlock), "true", 0, 0),
+	MP_OPT_END
 };
 
 #define LIM(f) offsetof(struct mp_limits, f)
 static const struct mp_option limit_options[] = {
-	{ "message_size", MP_OPT_INT, LIM(message_size), "52428800", 1024, 1LL << 34 },
-	{ "recipients", MP_OPT_INT, LIM(recipients), "1000", 1, 100000 },
-	{ "connections", MP_OPT_INT, LIM(connections), "1000", 1, 1000000 },
-	{ "connections_per_ip", MP_OPT_INT, LIM(connections_per_ip), "50", 1, 1000000 },
-	{ "errors", MP_OPT_INT, LIM(errors), "10", 1, 1000 },
-	{ "command_timeout", MP_OPT_DURATION, LIM(command_timeout), "5m", 1, 86400 },
-	{ "data_timeout", MP_OPT_DURATION, LIM(data_timeout), "10m", 1, 86400 },
-	{ "data_deadline", MP_OPT_DURATION, LIM(data_deadline), "1h", 1, 86400 },
-	{ "line_length", MP_OPT_INT, LIM(line_length), "512", 512, 65536 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("message_size", MP_OPT_INT, LIM(message_size), "52428800", 1024, 1LL << 34),
+	MP_OPT("recipients", MP_OPT_INT, LIM(recipients), "1000", 1, 100000),
+	MP_OPT("connections", MP_OPT_INT, LIM(connections), "1000", 1, 1000000),
+	MP_OPT("connections_per_ip", MP_OPT_INT, LIM(connections_per_ip), "50", 1, 1000000),
+	MP_OPT("errors", MP_OPT_INT, LIM(errors), "10", 1, 1000),
+	MP_OPT("command_timeout", MP_OPT_DURATION, LIM(command_timeout), "5m", 1, 86400),
+	MP_OPT("data_timeout", MP_OPT_DURATION, LIM(data_timeout), "10m", 1, 86400),
+	MP_OPT("data_deadline", MP_OPT_DURATION, LIM(data_deadline), "1h", 1, 86400),
+	MP_OPT("line_length", MP_OPT_INT, LIM(line_length), "512", 512, 65536),
+	MP_OPT_END
 };
 
 /* A protocol module's own connection limits, modules.<name>.limits; a
@@ -54,61 +54,61 @@ static const struct mp_option limit_options[] = {
  * same), so the table's defaults only stand for the documented ones. */
 #define POOL(f) offsetof(struct mp_conn_limits, f)
 static const struct mp_option pool_options[] = {
-	{ "connections", MP_OPT_INT, POOL(connections), "1000", 1, 1000000 },
-	{ "connections_per_ip", MP_OPT_INT, POOL(connections_per_ip), "50", 1, 1000000 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("connections", MP_OPT_INT, POOL(connections), "1000", 1, 1000000),
+	MP_OPT("connections_per_ip", MP_OPT_INT, POOL(connections_per_ip), "50", 1, 1000000),
+	MP_OPT_END
 };
 
 #define QUE(f) offsetof(struct mp_queue_settings, f)
 static const struct mp_option queue_options[] = {
-	{ "workers", MP_OPT_INT, QUE(workers), "4", 1, 256 },
-	{ "direct_delivery", MP_OPT_BOOL, QUE(direct_delivery), "true", 0, 0 },
-	{ "sync", MP_OPT_STRING, QUE(sync), "group", 0, 0 },
-	{ "retry_interval", MP_OPT_DURATION, QUE(retry_interval), "15m", 1, 86400 * 7 },
-	{ "warn_after", MP_OPT_DURATION, QUE(warn_after), "4h", 1, 86400 * 365 },
-	{ "give_up_after", MP_OPT_DURATION, QUE(give_up_after), "5d", 1, 86400 * 365 },
-	{ "tmp_max_age", MP_OPT_DURATION, QUE(tmp_max_age), "36h", 1, 86400 * 365 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("workers", MP_OPT_INT, QUE(workers), "4", 1, 256),
+	MP_OPT("direct_delivery", MP_OPT_BOOL, QUE(direct_delivery), "true", 0, 0),
+	MP_OPT("sync", MP_OPT_STRING, QUE(sync), "group", 0, 0),
+	MP_OPT("retry_interval", MP_OPT_DURATION, QUE(retry_interval), "15m", 1, 86400 * 7),
+	MP_OPT("warn_after", MP_OPT_DURATION, QUE(warn_after), "4h", 1, 86400 * 365),
+	MP_OPT("give_up_after", MP_OPT_DURATION, QUE(give_up_after), "5d", 1, 86400 * 365),
+	MP_OPT("tmp_max_age", MP_OPT_DURATION, QUE(tmp_max_age), "36h", 1, 86400 * 365),
+	MP_OPT_END
 };
 
 #define LSN(f) offsetof(struct mp_listen, f)
 static const struct mp_option listen_options[] = {
-	{ "address", MP_OPT_STRING, LSN(address), "127.0.0.1", 0, 0 },
-	{ "port", MP_OPT_INT, LSN(port), NULL, 1, 65535 },
-	{ "auth", MP_OPT_STRING, LSN(auth_text), "optional", 0, 0 },
-	{ "tls", MP_OPT_STRING, LSN(tls_text), "starttls", 0, 0 },
-	{ "plaintext_auth", MP_OPT_BOOL, LSN(plaintext_auth), "false", 0, 0 },
-	{ "any_sender", MP_OPT_BOOL, LSN(any_sender), "false", 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("address", MP_OPT_STRING, LSN(address), "127.0.0.1", 0, 0),
+	MP_OPT("port", MP_OPT_INT, LSN(port), NULL, 1, 65535),
+	MP_OPT("auth", MP_OPT_STRING, LSN(auth_text), "optional", 0, 0),
+	MP_OPT("tls", MP_OPT_STRING, LSN(tls_text), "starttls", 0, 0),
+	MP_OPT("plaintext_auth", MP_OPT_BOOL, LSN(plaintext_auth), "false", 0, 0),
+	MP_OPT("any_sender", MP_OPT_BOOL, LSN(any_sender), "false", 0, 0),
+	MP_OPT_END
 };
 
 #define OUT(f) offsetof(struct mp_outbound_settings, f)
 static const struct mp_option outbound_options[] = {
-	{ "port", MP_OPT_INT, OUT(port), "25", 1, 65535 },
-	{ "tls", MP_OPT_STRING, OUT(tls), "opportunistic", 0, 0 },
-	{ "source", MP_OPT_STRING, OUT(source), "", 0, 0 },
-	{ "helo", MP_OPT_STRING, OUT(helo), "", 0, 0 },
-	{ "connect_timeout", MP_OPT_DURATION, OUT(connect_timeout), "30s", 1, 3600 },
-	{ "command_timeout", MP_OPT_DURATION, OUT(command_timeout), "5m", 1, 3600 },
-	{ "data_timeout", MP_OPT_DURATION, OUT(data_timeout), "10m", 1, 7200 },
-	{ "max_mx", MP_OPT_INT, OUT(max_mx), "5", 1, 100 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("port", MP_OPT_INT, OUT(port), "25", 1, 65535),
+	MP_OPT("tls", MP_OPT_STRING, OUT(tls), "opportunistic", 0, 0),
+	MP_OPT("source", MP_OPT_STRING, OUT(source), "", 0, 0),
+	MP_OPT("helo", MP_OPT_STRING, OUT(helo), "", 0, 0),
+	MP_OPT("connect_timeout", MP_OPT_DURATION, OUT(connect_timeout), "30s", 1, 3600),
+	MP_OPT("command_timeout", MP_OPT_DURATION, OUT(command_timeout), "5m", 1, 3600),
+	MP_OPT("data_timeout", MP_OPT_DURATION, OUT(data_timeout), "10m", 1, 7200),
+	MP_OPT("max_mx", MP_OPT_INT, OUT(max_mx), "5", 1, 100),
+	MP_OPT_END
 };
 
 #define TLS(f) offsetof(struct mp_tls_settings, f)
 static const struct mp_option tls_options[] = {
-	{ "cert", MP_OPT_STRING, TLS(cert), "", 0, 0 },
-	{ "key", MP_OPT_STRING, TLS(key), "", 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("cert", MP_OPT_STRING, TLS(cert), "", 0, 0),
+	MP_OPT("key", MP_OPT_STRING, TLS(key), "", 0, 0),
+	MP_OPT_END
 };
 
 #define SMT(f) offsetof(struct mp_smtp_settings, f)
 static const struct mp_option smtp_options[] = {
-	{ "bare_eol", MP_OPT_STRING, SMT(bare_eol), "reject", 0, 0 },
-	{ "reject_long_lines", MP_OPT_BOOL, SMT(reject_long_lines), "true", 0, 0 },
-	{ "auth_failures", MP_OPT_INT, SMT(auth_failures), "3", 1, 1000 },
-	{ "vrfy", MP_OPT_BOOL, SMT(vrfy), "false", 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("bare_eol", MP_OPT_STRING, SMT(bare_eol), "reject", 0, 0),
+	MP_OPT("reject_long_lines", MP_OPT_BOOL, SMT(reject_long_lines), "true", 0, 0),
+	MP_OPT("auth_failures", MP_OPT_INT, SMT(auth_failures), "3", 1, 1000),
+	MP_OPT("vrfy", MP_OPT_BOOL, SMT(vrfy), "false", 0, 0),
+	MP_OPT_END
 };
 
 static const char *const top_level[] = {

@@ -22,7 +22,8 @@ int
 smtp_auth_offered(const struct session *s)
 {
 	return mp_core.auth.ops != NULL && s->l->auth != LISTEN_AUTH_NONE &&
-	    (s->tls_info[0] || (s->l->plaintext_auth && s->loopback));
+	    mp_auth_allowed(s->tls_info[0] != '\0', s->loopback,
+	    s->l->plaintext_auth);
 }
 
 /* "334 challenge" and read the client's base64 answer into out. */

@@ -50,6 +50,12 @@ smtp_auth_plain_fields(const char *buf, size_t len, char *user,
 }
 
 int
+mp_auth_allowed(int tls, int loopback, int plaintext_auth)
+{
+	return tls || (plaintext_auth && loopback);
+}
+
+int
 smtp_auth_login_fields(const char *user, size_t ulen, const char *pass,
     size_t plen)
 {

@@ -55,7 +55,7 @@ read_reply(struct client *cl, struct mp_status *st,
 		if (r != CONN_OK || ++lines > 100 ||
 		    smtp_client_parse_reply(line, &code, &more, enh, sizeof(enh),
 		    &text) < 0) {
-			*st = (struct mp_status){ 451, "4.4.2", "" };
+			*st = (struct mp_status)MP_STATUS(451, "4.4.2", "");
 			snprintf(st->text, sizeof(st->text), "%.100s: %s", cl->name,
 			    r == CONN_OK ? "bad reply from server" :
 			    r == CONN_EOF ? "connection closed by server" :
@@ -181,7 +181,7 @@ open_session(struct client *cl, const struct sockaddr_storage *addr,
 	int fd = connect_to(addr, why, sizeof(why)), code, rc;
 
 	if (fd < 0) {
-		*st = (struct mp_status){ 451, "4.4.1", "" };
+		*st = (struct mp_status)MP_STATUS(451, "4.4.1", "");
 		snprintf(st->text, sizeof(st->text), "connect to %.100s: %.120s",
 		    cl->name, why);
 		return MP_TEMPFAIL;

@@ -312,7 +312,8 @@ static int
 route_to(struct session *s, const char *addr, int depth, struct targets *t,
     struct mp_status *st)
 {
-	struct mp_route_decision d = { .struct_size = sizeof(d) };
+	struct mp_route_decision d = { .struct_size = sizeof(d),
+	    .status = { .struct_size = sizeof(d.status) } };
 	const char *err = NULL;
 	int rc, ok;
 
@@ -479,7 +480,7 @@ run_filters(struct session *s, struct mp_qwriter *w, const char *id)
 
 	for (size_t i = 0; i < mp_core.modules.n; i++) {
 		const struct mp_loaded *f = &mp_core.modules.v[i];
-		struct mp_status st = { 0 };
+		struct mp_status st = { .struct_size = sizeof(st) };
 		struct mp_reader r;
 		int rc;
 		if (!(f->mod->kinds & MP_KIND_FILTER))
@@ -532,7 +533,7 @@ direct_delivery(struct session *s, struct mp_qwriter *w, const char *id,
 		return 0;
 	mp_log_set_queue_id(id);
 	for (size_t i = 0; i < s->nrcpt; i++) {
-		struct mp_status st;
+		struct mp_status st = { .struct_size = sizeof(st) };
 		struct mp_reader r;
 		mp_queue_writer_reader(w, &r);
 		int rc = mp_call_deliver(&env, s->rcpts[i], &r, &st);

@@ -24,7 +24,9 @@ struct mp_auth_ops {
 	    const char **error_r);
 
 	/* Administration; MP_OK, MP_DECLINED (exists / no such user),
-	 * MP_ERROR. Passwords are stored hashed, never in clear. */
+	 * MP_ERROR. Passwords are stored hashed, never in clear. Each of
+	 * these four may be NULL: users are then managed elsewhere, and
+	 * `merpati user` says so. */
 	int (*user_add)(void *ctx, const char *address, const char *password,
 	    const char **error_r);
 	int (*user_del)(void *ctx, const char *address, const char **error_r);
@@ -38,6 +40,7 @@ struct mp_auth_ops {
 
 /* What host->auth() returns: the provider in use. */
 struct mp_auth {
+	uint32_t struct_size;
 	const struct mp_auth_ops *ops;
 	void *ctx;
 };

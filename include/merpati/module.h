@@ -5,24 +5,84 @@
  * exports exactly one symbol, `merpati_module` (see MP_MODULE_EXPORT),
  * and includes nothing from merpati but <merpati/...> headers.
  *
- * Compatibility rules (docs/modules.md): every struct that crosses the
- * boundary starts with its size; members are only ever appended; a
- * reader checks the size (MP_HAS) before touching a member added after
- * the first release. Changing or removing a member bumps MP_ABI_VERSION.
+ * The ABI contract (docs/modules.md, "ABI 2"):
+ *  1. Every struct that crosses the boundary starts with
+ *     `uint32_t struct_size`, its writer's sizeof (struct mp_module has
+ *     abi_version first, then struct_size). Who allocates a struct sets
+ *     the size: the caller for an out-parameter (status_r, info_r, a
+ *     reader to fill), the creator for everything else.
+ *  2. An array of such structs carries its element size in every
+ *     element (all alike); a receiver steps through it with MP_ELEM,
+ *     never with v[i], so either side may have the longer struct.
+ *  3. Members are only ever appended, at the end of a struct, after
+ *     ABI 2.0 marked "since 2.x". Changing, reordering or removing one
+ *     bumps MP_ABI_VERSION, which the loader refuses to mix.
+ *  4. A writer writes only the members the other side's struct_size
+ *     covers (MP_HAS); a reader of a struct that came from the other
+ *     side takes members it lacks as defaults (MP_SIZED_READ).
+ *  5. A host member marked "since 2.x" is tested with MP_HOST_HAS
+ *     before use. Ops members that may be NULL say so ("may be NULL");
+ *     the host checks those before calling and refuses a module whose
+ *     other members are NULL. Every member appended after 2.0 may be
+ *     NULL.
+ * Every member present today is ABI 2.0.
  */
 #ifndef MERPATI_MODULE_H
 #define MERPATI_MODULE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 
-#define MP_ABI_VERSION 1
+#define MP_ABI_VERSION 2
 
 /* True when a struct of the given size includes member m. */
 #define MP_HAS(ptr, size_field, m) \
 	((size_t)(size_field) >= offsetof(__typeof__(*(ptr)), m) + sizeof((ptr)->m))
+
+/* True when the host table in scope as `host` has member m (rule 5). */
+#define MP_HOST_HAS(m) \
+	((size_t)host->struct_size >= offsetof(struct mp_host, m) + \
+	    sizeof(((const struct mp_host *)0)->m))
+
+/* Element i of an array of sized structs, stepping by the size its
+ * writer put in the elements (rule 2). */
+#define MP_ELEM(v, i) \
+	((__typeof__(v))(const void *)((const char *)(v) + \
+	    (size_t)(i) * (v)->struct_size))
+
+/*
+ * Rule 4's reader: dst, a struct variable holding the reader's defaults,
+ * takes the members *src has (its struct_size bytes, never more than
+ * dst's own); dst.struct_size becomes the reader's size, as dst now
+ * holds every member the reader knows.
+ */
+#define MP_SIZED_READ(dst, src) \
+	mp_sized_copy(&(dst), sizeof(dst), (src), (src)->struct_size, \
+	    offsetof(__typeof__(dst), struct_size))
+
+/*
+ * Rule 4's writer: the other side's *dst (an out-parameter it sized)
+ * takes the members of our *src that it has room for; dst->struct_size
+ * stays as the other side set it.
+ */
+#define MP_SIZED_WRITE(dst, src) \
+	mp_sized_copy((dst), (dst)->struct_size, (src), sizeof(*(src)), \
+	    offsetof(__typeof__(*(dst)), struct_size))
+
+/* Both of the above: the first min(src_size, dst_size) bytes of src
+ * over dst, then dst_size as dst's size field (at size_at). */
+static inline void
+mp_sized_copy(void *dst, size_t dst_size, const void *src, size_t src_size,
+    size_t size_at)
+{
+	uint32_t size = (uint32_t)dst_size;
+
+	memcpy(dst, src, src_size < dst_size ? src_size : dst_size);
+	memcpy((char *)dst + size_at, &size, sizeof(size));
+}
 
 #if defined(__GNUC__)
 #define MP_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -62,10 +122,36 @@ enum mp_log_level {
  * end to end so that replies, logs and bounces say the same thing.
  */
 struct mp_status {
+	uint32_t struct_size;
 	int reply;		/* SMTP reply code, e.g. 250, 451, 550 */
 	char enhanced[16];	/* "2.0.0" */
 	char text[256];		/* human text, no CR/LF */
 };
+
+/* A status initialiser: struct mp_status st = MP_STATUS(250, "2.0.0", "OK"); */
+#define MP_STATUS(reply, enhanced, text) \
+	{ sizeof(struct mp_status), (reply), enhanced, text }
+
+/* src into dst (size bytes), cut to fit and NUL-terminated. */
+static inline void
+mp_strfit(char *dst, size_t size, const char *src)
+{
+	size_t i = 0;
+
+	for (; i + 1 < size && src[i]; i++)
+		dst[i] = src[i];
+	dst[i] = '\0';
+}
+
+/* Fill a status the caller sized (status_r), member by member. */
+static inline void
+mp_status_set(struct mp_status *st, int reply, const char *enhanced,
+    const char *text)
+{
+	st->reply = reply;
+	mp_strfit(st->enhanced, sizeof(st->enhanced), enhanced);
+	mp_strfit(st->text, sizeof(st->text), text);
+}
 
 /*
  * A read-only byte stream (a queued message, a stored mail). read()
@@ -73,6 +159,7 @@ struct mp_status {
  * total length when known, else -1. Borrowed for the call it is given in.
  */
 struct mp_reader {
+	uint32_t struct_size;
 	ssize_t (*read)(struct mp_reader *r, void *buf, size_t len);
 	off_t size;
 	void *priv;
@@ -109,14 +196,21 @@ enum mp_opt_type {
  * (NULL: the option is required). min/max bound INT and DURATION when
  * max > min. The host rejects unknown keys, except `path` and
  * `listen`, which are its own (module file, protocol sockets).
+ * Write rows with MP_OPT and end the table with MP_OPT_END, so that
+ * every row carries its size (rule 2).
  */
 struct mp_option {
+	uint32_t struct_size;
 	const char *name;
 	enum mp_opt_type type;
 	size_t offset;		/* offsetof() into the module's settings struct */
 	const char *def;
 	long long min, max;
 };
+
+#define MP_OPT(name, type, offset, def, min, max) \
+	{ sizeof(struct mp_option), (name), (type), (offset), (def), (min), (max) }
+#define MP_OPT_END { .struct_size = sizeof(struct mp_option) }
 
 /* ---- the host table ---------------------------------------------------- */
 
@@ -127,10 +221,11 @@ struct mp_conn_info;
 struct mp_txn;		/* an SMTP transaction being filtered (filter.h) */
 
 /*
- * What the host offers a module. Appended to, never reordered; test
- * MP_HAS(host, host->struct_size, member) before using a member that
- * docs/modules.md marks as newer than ABI 1.0. All members may be called
- * from any thread.
+ * What the host offers a module. Appended to, never reordered. Every
+ * member below is ABI 2.0 and present in any host that loads the
+ * module; a member appended later is marked "since 2.x" and tested with
+ * MP_HOST_HAS(member) before use. None is NULL. All members may be
+ * called from any thread.
  */
 struct mp_host {
 	uint32_t abi_version;
@@ -235,6 +330,25 @@ struct mp_host {
 	 * make many small files durable.
 	 */
 	int (*sync_group)(const char *dir);
+
+	/*
+	 * SASL PLAIN (RFC 4616), parsed one way for SMTP, IMAP and POP3:
+	 * buf is the decoded response (len bytes, NULs included),
+	 * [authzid] NUL authcid NUL passwd. The authcid goes to user and
+	 * the password to pass, both NUL-terminated. Refused (-1): a
+	 * missing field, an empty authcid, a NUL in the password (so a
+	 * trailing NUL), an authzid other than the authcid (no proxy
+	 * logins), a field that does not fit. 0 when parsed.
+	 */
+	int (*sasl_plain)(const char *buf, size_t len, char *user,
+	    size_t usize, char *pass, size_t psize);
+	/*
+	 * The one rule for whether a session may send a password: under
+	 * TLS, or on loopback when the listener's plaintext_auth setting
+	 * allows it (RFC 2595 3.1, RFC 4954 4). 1 may, 0 may not.
+	 */
+	int (*auth_allowed)(const struct mp_conn_info *info,
+	    int plaintext_auth);
 };
 
 /* ---- the descriptor ------------------------------------------------------ */
@@ -261,10 +375,17 @@ struct mp_module {
 	 */
 	int (*init)(const struct mp_host *host, const struct mp_conf *conf,
 	    void **ctx_r, const char **error_r);
-	/* Release everything init made. May be NULL. */
+	/* Release everything init made. May be NULL (the only member here
+	 * that may; kinds not in `kinds` have NULL tables, see below). */
 	void (*fini)(void *ctx);
 
-	/* One table per kind in `kinds`; NULL for the others. */
+	/*
+	 * One table per kind in `kinds`; NULL for the others. Which members
+	 * of a table may be NULL is said at each ops struct: auth.h
+	 * (user_add, user_del, user_passwd, user_list) and store.h
+	 * (change_fd, import, flags_change, folder_keywords). No other ops
+	 * member may be NULL; the loader refuses a module where one is.
+	 */
 	const struct mp_auth_ops *auth;
 	const struct mp_route_ops *route;
 	const struct mp_resolve_ops *resolve;

@@ -9,7 +9,10 @@
 #include <sys/socket.h>
 #include <merpati/module.h>
 
+/* One mail exchanger. mx() gets an array whose elements the host has
+ * sized: step through it with MP_ELEM and write members only. */
 struct mp_mx {
+	uint32_t struct_size;
 	uint16_t preference;
 	char host[256];
 };

@@ -85,7 +85,10 @@ enum mp_folder_attr {
 struct mp_mailbox;	/* one user's mailbox, opened by a session */
 struct mp_folder;	/* one open folder of it */
 
+/* Filled by folder_info into the caller's struct (caller sets
+ * struct_size). */
 struct mp_folder_info {
+	uint32_t struct_size;
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint32_t messages;
@@ -93,7 +96,10 @@ struct mp_folder_info {
 	uint32_t recent;
 };
 
+/* An element of messages()'s array: the store sets struct_size in
+ * each, and readers step with MP_ELEM(v, i), not v[i]. */
 struct mp_msg_info {
+	uint32_t struct_size;
 	uint32_t uid;
 	uint32_t flags;		/* enum mp_msg_flag */
 	uint64_t size;		/* octets with CRLF line ends */
@@ -179,7 +185,8 @@ struct mp_store_ops {
 	/*
 	 * A file descriptor that becomes readable when the folder may have
 	 * changed (for IMAP IDLE), or -1 when the backend cannot tell (the
-	 * caller then polls messages()). Owned by f.
+	 * caller then polls messages()). Owned by f. May be NULL: the
+	 * same as always -1.
 	 */
 	int (*change_fd)(struct mp_folder *f);
 
@@ -187,15 +194,17 @@ struct mp_store_ops {
 	 * Restore one message with a given UID (mailbox migration between
 	 * stores). The folder is created if missing; an empty folder takes
 	 * uidvalidity; UIDNEXT moves past uid. MP_DECLINED when uid is
-	 * already taken.
+	 * already taken. May be NULL: the store cannot be a migration
+	 * target.
 	 */
 	int (*import)(struct mp_mailbox *mb, const char *folder,
 	    uint32_t uidvalidity, uint32_t uid, struct mp_reader *msg,
 	    uint32_t flags, const char *keywords, time_t internal_date,
 	    const char **error_r);
 
-	/* ---- appended in the store-contract round: test with
-	 * MP_HAS(ops, ops->struct_size, member) ---- */
+	/* ---- appended in the store-contract round (ABI 1), part of ABI
+	 * 2.0. Either may be NULL: callers then fall back to flags_set
+	 * and to the keywords seen in messages(). ---- */
 
 	/*
 	 * Change one message's flags (RECENT ignored) and keywords (space
@@ -251,6 +260,7 @@ mp_keyword_valid(const char *w, size_t len)
 
 /* What host->store() returns: the store in use (server.mailstore). */
 struct mp_store {
+	uint32_t struct_size;
 	const struct mp_store_ops *ops;
 	void *ctx;
 };

@@ -180,6 +180,7 @@ mp_mem_reader_init(struct mp_mem_reader *m, const void *p, size_t len)
 	memset(m, 0, sizeof(*m));
 	m->p = p;
 	m->len = len;
+	m->reader.struct_size = sizeof(m->reader);
 	m->reader.read = mp_mem_read;
 	m->reader.size = (off_t)len;
 	m->reader.priv = m;

@@ -445,10 +445,10 @@ auth_fini(void *ctx)
 }
 
 static const struct mp_option auth_options[] = {
-	{ "database", MP_OPT_PATH, offsetof(struct auth_settings, database), "users.db", 0, 0 },
-	{ "verify_cache", MP_OPT_DURATION, offsetof(struct auth_settings, verify_cache), "1h",
-	    0, 86400 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("database", MP_OPT_PATH, offsetof(struct auth_settings, database), "users.db", 0, 0),
+	MP_OPT("verify_cache", MP_OPT_DURATION, offsetof(struct auth_settings, verify_cache), "1h",
+	    0, 86400),
+	MP_OPT_END
 };
 
 static int

@@ -176,13 +176,13 @@ md_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 }
 
 static const struct mp_option md_options[] = {
-	{ "root", MP_OPT_PATH, offsetof(struct md_settings, root), "../var/mail", 0, 0 },
-	{ "sync", MP_OPT_STRING, offsetof(struct md_settings, sync), "group", 0, 0 },
-	{ "tmp_max_age", MP_OPT_DURATION, offsetof(struct md_settings, tmp_max_age), "36h", 1,
-	    86400 * 365 },
-	{ "view_cache_messages", MP_OPT_INT, offsetof(struct md_settings, view_cache_messages),
-	    "100000", 0, 100000000 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("root", MP_OPT_PATH, offsetof(struct md_settings, root), "../var/mail", 0, 0),
+	MP_OPT("sync", MP_OPT_STRING, offsetof(struct md_settings, sync), "group", 0, 0),
+	MP_OPT("tmp_max_age", MP_OPT_DURATION, offsetof(struct md_settings, tmp_max_age), "36h", 1,
+	    86400 * 365),
+	MP_OPT("view_cache_messages", MP_OPT_INT, offsetof(struct md_settings, view_cache_messages),
+	    "100000", 0, 100000000),
+	MP_OPT_END
 };
 
 static void
@@ -215,9 +215,8 @@ md_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 		host->free(m);
 		return MP_ERROR;
 	}
-	/* A host without group commit gets the classic fsync pair. */
-	m->group_sync = strcmp(m->set.sync, "group") == 0 &&
-	    MP_HAS(host, host->struct_size, sync_group);
+	/* sync = "file" gets the classic fsync pair. */
+	m->group_sync = strcmp(m->set.sync, "group") == 0;
 	m->env.host = host;
 	m->env.root = m->set.root;
 	m->env.tmp_max_age = (time_t)m->set.tmp_max_age;

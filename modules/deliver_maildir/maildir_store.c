@@ -338,7 +338,7 @@ store_folder_info(struct mp_folder *f, struct mp_folder_info *info,
     const char **error_r)
 {
 	(void)error_r;
-	memset(info, 0, sizeof(*info));
+	info->unseen = info->recent = 0;	/* the caller sized info */
 	info->uidvalidity = f->list.uidvalidity;
 	info->uidnext = f->list.uidnext;
 	info->messages = (uint32_t)f->list.n;

@@ -325,7 +325,7 @@ md_build_info(struct mp_folder *f)
 			e->flags |= MP_FLAG_RECENT;
 		/* no keywords: one shared "", which a reader comparing the
 		 * whole folder's flags finds without a cache miss per message */
-		info[i] = (struct mp_msg_info){ e->uid, e->flags, e->vsize,
+		info[i] = (struct mp_msg_info){ sizeof(info[i]), e->uid, e->flags, e->vsize,
 		    e->mtime, e->keywords[0] ? e->keywords : "" };
 	}
 	return 0;

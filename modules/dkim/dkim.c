@@ -19,7 +19,7 @@ struct dkim_module {
 };
 
 static const struct mp_option dkim_options[] = {
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT_END
 };
 
 static int

@@ -19,9 +19,9 @@ struct dmarc_module {
 
 #define D(f) offsetof(struct dmarc_module, f)
 static const struct mp_option dmarc_options[] = {
-	{ "public_suffix_list", MP_OPT_STRING, D(public_suffix_list),
-	    "/usr/share/publicsuffix/public_suffix_list.dat", 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("public_suffix_list", MP_OPT_STRING, D(public_suffix_list),
+	    "/usr/share/publicsuffix/public_suffix_list.dat", 0, 0),
+	MP_OPT_END
 };
 
 static int

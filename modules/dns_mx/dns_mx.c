@@ -290,11 +290,12 @@ dns_mx_lookup(void *ctx, const char *domain, struct mp_mx *out, size_t max,
 	order_mx(r->rr, r->n);
 	*n_r = 0;
 	for (size_t i = 0; i < r->n && *n_r < max; i++) {
-		out[*n_r].preference = r->rr[i].preference;
-		snprintf(out[*n_r].host, sizeof(out[*n_r].host), "%s", r->rr[i].name);
+		struct mp_mx *mx = MP_ELEM(out, *n_r);	/* the host's stride */
+		mx->preference = r->rr[i].preference;
+		snprintf(mx->host, sizeof(mx->host), "%s", r->rr[i].name);
 		(*n_r)++;
 	}
-	*status_r = r->status;
+	MP_SIZED_WRITE(status_r, &r->status);
 	rc = r->rc;
 	free(r);
 	return rc;
@@ -365,7 +366,7 @@ dns_addresses(void *ctx, const char *host, struct sockaddr_storage *out,
 	*n_r = 0;
 	for (size_t i = 0; i < r->n && *n_r < max; i++)
 		to_sockaddr(&r->rr[i], &out[(*n_r)++]);
-	*status_r = r->status;
+	MP_SIZED_WRITE(status_r, &r->status);
 	rc = r->rc;
 	free(r);
 	return rc;
@@ -375,11 +376,11 @@ dns_addresses(void *ctx, const char *host, struct sockaddr_storage *out,
 
 #define S(f) offsetof(struct dns_settings, f)
 static const struct mp_option dns_options[] = {
-	{ "nameserver", MP_OPT_STRING, S(nameserver), "", 0, 0 },
-	{ "timeout", MP_OPT_DURATION, S(timeout), "5s", 1, 60 },
-	{ "attempts", MP_OPT_INT, S(attempts), "2", 1, 10 },
-	{ "cache_size", MP_OPT_INT, S(cache_size), "1024", 0, 1000000 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("nameserver", MP_OPT_STRING, S(nameserver), "", 0, 0),
+	MP_OPT("timeout", MP_OPT_DURATION, S(timeout), "5s", 1, 60),
+	MP_OPT("attempts", MP_OPT_INT, S(attempts), "2", 1, 10),
+	MP_OPT("cache_size", MP_OPT_INT, S(cache_size), "1024", 0, 1000000),
+	MP_OPT_END
 };
 
 /* "IP" or "IP:PORT" (IPv4). */

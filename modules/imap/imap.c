@@ -9,14 +9,14 @@
 
 #define SET(f) offsetof(struct imap_settings, f)
 static const struct mp_option imap_options[] = {
-	{ "plaintext_auth", MP_OPT_BOOL, SET(plaintext_auth), "false", 0, 0 },
-	{ "timeout", MP_OPT_DURATION, SET(timeout), "30m", 1, 86400 },
-	{ "max_literal", MP_OPT_INT, SET(max_literal), "52428800", 1024, 1LL << 32 },
-	{ "max_line", MP_OPT_INT, SET(max_line), "65536", 1024, 1 << 20 },
-	{ "errors", MP_OPT_INT, SET(errors), "20", 1, 1000 },
-	{ "auth_failures", MP_OPT_INT, SET(auth_failures), "3", 1, 100 },
-	{ "envelope_cache", MP_OPT_INT, SET(envelope_cache), "67108864", 0, 1LL << 34 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("plaintext_auth", MP_OPT_BOOL, SET(plaintext_auth), "false", 0, 0),
+	MP_OPT("timeout", MP_OPT_DURATION, SET(timeout), "30m", 1, 86400),
+	MP_OPT("max_literal", MP_OPT_INT, SET(max_literal), "52428800", 1024, 1LL << 32),
+	MP_OPT("max_line", MP_OPT_INT, SET(max_line), "65536", 1024, 1 << 20),
+	MP_OPT("errors", MP_OPT_INT, SET(errors), "20", 1, 1000),
+	MP_OPT("auth_failures", MP_OPT_INT, SET(auth_failures), "3", 1, 100),
+	MP_OPT("envelope_cache", MP_OPT_INT, SET(envelope_cache), "67108864", 0, 1LL << 34),
+	MP_OPT_END
 };
 
 static int
@@ -25,10 +25,6 @@ imap_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 {
 	struct imap_module *m;
 
-	if (!MP_HAS(host, host->struct_size, conn_wait)) {
-		*error_r = "imap: this merpatid is too old (no connection API)";
-		return MP_ERROR;
-	}
 	if ((m = host->alloc(sizeof(*m))) == NULL) {
 		*error_r = "imap: out of memory";
 		return MP_ERROR;

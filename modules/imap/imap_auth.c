@@ -74,7 +74,7 @@ imap_cmd_login(struct imap *s, const struct imap_cmd *cmd, int uid)
 void
 imap_cmd_authenticate(struct imap *s, const struct imap_cmd *cmd, int uid)
 {
-	char line[4096], buf[4096];
+	char line[4096], buf[4096], user[sizeof(s->user)], pass[sizeof(buf)];
 	const char *resp = imap_astring(cmd, 1);
 	size_t len;
 	int n;
@@ -100,13 +100,14 @@ imap_cmd_authenticate(struct imap *s, const struct imap_cmd *cmd, int uid)
 		return;
 	}
 	n = s->h->base64_decode(strcmp(resp, "=") == 0 ? "" : resp, buf, sizeof(buf));
-	const char *authc = n > 0 ? memchr(buf, '\0', (size_t)n) : NULL;
-	const char *pass = authc ? memchr(authc + 1, '\0', (size_t)(buf + n - authc - 1)) : NULL;
-	if (pass == NULL || (buf[0] && strcasecmp(buf, authc + 1) != 0)) {
+	/* the host's parser: SMTP's and POP3's rules (module.h sasl_plain) */
+	if (n < 0 || s->h->sasl_plain(buf, (size_t)n, user, sizeof(user), pass,
+	    sizeof(pass)) < 0) {
 		imap_tagged(s, cmd->tag, "BAD Malformed PLAIN response");
 		return;
 	}
-	login(s, cmd->tag, authc + 1, pass + 1);
+	login(s, cmd->tag, user, pass);
+	memset(pass, 0, sizeof(pass));
 }
 
 void

@@ -456,7 +456,7 @@ imap_cmd_status(struct imap *s, const struct imap_cmd *cmd, int uid)
 {
 	const char *name = imap_astring(cmd, 0), *err = NULL, *bad = NULL;
 	struct mp_folder *f;
-	struct mp_folder_info info;
+	struct mp_folder_info info = { .struct_size = sizeof(info) };
 	char items[512], quoted[1100];
 
 	if (cmd->nargs != 2 || !name || cmd->args[1].type != IMAP_LIST) {

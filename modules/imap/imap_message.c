@@ -31,7 +31,7 @@ first_unseen(const struct imap *s)
 static void
 select_folder(struct imap *s, const struct imap_cmd *cmd, int read_only)
 {
-	struct mp_folder_info info;
+	struct mp_folder_info info = { .struct_size = sizeof(info) };
 	const char *err = NULL, *name = imap_astring(cmd, 0);
 
 	imap_view_close(s);	/* RFC 3501 6.3.1: even if the new one fails */
@@ -476,7 +476,7 @@ imap_cmd_idle(struct imap *s, const struct imap_cmd *cmd, int uid)
 {
 	char line[64] = "";
 	size_t len;
-	int fd = s->f ? s->st->ops->change_fd(s->f) : -1;
+	int fd = s->f && s->st->ops->change_fd ? s->st->ops->change_fd(s->f) : -1;
 	time_t until = time(NULL) + s->m->set.timeout;
 
 	s->h->conn_printf(s->c, "+ idling\r\n");

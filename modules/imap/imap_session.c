@@ -123,9 +123,7 @@ imap_need_args(struct imap *s, const struct imap_cmd *cmd, size_t n)
 int
 imap_auth_allowed(struct imap *s)
 {
-	const struct mp_conn_info *i = s->h->conn_info(s->c);
-
-	return i->tls || (s->m->set.plaintext_auth && i->loopback);
+	return s->h->auth_allowed(s->h->conn_info(s->c), s->m->set.plaintext_auth);
 }
 
 /* ---- commands valid in any state ---------------------------------------- */

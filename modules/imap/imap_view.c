@@ -149,7 +149,7 @@ imap_view_open(struct imap *s)
 	if (s->st->ops->messages(s->f, &v, &n, &err) != MP_OK)
 		return -1;
 	for (size_t j = 0; j < n; j++)
-		if (add_message(s, &v[j]) < 0)
+		if (add_message(s, MP_ELEM(v, j)) < 0)
 			break;	/* the view ends there; the next sync goes on */
 	if (has_folder_keywords(s) && s->st->ops->folder_keywords(s->f, &kw, &err) == MP_OK)
 		learn_keywords(s, kw);
@@ -182,9 +182,9 @@ sync_expunges(struct imap *s, const struct mp_msg_info *v, size_t n)
 	if (idx == NULL)
 		return;
 	for (size_t i = 0; i < s->n; i++) {
-		while (j < n && v[j].uid < s->msgs[i].uid)
+		while (j < n && MP_ELEM(v, j)->uid < s->msgs[i].uid)
 			j++;
-		if (j == n || v[j].uid != s->msgs[i].uid)
+		if (j == n || MP_ELEM(v, j)->uid != s->msgs[i].uid)
 			idx[gone++] = i;
 	}
 	while (gone-- > 0)
@@ -234,11 +234,11 @@ sync_flags(struct imap *s, const struct mp_msg_info *v, size_t n)
 	size_t j = 0;
 
 	for (size_t i = 0; i < s->n; i++) {
-		while (j < n && v[j].uid < s->msgs[i].uid)
+		while (j < n && MP_ELEM(v, j)->uid < s->msgs[i].uid)
 			j++;
-		if (j == n || v[j].uid != s->msgs[i].uid || same_flags(&s->msgs[i], &v[j]))
+		if (j == n || MP_ELEM(v, j)->uid != s->msgs[i].uid || same_flags(&s->msgs[i], MP_ELEM(v, j)))
 			continue;
-		imap_view_set_flags(s, i, v[j].flags, v[j].keywords);
+		imap_view_set_flags(s, i, MP_ELEM(v, j)->flags, MP_ELEM(v, j)->keywords);
 		imap_view_fetch_flags(s, i, 0);
 	}
 }
@@ -251,12 +251,12 @@ sync_new(struct imap *s, const struct mp_msg_info *v, size_t n)
 	size_t before = s->n, recent = 0;
 
 	for (size_t j = 0; j < n; j++) {
-		if (v[j].uid <= last)
+		if (MP_ELEM(v, j)->uid <= last)
 			continue;
-		if (add_message(s, &v[j]) < 0)
+		if (add_message(s, MP_ELEM(v, j)) < 0)
 			break;	/* no gap: the rest come at the next sync */
-		imap_view_keywords(s, v[j].keywords);
-		recent += (v[j].flags & MP_FLAG_RECENT) != 0;
+		imap_view_keywords(s, MP_ELEM(v, j)->keywords);
+		recent += (MP_ELEM(v, j)->flags & MP_FLAG_RECENT) != 0;
 	}
 	if (s->n == before)
 		return;
@@ -364,7 +364,7 @@ imap_resolve_set(struct imap *s, const char *set, int uid, size_t **idx_r, size_
 char *
 imap_load(struct imap *s, size_t i, enum mp_msg_part part, size_t *len_r)
 {
-	struct mp_reader r;
+	struct mp_reader r = { .struct_size = sizeof(r) };
 	const char *err;
 	size_t cap = 0, len = 0;	/* cap counts the NUL's byte too */
 	char *buf;

@@ -10,11 +10,11 @@
 
 #define SET(f) offsetof(struct pop3_settings, f)
 static const struct mp_option pop3_options[] = {
-	{ "plaintext_auth", MP_OPT_BOOL, SET(plaintext_auth), "false", 0, 0 },
-	{ "timeout", MP_OPT_DURATION, SET(timeout), "10m", 1, 86400 },
-	{ "auth_failures", MP_OPT_INT, SET(auth_failures), "3", 1, 100 },
-	{ "errors", MP_OPT_INT, SET(errors), "10", 1, 1000 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("plaintext_auth", MP_OPT_BOOL, SET(plaintext_auth), "false", 0, 0),
+	MP_OPT("timeout", MP_OPT_DURATION, SET(timeout), "10m", 1, 86400),
+	MP_OPT("auth_failures", MP_OPT_INT, SET(auth_failures), "3", 1, 100),
+	MP_OPT("errors", MP_OPT_INT, SET(errors), "10", 1, 1000),
+	MP_OPT_END
 };
 
 static int
@@ -23,10 +23,6 @@ pop3_init(const struct mp_host *host, const struct mp_conf *conf,
 {
 	struct pop3_module *m;
 
-	if (!MP_HAS(host, host->struct_size, base64_decode)) {
-		*error_r = "pop3: this merpatid is too old (no connection API)";
-		return MP_ERROR;
-	}
 	m = host->alloc(sizeof(*m));
 	if (m == NULL) {
 		*error_r = "pop3: out of memory";

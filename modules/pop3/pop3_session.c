@@ -69,13 +69,12 @@ err(struct pop3 *p, const char *fmt, ...)
 	p->errors++;
 }
 
-/* RFC 2595 4: no cleartext passwords unless TLS, or loopback by config. */
+/* RFC 2595 4: no cleartext passwords unless TLS, or loopback by config
+ * (the host's rule, shared with SMTP and IMAP). */
 static int
 auth_allowed(struct pop3 *p)
 {
-	const struct mp_conn_info *i = p->h->conn_info(p->c);
-
-	return i->tls || (p->m->set.plaintext_auth && i->loopback);
+	return p->h->auth_allowed(p->h->conn_info(p->c), p->m->set.plaintext_auth);
 }
 
 /* ---- maildrop ------------------------------------------------------------ */
@@ -98,7 +97,7 @@ static int
 snapshot(struct pop3 *p, const char **why)
 {
 	const struct mp_msg_info *v;
-	struct mp_folder_info info;
+	struct mp_folder_info info = { .struct_size = sizeof(info) };
 	size_t n;
 
 	if (p->store->ops->folder_info(p->f, &info, why) != MP_OK ||
@@ -111,8 +110,8 @@ snapshot(struct pop3 *p, const char **why)
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		p->msgs[i].uid = v[i].uid;
-		p->msgs[i].size = v[i].size;
+		p->msgs[i].uid = MP_ELEM(v, i)->uid;
+		p->msgs[i].size = MP_ELEM(v, i)->size;
 	}
 	p->n = n;
 	return 0;
@@ -250,7 +249,7 @@ plain_response(struct pop3 *p, const char *initial, char *buf, size_t size)
 static void
 cmd_auth(struct pop3 *p, const char *arg)
 {
-	char mech[32], buf[SASL_MAX];
+	char mech[32], buf[SASL_MAX], user[sizeof(p->user)], pass[SASL_MAX];
 	const char *initial = strchr(arg, ' ');
 	size_t mlen = initial ? (size_t)(initial - arg) : strlen(arg);
 
@@ -271,15 +270,14 @@ cmd_auth(struct pop3 *p, const char *arg)
 	int n = plain_response(p, initial ? initial + 1 : NULL, buf, sizeof(buf));
 	if (n < 0)
 		return;
-	const char *authc = memchr(buf, '\0', (size_t)n);
-	const char *pass = authc ? memchr(authc + 1, '\0',
-	    (size_t)(buf + n - authc - 1)) : NULL;
-	if (pass == NULL || authc[1] == '\0' ||
-	    (buf[0] && strcasecmp(buf, authc + 1) != 0)) {
+	/* the host's parser: SMTP's and IMAP's rules (module.h sasl_plain) */
+	if (p->h->sasl_plain(buf, (size_t)n, user, sizeof(user), pass,
+	    sizeof(pass)) < 0) {
 		err(p, "Malformed PLAIN response");
 		return;
 	}
-	login(p, authc + 1, pass + 1);
+	login(p, user, pass);
+	memset(pass, 0, sizeof(pass));
 }
 
 static void
@@ -423,7 +421,7 @@ static void
 cmd_retr(struct pop3 *p, const char *arg, int top)
 {
 	const char *rest = NULL, *why = NULL;
-	struct mp_reader r = { 0 };
+	struct mp_reader r = { .struct_size = sizeof(r) };
 	struct msg *m = message_arg(p, arg, top ? &rest : NULL);
 	long lines = -1;
 

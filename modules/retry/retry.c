@@ -20,10 +20,10 @@ struct retry {
 
 #define R(f) offsetof(struct retry, f)
 static const struct mp_option retry_options[] = {
-	{ "interval", MP_OPT_DURATION, R(interval), "15m", 1, 86400 * 7 },
-	{ "warn_after", MP_OPT_DURATION, R(warn_after), "4h", 1, 86400 * 365 },
-	{ "give_up_after", MP_OPT_DURATION, R(give_up_after), "5d", 1, 86400 * 365 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("interval", MP_OPT_DURATION, R(interval), "15m", 1, 86400 * 7),
+	MP_OPT("warn_after", MP_OPT_DURATION, R(warn_after), "4h", 1, 86400 * 365),
+	MP_OPT("give_up_after", MP_OPT_DURATION, R(give_up_after), "5d", 1, 86400 * 365),
+	MP_OPT_END
 };
 
 static int

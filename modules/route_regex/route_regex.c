@@ -306,7 +306,7 @@ apply(const struct router *rt, const struct rule *r, const char *rcpt,
 		d->relay_host = r->host;
 		return MP_OK;
 	case MP_ROUTE_REJECT:
-		d->status = r->status;
+		MP_SIZED_WRITE(&d->status, &r->status);
 		return MP_OK;
 	case MP_ROUTE_REWRITE:
 		return rewrite(rt, r->to, r->nto, rcpt, md, d);
@@ -395,10 +395,6 @@ router_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r
 	const struct mp_conf *rules, *aliases;
 	unsigned n;
 
-	if (!MP_HAS(host, host->struct_size, conf_int)) {
-		*error_r = "route_regex: this merpatid is too old (no config traversal)";
-		return MP_ERROR;
-	}
 	if ((rt = host->alloc(sizeof(*rt))) == NULL)
 		return fail(host, NULL, error_r, "%s", "out of memory");
 	memset(rt, 0, sizeof(*rt));

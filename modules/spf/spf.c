@@ -16,7 +16,7 @@ struct spf_module {
 };
 
 static const struct mp_option spf_options[] = {
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT_END
 };
 
 static int

@@ -467,6 +467,7 @@ refresh(struct mp_folder *f, int claim)
 			return -1;	/* out of memory */
 		}
 		struct mp_msg_info *m = &f->info[f->n];
+		m->struct_size = sizeof(*m);
 		m->uid = (uint32_t)sqlite3_column_int64(st, 0);
 		m->flags = (uint32_t)sqlite3_column_int64(st, 1);
 		m->size = (uint64_t)sqlite3_column_int64(st, 2);
@@ -542,7 +543,7 @@ static int
 st_folder_info(struct mp_folder *f, struct mp_folder_info *info, const char **error_r)
 {
 	(void)error_r;
-	memset(info, 0, sizeof(*info));
+	info->unseen = info->recent = 0;	/* the caller sized info */
 	info->uidvalidity = f->uidvalidity;
 	info->uidnext = f->uidnext;
 	info->messages = (uint32_t)f->n;
@@ -1125,7 +1126,7 @@ st_copy(struct mp_folder *f, uint32_t uid, const char *dest, int move,
     uint32_t *uid_r, uint32_t *uidvalidity_r, const char **error_r)
 {
 	struct store *s = f->mb->s;
-	struct mp_reader r;
+	struct mp_reader r = { .struct_size = sizeof(r) };
 	uint32_t flags = 0;
 	char *kw = NULL;
 	time_t date = 0;
@@ -1268,7 +1269,7 @@ st_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 	int n = snprintf(head, sizeof(head), "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
 	    env->sender, rcpt);
 	struct prefixed p = { msg, head, (size_t)n, 0 };
-	struct mp_reader r = { prefixed_read, -1, &p };
+	struct mp_reader r = { sizeof(r), prefixed_read, -1, &p };
 	int rc = st_open(s, rcpt, &mb, &err);
 
 	if (rc == MP_OK) {
@@ -1276,9 +1277,9 @@ st_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 		st_close(mb);
 	}
 	if (rc == MP_OK)
-		*status = (struct mp_status){ 250, "2.0.0", "delivered to store_sqlite" };
+		mp_status_set(status, 250, "2.0.0", "delivered to store_sqlite");
 	else {
-		*status = (struct mp_status){ 451, "4.3.0", "" };
+		mp_status_set(status, 451, "4.3.0", "");
 		snprintf(status->text, sizeof(status->text), "store_sqlite: %s", err ? err : "failed");
 		rc = MP_TEMPFAIL;
 	}
@@ -1293,8 +1294,8 @@ static const struct mp_deliver_ops deliver_ops = {
 /* ---- module ------------------------------------------------------------------------- */
 
 static const struct mp_option options[] = {
-	{ "database", MP_OPT_PATH, offsetof(struct store, database), "mail.db", 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("database", MP_OPT_PATH, offsetof(struct store, database), "mail.db", 0, 0),
+	MP_OPT_END
 };
 
 static const char schema[] =

@@ -41,7 +41,7 @@ static const struct mp_auth_ops auth_ops = {
 	.struct_size = sizeof(struct mp_auth_ops),
 	.verify = verify,
 };
-static const struct mp_auth fuzz_auth_provider = { &auth_ops, NULL };
+static const struct mp_auth fuzz_auth_provider = { sizeof(fuzz_auth_provider), &auth_ops, NULL };
 
 static const struct mp_auth *
 fuzz_auth(void)

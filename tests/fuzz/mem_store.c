@@ -412,8 +412,9 @@ op_folder_info(struct mp_folder *f, struct mp_folder_info *info_r, const char **
 
 	if (fd == NULL)
 		return fail(error_r, "folder gone", MP_ERROR);
-	*info_r = (struct mp_folder_info){ .uidvalidity = fd->uidvalidity,
-	    .uidnext = fd->uidnext, .messages = (uint32_t)fd->n };
+	*info_r = (struct mp_folder_info){ .struct_size = info_r->struct_size,
+	    .uidvalidity = fd->uidvalidity, .uidnext = fd->uidnext,
+	    .messages = (uint32_t)fd->n };
 	for (size_t i = 0; i < fd->n; i++) {
 		info_r->unseen += !(fd->m[i].flags & MP_FLAG_SEEN);
 		info_r->recent += is_recent(f, &fd->m[i]);
@@ -438,7 +439,7 @@ op_messages(struct mp_folder *f, const struct mp_msg_info **v_r, size_t *n_r,
 			f->claimed = realloc(f->claimed, (f->nclaimed + 1) * sizeof(uint32_t));
 			f->claimed[f->nclaimed++] = m->uid;
 		}
-		f->v[i] = (struct mp_msg_info){ .uid = m->uid, .size = m->len,
+		f->v[i] = (struct mp_msg_info){ .struct_size = sizeof(f->v[i]), .uid = m->uid, .size = m->len,
 		    .internal_date = m->date, .keywords = strdup(m->keywords),
 		    .flags = m->flags | (is_recent(f, m) ? MP_FLAG_RECENT : 0) };
 	}
@@ -479,7 +480,8 @@ op_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part, struct
 		return fail(error_r, "out of memory", MP_ERROR);
 	}
 	memcpy(copy, m->text, len);
-	*r = *mp_mem_reader_init(mr, copy, len);	/* priv is mr */
+	/* the caller sized r; priv is mr */
+	MP_SIZED_WRITE(r, mp_mem_reader_init(mr, copy, len));
 	return MP_OK;
 }
 
@@ -709,6 +711,7 @@ mem_store_new(const char *user)
 	uint32_t uid;
 
 	(void)user;
+	st->struct_size = sizeof(*st);
 	st->ops = &mem_ops;
 	st->ctx = d;
 	create(d, "INBOX", &err);

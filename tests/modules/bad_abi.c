@@ -1,6 +1,7 @@
 /*
- * tests/modules/bad_abi.c - a module built for ABI version 99. The
- * loader must refuse it, saying which ABI each side speaks.
+ * tests/modules/bad_abi.c - a module built for ABI version 1, whose
+ * structs lacked their sizes. The loader must refuse it, naming the
+ * file and the ABI each side speaks (test_loader, test_abi).
  */
 #include <merpati/merpati.h>
 
@@ -14,7 +15,7 @@ bad_init(const struct mp_host *host, const struct mp_conf *conf,
 }
 
 MP_MODULE_EXPORT = {
-	.abi_version = 99,
+	.abi_version = 1,
 	.struct_size = sizeof(struct mp_module),
 	.name = "bad_abi",
 	.kinds = 0,

@@ -11,8 +11,8 @@ struct good_settings {
 };
 
 static const struct mp_option good_options[] = {
-	{ "text", MP_OPT_STRING, offsetof(struct good_settings, text), "hello", 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("text", MP_OPT_STRING, offsetof(struct good_settings, text), "hello", 0, 0),
+	MP_OPT_END
 };
 
 static const struct mp_host *good_host;

@@ -18,7 +18,7 @@ extern const struct mp_host mock_host;
 
 /* A reader over a NUL-terminated text: { text, 0, step } hands out at
  * most step octets per read (0: as many as asked), to test callers that
- * must loop. Use as { mock_text_read, size, &t }. */
+ * must loop. Use as { sizeof(r), mock_text_read, size, &t }. */
 struct mock_text {
 	const char *text;
 	size_t pos, step;

@@ -31,7 +31,7 @@ sc_append(struct mp_mailbox *mb, const char *folder, const char *text,
     uint32_t flags, uint32_t *uid_r)
 {
 	struct mock_text t = { text, 0, 0 };
-	struct mp_reader r = { mock_text_read, (off_t)strlen(text), &t };
+	struct mp_reader r = { sizeof(r), mock_text_read, (off_t)strlen(text), &t };
 	uint32_t uv;
 	const char *err;
 
@@ -42,7 +42,7 @@ sc_append(struct mp_mailbox *mb, const char *folder, const char *text,
 static char *
 sc_read(struct mp_folder *f, uint32_t uid, int *rc_r)
 {
-	struct mp_reader r;
+	struct mp_reader r = { .struct_size = sizeof(r) };
 	const char *err;
 	size_t o = 0, cap = 4096;
 	char *buf;
@@ -93,8 +93,8 @@ sc_find(struct mp_folder *f, uint32_t uid)
 	if (sc_ops->messages(f, &v, &n, &err) != MP_OK)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (v[i].uid == uid)
-			return &v[i];
+		if (MP_ELEM(v, i)->uid == uid)
+			return MP_ELEM(v, i);
 	return NULL;
 }
 
@@ -175,7 +175,7 @@ sc_watch_thread(void *arg)
 		if (sc_ops->messages(f, &v, &n, &err) != MP_OK)
 			break;
 		for (size_t i = 0; i < n; i++) {
-			uint32_t uid = v[i].uid;
+			uint32_t uid = MP_ELEM(v, i)->uid;
 			char *text = uid <= SC_TOTAL + 1 ? sc_read(f, uid, NULL) : NULL;
 			if (text == NULL)
 				continue;
@@ -294,7 +294,7 @@ sc_check_stale_writer(const char *user)
 	}
 	ok &= f && sc_find(f, later[1]) == NULL;
 	CHECK("contract 1: a stale handle's write loses no one else's UID", f && ok);
-	struct mp_folder_info info;
+	struct mp_folder_info info = { .struct_size = sizeof(info) };
 	CHECK("contract 1: UIDNEXT did not go back",
 	    f && sc_ops->folder_info(f, &info, &err) == MP_OK && info.uidnext == later[2] + 1 &&
 	    info.messages == 3);
@@ -522,7 +522,7 @@ sc_check_recent(const char *user)
 {
 	struct mp_mailbox *mb = sc_open(user);
 	struct mp_folder *ro, *a, *b;
-	struct mp_folder_info info;
+	struct mp_folder_info info = { .struct_size = sizeof(info) };
 	uint32_t u1, u2, u3;
 	const char *err;
 
@@ -589,7 +589,7 @@ sc_check_expunged_read(const char *user)
 {
 	struct mp_mailbox *mb = sc_open(user);
 	struct mp_folder *a, *b;
-	struct mp_reader r;
+	struct mp_reader r = { .struct_size = sizeof(r) };
 	char big[20000], got[32768];
 	uint32_t uid;
 	size_t o = 0;
@@ -696,6 +696,37 @@ sc_check_hierarchy(const char *user)
 	sc_ops->close(mb);
 }
 
+/* The ABI 2 rules for the store's structs (module.h rules 1, 2, 4):
+ * messages() sizes every element, folder_info writes nothing past the
+ * members it knows and leaves the caller's size alone. */
+static void
+sc_check_sized_structs(const char *user)
+{
+	struct mp_mailbox *mb = sc_open(user);
+	struct mp_folder *f = mb ? sc_folder(mb, "INBOX", 0) : NULL;
+	struct { struct mp_folder_info info; uint32_t later; } grown = {
+		.info = { .struct_size = sizeof(grown) }, .later = 0x5eed };
+	const struct mp_msg_info *v = NULL;
+	const char *err;
+	size_t n = 0, sized = 0;
+	uint32_t uid;
+
+	for (int i = 0; f && i < 3; i++)
+		sc_append(mb, "INBOX", "Subject: sized\r\n\r\nbody\r\n", 0, &uid);
+	if (f && sc_ops->messages(f, &v, &n, &err) == MP_OK)
+		for (size_t i = 0; i < n; i++)
+			sized += MP_ELEM(v, i)->struct_size == sizeof(struct mp_msg_info);
+	CHECK("ABI: every messages() element carries its size", n == 3 && sized == 3);
+	CHECK("ABI: folder_info fills a grown caller's struct, nothing past it",
+	    f && sc_ops->folder_info(f, &grown.info, &err) == MP_OK &&
+	    grown.info.messages == 3 && grown.later == 0x5eed &&
+	    grown.info.struct_size == sizeof(grown));
+	if (f)
+		sc_ops->folder_close(f);
+	if (mb)
+		sc_ops->close(mb);
+}
+
 static void
 sc_run_contract(const struct mp_store_ops *ops, void *ctx)
 {
@@ -713,6 +744,7 @@ sc_run_contract(const struct mp_store_ops *ops, void *ctx)
 	sc_check_expunged_read("exp@contract.test");
 	sc_check_renamed_read("ren@contract.test");
 	sc_check_hierarchy("tree@contract.test");
+	sc_check_sized_structs("abi@contract.test");
 }
 
 #endif

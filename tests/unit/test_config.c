@@ -107,12 +107,12 @@ struct opts {
 };
 
 static const struct mp_option table[] = {
-	{ "name", MP_OPT_STRING, offsetof(struct opts, name), "dflt", 0, 0 },
-	{ "path", MP_OPT_PATH, offsetof(struct opts, path), "rel/file", 0, 0 },
-	{ "count", MP_OPT_INT, offsetof(struct opts, count), "5", 1, 10 },
-	{ "flag", MP_OPT_BOOL, offsetof(struct opts, flag), "false", 0, 0 },
-	{ "wait", MP_OPT_DURATION, offsetof(struct opts, wait), "15m", 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("name", MP_OPT_STRING, offsetof(struct opts, name), "dflt", 0, 0),
+	MP_OPT("path", MP_OPT_PATH, offsetof(struct opts, path), "rel/file", 0, 0),
+	MP_OPT("count", MP_OPT_INT, offsetof(struct opts, count), "5", 1, 10),
+	MP_OPT("flag", MP_OPT_BOOL, offsetof(struct opts, flag), "false", 0, 0),
+	MP_OPT("wait", MP_OPT_DURATION, offsetof(struct opts, wait), "15m", 0, 0),
+	MP_OPT_END
 };
 
 static int

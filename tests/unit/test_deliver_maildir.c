@@ -28,7 +28,7 @@ static int
 deliver(const char *rcpt, const char *text, size_t step, struct mp_status *s)
 {
 	struct mock_text t = { text, 0, step };
-	struct mp_reader r = { mock_text_read, (off_t)strlen(text), &t };
+	struct mp_reader r = { sizeof(r), mock_text_read, (off_t)strlen(text), &t };
 	const char *rcpts[] = { rcpt };
 	struct mp_envelope env = { sizeof(env), "QID", "from@y.test", rcpts, 1, 0,
 	    NULL, NULL, NULL };
@@ -173,8 +173,8 @@ test_store(void)
 	struct mp_mailbox *mb;
 	struct mp_folder *f;
 	const struct mp_msg_info *v;
-	struct mp_folder_info info;
-	struct mp_reader r;
+	struct mp_folder_info info = { .struct_size = sizeof(info) };
+	struct mp_reader r = { .struct_size = sizeof(r) };
 	struct mp_status s;
 	const char *err = NULL;
 	size_t n;
@@ -184,12 +184,12 @@ test_store(void)
 	CHECK("open mailbox", st->open(ctx, "bob@example.test", &mb, &err) == MP_OK);
 	CHECK("open INBOX", st->folder_open(mb, "INBOX", 0, &f, &err) == MP_OK);
 	CHECK("two messages", st->messages(f, &v, &n, &err) == MP_OK && n == 2);
-	CHECK("UIDs 1 and 2 in delivery order", n == 2 && v[0].uid == 1 && v[1].uid == 2);
-	CHECK("new messages are recent", n == 2 && (v[0].flags & MP_FLAG_RECENT));
+	CHECK("UIDs 1 and 2 in delivery order", n == 2 && MP_ELEM(v, 0)->uid == 1 && MP_ELEM(v, 1)->uid == 2);
+	CHECK("new messages are recent", n == 2 && (MP_ELEM(v, 0)->flags & MP_FLAG_RECENT));
 	CHECK("message_open", st->message_open(f, 1, MP_PART_ALL, &r, &err) == MP_OK);
 	const char *text = slurp_reader(&r);
 	CHECK("served with CRLF", strstr(text, "Subject: 1\r\n\r\n.dot\r\n") != NULL);
-	CHECK("size counts CRLF octets", strlen(text) == v[0].size);
+	CHECK("size counts CRLF octets", strlen(text) == MP_ELEM(v, 0)->size);
 	st->message_close(&r);
 	CHECK("header part", st->message_open(f, 2, MP_PART_HEADER, &r, &err) == MP_OK &&
 	    strcmp(strstr(slurp_reader(&r), "Subject"), "Subject: 2\r\n\r\n") == 0);
@@ -202,8 +202,8 @@ test_store(void)
 	st->folder_open(mb, "INBOX", 0, &f2, &err);
 	CHECK("second lock refused", st->lock(f2, &err) == MP_DECLINED);
 	CHECK("flags and keywords persist", st->messages(f2, &v, &n, &err) == MP_OK &&
-	    (v[0].flags & (MP_FLAG_SEEN | MP_FLAG_FLAGGED)) == (MP_FLAG_SEEN | MP_FLAG_FLAGGED) &&
-	    strcmp(v[0].keywords, "$Work") == 0 && !(v[0].flags & MP_FLAG_RECENT));
+	    (MP_ELEM(v, 0)->flags & (MP_FLAG_SEEN | MP_FLAG_FLAGGED)) == (MP_FLAG_SEEN | MP_FLAG_FLAGGED) &&
+	    strcmp(MP_ELEM(v, 0)->keywords, "$Work") == 0 && !(MP_ELEM(v, 0)->flags & MP_FLAG_RECENT));
 	st->folder_close(f2);
 	st->folder_info(f, &info, &err);
 	uint32_t uidvalidity = info.uidvalidity;
@@ -213,9 +213,9 @@ test_store(void)
 	uint32_t newuid = 0, uv = 0;
 	CHECK("copy", st->copy(f, 2, "Archive/2026", 0, &newuid, &uv, &err) == MP_OK && newuid == 1);
 	CHECK("expunge", st->expunge(f, 1, &err) == MP_OK);
-	CHECK("one left", st->messages(f, &v, &n, &err) == MP_OK && n == 1 && v[0].uid == 2);
+	CHECK("one left", st->messages(f, &v, &n, &err) == MP_OK && n == 1 && MP_ELEM(v, 0)->uid == 2);
 	deliver("bob@example.test", "Subject: 3\r\n\r\nthree\r\n", 0, &s);
-	CHECK("new mail gets UID 3", st->messages(f, &v, &n, &err) == MP_OK && n == 2 && v[1].uid == 3);
+	CHECK("new mail gets UID 3", st->messages(f, &v, &n, &err) == MP_OK && n == 2 && MP_ELEM(v, 1)->uid == 3);
 	st->folder_info(f, &info, &err);
 	CHECK("UIDVALIDITY stable", info.uidvalidity == uidvalidity && info.uidnext == 4);
 	st->folder_close(f);
@@ -229,7 +229,7 @@ test_store(void)
 static char *
 read_in_chunks(struct mp_folder *f, enum mp_msg_part part, size_t chunk)
 {
-	struct mp_reader r;
+	struct mp_reader r = { .struct_size = sizeof(r) };
 	const char *err;
 	char *text;
 
@@ -284,7 +284,7 @@ test_uidvalidity_never_reused(void)
 {
 	struct mp_mailbox *mb;
 	struct mp_folder *f;
-	struct mp_folder_info info;
+	struct mp_folder_info info = { .struct_size = sizeof(info) };
 	const char *err;
 	uint32_t first = 0, again = 0, second = 0;
 
@@ -341,8 +341,8 @@ test_concurrent_writers(void)
 		pthread_join(t[i], NULL);
 	CHECK("all 200 messages seen", st->messages(f, &v, &n, &err) == MP_OK && n == 200);
 	for (size_t i = 1; i < n; i++) {
-		ordered &= v[i].uid > v[i - 1].uid;
-		distinct &= v[i].uid != v[i - 1].uid;
+		ordered &= MP_ELEM(v, i)->uid > MP_ELEM(v, i - 1)->uid;
+		distinct &= MP_ELEM(v, i)->uid != MP_ELEM(v, i - 1)->uid;
 	}
 	CHECK("UIDs strictly increasing and unique", ordered && distinct);
 	st->folder_close(f);

@@ -39,7 +39,7 @@ deliver_thread(void *arg)
 	pthread_barrier_wait(d->start);
 	for (int k = 0; k < 20; k++) {
 		struct mock_text t = { "Subject: delivered\r\n\r\nd\r\n", 0, 0 };
-		struct mp_reader r = { mock_text_read, -1, &t };
+		struct mp_reader r = { sizeof(r), mock_text_read, -1, &t };
 		d->failures += merpati_module.deliver->deliver(sc_ctx, &env, rcpts[0],
 		    &r, &st) != MP_OK;
 	}
@@ -96,13 +96,13 @@ test_delivery_and_append(void)
 	CHECK("maildir: deliveries and appends all succeeded", d.failures == 0 && a.failures == 0);
 	CHECK("maildir: 40 messages listed", sc_ops->messages(f, &v, &n, &err) == MP_OK && n == 40);
 	for (size_t i = 0; i < n; i++)
-		ordered &= i == 0 || v[i].uid > v[i - 1].uid;
+		ordered &= i == 0 || MP_ELEM(v, i)->uid > MP_ELEM(v, i - 1)->uid;
 	for (int k = 0; k < 20; k++) {
 		char *text = sc_read(f, a.uids[k], NULL);
 		appended_ok &= text && strstr(text, "appended") != NULL;
 		free(text);
 	}
-	CHECK("maildir: UIDs distinct and ascending", ordered && n == 40 && v[39].uid == 40);
+	CHECK("maildir: UIDs distinct and ascending", ordered && n == 40 && MP_ELEM(v, 39)->uid == 40);
 	CHECK("maildir: each APPENDUID names the appended message", appended_ok);
 	sc_ops->folder_close(f);
 	sc_ops->close(mb);
@@ -209,7 +209,7 @@ count_flagged(struct mp_folder *f)
 	if (sc_ops->messages(f, &v, &n, &err) != MP_OK)
 		return (size_t)-1;
 	for (size_t i = 0; i < n; i++)
-		flagged += (v[i].flags & MP_FLAG_FLAGGED) != 0;
+		flagged += (MP_ELEM(v, i)->flags & MP_FLAG_FLAGGED) != 0;
 	return flagged;
 }
 

@@ -39,7 +39,7 @@ test_failed(void)
 	struct mp_rcpt r[] = {
 		{ .address = "a@remote.test", .orcpt = "rfc822;A@remote.test",
 		    .rc = MP_PERMFAIL, .done = 1,
-		    .status = { .reply = 550, .enhanced = "5.1.1",
+		    .status = { .struct_size = sizeof(struct mp_status), .reply = 550, .enhanced = "5.1.1",
 		    .text = "remote.test said: 550 no such user" } },
 	};
 	char *text = NULL;
@@ -78,7 +78,7 @@ test_delayed(void)
 	struct mp_qmsg m;
 	struct mp_rcpt r[] = {
 		{ .address = "b@remote.test", .rc = MP_TEMPFAIL,
-		    .status = { .reply = 451, .enhanced = "4.4.1",
+		    .status = { .struct_size = sizeof(struct mp_status), .reply = 451, .enhanced = "4.4.1",
 		    .text = "connect to mx.remote.test: Connection refused" } },
 	};
 	char *text = NULL;
@@ -114,7 +114,7 @@ test_hostile_content(void)
 	struct mp_qmsg env = { 0 }, m;
 	struct mp_rcpt r[] = {
 		{ .address = "a@remote.test", .rc = MP_PERMFAIL,
-		    .status = { .reply = 550, .enhanced = "5.1.1",
+		    .status = { .struct_size = sizeof(struct mp_status), .reply = 550, .enhanced = "5.1.1",
 		    .text = "no\r\nX-Injected: 1" } },
 	};
 	char id[MP_QID_SIZE], why[128], body[256], *text = NULL;

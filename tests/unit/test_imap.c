@@ -271,7 +271,7 @@ static void
 test_search(void)
 {
 	static struct mp_store_ops ops = { .message_open = fake_open, .message_close = fake_close };
-	static struct mp_store store = { &ops, NULL };
+	static struct mp_store store = { sizeof(store), &ops, NULL };
 	static struct mp_host host;
 	static struct imap_module mod;
 	struct imap_msg msgs[3] = {

@@ -183,7 +183,7 @@ main(void)
 	static const struct mp_store_ops ops = {
 		.struct_size = sizeof(ops), .message_open = fake_open, .message_close = fake_close,
 	};
-	static const struct mp_store store = { &ops, NULL };
+	static const struct mp_store store = { sizeof(store), &ops, NULL };
 	struct mp_host host = mock_host;
 	struct imap_msg msgs[N];
 	struct imap s = { 0 };

@@ -138,7 +138,7 @@ fake_mx(void *ctx, const char *domain, struct mp_mx *out, size_t max,
 		return MP_OK;
 	}
 	if (strcmp(domain, "nullmx.test") == 0) {
-		*st = (struct mp_status){ .reply = 556, .enhanced = "5.1.10",
+		*st = (struct mp_status){ .struct_size = sizeof(*st), .reply = 556, .enhanced = "5.1.10",
 		    .text = "nullmx.test accepts no mail (null MX)" };
 		return MP_PERMFAIL;
 	}
@@ -159,7 +159,7 @@ fake_addresses(void *ctx, const char *host, struct sockaddr_storage *out,
 	(void)max;
 	if (strcmp(host, "mx.ok.test") != 0) {
 		addr_calls_nohost++;
-		*st = (struct mp_status){ .reply = 451, .enhanced = "4.4.3",
+		*st = (struct mp_status){ .struct_size = sizeof(*st), .reply = 451, .enhanced = "4.4.3",
 		    .text = "no address" };
 		return MP_TEMPFAIL;
 	}

@@ -118,6 +118,7 @@ route(void *ctx, const char *sender, const char *rcpt, struct mp_route_decision 
 
 	memset(d, 0, sizeof(*d));
 	d->struct_size = sizeof(*d);
+	d->status.struct_size = sizeof(d->status);	/* the caller sizes it */
 	return merpati_module.route->route(ctx, sender, rcpt, d, &err);
 }
 

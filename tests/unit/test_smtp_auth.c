@@ -1,8 +1,9 @@
 /*
  * tests/unit/test_smtp_auth.c - SMTP AUTH's pure parts
  * (core/smtp_auth_parse.c): the command's mechanism and initial
- * response, PLAIN's NUL-separated fields within the decoded length,
- * LOGIN's answers.
+ * response, PLAIN's NUL-separated fields within the decoded length
+ * (also the host's sasl_plain for IMAP and POP3), LOGIN's answers, and
+ * the one rule for when a password may be sent.
  */
 #include <string.h>
 
@@ -38,6 +39,9 @@ main(void)
 	CHECK("PLAIN with one NUL refused", plain("alice\0pw", 8, user, pass) < 0);
 	CHECK("PLAIN with a third NUL refused", plain("\0alice\0pw\0x", 11, user, pass) < 0);
 	CHECK("PLAIN empty authcid refused", plain("\0\0pw", 4, user, pass) < 0);
+	CHECK("PLAIN empty authcid with an authzid refused", plain("alice\0\0pw", 9, user, pass) < 0);
+	CHECK("PLAIN trailing NUL refused", plain("\0alice\0pw\0", 10, user, pass) < 0);
+	CHECK("PLAIN authzid a prefix of the authcid refused", plain("ali\0alice\0pw", 12, user, pass) < 0);
 	CHECK("PLAIN empty password kept", plain("\0alice\0", 7, user, pass) == 0 && pass[0] == '\0');
 	/* The password is what the decoded length holds, not up to a NUL past it. */
 	CHECK("PLAIN password ends at the decoded length",
@@ -45,6 +49,11 @@ main(void)
 	memset(big, 'p', sizeof(big));
 	memcpy(big, "\0a\0", 3);
 	CHECK("PLAIN password over its buffer refused", plain(big, sizeof(big), user, pass) < 0);
+
+	CHECK("TLS may authenticate", mp_auth_allowed(1, 0, 0) == 1);
+	CHECK("loopback without TLS may not by default", mp_auth_allowed(0, 1, 0) == 0);
+	CHECK("loopback may when plaintext_auth allows", mp_auth_allowed(0, 1, 1) == 1);
+	CHECK("remote without TLS never may", mp_auth_allowed(0, 0, 1) == 0);
 
 	CHECK("LOGIN answers", smtp_auth_login_fields("alice", 5, "pw", 2) == 0);
 	CHECK("LOGIN empty user refused", smtp_auth_login_fields("", 0, "pw", 2) < 0);

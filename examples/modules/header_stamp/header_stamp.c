@@ -20,9 +20,9 @@ struct stamp {
 };
 
 static const struct mp_option stamp_options[] = {
-	{ "text", MP_OPT_STRING, offsetof(struct stamp, text), NULL, 0, 0 },
-	{ "refuse", MP_OPT_STRING, offsetof(struct stamp, refuse), "", 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0 }
+	MP_OPT("text", MP_OPT_STRING, offsetof(struct stamp, text), NULL, 0, 0),
+	MP_OPT("refuse", MP_OPT_STRING, offsetof(struct stamp, refuse), "", 0, 0),
+	MP_OPT_END
 };
 
 /* 1 if needle occurs in the stream; reads in bounded chunks, so big
@@ -56,7 +56,7 @@ stamp_end_of_data(void *ctx, struct mp_txn *txn, const struct mp_envelope *env,
 	struct stamp *s = ctx;
 
 	if (s->refuse[0] && stream_contains(msg, s->refuse)) {
-		*status_r = (struct mp_status){ 554, "5.7.1", "" };
+		mp_status_set(status_r, 554, "5.7.1", "");
 		strncpy(status_r->text, "refused by header_stamp", sizeof(status_r->text) - 1);
 		s->host->log(MP_LOG_NOTICE, "refused a message from <%s>", env->sender);
 		return MP_PERMFAIL;
