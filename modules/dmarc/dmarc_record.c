@@ -96,18 +96,6 @@ parse_number(const char *v, size_t len, unsigned long max)
 	return n <= max ? (long)n : -1;
 }
 
-static char *
-dup_n(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-
-	if (p != NULL) {
-		memcpy(p, s, n);
-		p[n] = '\0';
-	}
-	return p;
-}
-
 /* rua/ruf: a comma-separated list of URIs; at least one must have a
  * scheme ("mailto:" etc.) to count as valid (6.4, RFC 3986). */
 static bool
@@ -122,7 +110,7 @@ static void
 set_string(char **slot, const char *v, size_t len)
 {
 	free(*slot);
-	*slot = dup_n(v, len);
+	*slot = strndup(v, len);
 }
 
 static void

@@ -135,18 +135,6 @@ take_dual_cidr(const char *s, size_t *len, struct spf_term *t)
 	return 0;
 }
 
-static char *
-dup_n(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-
-	if (p != NULL) {
-		memcpy(p, s, n);
-		p[n] = '\0';
-	}
-	return p;
-}
-
 /* ip4:/ip6: network with an optional single CIDR length. */
 static int
 parse_ip_net(const char *arg, size_t len, struct spf_term *t, const char **error_r)
@@ -221,7 +209,7 @@ parse_mechanism(const char *s, size_t len, struct spf_term *t, const char **erro
 	case SPF_MECH_INCLUDE:
 	case SPF_MECH_EXISTS:
 		if (colon && domain_spec_ok(rest, rlen)) {
-			t->domain_spec = dup_n(rest, rlen);
+			t->domain_spec = strndup(rest, rlen);
 			return t->domain_spec ? 0 : (*error_r = "out of memory", -1);
 		}
 		break;
@@ -235,7 +223,7 @@ parse_mechanism(const char *s, size_t len, struct spf_term *t, const char **erro
 		if (!colon && rlen == 0)
 			return 0;
 		if (colon && domain_spec_ok(rest, rlen)) {
-			t->domain_spec = dup_n(rest, rlen);
+			t->domain_spec = strndup(rest, rlen);
 			return t->domain_spec ? 0 : (*error_r = "out of memory", -1);
 		}
 		break;
@@ -284,7 +272,7 @@ parse_modifier(struct spf_record *rec, const char *s, size_t nlen, size_t len,
 		*error_r = "bad domain-spec in redirect or exp";
 		return -1;
 	}
-	*slot = dup_n(val, vlen);
+	*slot = strndup(val, vlen);
 	return *slot ? 0 : (*error_r = "out of memory", -1);
 }
 
