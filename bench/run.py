@@ -1581,7 +1581,7 @@ def main():
                          "1000 rounds, or yescrypt as `merpati user add` writes it")
     ap.add_argument("--imaptest-clients", default="10,50", help="imaptest stress clients")
     ap.add_argument("--imaptest-secs", type=int, default=30, help="seconds per imaptest run")
-    ap.add_argument("--imaptest-runs", type=int, default=1, help="imaptest runs per cell")
+    ap.add_argument("--imaptest-runs", type=int, default=3, help="imaptest runs per cell (median)")
     ap.add_argument("--imaptest-mbox", type=int, default=200,
                     help="messages in the mbox imaptest appends from")
     ap.add_argument("--idle", type=int, default=1000, help="idle connections for memory")
