@@ -31,7 +31,7 @@ struct mp_conn_info {
 	int loopback;		/* peer is 127.0.0.0/8 or ::1 */
 	int tls;		/* TLS is active */
 	const char *tls_desc;	/* "TLSv1.3 with cipher ..." or "" */
-	int starttls;		/* the listener offers STARTTLS (not yet used) */
+	int starttls;		/* the listener offers STARTTLS (STLS in POP3) */
 	const char *listener;	/* "pop3.plain" */
 };
 
