@@ -433,11 +433,27 @@ claim_only(struct mp_folder *f, const char **error_r)
 	return MP_OK;
 }
 
+/* A scan of a quiet folder that changed nothing (no list write, no
+ * move, no claim: the stamps are still those seen before it) gave the
+ * view any handle would get until they move: keep it for the process.
+ * Busy folders are never kept, so they skip the second look. */
+static void
+share_view(const struct mp_folder *f, const struct md_stamps *before,
+    const struct md_list *l)
+{
+	struct md_stamps after;
+
+	if (f->mb->env->snaps == NULL || !before->quiet)
+		return;
+	if (stamps_read(f, &after) == 0 && md_stamps_equal(before, &after))
+		md_snap_put(f->mb->env->snaps, f->path, f->read_only, before, l);
+}
+
 int
 md_sync(struct mp_folder *f, int claim, const char **error_r)
 {
 	struct md_list l = { 0 };
-	struct md_stamps before = { 0 }, after;
+	struct md_stamps before = { 0 };
 	int rc, scanned;
 
 	/* a read-only handle claims nothing: its view stands either way */
@@ -453,10 +469,8 @@ md_sync(struct mp_folder *f, int claim, const char **error_r)
 		md_list_free(&l);
 		return rc;
 	}
-	/* a scan that changed nothing (no list write, no move, no claim)
-	 * gives the view any handle would get until the stamps move */
-	if (scanned && stamps_read(f, &after) == 0 && md_stamps_equal(&before, &after))
-		md_snap_put(f->mb->env->snaps, f->path, f->read_only, &before, &l);
+	if (scanned)
+		share_view(f, &before, &l);
 	md_list_free(&f->list);
 	md_list_free(&f->fresh);	/* the view is current again */
 	f->list = l;
