@@ -34,7 +34,6 @@ static char drop_dir[4200];
 static int
 make_drop_dir(int state, uid_t uid, gid_t gid, char *err, size_t errsize)
 {
-	struct stat st;
 	int fd;
 
 	if (mkdirat(state, MP_DROP_DIR, 01730) < 0 && errno != EEXIST) {
@@ -43,7 +42,7 @@ make_drop_dir(int state, uid_t uid, gid_t gid, char *err, size_t errsize)
 		return -1;
 	}
 	fd = openat(state, MP_DROP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || fchown(fd, uid, gid) < 0 ||
+	if (fd < 0 || fchown(fd, uid, gid) < 0 ||
 	    fchmod(fd, 01730) < 0) {
 		snprintf(err, errsize, "state_dir/%s: %s (it must be a directory)",
 		    MP_DROP_DIR, strerror(errno));

@@ -214,6 +214,9 @@ sendmail_smtp(const struct sm_smtp *c)
 			reply(c, "221 2.0.0 Bye");
 			goto out;
 		case SMTP_STARTTLS: case SMTP_AUTH: case SMTP_BDAT: case SMTP_EXPN:
+			/* not offered on stdio (EHLO does not list them): the
+			 * pipe needs no TLS, the kernel already named the user,
+			 * and DATA carries everything BDAT would */
 			reply(c, "502 5.5.1 Error: command not implemented");
 			break;
 		default:

@@ -312,8 +312,7 @@ static int
 route_to(struct session *s, const char *addr, int depth, struct targets *t,
     struct mp_status *st)
 {
-	struct mp_route_decision d = { .struct_size = sizeof(d),
-	    .status = { .struct_size = sizeof(d.status) } };
+	struct mp_route_decision d = { 0 };	/* mp_call_route sizes it */
 	const char *err = NULL;
 	int rc, ok;
 
@@ -480,7 +479,7 @@ run_filters(struct session *s, struct mp_qwriter *w, const char *id)
 
 	for (size_t i = 0; i < mp_core.modules.n; i++) {
 		const struct mp_loaded *f = &mp_core.modules.v[i];
-		struct mp_status st = { .struct_size = sizeof(st) };
+		struct mp_status st;	/* the mp_call_* wrapper sizes and fills it */
 		struct mp_reader r;
 		int rc;
 		if (!(f->mod->kinds & MP_KIND_FILTER))
@@ -533,7 +532,7 @@ direct_delivery(struct session *s, struct mp_qwriter *w, const char *id,
 		return 0;
 	mp_log_set_queue_id(id);
 	for (size_t i = 0; i < s->nrcpt; i++) {
-		struct mp_status st = { .struct_size = sizeof(st) };
+		struct mp_status st;	/* the mp_call_* wrapper sizes and fills it */
 		struct mp_reader r;
 		mp_queue_writer_reader(w, &r);
 		int rc = mp_call_deliver(&env, s->rcpts[i], &r, &st);

@@ -58,15 +58,10 @@ imap_tagged(struct imap *s, const char *tag, const char *fmt, ...)
 static void
 append_text(char *out, size_t size, size_t *o, const char *text)
 {
-	size_t n = strlen(text);
-
 	if (*o + 1 >= size)
 		return;
-	if (n > size - 1 - *o)
-		n = size - 1 - *o;
-	memcpy(out + *o, text, n);
-	*o += n;
-	out[*o] = '\0';
+	mp_strfit(out + *o, size - *o, text);
+	*o += strlen(out + *o);
 }
 
 void
