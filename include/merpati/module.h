@@ -25,7 +25,8 @@
  *     the host checks those before calling and refuses a module whose
  *     other members are NULL. Every member appended after 2.0 may be
  *     NULL.
- * Every member present today is ABI 2.0.
+ * Members marked "since 2.1" came with the filter hook points and the
+ * generic DNS lookup; every other member is ABI 2.0.
  */
 #ifndef MERPATI_MODULE_H
 #define MERPATI_MODULE_H
@@ -219,6 +220,8 @@ struct mp_store;	/* the active mailstore: ops + ctx (store.h) */
 struct mp_conn;		/* a protocol session's connection (protocol.h) */
 struct mp_conn_info;
 struct mp_txn;		/* an SMTP transaction being filtered (filter.h) */
+struct mp_txn_info;	/* what a filter hook knows of it (filter.h) */
+struct mp_dns_answer;	/* a DNS lookup's outcome (resolve.h) */
 
 /*
  * What the host offers a module. Appended to, never reordered. Every
@@ -349,6 +352,55 @@ struct mp_host {
 	 */
 	int (*auth_allowed)(const struct mp_conn_info *info,
 	    int plaintext_auth);
+
+	/* ---- since 2.1 -------------------------------------------------- */
+
+	/*
+	 * A DNS lookup through the active resolver's lookup (resolve.h):
+	 * same results and answer layout. MP_TEMPFAIL with status TEMPFAIL
+	 * when no loaded resolver offers lookups.
+	 */
+	int (*dns_lookup)(const char *name, int type, unsigned char *buf,
+	    size_t size, struct mp_dns_answer *answer_r);
+
+	/*
+	 * Calls on the SMTP transaction a filter hook was given (filter.h).
+	 * Valid only during that hook call, from its thread. Each returns
+	 * MP_OK, or MP_ERROR when the call is not allowed at this hook or
+	 * an argument is malformed (a header name with ':' or space, a
+	 * value with bare CR/LF, an address that does not parse).
+	 */
+	const struct mp_txn_info *(*txn_info)(struct mp_txn *txn);
+	/* This module's own pointer for the session (NULL at first), e.g.
+	 * a milter connection; the module frees it in session_end. */
+	void **(*txn_slot)(struct mp_txn *txn);
+	/*
+	 * Named results one filter leaves for later ones in the same
+	 * transaction ("spf", "dkim"; docs/modules.md lists them). A note
+	 * set at connect or HELO lasts the session; others the transaction.
+	 * txn_note returns NULL when unset.
+	 */
+	int (*txn_note_set)(struct mp_txn *txn, const char *name,
+	    const char *value);
+	const char *(*txn_note)(struct mp_txn *txn, const char *name);
+	/* Headers, at end_of_headers, end_of_data and before_queue: insert
+	 * before the index-th header (0: at the top; SIZE_MAX: after the
+	 * last); change the nth (1-based) header called name (any case),
+	 * value NULL deleting it, a missing one being MP_DECLINED. */
+	int (*txn_header_insert)(struct mp_txn *txn, size_t index,
+	    const char *name, const char *value);
+	int (*txn_header_change)(struct mp_txn *txn, const char *name,
+	    unsigned nth, const char *value);
+	/* Envelope and body, at end_of_data only. */
+	int (*txn_sender_set)(struct mp_txn *txn, const char *sender);
+	int (*txn_rcpt_add)(struct mp_txn *txn, const char *rcpt);
+	int (*txn_rcpt_delete)(struct mp_txn *txn, const char *rcpt);
+	int (*txn_body_replace)(struct mp_txn *txn, struct mp_reader *body);
+	/* The message is accepted (250) and then put on hold in the queue
+	 * (never tried or expired until `merpati queue release`), or
+	 * dropped; from end_of_headers on. */
+	int (*txn_hold)(struct mp_txn *txn, const char *reason);
+	int (*txn_discard)(struct mp_txn *txn);
 };
 
 /* ---- the descriptor ------------------------------------------------------ */

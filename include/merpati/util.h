@@ -2,7 +2,8 @@
  * include/merpati/util.h - small helpers shared by the core and the
  * modules: array growth with an overflow check, a growing string
  * buffer, an mp_reader over bytes in memory, space-separated word lists
- * (keywords), and the special-use folder names (RFC 6154). Header-only
+ * (keywords), the special-use folder names (RFC 6154), and stepping
+ * through a DNS answer's packed records. Header-only
  * (static inline): nothing here crosses the module ABI, and memory comes
  * from malloc/realloc (not host->alloc), so what these return is freed
  * with free().
@@ -20,6 +21,7 @@
 #include <sys/types.h>
 
 #include <merpati/module.h>
+#include <merpati/resolve.h>
 #include <merpati/store.h>
 
 /* ---- arrays ------------------------------------------------------------ */
@@ -270,6 +272,30 @@ mp_special_use_flag(const char *folder)
 		if (strcasecmp(folder, mp_special_use(i)->name) == 0)
 			return mp_special_use(i)->flag;
 	return 0;
+}
+
+/* ---- DNS answers (resolve.h) -------------------------------------------- */
+
+/*
+ * The next record of an answer packed in buf: *data_r and *len_r get it
+ * and *offset moves past it. 1 when there was one, 0 at the end (or at
+ * a length that runs past the used bytes).
+ */
+static inline int
+mp_dns_next(const unsigned char *buf, const struct mp_dns_answer *a,
+    size_t *offset, const unsigned char **data_r, size_t *len_r)
+{
+	size_t at = *offset, len;
+
+	if (at + 2 > a->used)
+		return 0;
+	len = (size_t)buf[at] << 8 | buf[at + 1];
+	if (len > a->used - at - 2)
+		return 0;
+	*data_r = buf + at + 2;
+	*len_r = len;
+	*offset = at + 2 + len;
+	return 1;
 }
 
 #endif
