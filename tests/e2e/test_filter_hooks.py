@@ -319,5 +319,53 @@ class FilterHooks(unittest.TestCase):
         self.assertEqual(srv.queue_files(), [])
 
 
+class LocalSubmission(unittest.TestCase):
+    """sendmail by a user, through the maildrop pickup: end_of_headers,
+    end_of_data and before_queue run, with no connection."""
+
+    def server(self, settings):
+        from test_sendmail import SendmailServer, is_root
+        if not is_root():
+            raise unittest.SkipTest("needs root (to become nobody)")
+        srv = SendmailServer()
+        self.addCleanup(srv.cleanup)
+        self.hooklog = os.path.join(srv.state, "hooks.log")
+        srv.modules["hooktest"] = "path = %s; log = %s; %s" % (
+            quote(SO["hooktest"]), quote(self.hooklog), settings)
+        srv.write_config()
+        srv.add_user(ALICE)
+        srv.start()
+        return srv
+
+    def test_filters_see_local_mail(self):
+        srv = self.server('change_header = "Subject: filtered";')
+        r = srv.run(ALICE, input="Subject: local\n\nfrom a user\n", user="nobody")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Subject: filtered", srv.mails_with(ALICE, "from a user")[0])
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            with open(self.hooklog) as f:
+                log = [l for l in f.read().splitlines() if "peer=-" in l]
+            if any(" session_end " in l for l in log):
+                break
+            time.sleep(0.05)
+        hooks = [l.split()[1] for l in log]
+        self.assertEqual(hooks, ["end_of_headers", "end_of_data", "before_queue",
+                                 "txn_end", "session_end"])
+        for l in log:
+            self.assertIn("auth=nobody sub=1", l)
+        self.assertIn("sender=nobody@%s rcpts=%s qid=yes" % (DOMAIN, ALICE), log[1])
+
+    def test_refused_local_mail_is_set_aside(self):
+        srv = self.server('refuse_at = "end_of_data"; refuse_text = "no local";')
+        r = srv.run(ALICE, input="Subject: local\n\nrefused\n", user="nobody")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(srv.wait_log("a filter refused it: 550 5.7.1 no local"),
+                        srv.log()[-2000:])
+        self.assertEqual(srv.mail_files(ALICE), [])
+        corrupt = os.listdir(os.path.join(srv.state, "corrupt"))
+        self.assertTrue([n for n in corrupt if n.startswith("maildrop-d")], corrupt)
+
+
 if __name__ == "__main__":
     unittest.main()
