@@ -800,6 +800,7 @@ mp_txn_rcpt_add(struct mp_txn *t, const char *rcpt)
 		return MP_OK;
 	smtp_add_rcpt(t->s, rcpt, "", "", "");
 	t->env_changed = 1;
+	refresh_info(t);	/* its rcpts may have moved */
 	return MP_OK;
 }
 
@@ -814,6 +815,7 @@ mp_txn_rcpt_delete(struct mp_txn *t, const char *rcpt)
 		return MP_DECLINED;
 	smtp_delete_rcpt(t->s, (size_t)i);
 	t->env_changed = 1;
+	refresh_info(t);
 	return MP_OK;
 }
 

@@ -21,12 +21,21 @@ HOOKS = ("connect", "helo", "mail_from", "rcpt_to", "end_of_headers",
          "end_of_data", "before_queue")
 
 
+def stopped_clean(test, srv):
+    """Stop srv and fail on a sanitizer report in its log (SANITIZE=1
+    builds write them to stderr, which is the log)."""
+    srv.stop()
+    log = srv.log()
+    test.assertNotRegex(log, "Sanitizer|runtime error:", log[-3000:])
+
+
 class FilterHooks(unittest.TestCase):
     def server(self, **filters):
         """A daemon with the given filters (name -> settings text), in
         that order; alice and bob exist."""
         srv = Server()
         self.addCleanup(srv.cleanup)
+        self.addCleanup(stopped_clean, self, srv)
         self.hooklog = os.path.join(srv.state, "hooks.log")
         for name, settings in filters.items():
             srv.modules[name] = "path = %s; log = %s; %s" % (
@@ -109,6 +118,7 @@ class FilterHooks(unittest.TestCase):
                     time.sleep(0.3)
                     self.assertEqual(srv.mail_files(ALICE), [])
                     self.assertEqual(srv.queue_files(), [])
+                    stopped_clean(self, srv)
                     srv.cleanup()
 
     def test_end_of_headers_refusal_skips_later_hooks(self):
@@ -152,6 +162,7 @@ class FilterHooks(unittest.TestCase):
                 for hook in HOOKS + ("txn_end", "session_end"):
                     want += [(first, hook), (second, hook)]
                 self.assertEqual(order, want)
+                stopped_clean(self, srv)
                 srv.cleanup()
                 os.unlink(self.hooklog) if os.path.exists(self.hooklog) else None
 
@@ -336,6 +347,7 @@ class LocalSubmission(unittest.TestCase):
             raise unittest.SkipTest("needs root (to become nobody)")
         srv = SendmailServer()
         self.addCleanup(srv.cleanup)
+        self.addCleanup(stopped_clean, self, srv)
         self.hooklog = os.path.join(srv.state, "hooks.log")
         srv.modules["hooktest"] = "path = %s; log = %s; %s" % (
             quote(SO["hooktest"]), quote(self.hooklog), settings)
