@@ -327,6 +327,29 @@ class FilterHooks(unittest.TestCase):
         r = srv.cli("queue", "hold", ids[0], "again")   # gone: delivered
         self.assertEqual(r.returncode, 1)
 
+    def test_admin_hold_stops_the_runner(self):
+        # remote mail with no resolve module loaded is deferred (451):
+        # each attempt counts in `queue list`
+        srv = Server(extra_config='relay_networks = [ "127.0.0.0/8" ];')
+        self.addCleanup(srv.cleanup)
+        self.addCleanup(stopped_clean, self, srv)
+        srv.start()
+        qid = self.send(srv, rcpts=("someone@remote.test",))[1].split()[-1]
+        self.assertIn("1 attempt(s)", srv.queue_listing("1 attempt(s)"))
+        r = srv.cli("queue", "hold", qid, "checking it")
+        self.assertEqual((r.returncode, r.stdout), (0, "held %s\n" % qid), r.stderr)
+        srv.cli("queue", "flush")
+        time.sleep(1.0)
+        listing = srv.cli("queue", "list").stdout
+        self.assertIn("1 attempt(s)", listing)          # not tried while held
+        self.assertIn("(held: checking it)", listing)
+        self.assertIn("held: checking it", srv.cli("queue", "show", qid).stdout)
+        r = srv.cli("queue", "release", "ALL")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        listing = srv.queue_listing("2 attempt(s)")
+        self.assertIn("2 attempt(s)", listing)          # due at once again
+        self.assertNotIn("held", listing)
+
     def test_discard(self):
         srv = self.server(hooktest="discard = true;")
         code, text = self.send(srv)
