@@ -580,10 +580,13 @@ call_before_queue(struct mp_txn *t, const struct mp_loaded *f,
 }
 
 /* Top headers not split off go to the writer's added headers, which
- * are kept line by line: a folded one needs the message rewritten. */
+ * are kept line by line and bounded (queue.c: 64 KiB): a folded one, or
+ * too many, need the message rewritten. */
 static int
 top_fits_writer(const struct mp_txn *t)
 {
+	if (t->top.bytes + 8 * t->top.n > 60000)
+		return 0;
 	for (size_t i = 0; i < t->top.n; i++)
 		if (strchr(t->top.v[i], '\n') != t->top.v[i] + strlen(t->top.v[i]) - 1)
 			return 0;

@@ -250,6 +250,15 @@ class FilterHooks(unittest.TestCase):
         self.assertIn("hooktest2 before_queue found=1", log)
         self.assertIn("hooktest2 end_of_headers found=0", log)  # as received
 
+    def test_folded_header_at_the_top(self):
+        # a fold cannot go in the added-headers trailer: the message is
+        # written anew, and still delivered directly
+        srv = self.server(hooktest='bq_header = "X-Folded: first;\\r\\n\\tsecond";')
+        self.assertEqual(self.send(srv)[0], 250)
+        mail = srv.wait_for_mail(ALICE)[0]
+        self.assertIn("X-Folded: first;\n\tsecond\nReceived:", mail)
+        self.assertIn("hooktest bq_insert rc=0", self.lines("session_end"))
+
     def test_header_edit_with_bdat(self):
         srv = self.server(hooktest='change_header = "Subject: by bdat";')
         s = self.session(srv)
