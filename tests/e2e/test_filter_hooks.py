@@ -259,6 +259,26 @@ class FilterHooks(unittest.TestCase):
         self.assertIn("X-Folded: first;\n\tsecond\nReceived:", mail)
         self.assertIn("hooktest bq_insert rc=0", self.lines("session_end"))
 
+    def test_header_edit_in_a_long_header_section(self):
+        # 600 fields, ~60 KB: the section is read in several pieces
+        pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 80) for i in range(600))
+        srv = self.server(hooktest='change_header = "Subject: found it";')
+        self.assertEqual(self.send(srv, msg=pad + MESSAGE)[0], 250)
+        mail = srv.wait_for_mail(ALICE)[0]
+        self.assertIn("\nSubject: found it\n", mail)
+        self.assertEqual(mail.count("X-Pad-"), 600)
+        self.assertIn("\n\nThe body.\n", mail)
+
+    def test_header_edit_of_a_message_on_disk(self):
+        # past the queue writer's 128 KiB in memory: rewritten from its file
+        body = b"".join(b"line %06d of the body\r\n" % i for i in range(12000))
+        srv = self.server(hooktest='change_header = "Subject: big one";')
+        self.assertEqual(self.send(srv, msg=MESSAGE + body)[0], 250)
+        mail = srv.wait_for_mail(ALICE)[0]
+        self.assertIn("\nSubject: big one\n", mail)
+        self.assertTrue(mail.endswith("line 011999 of the body\n"))
+        self.assertEqual(mail.count(" of the body\n"), 12000)
+
     def test_header_edit_with_bdat(self):
         srv = self.server(hooktest='change_header = "Subject: by bdat";')
         s = self.session(srv)
