@@ -14,7 +14,7 @@ from harness import DOMAIN, REPO, Server, Session, quote
 ALICE = "alice@" + DOMAIN
 BOB = "bob@" + DOMAIN
 SO = {name: os.path.join(REPO, "tests", "modules", name + ".so")
-      for name in ("hooktest", "hooktest2")}
+      for name in ("hooktest", "hooktest2", "filter20")}
 MESSAGE = (b"From: Sender <sender@elsewhere.test>\r\nTo: alice@example.test\r\n"
            b"Subject: hello\r\nX-Drop: me\r\n\r\nThe body.\r\n")
 HOOKS = ("connect", "helo", "mail_from", "rcpt_to", "end_of_headers",
@@ -38,8 +38,9 @@ class FilterHooks(unittest.TestCase):
         self.addCleanup(stopped_clean, self, srv)
         self.hooklog = os.path.join(srv.state, "hooks.log")
         for name, settings in filters.items():
-            srv.modules[name] = "path = %s; log = %s; %s" % (
-                quote(SO[name]), quote(self.hooklog), settings)
+            srv.modules[name] = "path = %s; %s%s" % (
+                quote(SO[name]), "" if name == "filter20" else
+                "log = %s; " % quote(self.hooklog), settings)
         srv.write_config()
         srv.add_user(ALICE)
         srv.add_user(BOB)
@@ -278,6 +279,18 @@ class FilterHooks(unittest.TestCase):
         self.assertIn("\nSubject: big one\n", mail)
         self.assertTrue(mail.endswith("line 011999 of the body\n"))
         self.assertEqual(mail.count(" of the body\n"), 12000)
+
+    def test_abi_2_0_filter_beside_2_1_ones(self):
+        # filter20 is built against the 2.0 headers: end_of_data only,
+        # adding its header with the add_header argument
+        srv = self.server(filter20="", hooktest='look_for = "X-Filter-2-0";')
+        self.assertEqual(self.send(srv)[0], 250)
+        mail = srv.wait_for_mail(ALICE)[0]
+        self.assertIn("X-Filter-2-0: sender@elsewhere.test\n", mail)
+        log = self.lines("session_end")
+        self.assertIn("hooktest end_of_data found=1", log)
+        self.assertEqual([l.split()[1] for l in log if "peer=" in l],
+                         list(HOOKS) + ["txn_end", "session_end"])
 
     def test_header_edit_with_bdat(self):
         srv = self.server(hooktest='change_header = "Subject: by bdat";')
