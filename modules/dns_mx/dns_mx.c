@@ -541,13 +541,14 @@ dns_lookup(void *ctx, const char *name, int type, unsigned char *buf,
 {
 	struct dns *d = ctx;
 	struct packed *p;
-	char key[300];
+	char key[300] = "";
 	uint32_t ttl;
 
-	snprintf(key, sizeof(key), "T%d %s", type, name);
-	p = cache_get(d, key, &ttl);
+	/* a name DNS cannot carry is not looked up, nor made into a key */
+	p = name[0] && strlen(name) < 254 && snprintf(key, sizeof(key), "T%d %s",
+	    type, name) < (int)sizeof(key) ? cache_get(d, key, &ttl) : NULL;
 	if (p == NULL && (p = lookup_packed(d, name, type)) != NULL) {
-		ttl = p->a.ttl;
+		ttl = p->a.ttl;	/* 0 for a name refused above: not cached */
 		cache_put(d, key, p, sizeof(*p) + p->a.used, ttl);
 	}
 	if (p == NULL) {	/* out of memory: try again later */

@@ -449,6 +449,15 @@ test_lookup_cache(void)
 	    MP_TEMPFAIL && a.status == MP_DNS_TEMPFAIL);
 	CHECK("TEMPFAIL not cached", ops->lookup(ctx, "sf.test", DNS_T_TXT, buf, sizeof(buf), &a) ==
 	    MP_TEMPFAIL && fake_queries(&f) > before + 1);
+	char longname[400];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	before = fake_queries(&f);
+	CHECK("a name over 253 octets: PERMFAIL, nothing sent", ops->lookup(ctx, longname,
+	    DNS_T_TXT, buf, sizeof(buf), &a) == MP_PERMFAIL && a.status == MP_DNS_PERMFAIL &&
+	    fake_queries(&f) == before);
+	CHECK("an empty name: PERMFAIL", ops->lookup(ctx, "", DNS_T_TXT, buf, sizeof(buf), &a) ==
+	    MP_PERMFAIL && fake_queries(&f) == before);
 	CHECK("unsupported type: PERMFAIL, nothing sent", ops->lookup(ctx, "c.test", 99, buf,
 	    sizeof(buf), &a) == MP_PERMFAIL && a.status == MP_DNS_PERMFAIL);
 	merpati_module.fini(ctx);
