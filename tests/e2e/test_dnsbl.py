@@ -11,7 +11,8 @@ The daemon listens on 127.0.0.1; each client connects from its own
 with threshold 2: .2 alone crosses it, .3 by the weighted pair, .4 (score
 1) and .5 do not; .6 is listed but allow-listed by CIDR. On the
 submission listener a listed client is judged at MAIL FROM, and passes
-when authenticated. A second daemon only adds a header.
+when authenticated. A second daemon only adds a header. After each test
+the daemons' logs must hold no sanitizer report.
 """
 import os
 import shutil
@@ -66,6 +67,12 @@ class Dnsbl(unittest.TestCase):
         cls.addClassCleanup(cls.hdr.cleanup)
         cls.hdr.add_user(USER, "pw")
         cls.hdr.start()
+
+    def tearDown(self):
+        # SANITIZE=1 builds report to stderr, which is the daemon's log
+        for srv in (self.srv, self.hdr):
+            log = srv.log()
+            self.assertNotRegex(log, "Sanitizer|runtime error:", log[-3000:])
 
     def connect(self, source, server=None, listener="smtp"):
         server = server or self.srv
