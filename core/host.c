@@ -11,6 +11,7 @@
 #include "config.h"
 #include "filter_hooks.h"
 #include "log.h"
+#include "modcall.h"
 #include "protocol.h"
 #include "queue.h"
 #include "runner.h"
@@ -188,6 +189,7 @@ const struct mp_host mp_host_table = {
 	.sync_group = mp_sync_group,
 	.sasl_plain = smtp_auth_plain_fields,
 	.auth_allowed = host_auth_allowed,
+	.dns_lookup = mp_call_resolve_lookup,
 	/* since 2.1: the filter hooks' calls (filter_hooks.c) */
 	.txn_info = mp_txn_info_get,
 	.txn_slot = mp_txn_slot,

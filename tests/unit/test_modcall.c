@@ -6,7 +6,8 @@
  * wrong class, is replaced by the kind's default while a fitting one is
  * kept; auth's 1/0/-1 contract is enforced. One fake module of every
  * kind returns whatever the test sets in `ret` and fills `give` (when
- * its reply is not 0) as its status.
+ * its reply is not 0) as its status. The generic DNS lookup's wrapper
+ * checks the resolver's answer before passing it on.
  */
 #include <stdio.h>
 #include <string.h>
@@ -207,6 +208,74 @@ test_retry(void)
 	    mp_call_retry(&info, &d) == MP_TEMPFAIL);
 }
 
+/* ---- the generic DNS lookup (dns_lookup) -------------------------------- */
+
+static struct mp_dns_answer lookup_gives;
+
+static int
+fake_lookup(void *ctx, const char *name, int type, unsigned char *buf,
+    size_t size, struct mp_dns_answer *answer_r)
+{
+	note_context();
+	if (size >= 3)
+		memcpy(buf, "\0\1x", 3);
+	MP_SIZED_WRITE(answer_r, &lookup_gives);
+	return ret;
+}
+
+static const struct mp_resolve_ops lookup_ops = { .struct_size = sizeof(lookup_ops),
+	.lookup = fake_lookup };
+static const struct mp_resolve_ops no_lookup_ops = { .struct_size = sizeof(no_lookup_ops) };
+static const struct mp_module fake_resolver = {
+	.abi_version = MP_ABI_VERSION, .struct_size = sizeof(fake_resolver),
+	.name = "fake", .kinds = MP_KIND_RESOLVE, .resolve = &lookup_ops,
+};
+static const struct mp_module old_resolver = {
+	.abi_version = MP_ABI_VERSION, .struct_size = sizeof(old_resolver),
+	.name = "old", .kinds = MP_KIND_RESOLVE, .resolve = &no_lookup_ops,
+};
+
+static void
+test_resolve_lookup(void)
+{
+	struct mp_loaded with = { .name = "resolver", .mod = &fake_resolver };
+	struct mp_loaded without = { .name = "old", .mod = &old_resolver };
+	struct mp_dns_answer a = { .struct_size = sizeof(a), .status = 99 };
+	unsigned char buf[16];
+
+	mp_core.resolve = NULL;
+	CHECK("lookup: no resolver is TEMPFAIL", mp_call_resolve_lookup("x.test", 16, buf,
+	    sizeof(buf), &a) == MP_TEMPFAIL && a.status == MP_DNS_TEMPFAIL && a.count == 0);
+	mp_core.resolve = &without;
+	a.status = 99;
+	CHECK("lookup: a resolver without lookup is TEMPFAIL", mp_call_resolve_lookup("x.test",
+	    16, buf, sizeof(buf), &a) == MP_TEMPFAIL && a.status == MP_DNS_TEMPFAIL);
+	mp_core.resolve = &with;
+	lookup_gives = (struct mp_dns_answer){ .struct_size = sizeof(a),
+	    .status = MP_DNS_FOUND, .count = 1, .used = 3, .ttl = 60 };
+	ret = MP_OK;
+	context[0] = '\0';
+	CHECK("lookup: FOUND is MP_OK, answer passed on, in the module's log context",
+	    mp_call_resolve_lookup("x.test", 16, buf, sizeof(buf), &a) == MP_OK &&
+	    a.count == 1 && a.used == 3 && a.ttl == 60 && buf[2] == 'x' &&
+	    strcmp(context, "resolver") == 0 && mp_log_module() == NULL);
+	lookup_gives.status = MP_DNS_NXDOMAIN;
+	lookup_gives.count = 0;
+	lookup_gives.used = 0;
+	CHECK("lookup: NXDOMAIN is MP_PERMFAIL", mp_call_resolve_lookup("x.test", 16, buf,
+	    sizeof(buf), &a) == MP_PERMFAIL && a.status == MP_DNS_NXDOMAIN);
+	lookup_gives.status = MP_DNS_FOUND;
+	lookup_gives.used = 64;
+	CHECK("lookup: a module claiming more than the buffer is TEMPFAIL",
+	    mp_call_resolve_lookup("x.test", 16, buf, sizeof(buf), &a) == MP_TEMPFAIL &&
+	    a.status == MP_DNS_TEMPFAIL && a.used == 0);
+	lookup_gives.used = 0;
+	lookup_gives.status = 42;
+	CHECK("lookup: an unknown status is TEMPFAIL", mp_call_resolve_lookup("x.test", 16,
+	    buf, sizeof(buf), &a) == MP_TEMPFAIL && a.status == MP_DNS_TEMPFAIL);
+	mp_core.resolve = NULL;
+}
+
 int
 main(void)
 {
@@ -215,5 +284,6 @@ main(void)
 	test_route();
 	test_auth();
 	test_retry();
+	test_resolve_lookup();
 	TEST_EXIT();
 }
