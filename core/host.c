@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "modcall.h"
 #include "protocol.h"
 #include "queue.h"
 #include "runner.h"
@@ -187,4 +188,5 @@ const struct mp_host mp_host_table = {
 	.sync_group = mp_sync_group,
 	.sasl_plain = smtp_auth_plain_fields,
 	.auth_allowed = host_auth_allowed,
+	.dns_lookup = mp_call_resolve_lookup,
 };

@@ -217,6 +217,35 @@ mp_call_resolve_addresses(const char *host, struct sockaddr_storage *out,
 }
 
 int
+mp_call_resolve_lookup(const char *name, int type, unsigned char *buf,
+    size_t size, struct mp_dns_answer *answer_r)
+{
+	const struct mp_loaded *m = mp_core.resolve;
+	struct mp_dns_answer a;
+
+	memset(&a, 0, sizeof(a));
+	a.struct_size = sizeof(a);
+	if (m == NULL || m->mod->resolve->lookup == NULL) {
+		a.status = MP_DNS_TEMPFAIL;
+		MP_SIZED_WRITE(answer_r, &a);
+		return MP_TEMPFAIL;
+	}
+	enter(m->name);
+	/* the status decides the result: the two cannot disagree */
+	(void)m->mod->resolve->lookup(m->ctx, name, type, buf, size, &a);
+	leave();
+	/* the module's word on sizes is checked, not trusted */
+	if (a.used > size || a.status > MP_DNS_PERMFAIL) {
+		memset(&a, 0, sizeof(a));
+		a.struct_size = sizeof(a);
+		a.status = MP_DNS_TEMPFAIL;
+	}
+	MP_SIZED_WRITE(answer_r, &a);
+	return a.status == MP_DNS_FOUND ? MP_OK :
+	    a.status == MP_DNS_TEMPFAIL ? MP_TEMPFAIL : MP_PERMFAIL;
+}
+
+int
 mp_call_filter(const struct mp_loaded *f, struct mp_txn *txn,
     const struct mp_envelope *env, struct mp_reader *msg,
     int (*add_header)(struct mp_txn *, const char *, const char *),

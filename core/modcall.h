@@ -48,6 +48,13 @@ int mp_call_resolve_mx(const char *domain, struct mp_mx *out, size_t max,
 int mp_call_resolve_addresses(const char *host, struct sockaddr_storage *out,
     size_t max, size_t *n_r, struct mp_status *st);
 
+/* mp_core.resolve's generic lookup (the host's dns_lookup, resolve.h):
+ * MP_OK for FOUND, MP_TEMPFAIL for TEMPFAIL (also when no resolver
+ * offers lookups), MP_PERMFAIL otherwise; *answer_r filled in every
+ * case, as far as its struct_size reaches. */
+int mp_call_resolve_lookup(const char *name, int type, unsigned char *buf,
+    size_t size, struct mp_dns_answer *answer_r);
+
 /* One filter module's end-of-data hook: MP_OK accepts, MP_TEMPFAIL or
  * MP_PERMFAIL with *st a reply of the matching class. */
 int mp_call_filter(const struct mp_loaded *f, struct mp_txn *txn,

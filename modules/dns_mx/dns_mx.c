@@ -1,15 +1,20 @@
 /*
- * modules/dns_mx/dns_mx.c - the resolve kind: MX and address lookups
- * with libresolv (res_nmkquery + res_nsend on a per-thread resolver
- * state, never the global one), answers parsed by dns_parse.c.
+ * modules/dns_mx/dns_mx.c - the resolve kind: MX and address lookups,
+ * and since 2.1 the generic typed lookup (A, AAAA, MX, PTR, TXT, TLSA)
+ * every module reaches through the host's dns_lookup; libresolv
+ * (res_nmkquery + res_nsend on a per-thread resolver state, never the
+ * global one), answers parsed by dns_parse.c.
  *
  * `nameserver = "IP:PORT"` replaces the servers of /etc/resolv.conf
  * (tests point it at a dnsmasq on loopback). MX hosts come lowest
  * preference first, equal preferences shuffled (RFC 5321 5.1); a domain
  * with only A/AAAA records is its own MX (implicit MX); a null MX (RFC
  * 7505) and NXDOMAIN fail for good; SERVFAIL and timeouts are temporary.
- * Answers are cached for their TTL (negative ones for the SOA minimum,
- * at most 5 minutes).
+ * Generic lookups ask for the resolver's DNSSEC verdict (the AD bit) and
+ * report it: it is only as trustworthy as the path to that resolver.
+ * Every answer shares one cache, keyed by kind or type and name, for its
+ * TTL (negative ones for the SOA minimum, at most 5 minutes; failures
+ * are not cached).
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -23,11 +28,15 @@
 #include <sys/random.h>
 
 #include <merpati/merpati.h>
+#include <merpati/util.h>
 
 #include "dns_parse.h"
 
 #define MAX_NEGATIVE_TTL 300
 #define MAX_RESULTS 32
+/* Bigger answers are looked up again each time: the cache's memory stays
+ * under cache_size times this. */
+#define MAX_CACHED 16384
 
 struct dns_settings {
 	const char *nameserver;
@@ -41,10 +50,20 @@ struct result {
 	struct dns_rr rr[MAX_RESULTS];
 };
 
+/* One cached answer: a struct result (MX, addresses) or a struct
+ * packed (lookups), as a heap copy of len bytes. */
 struct cache_entry {
-	char key[300];		/* "15 domain" */
+	char key[300];		/* "MX domain", "A host", "T16 name" */
 	time_t expires;
-	struct result r;
+	size_t len;
+	void *data;
+};
+
+/* A lookup's answer as the cache keeps it: every record, whatever
+ * buffer the caller brings. */
+struct packed {
+	struct mp_dns_answer a;
+	unsigned char data[];
 };
 
 struct dns {
@@ -82,68 +101,127 @@ resolver(const struct dns *d, struct __res_state *st)
 	return 0;
 }
 
+/*
+ * For the generic lookup: ask for DNSSEC status. The AD bit in a query
+ * asks the resolver to report whether it validated the answer (RFC 6840
+ * 5.7); an EDNS0 OPT record (RFC 6891) with DO set (RFC 3225) does the
+ * same for resolvers that only answer AD to DO queries, and lets the
+ * answer be 1232 octets over UDP before TCP is needed.
+ */
+static int
+ask_authenticated(unsigned char *q, int qlen, size_t size)
+{
+	static const unsigned char opt[11] = {
+		0,			/* the root */
+		0, 41,			/* type OPT */
+		1232 >> 8, 1232 & 0xff,	/* our UDP payload size */
+		0, 0, 0x80, 0,		/* extended RCODE, version 0, DO */
+		0, 0			/* no options */
+	};
+
+	q[3] |= 0x20;	/* AD */
+	if ((size_t)qlen + sizeof(opt) > size)
+		return qlen;
+	memcpy(q + qlen, opt, sizeof(opt));
+	q[11] = 1;	/* ARCOUNT: res_nmkquery left it 0 */
+	return qlen + (int)sizeof(opt);
+}
+
+/* Send one query for (name, type) and put the answer in ans; its
+ * length, 0 when name cannot be queried (malformed), -1 when no server
+ * answered. */
+static int
+exchange(const struct dns *d, const char *name, uint16_t type, int ad,
+    unsigned char *ans, size_t size)
+{
+	unsigned char q[NS_PACKETSZ];
+	struct __res_state st;
+	int qlen, n = -1;
+
+	if (resolver(d, &st) < 0)
+		return -1;
+	if (ad)	/* glibc clears AD in answers without it (trust-ad) */
+		st.options |= RES_TRUSTAD;
+	qlen = res_nmkquery(&st, ns_o_query, name, ns_c_in, type, NULL, 0, NULL,
+	    q, sizeof(q));
+	if (qlen > 0 && ad)
+		qlen = ask_authenticated(q, qlen, sizeof(q));
+	if (qlen <= 0)
+		n = 0;
+	else {
+		n = res_nsend(&st, q, qlen, ans, (int)size);
+		if (n >= 12 && (ans[2] & 0x02)) {
+			st.options |= RES_USEVC;	/* TC, too big for UDP: TCP */
+			n = res_nsend(&st, q, qlen, ans, (int)size);
+		}
+		if (n <= 0)
+			n = -1;
+	}
+	res_nclose(&st);
+	return n;
+}
+
 /* Send one query; the parsed answer in *a. MP_OK, or MP_TEMPFAIL when
  * no server answered. */
 static int
 query(const struct dns *d, const char *name, uint16_t type,
     struct dns_answer *a)
 {
-	unsigned char q[NS_PACKETSZ], ans[65536];
-	struct __res_state st;
-	int qlen, n, rc = MP_TEMPFAIL;
+	unsigned char *ans = malloc(65536);
+	int n = ans ? exchange(d, name, type, 0, ans, 65536) : -1;
+	int rc = n > 0 && dns_parse(ans, (size_t)n, type, a) == 0 ? MP_OK : MP_TEMPFAIL;
 
-	if (resolver(d, &st) < 0)
-		return MP_TEMPFAIL;
-	qlen = res_nmkquery(&st, ns_o_query, name, ns_c_in, type, NULL, 0, NULL,
-	    q, sizeof(q));
-	if (qlen > 0) {
-		n = res_nsend(&st, q, qlen, ans, sizeof(ans));
-		if (n > 0 && dns_parse(ans, (size_t)n, type, a) == 0 && a->truncated) {
-			st.options |= RES_USEVC;	/* too big for UDP: TCP */
-			n = res_nsend(&st, q, qlen, ans, sizeof(ans));
-		}
-		if (n > 0 && dns_parse(ans, (size_t)n, type, a) == 0)
-			rc = MP_OK;
-	}
-	res_nclose(&st);
+	free(ans);
 	return rc;
 }
 
 /* ---- the cache --------------------------------------------------------------- */
 
-static int
-cache_get(struct dns *d, const char *key, struct result *r)
+/* A copy of the live entry for key (the caller frees it), its
+ * remaining TTL in *ttl_r; NULL when there is none. */
+static void *
+cache_get(struct dns *d, const char *key, uint32_t *ttl_r)
 {
 	time_t now = d->host->now();
-	int hit = 0;
+	void *copy = NULL;
 
 	pthread_mutex_lock(&d->lock);
-	for (size_t i = 0; i < d->ncache && !hit; i++)
+	for (size_t i = 0; i < d->ncache; i++)
 		if (d->cache[i].expires > now && strcmp(d->cache[i].key, key) == 0) {
-			*r = d->cache[i].r;
-			hit = 1;
+			copy = malloc(d->cache[i].len);
+			if (copy)
+				memcpy(copy, d->cache[i].data, d->cache[i].len);
+			if (ttl_r)
+				*ttl_r = (uint32_t)(d->cache[i].expires - now);
+			break;
 		}
 	pthread_mutex_unlock(&d->lock);
-	return hit;
+	return copy;
 }
 
 static void
-cache_put(struct dns *d, const char *key, const struct result *r, uint32_t ttl)
+cache_put(struct dns *d, const char *key, const void *data, size_t len,
+    uint32_t ttl)
 {
 	time_t now = d->host->now();
 	size_t victim = 0;
+	void *copy;
 
-	if (ttl == 0 || d->set.cache_size == 0)
+	if (ttl == 0 || d->set.cache_size == 0 || len > MAX_CACHED ||
+	    (copy = malloc(len)) == NULL)
 		return;
+	memcpy(copy, data, len);
 	pthread_mutex_lock(&d->lock);
 	for (size_t i = 0; i < d->ncache; i++)	/* expired or soonest to expire */
 		if (d->cache[i].expires < d->cache[victim].expires)
 			victim = i;
 	if (d->ncache < (size_t)d->set.cache_size)
 		victim = d->ncache++;
+	free(d->cache[victim].data);
 	snprintf(d->cache[victim].key, sizeof(d->cache[victim].key), "%s", key);
 	d->cache[victim].expires = now + (time_t)ttl;
-	d->cache[victim].r = *r;
+	d->cache[victim].data = copy;
+	d->cache[victim].len = len;
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -264,17 +342,17 @@ static struct result *
 cached(struct dns *d, const char *kind, const char *name,
     void (*lookup)(struct dns *, const char *, struct result *, uint32_t *))
 {
-	struct result *r = malloc(sizeof(*r));
+	struct result *r;
 	char key[300];
 	uint32_t ttl;
 
-	if (r == NULL)
-		return NULL;
 	snprintf(key, sizeof(key), "%s %s", kind, name);
-	if (!cache_get(d, key, r)) {
-		lookup(d, name, r, &ttl);
-		cache_put(d, key, r, ttl);
-	}
+	if ((r = cache_get(d, key, NULL)) != NULL)
+		return r;
+	if ((r = malloc(sizeof(*r))) == NULL)
+		return NULL;
+	lookup(d, name, r, &ttl);
+	cache_put(d, key, r, sizeof(*r), ttl);
 	return r;
 }
 
@@ -372,6 +450,119 @@ dns_addresses(void *ctx, const char *host, struct sockaddr_storage *out,
 	return rc;
 }
 
+/* ---- generic lookups (resolve.h, since 2.1) ------------------------------ */
+
+static int
+supported_type(int type)
+{
+	return type == DNS_T_A || type == DNS_T_AAAA || type == DNS_T_MX ||
+	    type == DNS_T_PTR || type == DNS_T_TXT || type == DNS_T_TLSA;
+}
+
+/* The TTL to cache an answer of this status for (0: not cached). */
+static uint32_t
+answer_ttl(uint32_t status, const struct dns_packed *pk)
+{
+	if (status == MP_DNS_FOUND)
+		return pk->ttl < 86400 ? pk->ttl : 86400;
+	if (status == MP_DNS_NXDOMAIN || status == MP_DNS_NODATA)
+		return pk->negative_ttl && pk->negative_ttl < MAX_NEGATIVE_TTL ?
+		    pk->negative_ttl : MAX_NEGATIVE_TTL;
+	return 0;	/* failures are asked again */
+}
+
+/* Records of type at name, from DNS (not the cache); the caller frees
+ * it. NULL when out of memory. */
+static struct packed *
+lookup_packed(struct dns *d, const char *name, int type)
+{
+	unsigned char *ans = malloc(65536), *recs = malloc(65536);
+	struct dns_packed pk = { 0 };
+	struct packed *p = NULL;
+	uint32_t status = MP_DNS_PERMFAIL;
+	int n = 0;
+
+	if (ans && recs && supported_type(type) && name[0] && strlen(name) < 254)
+		n = exchange(d, name, (uint16_t)type, 1, ans, 65536);
+	if (n < 0)
+		status = MP_DNS_TEMPFAIL;	/* no answer */
+	else if (n > 0) {
+		int parsed = dns_parse_packed(ans, (size_t)n, (uint16_t)type, recs,
+		    65536, &pk);
+		status = (uint32_t)dns_status_of(parsed, pk.rcode,
+		    pk.count + (uint32_t)pk.cut);
+	}
+	if (status != MP_DNS_FOUND)
+		pk.used = pk.count = 0;
+	if (ans && recs && (p = malloc(sizeof(*p) + pk.used)) != NULL) {
+		memset(&p->a, 0, sizeof(p->a));
+		p->a.struct_size = sizeof(p->a);
+		p->a.status = status;
+		p->a.authenticated = status == MP_DNS_PERMFAIL ? 0 : (uint32_t)pk.authenticated;
+		p->a.ttl = answer_ttl(status, &pk);
+		p->a.count = pk.count;
+		p->a.truncated = (uint32_t)pk.cut;
+		p->a.used = pk.used;
+		memcpy(p->data, recs, pk.used);
+	}
+	free(ans);
+	free(recs);
+	return p;
+}
+
+/* The records of *p that fit in buf, whole and in order, with the
+ * answer's remaining TTL. */
+static void
+answer_out(const struct packed *p, uint32_t ttl, unsigned char *buf,
+    size_t size, struct mp_dns_answer *answer_r)
+{
+	struct mp_dns_answer a = p->a;
+	const unsigned char *rec;
+	size_t off = 0, len;
+
+	a.ttl = ttl;
+	a.count = 0;
+	a.used = 0;
+	while (mp_dns_next(p->data, &p->a, &off, &rec, &len)) {
+		if (a.used + 2 + len > size) {
+			a.truncated = 1;
+			break;
+		}
+		memcpy(buf + a.used, rec - 2, 2 + len);
+		a.used += 2 + len;
+		a.count++;
+	}
+	MP_SIZED_WRITE(answer_r, &a);
+}
+
+static int
+dns_lookup(void *ctx, const char *name, int type, unsigned char *buf,
+    size_t size, struct mp_dns_answer *answer_r)
+{
+	struct dns *d = ctx;
+	struct packed *p;
+	char key[300];
+	uint32_t ttl;
+
+	snprintf(key, sizeof(key), "T%d %s", type, name);
+	p = cache_get(d, key, &ttl);
+	if (p == NULL && (p = lookup_packed(d, name, type)) != NULL) {
+		ttl = p->a.ttl;
+		cache_put(d, key, p, sizeof(*p) + p->a.used, ttl);
+	}
+	if (p == NULL) {	/* out of memory: try again later */
+		struct packed none = { .a = { .struct_size = sizeof(none.a),
+		    .status = MP_DNS_TEMPFAIL } };
+		answer_out(&none, 0, buf, size, answer_r);
+		return MP_TEMPFAIL;
+	}
+	answer_out(p, ttl, buf, size, answer_r);
+	uint32_t status = p->a.status;
+	free(p);
+	return status == MP_DNS_FOUND ? MP_OK :
+	    status == MP_DNS_TEMPFAIL ? MP_TEMPFAIL : MP_PERMFAIL;
+}
+
 /* ---- module ------------------------------------------------------------------ */
 
 #define S(f) offsetof(struct dns_settings, f)
@@ -414,6 +605,8 @@ dns_fini(void *ctx)
 	struct dns *d = ctx;
 
 	pthread_mutex_destroy(&d->lock);
+	for (size_t i = 0; d->cache && i < d->ncache; i++)
+		free(d->cache[i].data);
 	free(d->cache);
 	d->host->free(d);
 }
@@ -455,6 +648,7 @@ static const struct mp_resolve_ops dns_ops = {
 	.struct_size = sizeof(struct mp_resolve_ops),
 	.mx = dns_mx_lookup,
 	.addresses = dns_addresses,
+	.lookup = dns_lookup,
 };
 
 MP_MODULE_EXPORT = {
