@@ -378,7 +378,7 @@ dkim_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 	struct dkim_module *m;
 
 	if ((m = host->alloc(sizeof(*m))) == NULL) {
-		*error_r = "dkim: out of memory";
+		*error_r = "out of memory";
 		return MP_ERROR;
 	}
 	memset(m, 0, sizeof(*m));

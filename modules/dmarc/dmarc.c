@@ -285,7 +285,7 @@ dmarc_init(const struct mp_host *host, const struct mp_conf *conf,
 	struct dmarc_module *m = host->alloc(sizeof(*m));
 
 	if (m == NULL) {
-		*error_r = "dmarc: out of memory";
+		*error_r = "out of memory";
 		return MP_ERROR;
 	}
 	memset(m, 0, sizeof(*m));

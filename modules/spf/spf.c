@@ -257,7 +257,7 @@ spf_init(const struct mp_host *host, const struct mp_conf *conf,
 	struct spf_module *m = host->alloc(sizeof(*m));
 
 	if (m == NULL) {
-		*error_r = "spf: out of memory";
+		*error_r = "out of memory";
 		return MP_ERROR;
 	}
 	memset(m, 0, sizeof(*m));
