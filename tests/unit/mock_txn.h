@@ -201,12 +201,24 @@ mock_dns_lookup(const char *name, int type, unsigned char *buf, size_t size,
 	return a->status == MP_DNS_FOUND ? MP_OK : MP_PERMFAIL;
 }
 
+/* Whether a setting is present: the group itself stands for the member
+ * (the mock's config is flat key/value pairs). */
+static const struct mp_conf *
+mock_conf_member(const struct mp_conf *group, const char *name)
+{
+	for (size_t i = 0; group && group->kv && group->kv[i]; i += 2)
+		if (strcmp(group->kv[i], name) == 0)
+			return group;
+	return NULL;
+}
+
 /* h: a copy of mock_host with the 2.1 calls; dns says whether it has a
  * resolver. */
 static void
 mock_txn_host(struct mp_host *h, int dns)
 {
 	*h = mock_host;
+	h->conf_member = mock_conf_member;
 	h->dns_lookup = dns ? mock_dns_lookup : NULL;
 	h->txn_info = mock_txn_info;
 	h->txn_note_set = mock_note_set;
