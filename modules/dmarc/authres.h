@@ -217,8 +217,9 @@ authres_from_domain(const char *hdr, size_t len, char *out, size_t size)
 	for (v = at + 1; v < end && n + 1 < size; v++) {
 		char c = *v;
 
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
-		    c == '(' || c == '>' || c == ';')
+		/* a space, control or NUL ends it, as a comment does */
+		if ((unsigned char)c <= ' ' || c == 0x7f || c == '(' ||
+		    c == '>' || c == ';')
 			break;
 		out[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 	}
