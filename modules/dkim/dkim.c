@@ -9,7 +9,8 @@
  *                 (../dmarc/authres.h).
  *   before_queue  submissions (authenticated or local) whose From domain
  *                 (else envelope sender domain) is in `sign` get a
- *                 DKIM-Signature over the message as it will be queued.
+ *                 DKIM-Signature per entry of that domain, over the
+ *                 message as it will be queued.
  *
  * Settings:
  *   modules.dkim = {
@@ -199,29 +200,28 @@ dkim_end_of_data(void *ctx, struct mp_txn *txn, const struct mp_envelope *env,
 
 /* ---- signing -------------------------------------------------------------- */
 
-static const struct dkim_sign_entry *
-dkim_signer_for(const struct dkim_module *m, const char *domain)
+/* 1 if some sign entry is for domain. */
+static int
+dkim_signs_for(const struct dkim_module *m, const char *domain)
 {
 	for (size_t i = 0; domain != NULL && i < m->nsigns; i++)
 		if (strcasecmp(m->signs[i].domain, domain) == 0)
-			return &m->signs[i];
-	return NULL;
+			return 1;
+	return 0;
 }
 
-/* The signer for the message: its From domain, else the envelope
+/* The domain to sign as: the message's From domain, else the envelope
  * sender's domain; NULL when neither is ours to sign. */
-static const struct dkim_sign_entry *
-dkim_choose_signer(const struct dkim_module *m, const char *msg, size_t len,
-    const char *sender)
+static const char *
+dkim_sign_domain(const struct dkim_module *m, const char *msg, size_t len,
+    const char *sender, char *from, size_t size)
 {
-	const struct dkim_sign_entry *e;
-	char from[256];
 	const char *at = sender != NULL ? strrchr(sender, '@') : NULL;
 
-	if (authres_from_domain(msg, len, from, sizeof(from)) == 0 &&
-	    (e = dkim_signer_for(m, from)) != NULL)
-		return e;
-	return dkim_signer_for(m, at != NULL ? at + 1 : NULL);
+	if (authres_from_domain(msg, len, from, size) == 0 &&
+	    dkim_signs_for(m, from))
+		return from;
+	return dkim_signs_for(m, at != NULL ? at + 1 : NULL) ? at + 1 : NULL;
 }
 
 /* Put the signature (a whole "DKIM-Signature: ...CRLF" line) on top. */
@@ -248,31 +248,41 @@ dkim_insert_signature(const struct mp_host *host, struct mp_txn *txn,
 	free(copy);
 }
 
+/* Sign with every entry of the domain (an RSA and an Ed25519 key may
+ * both sign, RFC 8463 5), each signature over the message as queued. */
 static void
 dkim_sign_message(struct dkim_module *m, struct mp_txn *txn,
     const struct mp_envelope *env, struct mp_reader *msg)
 {
 	const struct mp_host *host = m->host;
-	const struct dkim_sign_entry *e;
-	const char *error = NULL;
-	char *text, *header = NULL;
+	const char *domain;
+	char *text, from[256];
 	size_t len;
 
 	if ((text = authres_read_all(msg, &len)) == NULL) {
 		host->log(MP_LOG_WARNING, "dkim: cannot read the message");
 		return;
 	}
-	e = dkim_choose_signer(m, text, len, env != NULL ? env->sender : NULL);
-	if (e != NULL && dkim_sign(&e->signer, text, len, host->now(), &header,
-	    &error) == 0) {
-		dkim_insert_signature(host, txn, header);
-		host->log(MP_LOG_INFO, "dkim: signed d=%s s=%s", e->domain,
-		    e->selector);
-	} else if (e != NULL) {
-		host->log(MP_LOG_ERR, "dkim: signing as %s failed: %s",
-		    e->domain, error ? error : "?");
+	domain = dkim_sign_domain(m, text, len, env != NULL ? env->sender : NULL,
+	    from, sizeof(from));
+	for (size_t i = 0; domain != NULL && i < m->nsigns; i++) {
+		const struct dkim_sign_entry *e = &m->signs[i];
+		const char *error = NULL;
+		char *header = NULL;
+
+		if (strcasecmp(e->domain, domain) != 0)
+			continue;
+		if (dkim_sign(&e->signer, text, len, host->now(), &header,
+		    &error) == 0) {
+			dkim_insert_signature(host, txn, header);
+			host->log(MP_LOG_INFO, "dkim: signed d=%s s=%s",
+			    e->domain, e->selector);
+		} else {
+			host->log(MP_LOG_ERR, "dkim: signing as %s s=%s failed: %s",
+			    e->domain, e->selector, error ? error : "?");
+		}
+		free(header);
 	}
-	free(header);
 	free(text);
 }
 

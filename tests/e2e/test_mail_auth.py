@@ -83,8 +83,11 @@ class MailAuth(unittest.TestCase):
         assert r.returncode == 0, r.stderr
         cls.keygen_out = r.stdout
         cls.key_path = os.path.join(cls.a.dir, "dkim", "garudayaksa.test.s1.key")
-        zone_line = [l for l in r.stdout.splitlines() if "IN TXT" in l][0]
-        a_record = "".join(zone_line.split('"')[1::2])
+        a_record = cls.zone_record(r.stdout)
+        # and an Ed25519 key beside it: A signs with both (RFC 8463 5)
+        r = cls.a.cli("dkim", "keygen", "garudayaksa.test", "ed", "--type", "ed25519")
+        assert r.returncode == 0, r.stderr
+        ed_record = cls.zone_record(r.stdout)
         # dkimpy's inbound key (RSA 2048 through openssl, not merpati)
         pem = os.path.join(cls.tmp, "ext.pem")
         subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
@@ -94,6 +97,7 @@ class MailAuth(unittest.TestCase):
         cls.ext_key = open(pem, "rb").read()
         ext_record = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
         cls.records = {"s1._domainkey.garudayaksa.test": a_record,
+                       "ed._domainkey.garudayaksa.test": ed_record,
                        "ext._domainkey.signed.test": ext_record}
         cls.dns = Dnsmasq([
             "--mx-host=dadali.test,mx.dadali.test,10",
@@ -101,6 +105,7 @@ class MailAuth(unittest.TestCase):
             txt("garudayaksa.test", "v=spf1 ip4:127.0.0.1 -all"),
             txt("_dmarc.garudayaksa.test", "v=DMARC1; p=reject"),
             txt("s1._domainkey.garudayaksa.test", a_record),
+            txt("ed._domainkey.garudayaksa.test", ed_record),
             txt("_dmarc.dadali.test", "v=DMARC1; p=reject"),
             txt("spf-pass.test", "v=spf1 ip4:127.0.0.1 -all"),
             txt("spf-fail.test", "v=spf1 ip4:192.0.2.1 -all"),
@@ -125,13 +130,21 @@ class MailAuth(unittest.TestCase):
         cls.c.write_config()
         cls.a.modules = {"dns_mx": dns_mx, "spf": "", "dmarc": "",
                          "dkim": 'sign = ( { domain = "garudayaksa.test"; selector = "s1";'
-                                 ' key = "dkim/garudayaksa.test.s1.key"; } );'}
+                                 ' key = "dkim/garudayaksa.test.s1.key"; },'
+                                 ' { domain = "garudayaksa.test"; selector = "ed";'
+                                 ' key = "dkim/garudayaksa.test.ed.key"; } );'}
         cls.a.write_config()
         cls.a.add_user(MBRAIN, "pw")
         cls.b.add_user(JPRI, "pw")
         cls.c.add_user(BOSS, "pw")
         for srv in (cls.b, cls.c, cls.a):
             srv.start()
+
+    @staticmethod
+    def zone_record(keygen_out):
+        """The record text of keygen's zone line (its strings joined)."""
+        line = [l for l in keygen_out.splitlines() if "IN TXT" in l][0]
+        return "".join(line.split('"')[1::2])
 
     def dnsfunc(self, name, timeout=5):
         name = name.decode() if isinstance(name, bytes) else name
@@ -299,7 +312,7 @@ class MailAuth(unittest.TestCase):
         self.assertIn("v=DKIM1; k=rsa; p=", self.keygen_out)
         r = self.a.cli("dkim", "keygen", "garudayaksa.test", "s1")
         self.assertNotEqual(r.returncode, 0)  # never overwrites
-        r = self.a.cli("dkim", "keygen", "garudayaksa.test", "ed", "--type", "ed25519",
+        r = self.a.cli("dkim", "keygen", "garudayaksa.test", "ed2", "--type", "ed25519",
                        "--dir", self.tmp)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("k=ed25519", r.stdout)
@@ -309,18 +322,32 @@ class MailAuth(unittest.TestCase):
         mails = self.b.mails_with(JPRI, "Subject: two domains", 30)
         self.assertEqual(len(mails), 1, self.a.log()[-2000:])
         raw = mails[0].encode().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        self.assertIn(b"DKIM-Signature:", raw)
-        # an independent verifier agrees with the signature A made
-        body = raw.split(b"DKIM-Signature:", 1)
-        self.assertTrue(dkim.verify(b"DKIM-Signature:" + body[1], dnsfunc=self.dnsfunc))
+        # two signatures (RSA and Ed25519); an independent verifier
+        # agrees with both
+        self.assertEqual(raw.count(b"\r\nDKIM-Signature:"), 2)
+        signed = b"DKIM-Signature:" + raw.split(b"\r\nDKIM-Signature:", 1)[1]
+        d = dkim.DKIM(signed)
+        self.assertTrue(d.verify(idx=0, dnsfunc=self.dnsfunc))
+        self.assertTrue(d.verify(idx=1, dnsfunc=self.dnsfunc))
         ar = self.ours(mails[0], "mx.dadali.test")
         self.assertIn("spf=pass smtp.mailfrom=" + MBRAIN, ar)
-        self.assertIn("dkim=pass", ar)
-        self.assertIn("header.d=garudayaksa.test", ar)
+        self.assertEqual(ar.count("dkim=pass"), 2, ar)
+        self.assertIn("header.d=garudayaksa.test header.s=s1 header.a=rsa-sha256", ar)
+        self.assertIn("header.d=garudayaksa.test header.s=ed header.a=ed25519-sha256", ar)
         self.assertIn("dmarc=pass", ar)
         # A wrote no Authentication-Results of its own for a submission
         self.assertEqual([f for f in auth_headers(mails[0])
                           if f.startswith("mail.garudayaksa.test")], [])
+
+    def test_local_sendmail_signed(self):
+        r = self.a.cli("sendmail", "-f", MBRAIN, JPRI,
+                       input="From: %s\nTo: %s\nSubject: via sendmail\n\nlocal\n" % (MBRAIN, JPRI))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        mails = self.b.mails_with(JPRI, "Subject: via sendmail", 30)
+        self.assertEqual(len(mails), 1, self.a.log()[-2000:])
+        ar = self.ours(mails[0], "mx.dadali.test")
+        self.assertEqual(ar.count("dkim=pass"), 2, ar)
+        self.assertIn("dmarc=pass", ar)
 
     def test_two_domains_forged_from_fails_dmarc(self):
         self.submit("ceo@dadali.test", "forged from")
