@@ -6,6 +6,7 @@
  *     user add|del|passwd ADDRESS   (password read from stdin)
  *     user list
  *     queue list | queue show ID | queue delete ID | queue flush
+ *     queue hold ID|ALL [REASON] | queue release ID|ALL
  *     mailbox migrate --from STORE --to STORE USER...
  *     sendmail [sendmail(1) options] [RCPT...]   (core/sendmail_opts.c)
  *     dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir D]
@@ -41,6 +42,7 @@ usage(void)
 	    "  user add|del|passwd ADDRESS    (password on stdin)\n"
 	    "  user list\n"
 	    "  queue list | queue show ID | queue delete ID | queue flush\n"
+	    "  queue hold ID|ALL [REASON] | queue release ID|ALL\n"
 	    "  mailbox migrate --from STORE --to STORE USER...\n"
 	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]\n"
 	    "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir D]\n", stderr);
