@@ -435,7 +435,16 @@ view_close(struct mp_reader *r)
 	r->priv = NULL;
 }
 
-/* Parse the header section the writer holds (bounded). */
+/* 1 when buf (got bytes) holds the empty line ending a header section. */
+static int
+section_ended(const char *buf, size_t got)
+{
+	return (got >= 2 && memcmp(buf, "\r\n", 2) == 0) ||
+	    memmem(buf, got, "\r\n\r\n", 4) != NULL;
+}
+
+/* Parse the header section the writer holds, reading no further than
+ * its end (or MP_HDRS_MAX_BYTES). */
 static void
 load_headers(struct mp_txn *t)
 {
@@ -445,7 +454,8 @@ load_headers(struct mp_txn *t)
 	ssize_t n;
 
 	mp_queue_writer_reader(*t->wp, &r);
-	while (got < cap && (n = r.read(&r, buf + got, cap - got)) > 0)
+	while (got < cap && !section_ended(buf, got) &&
+	    (n = r.read(&r, buf + got, cap - got < 65536 ? cap - got : 65536)) > 0)
 		got += (size_t)n;
 	mp_queue_writer_reader_close(&r);
 	t->hdrs_ok = mp_hdrs_parse(&t->hdrs, buf, got, &t->hdr_len, &t->blank) == 0;
@@ -790,6 +800,7 @@ mp_txn_rcpt_add(struct mp_txn *t, const char *rcpt)
 		return MP_OK;
 	smtp_add_rcpt(t->s, rcpt, "", "", "");
 	t->env_changed = 1;
+	refresh_info(t);	/* its rcpts may have moved */
 	return MP_OK;
 }
 
@@ -804,6 +815,7 @@ mp_txn_rcpt_delete(struct mp_txn *t, const char *rcpt)
 		return MP_DECLINED;
 	smtp_delete_rcpt(t->s, (size_t)i);
 	t->env_changed = 1;
+	refresh_info(t);
 	return MP_OK;
 }
 
