@@ -165,7 +165,7 @@ dkim_verify_message(struct dkim_module *m, struct mp_txn *txn,
 	n = dkim_verify(msg, len, &opts, dkim_key_txt, (void *)host, v,
 	    DKIM_MAX_VERDICTS);
 	for (size_t i = 0; i < n; i++)
-		host->log(MP_LOG_INFO, "dkim: %s d=%s s=%s%s%s",
+		host->log(MP_LOG_INFO, "%s d=%s s=%s%s%s",
 		    dkim_result_name(v[i].result), v[i].domain, v[i].selector,
 		    v[i].reason[0] ? ": " : "", v[i].reason);
 	dkim_record_verdicts(host, txn, v, n);
@@ -188,7 +188,7 @@ dkim_end_of_data(void *ctx, struct mp_txn *txn, const struct mp_envelope *env,
 	if (!authres_host_ok(host) || (info = host->txn_info(txn)) == NULL)
 		return MP_OK;
 	if ((text = authres_read_all(msg, &len)) == NULL) {
-		host->log(MP_LOG_WARNING, "dkim: cannot read the message");
+		host->log(MP_LOG_WARNING, "cannot read the message");
 		return MP_OK;
 	}
 	authres_clean_text(host, txn, text, len);
@@ -244,7 +244,7 @@ dkim_insert_signature(const struct mp_host *host, struct mp_txn *txn,
 	if ((copy = strndup(value, len)) == NULL)
 		return;
 	if (host->txn_header_insert(txn, 0, "DKIM-Signature", copy) != MP_OK)
-		host->log(MP_LOG_ERR, "dkim: the host refused the signature");
+		host->log(MP_LOG_ERR, "the host refused the signature");
 	free(copy);
 }
 
@@ -260,7 +260,7 @@ dkim_sign_message(struct dkim_module *m, struct mp_txn *txn,
 	size_t len;
 
 	if ((text = authres_read_all(msg, &len)) == NULL) {
-		host->log(MP_LOG_WARNING, "dkim: cannot read the message");
+		host->log(MP_LOG_WARNING, "cannot read the message");
 		return;
 	}
 	domain = dkim_sign_domain(m, text, len, env != NULL ? env->sender : NULL,
@@ -275,10 +275,10 @@ dkim_sign_message(struct dkim_module *m, struct mp_txn *txn,
 		if (dkim_sign(&e->signer, text, len, host->now(), &header,
 		    &error) == 0) {
 			dkim_insert_signature(host, txn, header);
-			host->log(MP_LOG_INFO, "dkim: signed d=%s s=%s",
+			host->log(MP_LOG_INFO, "signed d=%s s=%s",
 			    e->domain, e->selector);
 		} else {
-			host->log(MP_LOG_ERR, "dkim: signing as %s s=%s failed: %s",
+			host->log(MP_LOG_ERR, "signing as %s s=%s failed: %s",
 			    e->domain, e->selector, error ? error : "?");
 		}
 		free(header);
@@ -401,7 +401,7 @@ dkim_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 		return MP_ERROR;
 	}
 	if (!authres_host_ok(host))
-		host->log(MP_LOG_WARNING, "dkim: the host has no filter hooks "
+		host->log(MP_LOG_WARNING, "the host has no filter hooks "
 		    "(ABI 2.1): nothing is verified or signed");
 	*ctx_r = m;
 	return MP_OK;

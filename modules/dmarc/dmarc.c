@@ -138,7 +138,7 @@ dmarc_record_outcome(const struct dmarc_module *m, struct mp_txn *txn,
 		snprintf(clause, sizeof(clause), "dmarc=%s header.from=%s",
 		    dmarc_result_name(out->result), from);
 	authres_note(host, txn, "dmarc", clause);
-	host->log(MP_LOG_INFO, "dmarc: %s for %s (policy %s, disposition %s)%s%s",
+	host->log(MP_LOG_INFO, "%s for %s (policy %s, disposition %s)%s%s",
 	    dmarc_result_name(out->result), from,
 	    dmarc_policy_name(out->policy), dmarc_policy_name(out->disposition),
 	    out->problem[0] ? ": " : "", out->problem);
@@ -177,13 +177,13 @@ dmarc_report_line(const struct dmarc_module *m, struct mp_txn *txn,
 	if (s.failed || (fd = open(m->report_file,
 	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) < 0) {
 		if (!s.failed)
-			host->log_errno(MP_LOG_WARNING, "dmarc: %s",
+			host->log_errno(MP_LOG_WARNING, "%s",
 			    m->report_file);
 		free(s.p);
 		return;
 	}
 	if (write(fd, s.p, s.len) != (ssize_t)s.len)
-		host->log_errno(MP_LOG_WARNING, "dmarc: %s", m->report_file);
+		host->log_errno(MP_LOG_WARNING, "%s", m->report_file);
 	close(fd);
 	free(s.p);
 }
@@ -210,7 +210,7 @@ dmarc_enforce(const struct dmarc_module *m, struct mp_txn *txn,
 		snprintf(reason, sizeof(reason),
 		    "DMARC quarantine policy of %.200s", out->policy_domain);
 		if (m->host->txn_hold(txn, reason) != MP_OK)
-			m->host->log(MP_LOG_ERR, "dmarc: the host refused to "
+			m->host->log(MP_LOG_ERR, "the host refused to "
 			    "hold a message from %s", from);
 	}
 	return MP_OK;
@@ -306,12 +306,12 @@ dmarc_init(const struct mp_host *host, const struct mp_conf *conf,
 	/* Without the list every domain is its own organisational domain
 	 * (the "*" rule): relaxed alignment degrades to strict, so say so. */
 	if (dmarc_psl_load_file(m->public_suffix_list, &m->psl, error_r) < 0) {
-		host->log(MP_LOG_WARNING, "dmarc: %s (%s): relaxed alignment "
+		host->log(MP_LOG_WARNING, "%s (%s): relaxed alignment "
 		    "becomes strict", *error_r, m->public_suffix_list);
 		m->psl = NULL;
 	}
 	if (!authres_host_ok(host))
-		host->log(MP_LOG_WARNING, "dmarc: the host has no filter hooks "
+		host->log(MP_LOG_WARNING, "the host has no filter hooks "
 		    "(ABI 2.1): nothing is checked");
 	*ctx_r = m;
 	return MP_OK;

@@ -201,7 +201,7 @@ spf_mail_from(void *ctx, struct mp_txn *txn, const char *sender,
 	    info->conn == NULL || info->conn->peer == NULL)
 		return MP_OK;
 	if (spf_ip_parse(info->conn->peer, &req.ip) < 0) {
-		host->log(MP_LOG_WARNING, "spf: client address %s unusable",
+		host->log(MP_LOG_WARNING, "client address %s unusable",
 		    info->conn->peer);
 		return MP_OK;
 	}
@@ -216,7 +216,7 @@ spf_mail_from(void *ctx, struct mp_txn *txn, const char *sender,
 	req.now = host->now();
 	spf_check_mailfrom(&dns, &req, &out);
 	free(lc.buf);
-	host->log(MP_LOG_INFO, "spf: %s for %s from %s%s%s",
+	host->log(MP_LOG_INFO, "%s for %s from %s%s%s",
 	    spf_result_name(out.result), domain, info->conn->peer,
 	    out.problem[0] ? ": " : "", out.problem);
 	spf_record_result(host, txn, &out, sender, helo, domain);
@@ -267,10 +267,10 @@ spf_init(const struct mp_host *host, const struct mp_conf *conf,
 		return MP_ERROR;
 	}
 	if (!authres_host_ok(host))
-		host->log(MP_LOG_WARNING, "spf: the host has no filter hooks "
+		host->log(MP_LOG_WARNING, "the host has no filter hooks "
 		    "(ABI 2.1): nothing is checked");
 	else if (!MP_HOST_HAS(dns_lookup) || host->dns_lookup == NULL)
-		host->log(MP_LOG_WARNING, "spf: the host has no DNS lookups "
+		host->log(MP_LOG_WARNING, "the host has no DNS lookups "
 		    "(ABI 2.1): every check is a temperror");
 	*ctx_r = m;
 	return MP_OK;
