@@ -215,12 +215,20 @@ class MailAuth(unittest.TestCase):
         self.assertEqual(code, 250, text)
 
     # ---- DKIM ----------------------------------------------------------
-    def dkimpy_signed(self, subject, frm="news@signed.test"):
+    def dkimpy_signed(self, subject, frm="news@signed.test", length=False):
         msg = ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: Tue, 24 Nov 2026 05:00:00 +0000\r\n"
                "\r\nsigned by dkimpy\r\n\r\n" % (frm, JPRI, subject)).encode()
-        sig = dkim.sign(msg, b"ext", b"signed.test", self.ext_key,
+        sig = dkim.sign(msg, b"ext", b"signed.test", self.ext_key, length=length,
                         include_headers=[b"from", b"to", b"subject", b"date"])
         return sig + msg
+
+    def test_inbound_length_tag_refused(self):
+        code, text = self.send(self.b, "x@spf-fail.test", JPRI,
+                               self.dkimpy_signed("dkimpy l=", length=True))
+        self.assertEqual(code, 250, text)
+        ar = self.ours(self.b.mails_with(JPRI, "Subject: dkimpy l=")[0], "mx.dadali.test")
+        self.assertIn("dkim=policy", ar)
+        self.assertIn("dmarc=fail", ar)
 
     def test_inbound_dkimpy_signature_verified(self):
         code, text = self.send(self.b, "x@spf-fail.test", JPRI, self.dkimpy_signed("dkimpy in"))
@@ -287,6 +295,7 @@ class MailAuth(unittest.TestCase):
                 msg = st[:-3]
                 if "hold " in body and os.path.exists(msg) and \
                         subject in open(msg, errors="replace").read():
+                    self.held_path = st
                     return body
             time.sleep(0.1)
         return None
@@ -299,6 +308,11 @@ class MailAuth(unittest.TestCase):
         self.assertIsNotNone(st, os.listdir(os.path.join(self.c.state, "queue")))
         self.assertIn("DMARC quarantine policy of dm-quar.test", st)
         self.assertEqual(self.c.mails_with(BOSS, "Subject: quarantined", 1), [])
+        # the admin releases it: then it is delivered
+        qid = os.path.basename(self.held_path)[:-3]
+        r = self.c.cli("queue", "release", qid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.c.mails_with(BOSS, "Subject: quarantined", 20)), 1)
 
     def test_dmarc_pct_zero_samples_out(self):
         # p=reject with pct=0: never applied in full, one step milder
