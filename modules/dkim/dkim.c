@@ -187,13 +187,17 @@ dkim_end_of_data(void *ctx, struct mp_txn *txn, const struct mp_envelope *env,
 	(void)env; (void)add_header; (void)status_r;
 	if (!authres_host_ok(host) || (info = host->txn_info(txn)) == NULL)
 		return MP_OK;
+	if (info->submission || info->auth_user != NULL) {
+		/* not verified: the header section is all we need */
+		authres_clean(host, txn, msg);
+		return MP_OK;
+	}
 	if ((text = authres_read_all(msg, &len)) == NULL) {
 		host->log(MP_LOG_WARNING, "cannot read the message");
 		return MP_OK;
 	}
 	authres_clean_text(host, txn, text, len);
-	if (!info->submission && info->auth_user == NULL)
-		dkim_verify_message(m, txn, text, len);
+	dkim_verify_message(m, txn, text, len);
 	free(text);
 	return MP_OK;
 }
