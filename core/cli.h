@@ -21,6 +21,9 @@ int cli_mailbox(const char *config, char **overrides, size_t n, int argc,
     char **argv);
 int cli_sendmail(const char *config, char **overrides, size_t n, int argc,
     char **argv);
+/* dkim keygen (core/cli_dkim.c, with the dkim module's engine linked) */
+int cli_dkim(const char *config, char **overrides, size_t n, int argc,
+    char **argv);
 const char *mp_basename(const char *path);
 /* Signal the running daemon via its pid file; 0, or -1 (message printed
  * unless quiet). */

@@ -9,6 +9,7 @@
  *     queue hold ID|ALL [REASON] | queue release ID|ALL
  *     mailbox migrate --from STORE --to STORE USER...
  *     sendmail [sendmail(1) options] [RCPT...]   (core/sendmail_opts.c)
+ *     dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir D]
  *
  * It reads the same config and loads the same modules as the daemon,
  * so check-config sees exactly what merpatid would.
@@ -43,7 +44,8 @@ usage(void)
 	    "  queue list | queue show ID | queue delete ID | queue flush\n"
 	    "  queue hold ID|ALL [REASON] | queue release ID|ALL\n"
 	    "  mailbox migrate --from STORE --to STORE USER...\n"
-	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]\n", stderr);
+	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]\n"
+	    "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir D]\n", stderr);
 	exit(2);
 }
 
@@ -141,6 +143,8 @@ main(int argc, char **argv)
 		return cli_mailbox(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "sendmail") == 0)
 		return cli_sendmail(config, overrides, n, argc - i, argv + i);
+	if (strcmp(argv[i], "dkim") == 0)
+		return cli_dkim(config, overrides, n, argc - i - 1, argv + i + 1);
 	usage();
 	return 2;
 }
