@@ -107,6 +107,9 @@ static const struct mp_option smtp_options[] = {
 	MP_OPT("bare_eol", MP_OPT_STRING, SMT(bare_eol), "reject", 0, 0),
 	MP_OPT("reject_long_lines", MP_OPT_BOOL, SMT(reject_long_lines), "true", 0, 0),
 	MP_OPT("auth_failures", MP_OPT_INT, SMT(auth_failures), "3", 1, 1000),
+	MP_OPT("auth_failures_per_ip", MP_OPT_INT, SMT(auth_failures_per_ip), "10", 0, 1000000),
+	MP_OPT("auth_failures_window", MP_OPT_DURATION, SMT(auth_failures_window), "15m", 1, 86400 * 7),
+	MP_OPT("greeting_delay", MP_OPT_DURATION, SMT(greeting_delay), "0", 0, 300),
 	MP_OPT("vrfy", MP_OPT_BOOL, SMT(vrfy), "false", 0, 0),
 	MP_OPT_END
 };

@@ -59,6 +59,9 @@ struct mp_smtp_settings {
 	const char *bare_eol;	/* "reject" or "normalize" */
 	int reject_long_lines;	/* text lines over 1000 octets: 552 */
 	long long auth_failures;/* failed AUTHs before disconnect */
+	long long auth_failures_per_ip;	/* per address in the window; 0 off */
+	long long auth_failures_window;	/* seconds */
+	long long greeting_delay;	/* seconds; early talkers get 554 */
 	int vrfy;		/* answer VRFY from the user database */
 };
 

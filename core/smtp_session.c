@@ -26,6 +26,7 @@
 #include "protocol.h"
 #include "runner.h"
 #include "smtp_data.h"
+#include "smtp_early.h"
 #include "smtp_session.h"
 #include "tls.h"
 #include "util.h"
@@ -890,6 +891,8 @@ smtp_session_run(int fd, const struct mp_listen *l)
 	mp_log(MP_LOG_INFO, "connect from [%s] to %s", s->client, l->label);
 	if (l->tls == LISTEN_TLS_IMPLICIT &&
 	    (mp_core.tls_ctx == NULL || start_tls(s) < 0))
+		goto out;
+	if (!smtp_greeting_wait(s))
 		goto out;
 	smtp_reply(s, 220, NULL, "%s ESMTP merpati", mp_core.server.hostname);
 	while (one_command(s) == 0)

@@ -121,7 +121,7 @@ ratelimit_init(const struct mp_host *host, const struct mp_conf *conf,
 	}
 	memset(rl, 0, sizeof(*rl));
 	rl->host = host;
-	if (!MP_HOST_HAS(txn_info) || host->conf_int == NULL) {
+	if (!MP_HOST_HAS(txn_info) || host->txn_info == NULL) {
 		*error_r = "ratelimit: the daemon lacks the filter hooks "
 		    "(ABI 2.1)";
 		host->free(rl);
