@@ -22,8 +22,8 @@ static pthread_once_t failures_once = PTHREAD_ONCE_INIT;
 static void
 make_table(void)
 {
-	if (mp_core.smtp.auth_failures_per_ip > 0)
-		failures = mp_ratewin_new(mp_core.smtp.auth_failures_window *
+	if (mp_core.limits.auth_failures_per_ip > 0)
+		failures = mp_ratewin_new(mp_core.limits.auth_failures_window *
 		    1000, AUTH_LIMIT_KEYS);
 }
 
@@ -36,7 +36,7 @@ mp_auth_limit_enter(const char *client)
 	if (failures == NULL)
 		return 1;
 	return mp_ratewin_take(failures, mp_ratewin_ip_key(client, key,
-	    sizeof(key)), (unsigned long)mp_core.smtp.auth_failures_per_ip);
+	    sizeof(key)), (unsigned long)mp_core.limits.auth_failures_per_ip);
 }
 
 void

@@ -1,6 +1,6 @@
 /*
  * core/auth_limit.h - failed logins per client address across
- * connections (smtp.auth_failures_per_ip in smtp.auth_failures_window),
+ * connections (limits.auth_failures_per_ip in limits.auth_failures_window),
  * so that guessing over many parallel connections is cut off as surely
  * as over one. Private to the core.
  */
@@ -11,7 +11,7 @@
  * Before checking a password from client: 1 when it may be tried (one
  * failure is reserved for it, so parallel attempts cannot overshoot the
  * limit), 0 when client is over the limit. Always 1 when the limit is
- * off (smtp.auth_failures_per_ip = 0).
+ * off (limits.auth_failures_per_ip = 0).
  */
 int mp_auth_limit_enter(const char *client);
 

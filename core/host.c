@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth_limit.h"
 #include "config.h"
 #include "log.h"
 #include "protocol.h"
@@ -187,4 +188,6 @@ const struct mp_host mp_host_table = {
 	.sync_group = mp_sync_group,
 	.sasl_plain = smtp_auth_plain_fields,
 	.auth_allowed = host_auth_allowed,
+	.auth_limit_enter = mp_auth_limit_enter,
+	.auth_limit_leave = mp_auth_limit_leave,
 };

@@ -150,14 +150,14 @@ verify(struct session *s, const char *user, const char *pass)
 	return 1;
 }
 
-/* The client's address is over smtp.auth_failures_per_ip: no password
+/* The client's address is over limits.auth_failures_per_ip: no password
  * is read; a pause slows a guesser down, and the session ends. */
 static void
 refuse_guesser(struct session *s)
 {
 	mp_log(MP_LOG_NOTICE, "AUTH refused: too many failed logins from "
 	    "client=[%s] (%lld in %llds)", s->client,
-	    mp_core.smtp.auth_failures_per_ip, mp_core.smtp.auth_failures_window);
+	    mp_core.limits.auth_failures_per_ip, mp_core.limits.auth_failures_window);
 	pause_ms(1000);
 	smtp_reply(s, 421, "4.7.0", "%s Too many failed authentications from "
 	    "your address; try again later", mp_core.server.hostname);

@@ -7,18 +7,26 @@ per client address across 20 parallel connections (threads released
 together by a barrier); the pregreet test behind smtp.greeting_delay.
 """
 import base64
+import imaplib
+import poplib
 import smtplib
 import socket
 import threading
 import time
 import unittest
 
-from harness import DOMAIN, Server, Session
+from harness import DOMAIN, Server, Session, free_port
 
 ALICE = "alice@" + DOMAIN
 BOB = "bob@" + DOMAIN
 CAROL = "carol@" + DOMAIN
 MESSAGE = "Subject: rate\r\n\r\nbody\r\n"
+
+
+def auth_limit(count, window):
+    """-o overrides: the harness writes the limits group itself."""
+    return ("limits.auth_failures_per_ip=%d" % count,
+            'limits.auth_failures_window="%s"' % window)
 
 
 def plain(user, password):
@@ -159,18 +167,18 @@ class SenderDomainLimit(unittest.TestCase):
 
 
 class AuthFailures(unittest.TestCase):
-    """smtp.auth_failures_per_ip: the core's limit across connections."""
+    """limits.auth_failures_per_ip: the core's limit across connections."""
 
-    def server(self, config):
+    def server(self, overrides, config=""):
         srv = Server(listeners={"submission": 'auth = "required"; plaintext_auth = true;'},
                      extra_config=config)
         self.addCleanup(srv.cleanup)
         srv.add_user(ALICE, "alicepw")
-        srv.start()
+        srv.start(*overrides)
         return srv
 
     def test_guessing_over_parallel_connections_is_cut_off(self):
-        srv = self.server("smtp = { auth_failures_per_ip = 10; auth_failures_window = \"1h\"; };")
+        srv = self.server(auth_limit(10, "1h"))
         clients = 20
         barrier = threading.Barrier(clients, timeout=20)
         results = [None] * clients
@@ -219,7 +227,7 @@ class AuthFailures(unittest.TestCase):
                       srv.log())
 
     def test_window_slides_and_success_is_not_counted(self):
-        srv = self.server("smtp = { auth_failures_per_ip = 2; auth_failures_window = \"3s\"; };")
+        srv = self.server(auth_limit(2, "3s"))
 
         def attempt(password):
             s = Session(srv.ports["submission"])
@@ -237,7 +245,7 @@ class AuthFailures(unittest.TestCase):
         self.assertTrue(wait_until(lambda: attempt("alicepw") == 235, 8))
 
     def test_off(self):
-        srv = self.server("smtp = { auth_failures_per_ip = 0; auth_failures = 100; };")
+        srv = self.server(auth_limit(0, "1h"), "smtp = { auth_failures = 100; };")
         s = Session(srv.ports["submission"])
         self.addCleanup(s.close)
         s.reply()
@@ -245,6 +253,64 @@ class AuthFailures(unittest.TestCase):
         codes = [s.cmd("AUTH PLAIN " + plain(ALICE, "bad%d" % i))[0] for i in range(3)]
         codes.append(s.cmd("AUTH PLAIN " + plain(ALICE, "alicepw"))[0])
         self.assertEqual(codes, [535, 535, 535, 235])
+
+
+class AuthFailuresAcrossProtocols(unittest.TestCase):
+    """IMAP and POP3 logins count against the same per-address limit."""
+
+    def test_imap_pop3_and_smtp_share_the_count(self):
+        srv = Server(listeners={"submission": 'auth = "required"; plaintext_auth = true;'},
+                     modules={"imap": None, "pop3": None})
+        self.addCleanup(srv.cleanup)
+        imap_port, pop_port = free_port(), free_port()
+        srv.modules["imap"] = ('plaintext_auth = true; listen = { plain = { address = "127.0.0.1"; '
+                               'port = %d; }; };' % imap_port)
+        srv.modules["pop3"] = ('plaintext_auth = true; listen = { plain = { address = "127.0.0.1"; '
+                               'port = %d; }; };' % pop_port)
+        srv.write_config()
+        srv.add_user(ALICE, "alicepw")
+        srv.start(*auth_limit(3, "1h"))
+
+        def imap_login(password):
+            m = imaplib.IMAP4("127.0.0.1", imap_port, timeout=15)
+            try:
+                m.login(ALICE, password)
+                m.logout()
+                return "OK"
+            except imaplib.IMAP4.error as e:
+                return str(e)
+            finally:
+                try:
+                    m.shutdown()
+                except OSError:
+                    pass  # already closed by LOGOUT or the server
+
+        def pop_login(password):
+            p = poplib.POP3("127.0.0.1", pop_port, timeout=15)
+            try:
+                p.user(ALICE)
+                p.pass_(password)
+                p.quit()
+                return "OK"
+            except poplib.error_proto as e:
+                return e.args[0].decode()
+            finally:
+                p.close()
+
+        self.assertEqual(imap_login("alicepw"), "OK")
+        self.assertIn("AUTHENTICATIONFAILED", imap_login("bad1"))
+        self.assertIn("-ERR [AUTH] Authentication failed", pop_login("bad2"))
+        self.assertIn("AUTHENTICATIONFAILED", imap_login("bad3"))
+        # three failures over two protocols: the address is cut off everywhere
+        self.assertIn("Too many failed logins", imap_login("alicepw"))
+        self.assertIn("Too many failed logins", pop_login("alicepw"))
+        s = Session(srv.ports["submission"])
+        self.addCleanup(s.close)
+        s.reply()
+        s.cmd("EHLO c")
+        self.assertEqual(s.cmd("AUTH PLAIN " + plain(ALICE, "alicepw"))[0], 421)
+        self.assertIn("login refused: too many failed logins from client=[127.0.0.1]",
+                      srv.log())
 
 
 class Pregreet(unittest.TestCase):
