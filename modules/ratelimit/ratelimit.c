@@ -46,13 +46,18 @@ limit_by_name(const char *name, int *what_r, int *scope_r)
 			}
 }
 
+/* init's error text must outlive the failed init (and its memory);
+ * init runs once, in the main thread. */
+static char config_error[256];
+
 static int
 config_fail(struct ratelimit *rl, const char **error_r, const char *name,
     const char *why)
 {
-	snprintf(rl->error, sizeof(rl->error), "modules.ratelimit.%s: %s",
-	    name, why);
-	*error_r = rl->error;
+	(void)rl;
+	snprintf(config_error, sizeof(config_error),
+	    "modules.ratelimit.%s: %s", name, why);
+	*error_r = config_error;
 	return MP_ERROR;
 }
 

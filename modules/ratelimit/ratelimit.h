@@ -26,7 +26,6 @@ struct ratelimit {
 	const struct mp_host *host;
 	long long table_size;		/* keys per limit, then LRU eviction */
 	struct rl_limit limits[RL_NWHAT][RL_NSCOPES];
-	char error[256];		/* init's error text */
 };
 
 /* "messages_per_ip" and the like: the setting's name of a limit. */
