@@ -8,15 +8,16 @@
 #define MERPATI_AUTH_LIMIT_H
 
 /*
- * Before checking a password from client: 1 when it may be tried (one
- * failure is reserved for it, so parallel attempts cannot overshoot the
- * limit), 0 when client is over the limit. Always 1 when the limit is
- * off (limits.auth_failures_per_ip = 0).
+ * Before checking a password from client: 1 when it may be checked (a
+ * place is held for the check, so parallel attempts cannot overshoot
+ * the limit; it may wait up to 10 s for one while other checks from
+ * the address are in progress), 0 when client is over the limit.
+ * Always 1 when the limit is off (limits.auth_failures_per_ip = 0).
  */
 int mp_auth_limit_enter(const char *client);
 
-/* After the check: failed 0 releases the reservation (success, or the
- * attempt never reached the password), 1 keeps it as a failure. */
+/* After a check that mp_auth_limit_enter allowed: failed 1 counts a
+ * wrong password; the check's place is given back either way. */
 void mp_auth_limit_leave(const char *client, int failed);
 
 #endif

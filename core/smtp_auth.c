@@ -3,7 +3,10 @@
  * LOGIN mechanisms, checked against the active auth module. Offered
  * only under TLS, unless the listener allows plaintext AUTH and the
  * client is on loopback. Each failure costs the client a growing delay,
- * and smtp.auth_failures failures end the session.
+ * and smtp.auth_failures failures end the session; across connections
+ * (and IMAP and POP3 logins), limits.auth_failures_per_ip failures
+ * within limits.auth_failures_window get every AUTH from that address
+ * refused without its password being checked (auth_limit.c).
  */
 #include <poll.h>
 #include <stdio.h>
@@ -150,8 +153,9 @@ verify(struct session *s, const char *user, const char *pass)
 	return 1;
 }
 
-/* The client's address is over limits.auth_failures_per_ip: no password
- * is read; a pause slows a guesser down, and the session ends. */
+/* The client's address is over limits.auth_failures_per_ip: the
+ * password is not checked; a pause slows a guesser down, and the
+ * session ends. */
 static void
 refuse_guesser(struct session *s)
 {
@@ -201,16 +205,17 @@ smtp_do_auth(struct session *s, const char *arg)
 		smtp_reply(s, 504, "5.5.4", "Unrecognized authentication type");
 		return;
 	}
-	if (!mp_auth_limit_enter(s->client)) {
-		refuse_guesser(s);
-		return;
-	}
 	if (plain)
 		rc = mech_plain(s, initial, user, sizeof(user), pass, sizeof(pass));
 	else
 		rc = mech_login(s, initial, user, sizeof(user), pass, sizeof(pass));
-	if (rc == 0)
+	/* reserved only around the check: a client dawdling in the SASL
+	 * exchange holds no share of its address's limit */
+	if (rc == 0 && !mp_auth_limit_enter(s->client)) {
+		refuse_guesser(s);
+	} else if (rc == 0) {
 		failed = verify(s, user, pass);
-	mp_auth_limit_leave(s->client, failed);
+		mp_auth_limit_leave(s->client, failed);
+	}
 	memset(pass, 0, sizeof(pass));
 }

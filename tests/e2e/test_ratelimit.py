@@ -227,6 +227,34 @@ class AuthFailures(unittest.TestCase):
         self.assertIn("AUTH refused: too many failed logins from client=[127.0.0.1]",
                       srv.log())
 
+    def test_parallel_good_logins_wait_instead_of_failing(self):
+        # a limit of 2 leaves 2 checks at a time: the other 18 wait their turn
+        srv = self.server(auth_limit(2, "1h"))
+        clients = 20
+        barrier = threading.Barrier(clients, timeout=20)
+        codes = [None] * clients
+
+        def login(n):
+            try:
+                s = Session(srv.ports["submission"], timeout=30)
+                try:
+                    s.reply()
+                    s.cmd("EHLO good%d" % n)
+                    barrier.wait()
+                    codes[n] = s.cmd("AUTH PLAIN " + plain(ALICE, "alicepw"))[0]
+                finally:
+                    s.close()
+            except (OSError, EOFError, threading.BrokenBarrierError) as e:
+                codes[n] = str(e)
+
+        threads = [threading.Thread(target=login, args=(n,)) for n in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertFalse(any(t.is_alive() for t in threads), "logins hung")
+        self.assertEqual(codes, [235] * clients)
+
     def test_window_slides_and_success_is_not_counted(self):
         srv = self.server(auth_limit(2, "3s"))
 
