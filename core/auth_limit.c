@@ -26,7 +26,8 @@
 #include "auth_limit.h"
 #include "settings.h"
 
-/* Addresses remembered at once: about 400 bytes each, 20 MB at most. */
+/* Addresses each table remembers at once: about 150 bytes each, so
+ * the two tables stay under 16 MB. */
 #define AUTH_LIMIT_KEYS 50000
 /* A place is given back within a check and its failure pause (at most
  * 5 s); an hour only bounds a place a lost thread would never return. */
