@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth_limit.h"
 #include "config.h"
 #include "filter_hooks.h"
 #include "log.h"
@@ -203,4 +204,6 @@ const struct mp_host mp_host_table = {
 	.txn_body_replace = mp_txn_body_replace,
 	.txn_hold = mp_txn_hold,
 	.txn_discard = mp_txn_discard,
+	.auth_limit_enter = mp_auth_limit_enter,
+	.auth_limit_leave = mp_auth_limit_leave,
 };

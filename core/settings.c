@@ -46,6 +46,8 @@ static const struct mp_option limit_options[] = {
 	MP_OPT("data_timeout", MP_OPT_DURATION, LIM(data_timeout), "10m", 1, 86400),
 	MP_OPT("data_deadline", MP_OPT_DURATION, LIM(data_deadline), "1h", 1, 86400),
 	MP_OPT("line_length", MP_OPT_INT, LIM(line_length), "512", 512, 65536),
+	MP_OPT("auth_failures_per_ip", MP_OPT_INT, LIM(auth_failures_per_ip), "10", 0, 1000000),
+	MP_OPT("auth_failures_window", MP_OPT_DURATION, LIM(auth_failures_window), "15m", 1, 86400 * 7),
 	MP_OPT_END
 };
 
@@ -107,6 +109,7 @@ static const struct mp_option smtp_options[] = {
 	MP_OPT("bare_eol", MP_OPT_STRING, SMT(bare_eol), "reject", 0, 0),
 	MP_OPT("reject_long_lines", MP_OPT_BOOL, SMT(reject_long_lines), "true", 0, 0),
 	MP_OPT("auth_failures", MP_OPT_INT, SMT(auth_failures), "3", 1, 1000),
+	MP_OPT("greeting_delay", MP_OPT_DURATION, SMT(greeting_delay), "0", 0, 300),
 	MP_OPT("vrfy", MP_OPT_BOOL, SMT(vrfy), "false", 0, 0),
 	MP_OPT_END
 };

@@ -59,6 +59,7 @@ struct mp_smtp_settings {
 	const char *bare_eol;	/* "reject" or "normalize" */
 	int reject_long_lines;	/* text lines over 1000 octets: 552 */
 	long long auth_failures;/* failed AUTHs before disconnect */
+	long long greeting_delay;	/* seconds; early talkers get 554 */
 	int vrfy;		/* answer VRFY from the user database */
 };
 
@@ -88,6 +89,9 @@ struct mp_limits {
 	long long data_timeout;
 	long long data_deadline;	/* whole message, however it trickles */
 	long long line_length;
+	long long auth_failures_per_ip;	/* failed logins per address in the
+					 * window, all protocols; 0 off */
+	long long auth_failures_window;	/* seconds */
 };
 
 struct mp_queue_settings {

@@ -3,13 +3,17 @@
  * LOGIN mechanisms, checked against the active auth module. Offered
  * only under TLS, unless the listener allows plaintext AUTH and the
  * client is on loopback. Each failure costs the client a growing delay,
- * and smtp.auth_failures failures end the session.
+ * and smtp.auth_failures failures end the session; across connections
+ * (and IMAP and POP3 logins), limits.auth_failures_per_ip failures
+ * within limits.auth_failures_window get every AUTH from that address
+ * refused without its password being checked (auth_limit.c).
  */
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "auth_limit.h"
 #include "log.h"
 #include "modcall.h"
 #include "smtp_auth_parse.h"
@@ -116,7 +120,8 @@ pause_ms(int ms)
 	poll(NULL, 0, ms);
 }
 
-static void
+/* Check the password; 1 when it was wrong (a failure to count). */
+static int
 verify(struct session *s, const char *user, const char *pass)
 {
 	const char *err = NULL;
@@ -128,12 +133,12 @@ verify(struct session *s, const char *user, const char *pass)
 		mp_log(MP_LOG_INFO, "authenticated user=%s client=[%s]", user,
 		    s->client);
 		smtp_reply(s, 235, "2.7.0", "Authentication successful");
-		return;
+		return 0;
 	}
 	if (ok < 0) {
 		mp_log(MP_LOG_WARNING, "auth lookup failed: %s", err ? err : "?");
 		smtp_reply(s, 454, "4.7.0", "Temporary authentication failure");
-		return;
+		return 0;
 	}
 	s->auth_failures++;
 	mp_log(MP_LOG_NOTICE, "authentication failed user=%s client=[%s] (%d)",
@@ -145,6 +150,22 @@ verify(struct session *s, const char *user, const char *pass)
 		    mp_core.server.hostname);
 		s->quit = 1;
 	}
+	return 1;
+}
+
+/* The client's address is over limits.auth_failures_per_ip: the
+ * password is not checked; a pause slows a guesser down, and the
+ * session ends. */
+static void
+refuse_guesser(struct session *s)
+{
+	mp_log(MP_LOG_NOTICE, "AUTH refused: too many failed logins from "
+	    "client=[%s] (%lld in %llds)", s->client,
+	    mp_core.limits.auth_failures_per_ip, mp_core.limits.auth_failures_window);
+	pause_ms(1000);
+	smtp_reply(s, 421, "4.7.0", "%s Too many failed authentications from "
+	    "your address; try again later", mp_core.server.hostname);
+	s->quit = 1;
 }
 
 static int
@@ -171,7 +192,7 @@ smtp_do_auth(struct session *s, const char *arg)
 {
 	char mech[32], user[ADDR_MAX], pass[512];
 	const char *initial;
-	int rc;
+	int plain, rc, failed = 0;
 
 	if (!auth_allowed(s))
 		return;
@@ -179,15 +200,22 @@ smtp_do_auth(struct session *s, const char *arg)
 		smtp_reply(s, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
 		return;
 	}
-	if (strcasecmp(mech, "PLAIN") == 0)
-		rc = mech_plain(s, initial, user, sizeof(user), pass, sizeof(pass));
-	else if (strcasecmp(mech, "LOGIN") == 0)
-		rc = mech_login(s, initial, user, sizeof(user), pass, sizeof(pass));
-	else {
+	plain = strcasecmp(mech, "PLAIN") == 0;
+	if (!plain && strcasecmp(mech, "LOGIN") != 0) {
 		smtp_reply(s, 504, "5.5.4", "Unrecognized authentication type");
 		return;
 	}
-	if (rc == 0)
-		verify(s, user, pass);
+	if (plain)
+		rc = mech_plain(s, initial, user, sizeof(user), pass, sizeof(pass));
+	else
+		rc = mech_login(s, initial, user, sizeof(user), pass, sizeof(pass));
+	/* reserved only around the check: a client dawdling in the SASL
+	 * exchange holds no share of its address's limit */
+	if (rc == 0 && !mp_auth_limit_enter(s->client)) {
+		refuse_guesser(s);
+	} else if (rc == 0) {
+		failed = verify(s, user, pass);
+		mp_auth_limit_leave(s->client, failed);
+	}
 	memset(pass, 0, sizeof(pass));
 }

@@ -27,6 +27,7 @@
 #include "protocol.h"
 #include "runner.h"
 #include "smtp_data.h"
+#include "smtp_early.h"
 #include "smtp_session.h"
 #include "tls.h"
 #include "util.h"
@@ -946,6 +947,8 @@ smtp_session_run(int fd, const struct mp_listen *l)
 		conn_flush(&s->c);
 		goto out;
 	}
+	if (!smtp_greeting_wait(s))	/* talk during the hook still waits */
+		goto out;
 	smtp_reply(s, 220, NULL, "%s ESMTP merpati", mp_core.server.hostname);
 	while (one_command(s) == 0)
 		if (conn_pending(&s->c) == 0 && conn_flush(&s->c) < 0)

@@ -401,6 +401,22 @@ struct mp_host {
 	 * dropped; from end_of_headers on. */
 	int (*txn_hold)(struct mp_txn *txn, const char *reason);
 	int (*txn_discard)(struct mp_txn *txn);
+
+	/*
+	 * The daemon's limit on failed logins per client address, counted
+	 * across connections and protocols (limits.auth_failures_per_ip in
+	 * limits.auth_failures_window; docs/antispam.md), for protocol
+	 * modules that check passwords. Before checking one from peer (the
+	 * conn_info peer): 1 when it may be checked, a place being held
+	 * for the check so parallel guesses cannot overshoot the limit (it
+	 * may wait up to 10 s for a place while other checks from peer are
+	 * in progress); 0 when the address is over the limit: refuse
+	 * without checking and end the session. After the check, auth_limit_leave with
+	 * failed 1 for a wrong password, 0 for anything else (success, a
+	 * temporary failure). May run concurrently from any session.
+	 */
+	int (*auth_limit_enter)(const char *peer);
+	void (*auth_limit_leave)(const char *peer, int failed);
 };
 
 /* ---- the descriptor ------------------------------------------------------ */

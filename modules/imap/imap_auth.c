@@ -25,8 +25,10 @@ create_special_folders(struct imap *s)
 	s->st->ops->folder_subscribe(s->mb, "INBOX", 1, &err);
 }
 
-static void
-login(struct imap *s, const char *tag, const char *user, const char *pass)
+/* Check the password; 1 when it was wrong (a failure to count). */
+static int
+check_login(struct imap *s, const char *tag, const char *user,
+    const char *pass)
 {
 	const struct mp_auth *a = s->h->auth();
 	const char *err = NULL;
@@ -39,11 +41,11 @@ login(struct imap *s, const char *tag, const char *user, const char *pass)
 		s->h->log(MP_LOG_INFO, "login user=%s client=[%s]", user,
 		    s->h->conn_info(s->c)->peer);
 		imap_tagged(s, tag, "OK [CAPABILITY " IMAP_CAPS "] Logged in");
-		return;
+		return 0;
 	}
 	if (rc == 1 || rc < 0) {
 		imap_tagged(s, tag, "NO [UNAVAILABLE] Temporary failure, try again later");
-		return;
+		return 0;
 	}
 	s->auth_failures++;
 	s->h->log(MP_LOG_NOTICE, "authentication failed user=%s client=[%s]", user,
@@ -54,6 +56,32 @@ login(struct imap *s, const char *tag, const char *user, const char *pass)
 		imap_untagged(s, "BYE Too many failed logins");
 		s->quit = 1;
 	}
+	return 1;
+}
+
+/* A login under the host's limit of failed logins per client address
+ * (all protocols together; module.h auth_limit_enter). */
+static void
+login(struct imap *s, const char *tag, const char *user, const char *pass)
+{
+	const struct mp_host *host = s->h;
+	const char *peer = host->conn_info(s->c)->peer;
+	int limited = MP_HOST_HAS(auth_limit_enter) &&
+	    host->auth_limit_enter != NULL;
+
+	if (limited && !host->auth_limit_enter(peer)) {
+		host->log(MP_LOG_NOTICE, "login refused: too many failed logins "
+		    "from client=[%s]", peer);
+		poll(NULL, 0, 1000);	/* slow the guesser down */
+		imap_tagged(s, tag, "NO [UNAVAILABLE] Too many failed logins "
+		    "from your address, try again later");
+		imap_untagged(s, "BYE Too many failed logins");
+		s->quit = 1;
+		return;
+	}
+	int failed = check_login(s, tag, user, pass);
+	if (limited)
+		host->auth_limit_leave(peer, failed);
 }
 
 void

@@ -157,8 +157,9 @@ pause_after_failure(struct pop3 *p)
 	poll(NULL, 0, ms > 5000 ? 5000 : ms);
 }
 
-static void
-login(struct pop3 *p, const char *user, const char *pass)
+/* Check the password; 1 when it was wrong (a failure to count). */
+static int
+check_login(struct pop3 *p, const char *user, const char *pass)
 {
 	const struct mp_auth *a = p->h->auth();
 	const char *why = NULL;
@@ -174,11 +175,11 @@ login(struct pop3 *p, const char *user, const char *pass)
 			    p->user, p->h->conn_info(p->c)->peer, p->n);
 			ok(p, "Logged in, %zu messages", p->n);
 		}
-		return;
+		return 0;
 	}
 	if (rc < 0) {
 		err(p, "[SYS/TEMP] Authentication service unavailable");
-		return;
+		return 0;
 	}
 	p->auth_failures++;
 	p->h->log(MP_LOG_NOTICE, "authentication failed user=%s client=[%s]",
@@ -187,6 +188,31 @@ login(struct pop3 *p, const char *user, const char *pass)
 	err(p, "[AUTH] Authentication failed");
 	if (p->auth_failures >= p->m->set.auth_failures)
 		p->quit = 1;
+	return 1;
+}
+
+/* A login under the host's limit of failed logins per client address
+ * (all protocols together; module.h auth_limit_enter). */
+static void
+login(struct pop3 *p, const char *user, const char *pass)
+{
+	const struct mp_host *host = p->h;
+	const char *peer = host->conn_info(p->c)->peer;
+	int limited = MP_HOST_HAS(auth_limit_enter) &&
+	    host->auth_limit_enter != NULL;
+
+	if (limited && !host->auth_limit_enter(peer)) {
+		host->log(MP_LOG_NOTICE, "login refused: too many failed logins "
+		    "from client=[%s]", peer);
+		poll(NULL, 0, 1000);	/* slow the guesser down */
+		err(p, "[AUTH] Too many failed logins from your address, try "
+		    "again later");
+		p->quit = 1;
+		return;
+	}
+	int failed = check_login(p, user, pass);
+	if (limited)
+		host->auth_limit_leave(peer, failed);
 }
 
 static void
