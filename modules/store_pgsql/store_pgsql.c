@@ -1237,6 +1237,22 @@ st_import(struct mp_mailbox *mb, const char *folder, uint32_t uidvalidity, uint3
 	return rc;
 }
 
+/* `merpati store init`: create or upgrade the tables (schema.c). */
+static int
+st_storage_init(void *ctx, uint32_t *version_r, const char **error_r)
+{
+	struct store *s = ctx;
+	PGconn *pg = pg_connect(s, error_r);
+	int version = 0, rc;
+
+	if (pg == NULL)
+		return MP_TEMPFAIL;
+	rc = schema_init(pg, &version, error_r);
+	PQfinish(pg);
+	*version_r = (uint32_t)version;
+	return rc;
+}
+
 static const struct mp_store_ops store_ops = {
 	.struct_size = sizeof(struct mp_store_ops),
 	.open = st_open, .close = st_close, .folders = st_folders,
@@ -1248,7 +1264,7 @@ static const struct mp_store_ops store_ops = {
 	.flags_set = st_flags_set, .append = st_append, .copy = st_copy,
 	.expunge = st_expunge, .lock = st_lock, .change_fd = st_change_fd,
 	.import = st_import, .flags_change = st_flags_change,
-	.folder_keywords = st_folder_keywords,
+	.folder_keywords = st_folder_keywords, .storage_init = st_storage_init,
 };
 
 /* ---- local delivery -------------------------------------------------------------- */

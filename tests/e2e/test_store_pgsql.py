@@ -1,6 +1,7 @@
 """tests/e2e/test_store_pgsql.py - the store suites again, on store_pgsql.
 
-The IMAP, IMAP MIME/SEARCH/session, store contract and POP3 suites run
+The IMAP, IMAP MIME/SEARCH/session, store contract, POP3 and imaptest
+(scripted groups and stress) suites run
 unchanged against a merpatid whose mailstore (and local delivery) is
 store_pgsql on a private PostgreSQL 15 (tests/e2e/pg.py). The base
 classes are reached through their modules, so the loader does not run
@@ -13,6 +14,7 @@ import test_imap
 import test_imap_mime
 import test_imap_search
 import test_imap_session
+import test_imaptest
 import test_pop3
 import test_store_contract
 
@@ -46,6 +48,12 @@ class StoreContractPgsql(test_store_contract.StoreContract):
 
 @unittest.skipIf(SKIP, SKIP or "")
 class Pop3Pgsql(test_pop3.Pop3):
+    store = "store_pgsql"
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class ImaptestPgsql(test_imaptest.ImaptestMaildir):
+    """imaptest's scripted groups and its 10/50-client stress on store_pgsql."""
     store = "store_pgsql"
 
 
