@@ -5,8 +5,15 @@ The IMAP, IMAP MIME/SEARCH/session, store contract, POP3 and imaptest
 unchanged against a merpatid whose mailstore (and local delivery) is
 store_pgsql on a private PostgreSQL 15 (tests/e2e/pg.py). The base
 classes are reached through their modules, so the loader does not run
-the Maildir versions twice. Skips when PostgreSQL is not installed.
+the Maildir versions twice. MigratePgsql moves a mailbox Maildir ->
+PostgreSQL -> Maildir. Skips when PostgreSQL is not installed.
 """
+import imaplib
+import os
+import re
+import shutil
+import smtplib
+import time
 import unittest
 
 import pg
@@ -49,6 +56,91 @@ class StoreContractPgsql(test_store_contract.StoreContract):
 @unittest.skipIf(SKIP, SKIP or "")
 class Pop3Pgsql(test_pop3.Pop3):
     store = "store_pgsql"
+
+
+def imap_snapshot(srv):
+    """Every folder with its subscription, UIDVALIDITY and (UID, flags
+    without \\Recent, Subject) of each message, seen over IMAP."""
+    m = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=10)
+    try:
+        m.login(test_imap.ALICE, "pw")
+        subscribed = {re.search(rb'"([^"]*)"$|(\S+)$', l).group(0).strip(b'"')
+                      for l in m.lsub()[1] if l}
+        snap = {}
+        for line in m.list()[1]:
+            name = re.search(rb'"([^"]*)"$|(\S+)$', line).group(0).strip(b'"').decode()
+            typ, data = m.select('"%s"' % name, readonly=True)
+            uv = m.response("UIDVALIDITY")[1][0]
+            msgs = []
+            if data[0] != b"0":
+                typ, data = m.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+                for item in data:
+                    if isinstance(item, tuple):
+                        uid = int(re.search(rb"UID (\d+)", item[0]).group(1))
+                        flags = sorted(re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1)
+                                       .replace(b"\\Recent", b"").split())
+                        msgs.append((uid, flags, item[1].strip()))
+            # an empty folder's UIDVALIDITY is not carried (import sets
+            # it with the first message; nothing is cached for no mail)
+            snap[name] = (name.encode() in subscribed, uv if msgs else None, sorted(msgs))
+        return snap
+    finally:
+        m.logout()
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class MigratePgsql(unittest.TestCase):
+    maxDiff = None
+    """`merpati mailbox migrate` Maildir -> PostgreSQL -> Maildir keeps
+    folders, subscriptions, UIDVALIDITY, UIDs (with a gap), flags and
+    keywords, as IMAP shows them."""
+
+    def migrate(self, srv, src, dst):
+        r = srv.cli("mailbox", "migrate", "--from", src, "--to", dst, test_imap.ALICE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("4 message(s) copied", r.stdout)
+
+    def fill(self, srv):
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            for i in range(4):
+                s.sendmail("x@y.test", [test_imap.ALICE], "Subject: m%d\r\n\r\nbody %d\r\n" % (i, i))
+        m = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=10)
+        m.login(test_imap.ALICE, "pw")
+        deadline = time.time() + 10
+        while m.select("INBOX")[1] != [b"4"] and time.time() < deadline:
+            time.sleep(0.05)
+        m.store("1", "+FLAGS", "(\\Seen $Label1)")
+        m.store("3", "+FLAGS", "(\\Flagged \\Answered)")
+        m.store("2", "+FLAGS", "\\Deleted")
+        m.expunge()  # a gap in the UIDs must survive the moves
+        m.create("Archive/2026")
+        m.subscribe("Archive/2026")
+        m.append("Archive/2026", "(\\Draft Work)", None, b"Subject: archived\r\n\r\nold\r\n")
+        m.create("Empty")
+        m.logout()
+
+    def test_maildir_to_pgsql_to_maildir(self):
+        srv = test_imap.imap_server("store_pgsql")
+        self.addCleanup(srv.cleanup)
+        srv.add_user(test_imap.ALICE, "pw")
+        srv.start('server.mailstore="deliver_maildir"')
+        self.fill(srv)
+        before = imap_snapshot(srv)
+        self.assertLessEqual({"Archive/2026", "Empty", "INBOX"}, set(before))
+        inbox, archive = before["INBOX"][2], before["Archive/2026"]
+        self.assertEqual([uid for uid, _, _ in inbox], [1, 3, 4])
+        self.assertEqual(inbox[0][1], [b"$Label1", b"\\Seen"])
+        self.assertEqual(inbox[1][1], [b"\\Answered", b"\\Flagged"])
+        self.assertEqual((archive[0], archive[2][0][1]), (True, [b"Work", b"\\Draft"]))
+        srv.stop()
+        self.migrate(srv, "deliver_maildir", "store_pgsql")
+        shutil.rmtree(os.path.join(srv.state, "mail"))  # only PostgreSQL has it now
+        srv.start('server.mailstore="store_pgsql"')
+        self.assertEqual(imap_snapshot(srv), before)
+        srv.stop()
+        self.migrate(srv, "store_pgsql", "deliver_maildir")
+        srv.start('server.mailstore="deliver_maildir"')
+        self.assertEqual(imap_snapshot(srv), before)
 
 
 @unittest.skipIf(SKIP, SKIP or "")
