@@ -144,6 +144,86 @@ class MigratePgsql(unittest.TestCase):
 
 
 @unittest.skipIf(SKIP, SKIP or "")
+class PgsqlConnection(unittest.TestCase):
+    """The password file, a bad conninfo, and a database that is down
+    for a while: deliveries wait in the queue and arrive once it is back."""
+
+    def server(self, db, extra=""):
+        srv = test_imap.imap_server("deliver_maildir")
+        self.addCleanup(srv.cleanup)
+        srv.modules["store_pgsql"] = 'conninfo = "%s"; %s' % (db.conninfo, extra)
+        srv.extra = 'queue = { retry_interval = "1s"; };'
+        srv.write_config()
+        srv.add_user(test_imap.ALICE, "pw")
+        return srv
+
+    def count(self, srv):
+        m = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=10)
+        try:
+            m.login(test_imap.ALICE, "pw")
+            typ, data = m.select("INBOX")
+            return typ, data[0]
+        finally:
+            m.logout()
+
+    def send(self, srv, subject):
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.sendmail("x@y.test", [test_imap.ALICE], "Subject: %s\r\n\r\nbody\r\n" % subject)
+
+    def wait_count(self, srv, want, timeout=20):
+        deadline = time.time() + timeout
+        while self.count(srv) != ("OK", want) and time.time() < deadline:
+            time.sleep(0.2)
+        return self.count(srv)
+
+    def test_password_file(self):
+        db = pg.PgServer(password="s3cret pw")
+        self.addCleanup(db.cleanup)
+        db.start()
+        srv = self.server(db)
+        pw = os.path.join(srv.dir, "pgpass")
+        with open(pw, "w") as f:
+            f.write("s3cret pw\n")
+        srv.modules["store_pgsql"] += ' password_file = "%s";' % pw
+        srv.write_config()
+        srv.start('server.mailstore="store_pgsql"')
+        self.send(srv, "with password")
+        self.assertEqual(self.wait_count(srv, b"1"), ("OK", b"1"))
+        with open(pw, "w") as f:  # read at start only: a wrong one after a restart fails
+            f.write("wrong\n")
+        srv.stop()
+        srv.start('server.mailstore="store_pgsql"')
+        with self.assertRaises(imaplib.IMAP4.error):
+            self.count(srv)
+        self.assertIn("password authentication failed", srv.log())
+
+    def test_bad_conninfo_refused_at_start(self):
+        srv = test_imap.imap_server("deliver_maildir")
+        self.addCleanup(srv.cleanup)
+        srv.modules["store_pgsql"] = 'conninfo = "host=/tmp port=notanumber x";'
+        srv.write_config()
+        self.assertNotEqual(srv.start('server.mailstore="store_pgsql"', expect_fail=True), 0)
+        self.assertIn("modules.store_pgsql.conninfo", srv.log())
+
+    def test_database_down_then_back(self):
+        db = pg.PgServer()
+        self.addCleanup(db.cleanup)
+        db.start()
+        srv = self.server(db)
+        srv.start('server.mailstore="store_pgsql"')
+        self.send(srv, "before")
+        self.assertEqual(self.wait_count(srv, b"1"), ("OK", b"1"))
+        db.stop()
+        self.send(srv, "while down")  # accepted: the queue keeps it
+        with self.assertRaises(imaplib.IMAP4.error):  # a clean NO, not a hang
+            self.count(srv)
+        time.sleep(1.5)
+        self.assertIn("mail database", srv.log())
+        db.start()
+        self.assertEqual(self.wait_count(srv, b"2"), ("OK", b"2"))
+
+
+@unittest.skipIf(SKIP, SKIP or "")
 class ImaptestPgsql(test_imaptest.ImaptestMaildir):
     """imaptest's scripted groups and its 10/50-client stress on store_pgsql."""
     store = "store_pgsql"
