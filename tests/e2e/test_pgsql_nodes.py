@@ -7,24 +7,39 @@ mail sent by SMTP to A is read by IMAP on B; an IDLE on B is woken by a
 delivery on A and by a flag change on A within a second (LISTEN/NOTIFY:
 IMAP's own fallback polls once a minute); PostgreSQL restarted during a
 burst of deliveries loses no acknowledged message and stores none twice;
-IDLE keeps working across the restart; `merpati store init` creates and
+IDLE keeps working across the restart; imaptest's stress with half its
+clients on each node reports no error; `merpati store init` creates and
 reports the schema version and refuses a newer one. Every wait is
 bounded.
 """
 import imaplib
+import os
 import re
 import smtplib
 import socket
+import subprocess
 import threading
 import time
 import unittest
 
 import pg
+import test_imaptest
 from harness import DOMAIN, Server, free_port
 
 ALICE = "alice@" + DOMAIN
 SKIP = pg.skip_reason()
 WAKE_LIMIT = 1.0  # seconds from the change on A to the untagged reply on B
+
+
+def imaptest_stress(srv, clients, seconds, out):
+    """One imaptest stress run against srv; its output goes to out[srv]."""
+    binary = test_imaptest.imaptest_binary()
+    mbox = os.path.join(os.path.dirname(binary), "tests", "default.mbox")
+    r = subprocess.run([binary, "host=" + srv.address, "port=%d" % srv.imap_port,
+                        "user=" + ALICE, "pass=pw", "mbox=" + mbox, "clients=%d" % clients,
+                        "secs=%d" % seconds], cwd=os.path.dirname(binary), capture_output=True,
+                       text=True, errors="replace", timeout=seconds + 120)
+    out[srv.address] = r.stdout + r.stderr
 
 
 def node(db, address):
@@ -208,6 +223,27 @@ class TwoNodes(unittest.TestCase):
                 time.sleep(0.5)
         line, took = idle.wait_for(rb"^\* 1 EXISTS", timeout=10)
         self.assertLess(took, 5.0)
+
+    def test_imaptest_stress_half_on_each_node(self):
+        """imaptest's stress, 5 clients on A and 5 on B at once, on one
+        mailbox: neither run reports an Error: line."""
+        test_imaptest.imaptest_binary()  # skips without imaptest
+        seconds = min(test_imaptest.STRESS_SECONDS, 20)
+        out = {}
+        runs = [threading.Thread(target=imaptest_stress, args=(srv, 5, seconds, out))
+                for srv in (self.a, self.b)]
+        for t in runs:
+            t.start()
+        for t in runs:
+            t.join(timeout=seconds + 180)
+        self.assertEqual(sorted(out), ["127.0.0.2", "127.0.0.3"])
+        for address, text in out.items():
+            errors = [l for l in text.splitlines() if l.startswith("Error:")]
+            self.assertEqual(errors, [], "%s: %d Error: lines, first ones:\n%s"
+                             % (address, len(errors), "\n".join(errors[:20])))
+            self.assertGreater(sum(test_imaptest.stress_totals(text)), 50, text[-2000:])
+        for srv in (self.a, self.b):
+            self.assertIsNone(srv.proc.poll(), "merpatid died:\n" + srv.log()[-3000:])
 
     def test_store_init(self):
         mailstore = ("-o", 'server.mailstore="store_pgsql"')
