@@ -42,7 +42,7 @@ struct store {
 	pthread_mutex_t lock;		/* pool, open folder list */
 	pthread_cond_t freed;
 	struct conn *pool;
-	int schema_ok;
+	_Atomic int schema_ok;	/* checked by the first connection */
 	struct mp_folder **open;	/* for change notification */
 	size_t nopen, open_cap;
 	pthread_t listener;

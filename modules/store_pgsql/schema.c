@@ -36,8 +36,11 @@ static const char *const migrations[] = {
 	"CREATE TABLE uidvalidities (username text PRIMARY KEY, last bigint NOT NULL);"
 	"CREATE TABLE messages (id bigserial PRIMARY KEY, folder bigint, uid bigint,"
 	" flags integer NOT NULL, keywords text NOT NULL, internal_date bigint NOT NULL,"
-	" size bigint NOT NULL, expunged_at timestamptz, delivery_key text UNIQUE,"
-	" UNIQUE (folder, uid));"
+	" size bigint NOT NULL, expunged_at timestamptz, delivery_key text UNIQUE);"
+	/* a UID names one message of its folder; expunged rows (folder
+	 * negated) may repeat one that a migration imported again */
+	"CREATE UNIQUE INDEX messages_uid ON messages (folder, uid) WHERE expunged_at IS NULL;"
+	"CREATE INDEX messages_folder ON messages (folder, uid);"
 	"CREATE INDEX messages_expunged ON messages (expunged_at) WHERE expunged_at IS NOT NULL;"
 	"CREATE TABLE message_chunks (message bigint NOT NULL REFERENCES messages (id)"
 	" ON DELETE CASCADE, seq integer NOT NULL, data bytea NOT NULL,"

@@ -6,18 +6,21 @@ unchanged against a merpatid whose mailstore (and local delivery) is
 store_pgsql on a private PostgreSQL 15 (tests/e2e/pg.py). The base
 classes are reached through their modules, so the loader does not run
 the Maildir versions twice. MigratePgsql moves a mailbox Maildir ->
-PostgreSQL -> Maildir. Skips when PostgreSQL is not installed.
+PostgreSQL -> Maildir; ContractUnitPgsql runs the C store contract
+checks (tests/unit/test_store_pgsql_contract) on it. Skips when PostgreSQL is not installed.
 """
 import imaplib
 import os
 import re
 import shutil
 import smtplib
+import subprocess
 import time
 import unittest
 
 import pg
 import test_imap
+from harness import REPO
 import test_imap_mime
 import test_imap_search
 import test_imap_session
@@ -26,6 +29,23 @@ import test_pop3
 import test_store_contract
 
 SKIP = pg.skip_reason()
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class ContractUnitPgsql(unittest.TestCase):
+    """tests/unit/store_contract.h's checks on store_pgsql's ops table,
+    against a private PostgreSQL (the unit binary cannot start one)."""
+
+    def test_store_contract(self):
+        binary = os.path.join(REPO, "tests", "unit", "test_store_pgsql_contract")
+        if not os.access(binary, os.X_OK):
+            self.skipTest("%s not built (make check builds it)" % binary)
+        with pg.PgServer() as db:
+            env = dict(os.environ, MERPATI_TEST_PG_CONNINFO=db.conninfo)
+            r = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=300)
+        failed = [l for l in r.stdout.splitlines() if l.startswith("not ok")]
+        self.assertEqual((r.returncode, failed), (0, []), r.stdout[-3000:] + r.stderr[-2000:])
+        self.assertGreater(r.stdout.count("\nok - contract"), 30, r.stdout[-3000:])
 
 
 @unittest.skipIf(SKIP, SKIP or "")
