@@ -2,11 +2,13 @@
  * modules/store_pgsql/pool.c - the per-process connection pool of
  * store_pgsql: pool_size connections made on first use, each with the
  * statements prepared; a connection found broken (PostgreSQL restarted)
- * is dropped when it comes back and made again on its next use, no
+ * is dropped when it comes back, or when it is taken and its server has
+ * closed it meanwhile, and made again on its next use, no
  * sooner than its backoff (0.1 s doubling to 5 s) allows, so a database
  * that is down costs a quick MP_TEMPFAIL, not a connect storm.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,16 @@
 static _Thread_local char err_buf[512];
 static _Thread_local char sqlstate[6];
 
+/* The server's notices go to the log, not to stderr. */
+static void
+log_notice(void *arg, const char *message)
+{
+	struct store *s = arg;
+
+	s->host->log(MP_LOG_INFO, "store_pgsql: database says: %.*s",
+	    (int)strcspn(message, "\n"), message);
+}
+
 /* A new connection (conninfo, with the password file's password), or
  * NULL with *error_r. */
 PGconn *
@@ -32,8 +44,10 @@ pg_connect(struct store *s, const char **error_r)
 	if (s->password == NULL)
 		keys[1] = "connect_timeout", vals[1] = "5", keys[2] = NULL;
 	pg = PQconnectdbParams(keys, vals, 1);
-	if (pg != NULL && PQstatus(pg) == CONNECTION_OK)
+	if (pg != NULL && PQstatus(pg) == CONNECTION_OK) {
+		PQsetNoticeProcessor(pg, log_notice, s);
 		return pg;
+	}
 	snprintf(err_buf, sizeof(err_buf), "mail database: %s",
 	    pg ? PQerrorMessage(pg) : "out of memory");
 	err_buf[strcspn(err_buf, "\n")] = '\0';
@@ -63,11 +77,27 @@ back_off(struct conn *c)
 	c->retry_at.tv_nsec %= 1000000000L;
 }
 
+/* An idle connection has nothing to read unless its server went away
+ * (a restart sends a FATAL and closes): drop such a connection now, so
+ * that an operation starting after a restart does not fail on it. */
+static void
+drop_if_gone(struct conn *c)
+{
+	struct pollfd p = { .fd = PQsocket(c->pg), .events = POLLIN };
+
+	if (p.fd >= 0 && poll(&p, 1, 0) == 0)
+		return;
+	PQfinish(c->pg);	/* nothing else comes on a pooled connection */
+	c->pg = NULL;
+}
+
 /* Connect c if it is not: the schema is checked once per process, the
  * statements on every connection. */
 static int
 ensure_connected(struct store *s, struct conn *c, const char **error_r)
 {
+	if (c->pg != NULL)
+		drop_if_gone(c);
 	if (c->pg != NULL)
 		return MP_OK;
 	if (!due(&c->retry_at)) {

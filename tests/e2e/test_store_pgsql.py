@@ -225,6 +225,18 @@ class PgsqlConnection(unittest.TestCase):
         self.assertNotEqual(srv.start('server.mailstore="store_pgsql"', expect_fail=True), 0)
         self.assertIn("modules.store_pgsql.conninfo", srv.log())
 
+    def test_first_command_after_a_restart_works(self):
+        """Pooled connections the restart closed are dropped when taken,
+        not used: the first session afterwards is served."""
+        db = pg.PgServer()
+        self.addCleanup(db.cleanup)
+        db.start()
+        srv = self.server(db)
+        srv.start('server.mailstore="store_pgsql"')
+        self.assertEqual(self.count(srv), ("OK", b"0"))
+        db.restart()
+        self.assertEqual(self.count(srv), ("OK", b"0"))
+
     def test_database_down_then_back(self):
         db = pg.PgServer()
         self.addCleanup(db.cleanup)
