@@ -5,7 +5,8 @@ server.mailstore = "store_pgsql" on the same private database
 (tests/e2e/pg.py); each keeps its own queue and user list. Checked:
 mail sent by SMTP to A is read by IMAP on B; an IDLE on B is woken by a
 delivery on A and by a flag change on A within a second (LISTEN/NOTIFY:
-IMAP's own fallback polls once a minute); PostgreSQL restarted during a
+IMAP's own fallback polls once a minute); a POP3 session on A locks
+the maildrop against B; PostgreSQL restarted during a
 burst of deliveries loses no acknowledged message and stores none twice;
 IDLE keeps working across the restart; imaptest's stress with half its
 clients on each node reports no error; `merpati store init` creates and
@@ -14,6 +15,7 @@ bounded.
 """
 import imaplib
 import os
+import poplib
 import re
 import smtplib
 import socket
@@ -43,11 +45,12 @@ def imaptest_stress(srv, clients, seconds, out):
 
 
 def node(db, address):
-    srv = Server(address=address, modules={"imap": None},
+    srv = Server(address=address, modules={"imap": None, "pop3": None},
                  extra_config='queue = { retry_interval = "1s"; };')
-    srv.imap_port = free_port(address)
-    srv.modules["imap"] = ('plaintext_auth = true; listen = { plain = { address = "%s"; '
-                           'port = %d; }; };' % (address, srv.imap_port))
+    srv.imap_port, srv.pop_port = free_port(address), free_port(address)
+    for name, port in (("imap", srv.imap_port), ("pop3", srv.pop_port)):
+        srv.modules[name] = ('plaintext_auth = true; listen = { plain = { address = "%s"; '
+                             'port = %d; }; };' % (address, port))
     srv.modules["store_pgsql"] = 'conninfo = "%s"; pool_size = 4;' % db.conninfo
     srv.write_config()
     srv.add_user(ALICE, "pw")
@@ -174,6 +177,28 @@ class TwoNodes(unittest.TestCase):
         typ, data = b.fetch("1", "(FLAGS)")
         self.assertIn(b"\\Flagged", data[0])
         self.assertIn(b"$Important", data[0])
+
+    def test_pop3_lock_across_nodes(self):
+        """The maildrop lock (RFC 1939 8) held by a POP3 session on A
+        refuses B until A's session ends."""
+        send(self.a, "pop", "pop@nodes.test")
+        self.wait_ids(self.b, ["pop@nodes.test"])
+        a = poplib.POP3(self.a.address, self.a.pop_port, timeout=10)
+        a.user(ALICE)
+        a.pass_("pw")
+        b = poplib.POP3(self.b.address, self.b.pop_port, timeout=10)
+        b.user(ALICE)
+        with self.assertRaises(poplib.error_proto) as refused:
+            b.pass_("pw")
+        self.assertIn(b"IN-USE", refused.exception.args[0])
+        b.quit()
+        a.dele(1)
+        a.quit()  # UPDATE state: the message goes, the lock with it
+        b = poplib.POP3(self.b.address, self.b.pop_port, timeout=10)
+        b.user(ALICE)
+        b.pass_("pw")
+        self.assertEqual(b.stat()[0], 0)
+        b.quit()
 
     def test_postgres_restart_during_delivery_burst(self):
         """Every message A acknowledged is in the store once, though

@@ -109,6 +109,35 @@ def imap_snapshot(srv):
 
 
 @unittest.skipIf(SKIP, SKIP or "")
+class LargePgsql(test_imap.ImapCase):
+    """A message of several 64 KiB chunk rows goes in by APPEND (LF line
+    ends, made CRLF) and comes back whole, its header part alone too,
+    and COPY copies every chunk."""
+    store = "store_pgsql"
+
+    def test_multi_chunk_message(self):
+        lines = [("line %06d " % i + "x" * 60) for i in range(4000)]
+        text = ("Subject: big\n\n" + "\n".join(lines) + "\n").encode()
+        wire = text.replace(b"\n", b"\r\n")
+        m = self.client()
+        typ, data = m.append("INBOX", None, None, text)
+        self.assertEqual(typ, "OK", data)
+        m.select("INBOX")
+        typ, data = m.uid("FETCH", "1", "(RFC822.SIZE BODY.PEEK[] BODY.PEEK[HEADER])")
+        parts = [x for x in data if isinstance(x, tuple)]
+        self.assertIn(b"RFC822.SIZE %d" % len(wire), parts[0][0])
+        self.assertEqual(parts[0][1], wire)
+        self.assertEqual(parts[1][1], b"Subject: big\r\n\r\n")
+        rows = self.srv.pg.psql("SELECT count(*), max(length(data)) FROM message_chunks").strip()
+        self.assertEqual(rows, "%d|65536" % ((len(wire) + 65535) // 65536))
+        m.create("Copy")
+        self.assertEqual(m.uid("COPY", "1", "Copy")[0], "OK")
+        m.select("Copy")
+        typ, data = m.uid("FETCH", "1", "(BODY.PEEK[])")
+        self.assertEqual(data[0][1], wire)
+
+
+@unittest.skipIf(SKIP, SKIP or "")
 class MigratePgsql(unittest.TestCase):
     maxDiff = None
     """`merpati mailbox migrate` Maildir -> PostgreSQL -> Maildir keeps
