@@ -26,10 +26,12 @@ import unittest
 
 import pg
 import test_imaptest
-from harness import DOMAIN, Server, free_port
+from harness import DOMAIN, REPO, Server, free_port
 
 ALICE = "alice@" + DOMAIN
-SKIP = pg.skip_reason()
+MODULE = os.path.join(REPO, "modules", "store_pgsql", "store_pgsql.so")
+SKIP = pg.skip_reason() or (None if os.path.exists(MODULE) else
+                            "store_pgsql not built (configure found no libpq)")
 WAKE_LIMIT = 1.0  # seconds from the change on A to the untagged reply on B
 
 

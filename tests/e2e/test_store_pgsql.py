@@ -28,7 +28,9 @@ import test_imaptest
 import test_pop3
 import test_store_contract
 
-SKIP = pg.skip_reason()
+MODULE = os.path.join(REPO, "modules", "store_pgsql", "store_pgsql.so")
+SKIP = pg.skip_reason() or (None if os.path.exists(MODULE) else
+                            "store_pgsql not built (configure found no libpq)")
 
 
 @unittest.skipIf(SKIP, SKIP or "")
