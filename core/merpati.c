@@ -8,6 +8,7 @@
  *     queue list | queue show ID | queue delete ID | queue flush
  *     queue hold ID|ALL [REASON] | queue release ID|ALL
  *     mailbox migrate --from STORE --to STORE USER...
+ *     store init [STORE]
  *     sendmail [sendmail(1) options] [RCPT...]   (core/sendmail_opts.c)
  *     dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir D]
  *
@@ -44,8 +45,12 @@ usage(void)
 	    "  queue list | queue show ID | queue delete ID | queue flush\n"
 	    "  queue hold ID|ALL [REASON] | queue release ID|ALL\n"
 	    "  mailbox migrate --from STORE --to STORE USER...\n"
-	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]\n"
-	    "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir D]\n", stderr);
+	    "  store init [STORE]             (create or upgrade its tables)
+"
+	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]
+"
+	    "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir D]
+", stderr);
 	exit(2);
 }
 
@@ -141,6 +146,8 @@ main(int argc, char **argv)
 		return cli_queue(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "mailbox") == 0)
 		return cli_mailbox(config, overrides, n, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "store") == 0)
+		return cli_store(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "sendmail") == 0)
 		return cli_sendmail(config, overrides, n, argc - i, argv + i);
 	if (strcmp(argv[i], "dkim") == 0)
