@@ -388,9 +388,13 @@ open_pool(struct auth *a, const char **error_r)
 	}
 	if (a->pool == NULL)
 		return error(error_r, MP_ERROR, "%s", "out of memory");
-	/* Down at start is not a config error: log it, tempfail until back. */
+	/* Down at start is not a config error: log it, tempfail until back.
+	 * A database that answers but refuses our schema is one. */
 	const char *why = NULL;
-	if (pg_pool_ping(a->pool, &why) < 0)
+	int rc = pg_pool_ping(a->pool, &why);
+	if (rc == -2)
+		return error(error_r, MP_ERROR, "%s", why);
+	if (rc < 0)
 		a->host->log(MP_LOG_WARNING, "PostgreSQL not reachable at start: %s "
 		    "(logins and lookups fail temporarily until it is)", why);
 	return MP_OK;

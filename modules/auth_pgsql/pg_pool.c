@@ -217,7 +217,9 @@ backoff(struct pg_pool *p, const char *why)
 	    wait, why);
 }
 
-/* The slot's connection, made if missing: 0, or -1 with *error_r. */
+/* The slot's connection, made if missing: 0, or with *error_r -1 when
+ * PostgreSQL cannot be reached, -2 when it can but the schema or a
+ * statement is refused. */
 static int
 ensure_conn(struct pg_pool *p, struct pg_slot *s, const char **error_r)
 {
@@ -244,7 +246,7 @@ ensure_conn(struct pg_pool *p, struct pg_slot *s, const char **error_r)
 	if (prepare(p, c, error_r) < 0) {
 		PQfinish(c);
 		backoff(p, err_buf);
-		return -1;
+		return -2;
 	}
 	pthread_mutex_lock(&p->lock);
 	int was_down = p->down;
@@ -287,7 +289,7 @@ exec_once(struct pg_pool *p, size_t stmt, const char *const *params,
 		*error_r = "connection pool busy (raise pool_size?)";
 		return NULL;
 	}
-	if (ensure_conn(p, s, error_r) < 0) {
+	if (ensure_conn(p, s, error_r) != 0) {
 		release(p, s);
 		return NULL;
 	}

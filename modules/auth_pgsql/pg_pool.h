@@ -37,7 +37,9 @@ struct pg_pool *pg_pool_new(const struct mp_host *host,
     const struct pg_pool_config *cfg);
 void pg_pool_free(struct pg_pool *p);
 
-/* Connect one connection now (start-up check): 0, or -1 with *error_r. */
+/* Connect one connection now (start-up check): 0, or with *error_r
+ * -1 when PostgreSQL is unreachable, -2 when it refuses the schema or a
+ * statement (a newer schema version, missing privileges). */
 int pg_pool_ping(struct pg_pool *p, const char **error_r);
 
 /* Run statement stmt with text params: the result (PGRES_TUPLES_OK or
