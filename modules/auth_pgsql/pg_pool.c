@@ -151,15 +151,18 @@ release(struct pg_pool *p, struct pg_slot *s)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* A new connection: connect_timeout first so that the conninfo can
- * override it, the password last so the file wins over the string. */
+/* A new connection: our defaults first so that the conninfo can
+ * override them, the password last so the file wins over the string.
+ * tcp_user_timeout bounds how long a query waits on a peer that
+ * vanished without a reset (a partition), which libpq otherwise waits
+ * out for the kernel's full retransmission time. */
 static PGconn *
 connect_db(struct pg_pool *p)
 {
 	char timeout[24];
-	const char *keys[] = { "connect_timeout", "dbname", "fallback_application_name",
-	    p->password ? "password" : NULL, NULL };
-	const char *values[] = { timeout, p->conninfo, "merpati auth_pgsql",
+	const char *keys[] = { "connect_timeout", "tcp_user_timeout", "dbname",
+	    "fallback_application_name", p->password ? "password" : NULL, NULL };
+	const char *values[] = { timeout, "15000", p->conninfo, "merpati auth_pgsql",
 	    p->password, NULL };
 
 	snprintf(timeout, sizeof(timeout), "%lld", p->cfg.connect_timeout);
