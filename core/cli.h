@@ -19,6 +19,8 @@ int cli_queue(const char *config, char **overrides, size_t n, int argc,
     char **argv);
 int cli_mailbox(const char *config, char **overrides, size_t n, int argc,
     char **argv);
+int cli_store(const char *config, char **overrides, size_t n, int argc,
+    char **argv);
 int cli_sendmail(const char *config, char **overrides, size_t n, int argc,
     char **argv);
 const char *mp_basename(const char *path);

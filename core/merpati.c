@@ -7,6 +7,7 @@
  *     user list
  *     queue list | queue show ID | queue delete ID | queue flush
  *     mailbox migrate --from STORE --to STORE USER...
+ *     store init [STORE]
  *     sendmail [sendmail(1) options] [RCPT...]   (core/sendmail_opts.c)
  *
  * It reads the same config and loads the same modules as the daemon,
@@ -41,6 +42,7 @@ usage(void)
 	    "  user list\n"
 	    "  queue list | queue show ID | queue delete ID | queue flush\n"
 	    "  mailbox migrate --from STORE --to STORE USER...\n"
+	    "  store init [STORE]             (create or upgrade its tables)\n"
 	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]\n", stderr);
 	exit(2);
 }
@@ -137,6 +139,8 @@ main(int argc, char **argv)
 		return cli_queue(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "mailbox") == 0)
 		return cli_mailbox(config, overrides, n, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "store") == 0)
+		return cli_store(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "sendmail") == 0)
 		return cli_sendmail(config, overrides, n, argc - i, argv + i);
 	usage();

@@ -2,21 +2,23 @@
 -- version 1: users, local domains and aliases shared by every merpati
 -- node on one PostgreSQL database.
 --
--- auth_pgsql creates exactly this itself when auth_schema_version is
--- missing (its role then needs CREATE on the schema). To run the
+-- auth_pgsql creates exactly this itself when merpati_schema has no
+-- 'directory' row (its role then needs CREATE on the schema); the
+-- table merpati_schema is shared with store_pgsql (its row: 'store'). To run the
 -- daemon with a role that may only read and write rows, create it
 -- beforehand as the database owner:
 --     psql "dbname=mail" -f etc/auth_pgsql.sql
 --     GRANT SELECT, INSERT, UPDATE, DELETE ON auth_users, auth_domains,
---         auth_aliases TO merpati;  GRANT SELECT ON auth_schema_version TO merpati;
+--         auth_aliases TO merpati;  GRANT SELECT ON merpati_schema TO merpati;
 -- Every address and domain is stored in lower case (the CHECKs refuse
 -- anything else); passwords are crypt(3) hashes ($y$ yescrypt or $6$
 -- sha512-crypt), as `merpati user add` writes them.
 BEGIN;
-CREATE TABLE auth_schema_version (
+CREATE TABLE IF NOT EXISTS merpati_schema (
+	component text PRIMARY KEY,
 	version integer NOT NULL
 );
-INSERT INTO auth_schema_version (version) VALUES (1);
+INSERT INTO merpati_schema (component, version) VALUES ('directory', 1);
 -- Who may log in, and who receives mail (a user in a local domain).
 CREATE TABLE auth_users (
 	address text PRIMARY KEY CHECK (address = lower(address) AND address LIKE '_%@_%'),

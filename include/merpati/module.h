@@ -435,8 +435,9 @@ struct mp_module {
 	 * One table per kind in `kinds`; NULL for the others. Which members
 	 * of a table may be NULL is said at each ops struct: auth.h
 	 * (user_add, user_del, user_passwd, user_list) and store.h
-	 * (change_fd, import, flags_change, folder_keywords). No other ops
-	 * member may be NULL; the loader refuses a module where one is.
+	 * (change_fd, import, flags_change, folder_keywords, storage_init).
+	 * No other ops member may be NULL; the loader refuses a module
+	 * where one is.
 	 */
 	const struct mp_auth_ops *auth;
 	const struct mp_route_ops *route;

@@ -221,6 +221,17 @@ struct mp_store_ops {
 	 * none); valid until the next call on f. */
 	int (*folder_keywords)(struct mp_folder *f, const char **keywords_r,
 	    const char **error_r);
+
+	/* ---- since 2.1 (may be NULL) ---- */
+
+	/*
+	 * Create or upgrade the store's own storage (a database store's
+	 * tables), for `merpati store init`; safe to run again and from
+	 * several nodes at once. On MP_OK, *version_r is the schema version
+	 * now in place. May be NULL: the store needs no setting up.
+	 */
+	int (*storage_init)(void *ctx, uint32_t *version_r,
+	    const char **error_r);
 };
 
 /* ---- helpers every store needs to keep contract 3 and 4 alike ---- */

@@ -2,9 +2,12 @@
  * modules/auth_pgsql/pg_schema.c - the directory's tables: created when
  * missing (the same SQL as etc/auth_pgsql.sql, schema version 1), and
  * refused when the database holds a newer version than this module
- * knows. Several nodes starting at once serialise on an advisory lock,
- * so only one creates; a database prepared beforehand by an admin is
- * only read (the daemon's role then needs no CREATE privilege).
+ * knows. The version is the row 'directory' of merpati_schema
+ * (component, version), the table store_pgsql keeps its 'store' row in.
+ * Nodes starting at once serialise on the advisory lock store_pgsql
+ * also takes, so the shared table and ours are created once; a
+ * database prepared beforehand by an admin is only read (the daemon's
+ * role then needs no CREATE privilege).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +16,9 @@
 #include "pg_schema.h"
 
 #define SCHEMA_VERSION 1
-/* Any fixed number, the same on every node: "auth_pgsql schema". */
-#define SCHEMA_LOCK "7301216"
 
 static const char create_sql[] =
-	"CREATE TABLE auth_schema_version (version integer NOT NULL);"
-	"INSERT INTO auth_schema_version (version) VALUES (1);"
+	"INSERT INTO merpati_schema (component, version) VALUES ('directory', 1);"
 	"CREATE TABLE auth_users ("
 	" address text PRIMARY KEY CHECK (address = lower(address) AND address LIKE '_%@_%'),"
 	" password text NOT NULL,"
@@ -44,11 +44,12 @@ run(PGconn *c, const char *sql, char *err, size_t errsize)
 	return ok ? 0 : -1;
 }
 
-/* The version in the database, 0 when the table is missing, -1 error. */
+/* The directory's version in the database, 0 when there is none yet,
+ * -1 error. */
 static int
 stored_version(PGconn *c, char *err, size_t errsize)
 {
-	PGresult *r = PQexec(c, "SELECT to_regclass('auth_schema_version') IS NOT NULL");
+	PGresult *r = PQexec(c, "SELECT to_regclass('merpati_schema') IS NOT NULL");
 	int v = -1;
 
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
@@ -58,7 +59,8 @@ stored_version(PGconn *c, char *err, size_t errsize)
 	PQclear(r);
 	if (v <= 0)
 		return v;
-	r = PQexec(c, "SELECT coalesce(max(version), 0) FROM auth_schema_version");
+	r = PQexec(c, "SELECT coalesce(max(version), 0) FROM merpati_schema "
+	    "WHERE component = 'directory'");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		v = atoi(PQgetvalue(r, 0, 0));
 	else {
@@ -75,9 +77,12 @@ pg_schema_setup(PGconn *c, char *err, size_t errsize)
 	int v = stored_version(c, err, errsize);
 
 	if (v == 0) {
-		if (run(c, "BEGIN; SELECT pg_advisory_xact_lock(" SCHEMA_LOCK ")", err,
-		    errsize) < 0)
+		if (run(c, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('merpati_store_schema'));"
+		    "CREATE TABLE IF NOT EXISTS merpati_schema (component text PRIMARY KEY,"
+		    " version integer NOT NULL)", err, errsize) < 0) {
+			PQclear(PQexec(c, "ROLLBACK"));
 			return -1;
+		}
 		/* Another node may have created it while we waited. */
 		v = stored_version(c, err, errsize);
 		if (v == 0 && run(c, create_sql, err, errsize) < 0) {
@@ -96,7 +101,7 @@ pg_schema_setup(PGconn *c, char *err, size_t errsize)
 		return -1;
 	}
 	if (v < 1) {
-		snprintf(err, errsize, "auth_schema_version holds no version");
+		snprintf(err, errsize, "merpati_schema holds no 'directory' version");
 		return -1;
 	}
 	return 0;

@@ -12,6 +12,7 @@ and cleanup() removes the dir. Every wait is bounded.
         pg.conninfo                 # "host=/tmp/merpati-pg-x/sock port=N dbname=mail user=mail"
         pg.psql("SELECT 1")         # run SQL as the superuser, returns stdout
         pg.restart()                # stop -m fast, start again (same data)
+    attach(srv)                     # a harness Server gets modules.store_pgsql
 
 When the binaries are absent, available() returns a reason string and
 tests skip with it (skip_reason() for unittest.skipIf).
@@ -197,6 +198,29 @@ class PgServer:
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+def attach(srv, **kw):
+    """Give a harness Server a private PostgreSQL as modules.store_pgsql
+    (started now, removed by srv.cleanup()); returns the PgServer."""
+    pg = PgServer(**kw)
+    try:
+        pg.start()
+    except Exception:
+        pg.cleanup()
+        raise
+    srv.modules["store_pgsql"] = 'conninfo = "%s";' % pg.conninfo
+    srv.write_config()
+    srv.pg = pg
+    server_cleanup = srv.cleanup
+
+    def cleanup():
+        try:
+            server_cleanup()
+        finally:
+            pg.cleanup()
+    srv.cleanup = cleanup
+    return pg
 
 
 def main(argv):

@@ -235,9 +235,12 @@ class SchemaAndSelection(unittest.TestCase):
     def columns(self, db):
         return self.pg.psql(
             "SELECT table_name, column_name, data_type, is_nullable FROM "
-            "information_schema.columns WHERE table_name LIKE 'auth\\_%' "
-            "ORDER BY 1, 2; SELECT conrelid::regclass, pg_get_constraintdef(oid) "
-            "FROM pg_constraint WHERE conrelid::regclass::text LIKE 'auth\\_%' ORDER BY 1, 2",
+            "information_schema.columns WHERE table_name LIKE 'auth\\_%' OR "
+            "table_name = 'merpati_schema' ORDER BY 1, 2; "
+            "SELECT conrelid::regclass, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid::regclass::text LIKE 'auth\\_%' OR "
+            "conrelid::regclass::text = 'merpati_schema' ORDER BY 1, 2; "
+            "SELECT * FROM merpati_schema ORDER BY 1",
             db=db)
 
     def test_schema_file_matches_what_the_module_creates(self):
@@ -252,17 +255,40 @@ class SchemaAndSelection(unittest.TestCase):
             self.pg.psql("SET ROLE mail;" + f.read(), db="from_file")
         self.assertTrue(self.columns("made").strip())
         self.assertEqual(self.columns("made"), self.columns("from_file"))
-        self.assertEqual(self.pg.psql("SELECT version FROM auth_schema_version",
+        self.assertEqual(self.pg.psql("SELECT version FROM merpati_schema WHERE component = 'directory'",
                                       db="made").strip(), "1")
 
     def test_newer_schema_refused_at_start(self):
         conninfo = self.new_db("newer")
         with open(os.path.join(REPO, "etc", "auth_pgsql.sql")) as f:
             self.pg.psql("SET ROLE mail;" + f.read(), db="newer")
-        self.pg.psql("UPDATE auth_schema_version SET version = 99", db="newer")
+        self.pg.psql("UPDATE merpati_schema SET version = 99 WHERE component = 'directory'",
+                     db="newer")
         srv = self.pg_node(conninfo)
         self.assertNotEqual(srv.start(expect_fail=True), 0)
         self.assertIn("version 99", srv.log())
+
+    def test_beside_store_pgsql_in_one_database(self):
+        conninfo = self.new_db("both")
+        srv = self.pg_node(conninfo, store_pgsql="")
+        srv.modules["store_pgsql"] = srv.modules["auth_pgsql"]  # same database, same file
+        srv.write_config()
+        srv.start('server.mailstore="store_pgsql"')
+        srv.add_user(ALICE, "pw")
+        with smtplib.SMTP(srv.address, srv.port, timeout=15) as s:
+            s.sendmail("someone@outside.example", [ALICE], "Subject: both\r\n\r\nin pg\r\n")
+        m = imaplib.IMAP4(srv.address, srv.imap_port, timeout=15)
+        try:
+            m.login(ALICE, "pw")
+            deadline = time.time() + 10
+            while int(m.select("INBOX")[1][0]) < 1 and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(int(m.select("INBOX")[1][0]), 1)
+        finally:
+            m.logout()
+        self.assertEqual(self.pg.psql("SELECT component, version FROM merpati_schema "
+                                      "ORDER BY 1", db="both").split(),
+                         ["directory|1", "store|1"])
 
     def test_server_auth_picks_the_provider(self):
         conninfo = self.new_db("select")

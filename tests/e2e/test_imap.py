@@ -10,6 +10,7 @@ import time
 import unittest
 import imaplib
 
+import pg
 from harness import DOMAIN, Server, free_port
 
 ALICE = "alice@" + DOMAIN
@@ -30,6 +31,8 @@ def imap_server(store):
                            % (srv.imap_port, srv.imaps_port))
     srv.modules["store_sqlite"] = 'database = "%s/var/mail.db";' % srv.dir
     srv.write_config()
+    if store == "store_pgsql":
+        pg.attach(srv)  # a private PostgreSQL, removed with srv
     return srv
 
 

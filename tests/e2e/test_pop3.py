@@ -9,6 +9,7 @@ import threading
 import time
 import unittest
 
+import pg
 from harness import DOMAIN, Server, free_port
 
 ALICE = "alice@" + DOMAIN
@@ -24,6 +25,8 @@ def pop3_server(plaintext=True, store="deliver_maildir"):
                            'tls = { address = "127.0.0.1"; port = %d; }; };'
                            % ("true" if plaintext else "false", srv.pop_port, srv.pops_port))
     srv.write_config()
+    if store == "store_pgsql":
+        pg.attach(srv)  # a private PostgreSQL, removed with srv
     return srv
 
 

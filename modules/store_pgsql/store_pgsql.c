@@ -1,0 +1,1470 @@
+/*
+ * modules/store_pgsql/store_pgsql.c - the mailstore API (and local
+ * delivery) on PostgreSQL, so that N merpati nodes serve one user base
+ * from one database (docs/scale-out.md).
+ *
+ * Every operation takes a connection from the process's pool (pool.c)
+ * for its duration and runs prepared statements (schema.c). The
+ * concurrency contract (store.h) holds across nodes because every
+ * guarantee is PostgreSQL's, not this process's: UIDs are assigned by
+ * UPDATE folders ... RETURNING in the inserting transaction (the row
+ * lock orders them per folder in commit order); flag changes read the
+ * row FOR UPDATE and write it in one transaction; keywords are matched
+ * in folder_keywords under its unique (folder, lower(name)) key; \Recent
+ * is claimed by a compare-and-set UPDATE of folders.seen_uid; an
+ * expunged message keeps its chunks for an hour (schema.c), so a stream
+ * opened before the expunge reads it whole; the POP3 lock is an advisory
+ * lock held by a connection of its own, released by PostgreSQL when the
+ * node holding it dies. Changes notify every node (listen.c).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <merpati/util.h>
+
+#include "pgsql.h"
+
+#define KEYWORDS_MAX 256	/* keywords a folder may define (clients make them) */
+#define POP3_LOCK_CLASS 0x6d70	/* advisory lock namespace ("mp") */
+
+static _Thread_local char err_buf[512];
+
+static int
+say(const char **error_r, int rc, const char *text)
+{
+	*error_r = text;
+	return rc;
+}
+
+static int
+valid_folder(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > 200 || name[0] == '/' || name[len - 1] == '/' || strstr(name, "//"))
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* INBOX is case-insensitive (RFC 3501 5.1). */
+static const char *
+canonical(const char *name)
+{
+	return strcasecmp(name, "INBOX") == 0 ? "INBOX" : name;
+}
+
+/* Tell every node's IDLE that folder changed (at this transaction's
+ * commit). 0 or -1. */
+static int
+notify(struct conn *c, long long folder)
+{
+	struct params p = { .n = 0 };
+	char id[24];
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%lld", folder);
+	p_text(&p, id);
+	if ((res = run(c, Q_NOTIFY, &p, 0)) == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* Run a statement whose result is not needed: 0, or -1. */
+static int
+run_only(struct conn *c, enum stmt q, const struct params *p)
+{
+	PGresult *res = run(c, q, p, 0);
+
+	PQclear(res);
+	return res ? 0 : -1;
+}
+
+/* *id_r = the folder's id (0 when absent and !create). 0 or -1. */
+static int
+folder_lookup(struct conn *c, const char *user, const char *name, int create,
+    long long *id_r)
+{
+	struct params p = { .n = 0 };
+	PGresult *res;
+
+	p_text(&p, user);
+	p_text(&p, canonical(name));
+	for (int pass = 0; pass < 2; pass++) {
+		if ((res = run(c, Q_FOLDER_ID, &p, 0)) == NULL)
+			return -1;
+		*id_r = PQntuples(res) ? col_int(res, 0, 0) : 0;
+		PQclear(res);
+		if (*id_r || !create || pass)
+			return 0;
+		struct params n = { .n = 0 };
+		p_text(&n, user);
+		p_text(&n, canonical(name));
+		p_int(&n, (long long)time(NULL));	/* a fresh UIDVALIDITY */
+		if ((res = run(c, Q_FOLDER_NEW, &n, 0)) == NULL)
+			return -1;
+		*id_r = PQntuples(res) ? col_int(res, 0, 0) : 0;
+		PQclear(res);
+		if (*id_r)	/* else another session made it: read it */
+			return 0;
+	}
+	return 0;
+}
+
+/* ---- mailbox and folders -------------------------------------------------- */
+
+static int
+st_open(void *ctx, const char *user, struct mp_mailbox **mb_r, const char **error_r)
+{
+	struct store *s = ctx;
+	struct mp_mailbox *mb = calloc(1, sizeof(*mb));
+	struct conn *c;
+	long long id = 0;
+	int rc;
+
+	if (mb == NULL || strlen(user) >= sizeof(mb->user) || !strchr(user, '@')) {
+		free(mb);
+		return say(error_r, MP_ERROR, "bad mailbox address");
+	}
+	mb->s = s;
+	for (size_t i = 0; user[i]; i++)
+		mb->user[i] = (char)tolower((unsigned char)user[i]);
+	if ((rc = pool_get(s, &c, error_r)) == MP_OK) {
+		if (folder_lookup(c, mb->user, "INBOX", 1, &id) < 0)
+			rc = pg_fail(s, c, NULL, error_r);
+		pool_put(s, c);
+	}
+	if (rc != MP_OK) {
+		free(mb);
+		return rc;
+	}
+	*mb_r = mb;
+	return MP_OK;
+}
+
+static void
+st_close(struct mp_mailbox *mb)
+{
+	free(mb);
+}
+
+struct folder_row {
+	char name[210];
+	unsigned attrs;
+};
+
+/* The user's folders with their attributes; count or -1. */
+static long
+list_folders(struct conn *c, const char *user, struct folder_row **rows_r)
+{
+	struct params p = { .n = 0 };
+	PGresult *res;
+	struct folder_row *rows;
+	int n;
+
+	p_text(&p, user);
+	if ((res = run(c, Q_FOLDERS, &p, 0)) == NULL)
+		return -1;
+	n = PQntuples(res);
+	if ((rows = calloc((size_t)n + 1, sizeof(*rows))) == NULL) {
+		PQclear(res);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(rows[i].name, sizeof(rows[i].name), "%s", PQgetvalue(res, i, 0));
+		rows[i].attrs = mp_special_use_flag(rows[i].name) |
+		    (PQgetvalue(res, i, 1)[0] == 't' ? MP_FOLDER_SUBSCRIBED : 0);
+	}
+	PQclear(res);
+	*rows_r = rows;
+	return n;
+}
+
+static int
+st_folders(struct mp_mailbox *mb, void (*each)(void *, const char *, unsigned),
+    void *arg, const char **error_r)
+{
+	struct store *s = mb->s;
+	struct folder_row *rows = NULL;
+	struct conn *c;
+	long n;
+	int rc;
+
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
+		return rc;
+	n = list_folders(c, mb->user, &rows);
+	if (n < 0)
+		rc = pg_fail(s, c, NULL, error_r);
+	pool_put(s, c);
+	for (long i = 0; i < n; i++) {
+		size_t len = strlen(rows[i].name);
+		for (long k = 0; k < n; k++)
+			if (strncmp(rows[k].name, rows[i].name, len) == 0 && rows[k].name[len] == '/')
+				rows[i].attrs |= MP_FOLDER_HAS_CHILDREN;
+		each(arg, rows[i].name, rows[i].attrs);
+	}
+	free(rows);
+	return rc;
+}
+
+static int
+st_folder_create(struct mp_mailbox *mb, const char *name, const char **error_r)
+{
+	struct store *s = mb->s;
+	struct conn *c;
+	long long id = 0;
+	int rc;
+
+	if (!valid_folder(name))
+		return say(error_r, MP_ERROR, "invalid folder name");
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
+		return rc;
+	if (folder_lookup(c, mb->user, name, 0, &id) < 0)
+		rc = pg_fail(s, c, NULL, error_r);
+	else if (id)
+		rc = say(error_r, MP_DECLINED, "folder exists");
+	else if (folder_lookup(c, mb->user, name, 1, &id) < 0)
+		rc = pg_fail(s, c, NULL, error_r);
+	pool_put(s, c);
+	return rc;
+}
+
+static int
+st_folder_delete(struct mp_mailbox *mb, const char *name, const char **error_r)
+{
+	struct store *s = mb->s;
+	struct params p = { .n = 0 };
+	struct conn *c;
+	long long id = 0;
+	int rc;
+
+	if (strcasecmp(name, "INBOX") == 0)
+		return say(error_r, MP_ERROR, "INBOX cannot be deleted");
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
+		return rc;
+	if (folder_lookup(c, mb->user, name, 0, &id) < 0)
+		rc = pg_fail(s, c, NULL, error_r);
+	else if (id == 0)
+		rc = say(error_r, MP_DECLINED, "no such folder");
+	else {	/* only this folder: "a/b" outlives "a" */
+		p_int(&p, id);
+		if (tx(c, "BEGIN") < 0 || run_only(c, Q_FOLDER_DELETE, &p) < 0 ||
+		    notify(c, id) < 0 || tx(c, "COMMIT") < 0)
+			rc = pg_fail(s, c, NULL, error_r);
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+static int
+st_folder_rename(struct mp_mailbox *mb, const char *from, const char *to,
+    const char **error_r)
+{
+	struct store *s = mb->s;
+	struct params p = { .n = 0 };
+	struct conn *c;
+	long long id = 0, taken = 0;
+	int rc;
+
+	if (strcasecmp(from, "INBOX") == 0 || !valid_folder(to))
+		return say(error_r, MP_ERROR, "cannot rename to or from that name");
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
+		return rc;
+	p_text(&p, mb->user);
+	p_text(&p, from);
+	p_text(&p, to);
+	if (folder_lookup(c, mb->user, from, 0, &id) < 0 ||
+	    folder_lookup(c, mb->user, to, 0, &taken) < 0)
+		rc = pg_fail(s, c, NULL, error_r);
+	else if (id == 0)
+		rc = say(error_r, MP_DECLINED, "no such folder");
+	else if (taken)
+		rc = say(error_r, MP_ERROR, "target folder exists");
+	else if (run_only(c, Q_FOLDER_RENAME, &p) < 0)
+		rc = strcmp(last_sqlstate(), "23505") == 0 ?
+		    say(error_r, MP_ERROR, "target folder exists") : pg_fail(s, c, NULL, error_r);
+	pool_put(s, c);
+	return rc;
+}
+
+static int
+st_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
+    const char **error_r)
+{
+	struct store *s = mb->s;
+	struct params p = { .n = 0 };
+	struct conn *c;
+	int rc;
+
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
+		return rc;
+	p_text(&p, mb->user);
+	p_text(&p, canonical(name));
+	p_int(&p, on != 0);
+	if (run_only(c, Q_SUBSCRIBE, &p) < 0)
+		rc = pg_fail(s, c, NULL, error_r);
+	pool_put(s, c);
+	return rc;
+}
+
+/* ---- open folders ---------------------------------------------------------- */
+
+static void
+free_snapshot(struct mp_folder *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->keywords[i]);
+	free(f->keywords);
+	free(f->info);
+	f->keywords = NULL;
+	f->info = NULL;
+	f->n = f->info_cap = f->keywords_cap = 0;
+}
+
+/*
+ * \Recent (store.h contract 5): a read-write handle claims the UIDs
+ * above folders.seen_uid by moving it to UIDNEXT - 1, guarded by the
+ * value it read, so one claimant wins on whichever node; a read-only
+ * handle claims nothing and remembers the mark. 0 or -1.
+ */
+static int
+claim_recent(struct mp_folder *f, struct conn *c, long long seen, int claim)
+{
+	struct params p = { .n = 0 };
+	struct claim *cl;
+	PGresult *res;
+	int won;
+
+	f->seen_uid = (uint32_t)seen;
+	if (f->read_only || !claim || seen + 1 >= f->uidnext)
+		return 0;
+	p_int(&p, f->id);
+	p_int(&p, seen);
+	p_int(&p, (long long)f->uidnext - 1);
+	if ((res = run(c, Q_CLAIM, &p, 0)) == NULL)
+		return -1;
+	won = strcmp(PQcmdTuples(res), "1") == 0;
+	PQclear(res);
+	if (!won)
+		return 0;	/* another session claimed them first */
+	if ((cl = realloc(f->claims, (f->nclaims + 1) * sizeof(*cl))) == NULL)
+		return -1;
+	f->claims = cl;
+	f->claims[f->nclaims++] = (struct claim){ (uint32_t)seen + 1, f->uidnext - 1 };
+	return 0;
+}
+
+static int
+is_recent(const struct mp_folder *f, uint32_t uid)
+{
+	if (f->read_only)
+		return uid > f->seen_uid;
+	for (size_t i = f->nclaims; i-- > 0;)
+		if (uid >= f->claims[i].first && uid <= f->claims[i].last)
+			return 1;
+	return 0;
+}
+
+/* Take the rows of Q_MESSAGES into the snapshot; 0 or -1 (memory). */
+static int
+take_messages(struct mp_folder *f, PGresult *res)
+{
+	size_t n = (size_t)PQntuples(res);
+
+	free_snapshot(f);
+	if (n == 0)
+		return 0;
+	f->info = calloc(n, sizeof(*f->info));
+	f->keywords = calloc(n, sizeof(*f->keywords));
+	if (f->info == NULL || f->keywords == NULL)
+		return -1;
+	f->info_cap = f->keywords_cap = n;
+	for (size_t i = 0; i < n; i++, f->n++) {
+		struct mp_msg_info *m = &f->info[i];
+		if ((f->keywords[i] = strdup(PQgetvalue(res, (int)i, 4))) == NULL)
+			return -1;
+		m->struct_size = sizeof(*m);
+		m->uid = (uint32_t)col_int(res, (int)i, 0);
+		m->flags = (uint32_t)col_int(res, (int)i, 1);
+		m->size = (uint64_t)col_int(res, (int)i, 2);
+		m->internal_date = (time_t)col_int(res, (int)i, 3);
+		m->keywords = f->keywords[i];
+		if (is_recent(f, m->uid))
+			m->flags |= MP_FLAG_RECENT;
+		if (m->uid >= f->uidnext)	/* committed after the state was read */
+			f->uidnext = m->uid + 1;
+	}
+	return 0;
+}
+
+/* Re-read the folder's state and messages (claim: see claim_recent).
+ * 0, -1 (database) or -2 (out of memory). */
+static int
+refresh(struct mp_folder *f, struct conn *c, int claim)
+{
+	struct params p = { .n = 0 };
+	PGresult *res;
+	long long seen;
+
+	p_int(&p, f->id);
+	if ((res = run(c, Q_FOLDER_STATE, &p, 0)) == NULL)
+		return -1;
+	if (PQntuples(res) != 1) {	/* deleted meanwhile: shows empty */
+		PQclear(res);
+		free_snapshot(f);
+		return 0;
+	}
+	f->uidvalidity = (uint32_t)col_int(res, 0, 0);
+	f->uidnext = (uint32_t)col_int(res, 0, 1);
+	seen = col_int(res, 0, 2);
+	PQclear(res);
+	if (claim_recent(f, c, seen, claim) < 0 || (res = run(c, Q_MESSAGES, &p, 0)) == NULL)
+		return -1;
+	int rc = take_messages(f, res);
+	PQclear(res);
+	return rc < 0 ? -2 : 0;
+}
+
+static void st_folder_close(struct mp_folder *f);
+
+/* Keep f on the list the listener wakes; 0 or -1. */
+static int
+register_open(struct store *s, struct mp_folder *f)
+{
+	struct mp_folder **grown;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if ((grown = mp_array_grow(s->open, &s->open_cap, s->nopen + 1, sizeof(*grown))) == NULL)
+		rc = -1;
+	else {
+		s->open = grown;
+		s->open[s->nopen++] = f;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int
+st_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
+    struct mp_folder **f_r, const char **error_r)
+{
+	struct store *s = mb->s;
+	struct mp_folder *f = calloc(1, sizeof(*f));
+	struct conn *c;
+	int rc, r;
+
+	if (f == NULL)
+		return say(error_r, MP_ERROR, "out of memory");
+	f->mb = mb;
+	f->read_only = read_only;
+	f->event_fd = -1;
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK) {
+		free(f);
+		return rc;
+	}
+	if (folder_lookup(c, mb->user, name, 0, &f->id) < 0)
+		rc = pg_fail(s, c, NULL, error_r);
+	else if (f->id == 0)
+		rc = say(error_r, MP_DECLINED, "no such folder");
+	else if ((r = refresh(f, c, 0)) < 0)
+		rc = r == -1 ? pg_fail(s, c, NULL, error_r) : say(error_r, MP_ERROR, "out of memory");
+	pool_put(s, c);
+	if (rc == MP_OK && register_open(s, f) < 0)
+		rc = say(error_r, MP_ERROR, "out of memory");
+	if (rc != MP_OK) {
+		free_snapshot(f);
+		free(f);
+		return rc;
+	}
+	*f_r = f;
+	return MP_OK;
+}
+
+static void
+st_folder_close(struct mp_folder *f)
+{
+	struct store *s = f->mb->s;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nopen; i++)
+		if (s->open[i] == f) {
+			s->open[i] = s->open[--s->nopen];
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	PQfinish(f->lock_conn);	/* releases the POP3 lock */
+	if (f->event_fd >= 0)
+		close(f->event_fd);
+	free_snapshot(f);
+	free(f->claims);
+	free(f->result);
+	free(f);
+}
+
+static int
+st_folder_info(struct mp_folder *f, struct mp_folder_info *info, const char **error_r)
+{
+	(void)error_r;
+	info->unseen = info->recent = 0;	/* the caller sized info */
+	info->uidvalidity = f->uidvalidity;
+	info->uidnext = f->uidnext;
+	info->messages = (uint32_t)f->n;
+	for (size_t i = 0; i < f->n; i++) {
+		info->unseen += !(f->info[i].flags & MP_FLAG_SEEN);
+		info->recent += !!(f->info[i].flags & MP_FLAG_RECENT);
+	}
+	return MP_OK;
+}
+
+static int
+st_messages(struct mp_folder *f, const struct mp_msg_info **v_r, size_t *n_r,
+    const char **error_r)
+{
+	struct store *s = f->mb->s;
+	struct conn *c;
+	int rc, r;
+
+	if ((rc = pool_get(s, &c, error_r)) == MP_OK) {
+		if ((r = refresh(f, c, 1)) < 0)
+			rc = r == -1 ? pg_fail(s, c, NULL, error_r) : say(error_r, MP_ERROR, "out of memory");
+		pool_put(s, c);
+	}
+	*v_r = f->info;
+	*n_r = f->n;
+	return rc;
+}
+
+/* ---- message streams --------------------------------------------------------- */
+
+/* Reads a message's chunk rows one at a time, each with a pooled
+ * connection taken only for that row. */
+struct body_reader {
+	struct store *s;
+	long long id;
+	long long pos, end;	/* octets served, octets to serve */
+	int seq;		/* next chunk row */
+	unsigned char *buf;
+	size_t blen, boff;	/* the current chunk */
+};
+
+/* Fetch chunk b->seq into b->buf; 0, or -1 (errno set). */
+static int
+next_chunk(struct body_reader *b)
+{
+	struct params p = { .n = 0 };
+	const char *err = NULL;
+	struct conn *c;
+	PGresult *res;
+	int len;
+
+	if (pool_get(b->s, &c, &err) != MP_OK) {
+		errno = EAGAIN;
+		return -1;
+	}
+	p_int(&p, b->id);
+	p_int(&p, b->seq);
+	res = run(c, Q_CHUNK_READ, &p, 1);
+	if (res == NULL || PQntuples(res) != 1 || (len = PQgetlength(res, 0, 0)) > CHUNK) {
+		if (res == NULL)
+			pg_fail(b->s, c, NULL, &err);
+		PQclear(res);
+		pool_put(b->s, c);
+		errno = EIO;
+		return -1;
+	}
+	memcpy(b->buf, PQgetvalue(res, 0, 0), (size_t)len);
+	PQclear(res);
+	pool_put(b->s, c);
+	b->blen = (size_t)len;
+	b->boff = 0;
+	b->seq++;
+	return 0;
+}
+
+static ssize_t
+body_read(struct mp_reader *r, void *buf, size_t len)
+{
+	struct body_reader *b = r->priv;
+
+	if (b->pos >= b->end)
+		return 0;
+	if (b->boff == b->blen && next_chunk(b) < 0)
+		return -1;
+	if (len > b->blen - b->boff)
+		len = b->blen - b->boff;
+	if ((long long)len > b->end - b->pos)
+		len = (size_t)(b->end - b->pos);
+	memcpy(buf, b->buf + b->boff, len);
+	b->boff += len;
+	b->pos += (long long)len;
+	return (ssize_t)len;
+}
+
+/* The header section's length: up to and including the empty line. */
+static long long
+header_length(struct mp_reader *r, long long size)
+{
+	char buf[4096];
+	long long off = 0;
+	int state = 0;	/* counts "\r\n\r\n" progress */
+	ssize_t n;
+
+	while ((n = r->read(r, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++, off++) {
+			static const char end[] = "\r\n\r\n";
+			state = buf[i] == end[state] ? state + 1 : buf[i] == '\r' ? 1 : 0;
+			if (state == 4)
+				return off + 1;
+		}
+	}
+	return size;
+}
+
+static int
+st_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part,
+    struct mp_reader *r, const char **error_r)
+{
+	struct store *s = f->mb->s;
+	struct body_reader *b = calloc(1, sizeof(*b));
+	struct params p = { .n = 0 };
+	struct conn *c;
+	PGresult *res = NULL;
+	int rc;
+
+	if (b == NULL || (b->buf = malloc(CHUNK)) == NULL) {
+		free(b);
+		return say(error_r, MP_ERROR, "out of memory");
+	}
+	if ((rc = pool_get(s, &c, error_r)) == MP_OK) {
+		p_int(&p, f->id);
+		p_int(&p, uid);
+		if ((res = run(c, Q_MSG_FIND, &p, 0)) == NULL)
+			rc = pg_fail(s, c, NULL, error_r);
+		else if (PQntuples(res) != 1)
+			rc = say(error_r, MP_DECLINED, "no such message");
+		else {
+			b->id = col_int(res, 0, 0);
+			b->end = col_int(res, 0, 1);
+		}
+		PQclear(res);
+		pool_put(s, c);
+	}
+	if (rc != MP_OK) {
+		free(b->buf);
+		free(b);
+		return rc;
+	}
+	b->s = s;
+	r->read = body_read;
+	r->priv = b;
+	r->size = (off_t)b->end;
+	if (part == MP_PART_HEADER) {
+		long long h = header_length(r, b->end);
+		b->pos = b->seq = 0;
+		b->blen = b->boff = 0;
+		b->end = h;
+		r->size = -1;
+	}
+	return MP_OK;
+}
+
+static void
+st_message_close(struct mp_reader *r)
+{
+	struct body_reader *b = r->priv;
+
+	if (b) {
+		free(b->buf);
+		free(b);
+	}
+	r->priv = NULL;
+}
+
+/* ---- keywords (store.h contract 4) ---- */
+
+/* The folder's spelling of word into word (adding it when new): 0, -1
+ * (database) or -2 (refused, *why). */
+static int
+folder_spelling(struct conn *c, long long folder, char *word, size_t size, const char **why)
+{
+	struct params p = { .n = 0 };
+	PGresult *res;
+
+	p_int(&p, folder);
+	p_text(&p, word);
+	for (int pass = 0; pass < 2; pass++) {
+		if ((res = run(c, Q_KW_FIND, &p, 0)) == NULL)
+			return -1;
+		if (PQntuples(res) == 1) {
+			snprintf(word, size, "%s", PQgetvalue(res, 0, 0));
+			PQclear(res);
+			return 0;
+		}
+		PQclear(res);
+		if (pass)
+			break;
+		struct params q = { .n = 0 };
+		p_int(&q, folder);
+		if ((res = run(c, Q_KW_COUNT, &q, 0)) == NULL)
+			return -1;
+		long long count = col_int(res, 0, 0);
+		PQclear(res);
+		if (count >= KEYWORDS_MAX) {
+			*why = "too many keywords in this folder";
+			return -2;
+		}
+		if (run_only(c, Q_KW_ADD, &p) < 0)
+			return -1;
+	}
+	*why = "cannot record keyword";
+	return -2;
+}
+
+/* Append the folder's spelling of w to *out; 0, -1 or -2 (see above). */
+static int
+add_keyword(struct conn *c, long long folder, const char *w, size_t len, char **out,
+    const char **why)
+{
+	char word[MP_KEYWORD_LEN_MAX + 1];
+	int rc;
+
+	if (!mp_keyword_valid(w, len)) {
+		*why = "invalid keyword";
+		return -2;
+	}
+	if (mp_words_find(*out, w, len))
+		return 0;
+	snprintf(word, sizeof(word), "%.*s", (int)len, w);
+	if ((rc = folder_spelling(c, folder, word, sizeof(word), why)) < 0)
+		return rc;
+	if (mp_words_add(out, word, strlen(word)) < 0) {
+		*why = "out of memory";
+		return -2;
+	}
+	return 0;
+}
+
+/* current changed by how/given, in the folder's spelling (malloc'd
+ * *kw_r); 0, -1 (database) or -2 (refused or no memory, *why). */
+static int
+apply_keywords(struct conn *c, long long folder, const char *current,
+    enum mp_flags_how how, const char *given, char **kw_r, const char **why)
+{
+	const char *p, *w;
+	char *out = strdup("");
+	size_t len;
+	int rc = out ? 0 : -2;
+
+	*why = "out of memory";
+	given = given ? given : "";
+	for (p = how == MP_FLAGS_REPLACE ? "" : current; rc == 0 &&
+	    (len = mp_words_next(&p, &w)) > 0;)
+		if (mp_keyword_valid(w, len) && (how != MP_FLAGS_REMOVE || !mp_words_find(given, w, len)))
+			rc = add_keyword(c, folder, w, len, &out, why);
+	for (p = how == MP_FLAGS_REMOVE ? "" : given; rc == 0 &&
+	    (len = mp_words_next(&p, &w)) > 0;)
+		rc = add_keyword(c, folder, w, len, &out, why);
+	if (rc < 0) {
+		free(out);
+		return rc;
+	}
+	*kw_r = out;
+	return 0;
+}
+
+static int
+st_folder_keywords(struct mp_folder *f, const char **keywords_r, const char **error_r)
+{
+	struct store *s = f->mb->s;
+	struct params p = { .n = 0 };
+	struct conn *c;
+	PGresult *res;
+	char *out = strdup("");
+	int rc;
+
+	if (out == NULL)
+		return say(error_r, MP_ERROR, "out of memory");
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK) {
+		free(out);
+		return rc;
+	}
+	p_int(&p, f->id);
+	if ((res = run(c, Q_KW_LIST, &p, 0)) == NULL)
+		rc = pg_fail(s, c, NULL, error_r);
+	for (int i = 0; res && out && i < PQntuples(res); i++) {
+		const char *name = PQgetvalue(res, i, 0);
+		if (mp_words_add(&out, name, strlen(name)) < 0) {
+			free(out);
+			out = NULL;
+		}
+	}
+	PQclear(res);
+	pool_put(s, c);
+	if (out == NULL)
+		rc = say(error_r, MP_ERROR, "out of memory");
+	free(f->result);
+	f->result = out;
+	*keywords_r = out ? out : "";
+	return rc;
+}
+
+/* ---- changes ------------------------------------------------------------------ */
+
+/* A keyword step's failure as a store result; the transaction rolled back. */
+static int
+keyword_fail(struct store *s, struct conn *c, int k, const char *why, const char **error_r)
+{
+	if (k == -1)
+		return pg_fail(s, c, NULL, error_r);
+	tx(c, "ROLLBACK");
+	return say(error_r, MP_ERROR, why);
+}
+
+/* Read the stored row FOR UPDATE, change it, write it: one transaction
+ * (store.h contract 3). MP_DECLINED when the UID is gone. */
+static int
+change_row(struct store *s, struct conn *c, long long folder, uint32_t uid,
+    enum mp_flags_how how, uint32_t flags, const char *keywords, uint32_t *flags_r,
+    char **kw_r, const char **error_r)
+{
+	struct params p = { .n = 0 };
+	const char *why = NULL;
+	char now[12];
+	PGresult *res;
+	int k;
+
+	p_int(&p, folder);
+	p_int(&p, uid);
+	if (tx(c, "BEGIN") < 0 || (res = run(c, Q_FLAGS_GET, &p, 0)) == NULL)
+		return pg_fail(s, c, NULL, error_r);
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		tx(c, "ROLLBACK");
+		return say(error_r, MP_DECLINED, "no such message");
+	}
+	*flags_r = mp_flags_apply((uint32_t)col_int(res, 0, 0), how, flags);
+	if (how == MP_FLAGS_REPLACE || (keywords && keywords[0]))
+		k = apply_keywords(c, folder, PQgetvalue(res, 0, 1), how, keywords, kw_r, &why);
+	else
+		k = (*kw_r = strdup(PQgetvalue(res, 0, 1))) ? 0 : -2;
+	PQclear(res);
+	if (k < 0)
+		return keyword_fail(s, c, k, why ? why : "out of memory", error_r);
+	snprintf(now, sizeof(now), "%u", *flags_r);
+	p_text(&p, now);
+	p_text(&p, *kw_r);
+	if (run_only(c, Q_FLAGS_PUT, &p) < 0 || notify(c, folder) < 0 || tx(c, "COMMIT") < 0) {
+		free(*kw_r);
+		*kw_r = NULL;
+		return pg_fail(s, c, NULL, error_r);
+	}
+	return MP_OK;
+}
+
+static int
+st_flags_change(struct mp_folder *f, uint32_t uid, enum mp_flags_how how,
+    uint32_t flags, const char *keywords, uint32_t *flags_r,
+    const char **keywords_r, const char **error_r)
+{
+	struct store *s = f->mb->s;
+	struct conn *c;
+	uint32_t now = 0;
+	char *kw = NULL;
+	int rc;
+
+	if (f->read_only)
+		return say(error_r, MP_ERROR, "folder is read-only");
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
+		return rc;
+	rc = change_row(s, c, f->id, uid, how, flags, keywords, &now, &kw, error_r);
+	pool_put(s, c);
+	if (rc != MP_OK)
+		return rc;
+	if (is_recent(f, uid))
+		now |= MP_FLAG_RECENT;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->info[i].uid == uid) {	/* the snapshot follows */
+			f->info[i].flags = now;
+			free(f->keywords[i]);
+			f->keywords[i] = strdup(kw);
+			f->info[i].keywords = f->keywords[i] ? f->keywords[i] : "";
+		}
+	free(f->result);
+	f->result = kw;
+	if (flags_r)
+		*flags_r = now;
+	if (keywords_r)
+		*keywords_r = kw;
+	return MP_OK;
+}
+
+static int
+st_flags_set(struct mp_folder *f, uint32_t uid, uint32_t flags, const char *keywords,
+    const char **error_r)
+{
+	return st_flags_change(f, uid, MP_FLAGS_REPLACE, flags, keywords, NULL, NULL, error_r);
+}
+
+/* ---- the one save path (store.h contract 6) ---------------------------------- */
+
+/* What insert() stores and where its body comes from. */
+struct saving {
+	long long folder;
+	uint32_t uid;		/* 0: the next one */
+	struct mp_reader *msg;	/* the body, CRLF or LF; or */
+	long long copy_of;	/* the message whose chunks are copied */
+	long long copy_size;
+	uint32_t flags;
+	const char *keywords;
+	time_t date;
+	const char *delivery_key;	/* NULL, or unique per queued delivery */
+};
+
+/* Write one chunk row; 0 or -1. */
+static int
+write_chunk(struct conn *c, long long id, int seq, const void *data, size_t len)
+{
+	struct params p = { .n = 0 };
+
+	p_int(&p, id);
+	p_int(&p, seq);
+	p_blob(&p, data, len);
+	return run_only(c, Q_CHUNK_WRITE, &p);
+}
+
+/* Stream msg into chunk rows of message id with CRLF line ends; the
+ * wire size, or -1 (database), -2 (reading msg failed or no memory). */
+static long long
+store_body(struct conn *c, long long id, struct mp_reader *msg)
+{
+	char *in = malloc(CHUNK / 2), *acc = malloc(2 * CHUNK);
+	size_t alen = 0;
+	long long size = 0;
+	int seq = 0, rc = 0;
+	char prev = 0;
+	ssize_t n = 0;
+
+	if (in == NULL || acc == NULL)
+		rc = -2;
+	while (rc == 0 && (n = msg->read(msg, in, CHUNK / 2)) > 0) {
+		for (ssize_t i = 0; i < n; i++) {	/* at most 2 * CHUNK / 2 more */
+			if (in[i] == '\n' && prev != '\r')
+				acc[alen++] = '\r';
+			acc[alen++] = in[i];
+			prev = in[i];
+		}
+		while (rc == 0 && alen >= CHUNK) {
+			rc = write_chunk(c, id, seq++, acc, CHUNK);
+			memmove(acc, acc + CHUNK, alen - CHUNK);
+			alen -= CHUNK;
+			size += CHUNK;
+		}
+	}
+	if (rc == 0 && n < 0)
+		rc = -2;
+	if (rc == 0 && alen > 0) {
+		rc = write_chunk(c, id, seq, acc, alen);
+		size += (long long)alen;
+	}
+	free(in);
+	free(acc);
+	return rc < 0 ? rc : size;
+}
+
+/* Stage the row, fill its body, place it in the folder with its UID.
+ * Inside insert()'s transaction: 0, -1 (database), -2 (reading the
+ * body failed), -3 (the UID is taken). */
+static int
+insert_rows(struct conn *c, struct saving *sv, const char *kw, uint32_t *uv_r)
+{
+	struct params p = { .n = 0 };
+	PGresult *res;
+	long long id, size;
+	char flags[12];
+
+	snprintf(flags, sizeof(flags), "%u", sv->flags & ~(uint32_t)MP_FLAG_RECENT);
+	p_text(&p, flags);
+	p_text(&p, kw);
+	p_int(&p, (long long)(sv->date > 0 ? sv->date : time(NULL)));
+	p_text(&p, sv->delivery_key);
+	if ((res = run(c, Q_MSG_STAGE, &p, 0)) == NULL)
+		return -1;
+	id = col_int(res, 0, 0);
+	PQclear(res);
+	if (sv->msg)
+		size = store_body(c, id, sv->msg);
+	else {
+		struct params q = { .n = 0 };
+		p_int(&q, sv->copy_of);
+		p_int(&q, id);
+		size = run_only(c, Q_CHUNKS_COPY, &q) < 0 ? -1 : sv->copy_size;
+	}
+	if (size < 0)
+		return (int)size;
+	p.n = 0;
+	p_int(&p, sv->folder);
+	p_int(&p, id);
+	p_int(&p, size);
+	if (sv->uid)
+		p_int(&p, sv->uid);
+	if ((res = run(c, sv->uid ? Q_PLACE_AT : Q_PLACE_NEXT, &p, 0)) == NULL)
+		return strcmp(last_sqlstate(), "23505") == 0 ? -3 : -1;
+	if (PQntuples(res) != 1) {	/* the folder went away meanwhile */
+		PQclear(res);
+		return -1;
+	}
+	sv->uid = (uint32_t)col_int(res, 0, 0);
+	*uv_r = (uint32_t)col_int(res, 0, 1);
+	PQclear(res);
+	return 0;
+}
+
+/* Save one message in one transaction (the one save path of this
+ * store): MP_OK with *uid_r and *uv_r, MP_DECLINED when sv->uid is
+ * taken, MP_TEMPFAIL when the database failed, MP_ERROR otherwise. */
+static int
+insert(struct store *s, struct conn *c, struct saving *sv, uint32_t *uid_r, uint32_t *uv_r,
+    const char **error_r)
+{
+	const char *why = NULL;
+	char *kw = NULL;
+	int k;
+
+	if (tx(c, "BEGIN") < 0)
+		return pg_fail(s, c, NULL, error_r);
+	if ((k = apply_keywords(c, sv->folder, "", MP_FLAGS_ADD, sv->keywords, &kw, &why)) < 0)
+		return keyword_fail(s, c, k, why, error_r);
+	k = insert_rows(c, sv, kw, uv_r);
+	free(kw);
+	if (k == 0 && (notify(c, sv->folder) < 0 || tx(c, "COMMIT") < 0))
+		k = -1;
+	if (k == -1)
+		return pg_fail(s, c, NULL, error_r);
+	if (k < 0) {
+		tx(c, "ROLLBACK");
+		return say(error_r, k == -3 ? MP_DECLINED : MP_TEMPFAIL,
+		    k == -3 ? "UID already taken" : "cannot read the message");
+	}
+	*uid_r = sv->uid;
+	return MP_OK;
+}
+
+static int
+st_append(struct mp_mailbox *mb, const char *folder, struct mp_reader *msg,
+    uint32_t flags, time_t date, uint32_t *uid_r, uint32_t *uidvalidity_r,
+    const char **error_r)
+{
+	struct store *s = mb->s;
+	struct saving sv = { .msg = msg, .flags = flags, .keywords = "", .date = date };
+	struct conn *c;
+	int rc;
+
+	*uid_r = 0;
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
+		return rc;
+	if (folder_lookup(c, mb->user, folder, 0, &sv.folder) < 0)
+		rc = pg_fail(s, c, NULL, error_r);
+	else if (sv.folder == 0)
+		rc = say(error_r, MP_DECLINED, "no such folder");
+	else
+		rc = insert(s, c, &sv, uid_r, uidvalidity_r, error_r);
+	pool_put(s, c);
+	return rc;
+}
+
+static int
+st_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
+{
+	static _Atomic unsigned expunges;
+	struct store *s = f->mb->s;
+	struct params p = { .n = 0 };
+	struct conn *c;
+	PGresult *res;
+	int rc, changed = 0;
+
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
+		return rc;
+	p_int(&p, f->id);
+	p_int(&p, uid);
+	if (tx(c, "BEGIN") < 0 || (res = run(c, Q_EXPUNGE, &p, 0)) == NULL)
+		rc = pg_fail(s, c, NULL, error_r);
+	else {
+		changed = strcmp(PQcmdTuples(res), "0") != 0;
+		PQclear(res);
+		if ((changed && notify(c, f->id) < 0) || tx(c, "COMMIT") < 0)
+			rc = pg_fail(s, c, NULL, error_r);
+	}
+	if (rc == MP_OK && ++expunges % 256 == 0)
+		run_only(c, Q_PURGE, NULL);	/* long-expunged rows (schema.c) */
+	pool_put(s, c);
+	if (rc != MP_OK || changed)
+		return rc;
+	/* Gone already (another session expunged it): done, as on Maildir;
+	 * only a UID this handle never listed is MP_DECLINED. */
+	for (size_t i = 0; i < f->n; i++)
+		if (f->info[i].uid == uid)
+			return MP_OK;
+	return say(error_r, MP_DECLINED, "no such message");
+}
+
+static int
+st_copy(struct mp_folder *f, uint32_t uid, const char *dest, int move,
+    uint32_t *uid_r, uint32_t *uidvalidity_r, const char **error_r)
+{
+	struct store *s = f->mb->s;
+	struct params p = { .n = 0 };
+	struct saving sv = { .folder = 0 };
+	struct conn *c;
+	PGresult *res;
+	int rc;
+
+	*uid_r = 0;
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
+		return rc;
+	p_int(&p, f->id);
+	p_int(&p, uid);
+	if ((res = run(c, Q_MSG_ROW, &p, 0)) == NULL)
+		rc = pg_fail(s, c, NULL, error_r);
+	else if (PQntuples(res) != 1)
+		rc = say(error_r, MP_DECLINED, "no such message");
+	else if (folder_lookup(c, f->mb->user, dest, 0, &sv.folder) < 0)
+		rc = pg_fail(s, c, NULL, error_r);
+	else if (sv.folder == 0)
+		rc = say(error_r, MP_ERROR, "no such folder");	/* the destination */
+	else {
+		sv.copy_of = col_int(res, 0, 0);
+		sv.flags = (uint32_t)col_int(res, 0, 1);
+		sv.keywords = PQgetvalue(res, 0, 2);
+		sv.date = (time_t)col_int(res, 0, 3);
+		sv.copy_size = col_int(res, 0, 4);
+		if ((rc = insert(s, c, &sv, uid_r, uidvalidity_r, error_r)) == MP_DECLINED)
+			rc = MP_ERROR;
+	}
+	PQclear(res);
+	pool_put(s, c);
+	if (rc == MP_OK && move)
+		rc = st_expunge(f, uid, error_r);
+	return rc;
+}
+
+/* POP3's maildrop lock (RFC 1939 8): an advisory lock on a connection
+ * of the folder's own, so that it holds across nodes and goes with the
+ * node that held it. */
+static int
+st_lock(struct mp_folder *f, const char **error_r)
+{
+	struct store *s = f->mb->s;
+	char sql[128];
+	PGresult *res;
+	int got;
+
+	if (f->lock_conn)
+		return MP_OK;
+	if ((f->lock_conn = pg_connect(s, error_r)) == NULL)
+		return MP_TEMPFAIL;
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, %d)",
+	    POP3_LOCK_CLASS + (int)(f->id >> 31), (int)(f->id & 0x7fffffff));
+	res = PQexec(f->lock_conn, sql);
+	if (!run_ok(res)) {
+		PQclear(res);
+		PQfinish(f->lock_conn);
+		f->lock_conn = NULL;
+		return say(error_r, MP_TEMPFAIL, "mail database: cannot take the mailbox lock");
+	}
+	got = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (got)
+		return MP_OK;
+	PQfinish(f->lock_conn);
+	f->lock_conn = NULL;
+	return say(error_r, MP_DECLINED, "mailbox is locked by another session");
+}
+
+/* An eventfd the LISTEN thread writes when any node changes the folder. */
+static int
+st_change_fd(struct mp_folder *f)
+{
+	struct store *s = f->mb->s;
+
+	pthread_mutex_lock(&s->lock);
+	if (f->event_fd < 0)
+		f->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (f->event_fd >= 0 && listener_start(s) < 0) {
+		close(f->event_fd);
+		f->event_fd = -1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return f->event_fd;
+}
+
+static int
+st_import(struct mp_mailbox *mb, const char *folder, uint32_t uidvalidity, uint32_t uid,
+    struct mp_reader *msg, uint32_t flags, const char *keywords, time_t date,
+    const char **error_r)
+{
+	struct store *s = mb->s;
+	struct saving sv = { .uid = uid, .msg = msg, .flags = flags, .keywords = keywords,
+	    .date = date };
+	struct params p = { .n = 0 };
+	struct conn *c;
+	uint32_t uid_r, uv_r;
+	int rc;
+
+	if (!valid_folder(folder) || uid == 0)
+		return say(error_r, MP_ERROR, "invalid folder name or UID");
+	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
+		return rc;
+	if (folder_lookup(c, mb->user, folder, 1, &sv.folder) < 0 || sv.folder == 0)
+		rc = pg_fail(s, c, NULL, error_r);
+	else {
+		p_int(&p, sv.folder);
+		p_int(&p, uidvalidity);	/* only while the folder is empty */
+		rc = run_only(c, Q_UIDVALIDITY_SET, &p) < 0 ? pg_fail(s, c, NULL, error_r) :
+		    insert(s, c, &sv, &uid_r, &uv_r, error_r);
+	}
+	pool_put(s, c);
+	return rc;
+}
+
+/* `merpati store init`: create or upgrade the tables (schema.c). */
+static int
+st_storage_init(void *ctx, uint32_t *version_r, const char **error_r)
+{
+	struct store *s = ctx;
+	PGconn *pg = pg_connect(s, error_r);
+	int version = 0, rc;
+
+	if (pg == NULL)
+		return MP_TEMPFAIL;
+	rc = schema_init(pg, &version, error_r);
+	PQfinish(pg);
+	*version_r = (uint32_t)version;
+	return rc;
+}
+
+static const struct mp_store_ops store_ops = {
+	.struct_size = sizeof(struct mp_store_ops),
+	.open = st_open, .close = st_close, .folders = st_folders,
+	.folder_create = st_folder_create, .folder_delete = st_folder_delete,
+	.folder_rename = st_folder_rename, .folder_subscribe = st_folder_subscribe,
+	.folder_open = st_folder_open, .folder_close = st_folder_close,
+	.folder_info = st_folder_info, .messages = st_messages,
+	.message_open = st_message_open, .message_close = st_message_close,
+	.flags_set = st_flags_set, .append = st_append, .copy = st_copy,
+	.expunge = st_expunge, .lock = st_lock, .change_fd = st_change_fd,
+	.import = st_import, .flags_change = st_flags_change,
+	.folder_keywords = st_folder_keywords, .storage_init = st_storage_init,
+};
+
+/* ---- local delivery -------------------------------------------------------------- */
+
+struct prefixed {
+	struct mp_reader *inner;
+	const char *head;
+	size_t hlen, hpos;
+};
+
+static ssize_t
+prefixed_read(struct mp_reader *r, void *buf, size_t len)
+{
+	struct prefixed *p = r->priv;
+
+	if (p->hpos < p->hlen) {
+		size_t k = p->hlen - p->hpos < len ? p->hlen - p->hpos : len;
+		memcpy(buf, p->head + p->hpos, k);
+		p->hpos += k;
+		return (ssize_t)k;
+	}
+	return p->inner->read(p->inner, buf, len);
+}
+
+/* Has this queued delivery been stored already (its COMMIT went through
+ * but its answer was lost, so the queue tries again)? 1, 0 or -1. */
+static int
+delivered(struct conn *c, const char *key)
+{
+	struct params p = { .n = 0 };
+	PGresult *res;
+	int found;
+
+	p_text(&p, key);
+	if ((res = run(c, Q_DELIVERED, &p, 0)) == NULL)
+		return -1;
+	found = PQntuples(res) > 0;
+	PQclear(res);
+	return found;
+}
+
+/* Deliver into rcpt's INBOX, once per queue id and recipient. */
+static int
+deliver_once(struct store *s, const char *rcpt, const char *key, struct mp_reader *msg,
+    const char **error_r)
+{
+	struct saving sv = { .msg = msg, .keywords = "", .date = time(NULL), .delivery_key = key };
+	struct mp_mailbox *mb;
+	struct conn *c;
+	uint32_t uid, uv;
+	int rc, done;
+
+	if ((rc = st_open(s, rcpt, &mb, error_r)) != MP_OK)
+		return rc;
+	if ((rc = pool_get(s, &c, error_r)) == MP_OK) {
+		if ((done = key[0] ? delivered(c, key) : 0) < 0 ||
+		    folder_lookup(c, mb->user, "INBOX", 1, &sv.folder) < 0)
+			rc = pg_fail(s, c, NULL, error_r);
+		else if (!done)
+			rc = insert(s, c, &sv, &uid, &uv, error_r);
+		pool_put(s, c);
+	}
+	st_close(mb);
+	return rc;
+}
+
+static int
+st_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
+    struct mp_reader *msg, struct mp_status *status)
+{
+	struct store *s = ctx;
+	char head[1024], key[600];
+	const char *err = NULL;
+	int n = snprintf(head, sizeof(head), "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
+	    env->sender, rcpt);
+	struct prefixed p = { msg, head, n < (int)sizeof(head) ? (size_t)n : sizeof(head) - 1, 0 };
+	struct mp_reader r = { sizeof(r), prefixed_read, -1, &p };
+	int rc;
+
+	snprintf(key, sizeof(key), "%s", "");
+	if (env->queue_id && env->queue_id[0])
+		snprintf(key, sizeof(key), "%s/%ld/%s", env->queue_id, (long)env->arrival, rcpt);
+	rc = deliver_once(s, rcpt, key, &r, &err);
+	if (rc == MP_OK)
+		mp_status_set(status, 250, "2.0.0", "delivered to store_pgsql");
+	else {
+		mp_status_set(status, 451, "4.3.0", "");
+		snprintf(status->text, sizeof(status->text), "store_pgsql: %s", err ? err : "failed");
+		rc = MP_TEMPFAIL;
+	}
+	return rc;
+}
+
+static const struct mp_deliver_ops deliver_ops = {
+	.struct_size = sizeof(struct mp_deliver_ops),
+	.deliver = st_deliver,
+};
+
+/* ---- module ------------------------------------------------------------------------- */
+
+static const struct mp_option options[] = {
+	MP_OPT("conninfo", MP_OPT_STRING, offsetof(struct store, conninfo), "", 0, 0),
+	MP_OPT("password_file", MP_OPT_PATH, offsetof(struct store, password_file), "", 0, 0),
+	MP_OPT("pool_size", MP_OPT_INT, offsetof(struct store, pool_size), "4", 1, 200),
+	MP_OPT_END
+};
+
+static void
+st_fini(void *ctx)
+{
+	struct store *s = ctx;
+
+	listener_stop(s);
+	pool_fini(s);
+	free(s->open);
+	if (s->password) {
+		memset(s->password, 0, strlen(s->password));
+		free(s->password);
+	}
+	pthread_cond_destroy(&s->freed);
+	pthread_mutex_destroy(&s->lock);
+	s->host->free(s);
+}
+
+/* The password file's first line, read at init (before privileges go). */
+static int
+read_password(struct store *s, const char **error_r)
+{
+	char line[1024];
+	FILE *fp;
+
+	if (s->password_file == NULL || s->password_file[0] == '\0')
+		return 0;
+	if ((fp = fopen(s->password_file, "re")) == NULL) {
+		snprintf(err_buf, sizeof(err_buf), "modules.store_pgsql.password_file %s: %s",
+		    s->password_file, strerror(errno));
+		*error_r = err_buf;
+		return -1;
+	}
+	if (fgets(line, sizeof(line), fp) == NULL)
+		line[0] = '\0';
+	fclose(fp);
+	line[strcspn(line, "\r\n")] = '\0';
+	s->password = strdup(line);
+	memset(line, 0, sizeof(line));
+	return s->password ? 0 : -1;
+}
+
+static int
+check_conninfo(const char *conninfo, const char **error_r)
+{
+	char *why = NULL;
+	PQconninfoOption *opts;
+
+	if (conninfo == NULL || conninfo[0] == '\0') {
+		*error_r = "modules.store_pgsql.conninfo is required";
+		return -1;
+	}
+	if ((opts = PQconninfoParse(conninfo, &why)) == NULL) {
+		snprintf(err_buf, sizeof(err_buf), "modules.store_pgsql.conninfo: %s",
+		    why ? why : "cannot parse");
+		err_buf[strcspn(err_buf, "\n")] = '\0';
+		*error_r = err_buf;
+		PQfreemem(why);
+		return -1;
+	}
+	PQconninfoFree(opts);
+	return 0;
+}
+
+static int
+st_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
+    const char **error_r)
+{
+	struct store *s = host->alloc(sizeof(*s));
+
+	if (s == NULL)
+		return MP_ERROR;
+	memset(s, 0, sizeof(*s));
+	s->host = host;
+	s->stop_fd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->freed, NULL);
+	if (host->conf_options(conf, options, s, error_r) != MP_OK ||
+	    check_conninfo(s->conninfo, error_r) < 0 || read_password(s, error_r) < 0 ||
+	    (s->pool = calloc((size_t)s->pool_size, sizeof(*s->pool))) == NULL) {
+		st_fini(s);
+		return MP_ERROR;
+	}
+	*ctx_r = s;	/* connections are made on first use */
+	return MP_OK;
+}
+
+MP_MODULE_EXPORT = {
+	.abi_version = MP_ABI_VERSION,
+	.struct_size = sizeof(struct mp_module),
+	.name = "store_pgsql",
+	.kinds = MP_KIND_STORE | MP_KIND_DELIVER,
+	.init = st_init,
+	.fini = st_fini,
+	.deliver = &deliver_ops,
+	.store = &store_ops,
+};
