@@ -25,7 +25,9 @@ import pg
 from harness import REPO, Server, free_port
 
 ALICE = "alice@example.test"
-SKIP = pg.skip_reason()
+SKIP = pg.skip_reason() or (
+    None if os.path.exists(os.path.join(REPO, "modules", "auth_pgsql", "auth_pgsql.so"))
+    else "auth_pgsql not built (configure found no libpq)")
 
 
 def node(address, conninfo, extra_modules=None, **kw):
