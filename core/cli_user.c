@@ -149,10 +149,11 @@ cli_user(const char *config, char **overrides, size_t n, int argc,
 			fprintf(stderr, "merpati: user list: %s\n", err ? err : "failed");
 	} else if (strcmp(argv[0], "add") == 0 || strcmp(argv[0], "passwd") == 0)
 		rc = with_password(argv[0], argv[1]);
-	else if (strcmp(argv[0], "del") == 0)
-		rc = result(mp_core.auth.ops->user_del(mp_core.auth.ctx,
-		    argv[1], &err), "deleted", argv[1], err);
-	else {
+	else if (strcmp(argv[0], "del") == 0) {
+		/* Apart: err must be read after the call has set it. */
+		rc = mp_core.auth.ops->user_del(mp_core.auth.ctx, argv[1], &err);
+		rc = result(rc, "deleted", argv[1], err);
+	} else {
 		fprintf(stderr, "merpati: unknown user command: %s\n", argv[0]);
 		rc = 2;
 	}

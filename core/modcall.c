@@ -5,12 +5,14 @@
  * MP_TEMPFAIL, and a status that is empty or of the wrong class is
  * replaced by the kind's default for that result.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "log.h"
 #include "modcall.h"
 #include "settings.h"
+#include "util.h"
 
 /* The replies a kind uses when its module gave none that fits. */
 struct defaults {
@@ -159,6 +161,65 @@ mp_call_auth_user_exists(const char *address, const char **error_r)
 	rc = mp_core.auth.ops->user_exists(mp_core.auth.ctx, address, error_r);
 	leave();
 	return settle_yes_no(rc, error_r, "user lookup failed");
+}
+
+/* The directory ops (auth.h, since 2.1) when the provider has them:
+ * a 2.0 module's table ends before them. */
+#define AUTH_HAS(op) (mp_core.auth.ops && \
+	mp_core.auth.ops->struct_size >= offsetof(struct mp_auth_ops, op) + \
+	sizeof(mp_core.auth.ops->op) && mp_core.auth.ops->op)
+
+int
+mp_call_auth_domain_exists(const char *domain, const char **error_r)
+{
+	char lower[256];
+	int rc;
+
+	if (!AUTH_HAS(domain_exists) || strlen(domain) >= sizeof(lower))
+		return 0;
+	snprintf(lower, sizeof(lower), "%s", domain);
+	mp_lowercase(lower);
+	enter(auth_name());
+	rc = mp_core.auth.ops->domain_exists(mp_core.auth.ctx, lower, error_r);
+	leave();
+	return settle_yes_no(rc, error_r, "domain lookup failed");
+}
+
+/* Frees what alias_expand returned (the module allocated it with the
+ * host's allocator). */
+void
+mp_call_auth_alias_free(char **targets, size_t n)
+{
+	for (size_t i = 0; targets && i < n; i++)
+		mp_host_table.free(targets[i]);
+	mp_host_table.free(targets);
+}
+
+int
+mp_call_auth_alias_expand(const char *address, char ***targets_r,
+    size_t *n_r, const char **error_r)
+{
+	int rc;
+
+	*targets_r = NULL;
+	*n_r = 0;
+	if (!AUTH_HAS(alias_expand))
+		return 0;
+	enter(auth_name());
+	rc = mp_core.auth.ops->alias_expand(mp_core.auth.ctx, address, targets_r,
+	    n_r, error_r);
+	leave();
+	rc = settle_yes_no(rc, error_r, "alias lookup failed");
+	if (rc == 1 && (*n_r == 0 || *targets_r == NULL)) {
+		*error_r = "alias lookup returned no targets";
+		rc = -1;
+	}
+	if (rc != 1) {
+		mp_call_auth_alias_free(*targets_r, *n_r);
+		*targets_r = NULL;
+		*n_r = 0;
+	}
+	return rc;
 }
 
 /* Before a resolve call: the module, in the log context, with an empty

@@ -39,6 +39,14 @@ int mp_call_deliver(const struct mp_envelope *env, const char *rcpt,
 int mp_call_auth_verify(const char *user, const char *password,
     const char **error_r);
 int mp_call_auth_user_exists(const char *address, const char **error_r);
+/* The auth provider's directory (auth.h, since 2.1); a provider
+ * without it answers 0. domain_exists: 1 local, 0 not, -1 error.
+ * alias_expand: 1 with *targets_r (free with mp_call_auth_alias_free),
+ * 0 not an alias, -1 error. */
+int mp_call_auth_domain_exists(const char *domain, const char **error_r);
+int mp_call_auth_alias_expand(const char *address, char ***targets_r,
+    size_t *n_r, const char **error_r);
+void mp_call_auth_alias_free(char **targets, size_t n);
 
 /* mp_core.resolve: MX of a domain, addresses of a host. MP_OK,
  * MP_TEMPFAIL or MP_PERMFAIL with *st filled on failure; no resolve

@@ -1,6 +1,7 @@
 /*
  * core/providers.c - which loaded module provides each kind the core
- * calls: auth, deliver (the chosen mailstore when it can deliver),
+ * calls: auth (server.auth, or the first auth module loaded), deliver
+ * (the chosen mailstore when it can deliver),
  * route, resolve, retry and the mail store (server.mailstore, or the
  * first store loaded). Not here: loading the modules (loader.c) and
  * reading the settings (settings.c).
@@ -29,16 +30,34 @@ pick_store(struct mp_problems *problems)
 	}
 }
 
-void
-mp_providers_pick(struct mp_problems *problems)
+/* The same rule as the store's: server.auth names the provider when
+ * several auth modules are loaded (e.g. auth_pgsql beside auth_sqlite
+ * during a move); unset, the first one loaded. */
+static struct mp_loaded *
+pick_auth(struct mp_problems *problems)
 {
-	struct mp_loaded *a = mp_modules_kind(&mp_core.modules, MP_KIND_AUTH);
+	const char *want = mp_core.server.auth;
+	struct mp_loaded *a = want[0] ? mp_modules_named(&mp_core.modules, want) :
+	    mp_modules_kind(&mp_core.modules, MP_KIND_AUTH);
 
+	if (want[0] && (a == NULL || !(a->mod->kinds & MP_KIND_AUTH))) {
+		mp_problem(problems, "server.auth: \"%s\" is not a loaded auth module",
+		    want);
+		return NULL;
+	}
 	if (a) {
 		mp_core.auth.struct_size = sizeof(mp_core.auth);
 		mp_core.auth.ops = a->mod->auth;
 		mp_core.auth.ctx = a->ctx;
 	}
+	return a;
+}
+
+void
+mp_providers_pick(struct mp_problems *problems)
+{
+	struct mp_loaded *a = pick_auth(problems);
+
 	mp_core.deliver = mp_modules_kind(&mp_core.modules, MP_KIND_DELIVER);
 	/* The chosen mailstore also receives local mail when it can. */
 	struct mp_loaded *store = mp_core.server.mailstore[0] ?
@@ -52,7 +71,7 @@ mp_providers_pick(struct mp_problems *problems)
 		mp_problem(problems,
 		    "modules: no deliver module loaded (e.g. deliver_maildir = { ... })");
 	pick_store(problems);
-	if (a == NULL && mp_core.ndomains > 0)
+	if (a == NULL && mp_core.ndomains > 0 && mp_core.server.auth[0] == '\0')
 		mp_problem(problems,
 		    "modules: no auth module loaded; local users cannot be checked (e.g. auth_sqlite = { ... })");
 }

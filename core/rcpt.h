@@ -15,7 +15,8 @@
 
 enum mp_rcpt_path {
 	MP_RCPT_LOCAL,		/* a local domain without relay: the deliver module */
-	MP_RCPT_REMOTE		/* the SMTP client, to the relay host or the MX */
+	MP_RCPT_REMOTE,		/* the SMTP client, to the relay host or the MX */
+	MP_RCPT_UNKNOWN		/* the directory failed: deferred, not tried */
 };
 
 struct mp_rcpt {

@@ -115,16 +115,28 @@ mp_runner_classify(const struct mp_qmsg *m, struct mp_rcpt *r)
 		const char *relay = m->relay && m->relay[i] && m->relay[i][0] ?
 		    m->relay[i] : NULL;
 		const char *at = strrchr(m->rcpts[i], '@');
+		const char *err = NULL;
+		int local = relay == NULL && at ? mp_core_local_domain(at + 1, &err) : 0;
 		r[i] = (struct mp_rcpt){
 			.index = i, .address = m->rcpts[i],
 			.orcpt = m->orcpt && m->orcpt[i] && m->orcpt[i][0] ? m->orcpt[i] : NULL,
 			.notify = m->notify && m->notify[i] && m->notify[i][0] ?
 			    m->notify[i] : NULL,
 			.relay = relay,
-			.path = relay == NULL && at && mp_core_is_local_domain(at + 1) ?
-			    MP_RCPT_LOCAL : MP_RCPT_REMOTE,
+			.path = local > 0 ? MP_RCPT_LOCAL : local < 0 ? MP_RCPT_UNKNOWN :
+			    MP_RCPT_REMOTE,
 			.rc = MP_OK, .done = m->done[i] != 0,
 		};
+		/* Not knowing whether the domain is ours, guessing either way
+		 * could send local mail to the MX (ourselves) or remote mail
+		 * into a mailbox: wait for the directory instead. */
+		if (local < 0) {
+			r[i].rc = MP_TEMPFAIL;
+			r[i].status.reply = 451;
+			snprintf(r[i].status.enhanced, sizeof(r[i].status.enhanced), "4.3.0");
+			snprintf(r[i].status.text, sizeof(r[i].status.text),
+			    "domain lookup failed: %.200s", err ? err : "unknown error");
+		}
 		pending += !r[i].done;
 	}
 	return pending;
@@ -176,6 +188,10 @@ attempt(const struct mp_qmsg *m, struct mp_rcpt *r, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (r[i].done)
 			continue;
+		if (r[i].path == MP_RCPT_UNKNOWN) {
+			mp_runner_log_result(r[i].address, r[i].rc, &r[i].status, "none");
+			continue;
+		}
 		if (r[i].path == MP_RCPT_REMOTE) {
 			remote[nremote++] = &r[i];
 			continue;

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "modcall.h"
 #include "providers.h"
 #include "queue.h"
 #include "settings.h"
@@ -31,6 +32,7 @@ static const struct mp_option server_options[] = {
 	MP_OPT("module_dir", MP_OPT_PATH, SRV(module_dir), "../modules", 0, 0),
 	MP_OPT("user", MP_OPT_STRING, SRV(user), "merpati", 0, 0),
 	MP_OPT("mailstore", MP_OPT_STRING, SRV(mailstore), "", 0, 0),
+	MP_OPT("auth", MP_OPT_STRING, SRV(auth), "", 0, 0),
 	MP_OPT("landlock", MP_OPT_BOOL, SRV(landlock), "true", 0, 0),
 	MP_OPT_END
 };
@@ -472,10 +474,20 @@ mp_core_shutdown(void)
 }
 
 int
-mp_core_is_local_domain(const char *domain)
+mp_core_local_domain(const char *domain, const char **error_r)
 {
 	for (size_t i = 0; i < mp_core.ndomains; i++)
 		if (strcasecmp(mp_core.domains[i], domain) == 0)
 			return 1;
-	return 0;
+	/* Then the auth provider's directory, which several nodes may
+	 * share: a domain added there is local at once, on every node. */
+	return mp_call_auth_domain_exists(domain, error_r);
+}
+
+int
+mp_core_is_local_domain(const char *domain)
+{
+	const char *err = NULL;
+
+	return mp_core_local_domain(domain, &err) == 1;
 }

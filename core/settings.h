@@ -76,6 +76,7 @@ struct mp_server_settings {
 	const char *module_dir;
 	const char *user;
 	const char *mailstore;
+	const char *auth;	/* the auth provider when several are loaded */
 	int landlock;		/* confine the daemon with Landlock */
 };
 
@@ -153,7 +154,11 @@ int mp_cidr_match(const struct mp_cidr *c, const char *addr);
 /* 1 if addr is in relay_networks. */
 int mp_core_relay_allowed(const char *addr);
 
-/* 1 if domain (any case) is in `domains`. */
+/* Is domain (any case) local: in `domains`, or known to the auth
+ * provider's directory (auth.h domain_exists)? 1 yes, 0 no, -1 the
+ * directory failed (the caller tempfails; *error_r says why). */
+int mp_core_local_domain(const char *domain, const char **error_r);
+/* The same, where a failed lookup must count as "not local". */
 int mp_core_is_local_domain(const char *domain);
 
 /* The host table handed to modules. */

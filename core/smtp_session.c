@@ -262,23 +262,77 @@ client_may_relay(const struct session *s)
 	return s->auth_user[0] || mp_core_relay_allowed(s->client);
 }
 
+/* 1 the recipient's domain is local, 0 not, -1 the directory failed
+ * (then st says 451: the answer may be yes once it is back). */
 static int
-domain_is_local(const char *addr)
+domain_is_local(const char *addr, struct mp_status *st)
 {
 	const char *at = strrchr(addr, '@');
+	const char *err = NULL;
+	int local = at ? mp_core_local_domain(at + 1, &err) : 0;
 
-	return at && mp_core_is_local_domain(at + 1);
+	if (local < 0) {
+		mp_log(MP_LOG_WARNING, "domain lookup for <%s> failed: %s", addr,
+		    err ? err : "unknown error");
+		set_status(st, 451, "4.3.0", "temporary lookup failure", addr);
+	}
+	return local;
+}
+
+static int route_to(struct session *s, const char *addr, int depth,
+    struct targets *t, struct mp_status *st);
+
+/* Aliases expand this deep at most, so a loop in the directory costs a
+ * bounded number of lookups (and targets, see struct targets). */
+#define ALIAS_DEPTH 3
+
+/* A local recipient: an alias in the auth provider's directory routes
+ * each of its targets (a target naming the alias itself is its own
+ * mailbox); else it must be a user. */
+static int
+local_recipient(struct session *s, const char *addr, int depth,
+    struct targets *t, struct mp_status *st)
+{
+	char **targets = NULL;
+	size_t n = 0;
+	const char *err = NULL;
+	int rc = depth < ALIAS_DEPTH ?
+	    mp_call_auth_alias_expand(addr, &targets, &n, &err) : 0;
+	int ok = 1;
+
+	if (rc < 0) {
+		mp_log(MP_LOG_WARNING, "alias lookup for <%s> failed: %s", addr,
+		    err ? err : "unknown error");
+		set_status(st, 451, "4.3.0", "temporary lookup failure", addr);
+		return 0;
+	}
+	if (rc == 0)
+		return check_local_user(addr, st) && add_target(t, addr, NULL, st);
+	for (size_t i = 0; ok && i < n; i++) {
+		char next[ADDR_MAX];
+		snprintf(next, sizeof(next), "%s", targets[i]);
+		mp_lowercase(next);
+		ok = strcasecmp(next, addr) == 0 ?
+		    check_local_user(addr, st) && add_target(t, addr, NULL, st) :
+		    route_to(s, next, depth + 1, t, st);
+	}
+	mp_call_auth_alias_free(targets, n);
+	return ok;
 }
 
 static int
-default_route(struct session *s, const char *addr, int routed,
+default_route(struct session *s, const char *addr, int depth,
     struct targets *t, struct mp_status *st)
 {
-	if (domain_is_local(addr))
-		return check_local_user(addr, st) && add_target(t, addr, NULL, st);
+	int local = domain_is_local(addr, st);
+
+	if (local < 0)
+		return 0;
+	if (local)
+		return local_recipient(s, addr, depth, t, st);
 	/* Reached through a rewrite only when the recipient the client gave
 	 * passed relay_permitted(): where the admin's rule sends it is his. */
-	if (routed || client_may_relay(s))
+	if (depth > 0 || client_may_relay(s))
 		return add_target(t, addr, NULL, st);
 	set_status(st, 554, "5.7.1", "Relay access denied", addr);
 	return 0;
@@ -292,14 +346,15 @@ default_route(struct session *s, const char *addr, int routed,
 static int
 relay_permitted(struct session *s, const char *addr, struct mp_status *st)
 {
-	if (domain_is_local(addr) || client_may_relay(s))
+	int local = domain_is_local(addr, st);
+
+	if (local < 0)
+		return 0;
+	if (local || client_may_relay(s))
 		return 1;
 	set_status(st, 554, "5.7.1", "Relay access denied", addr);
 	return 0;
 }
-
-static int route_to(struct session *s, const char *addr, int depth,
-    struct targets *t, struct mp_status *st);
 
 static int
 apply_decision(struct session *s, const char *addr, int depth,
@@ -327,7 +382,7 @@ apply_decision(struct session *s, const char *addr, int depth,
 		}
 		return 1;
 	default:
-		return default_route(s, addr, depth > 0, t, st);
+		return default_route(s, addr, depth, t, st);
 	}
 }
 
@@ -341,7 +396,7 @@ route_to(struct session *s, const char *addr, int depth, struct targets *t,
 	int rc, ok;
 
 	if (mp_core.route == NULL || depth > 1)
-		return default_route(s, addr, depth > 0, t, st);
+		return default_route(s, addr, depth, t, st);
 	rc = mp_call_route(s->sender, addr, &d, &err);
 	if (rc != MP_OK) {
 		mp_log(MP_LOG_WARNING, "routing <%s> failed: %s", addr, err);

@@ -36,6 +36,23 @@ struct mp_auth_ops {
 	int (*user_list)(void *ctx,
 	    void (*each)(void *arg, const char *address), void *arg,
 	    const char **error_r);
+
+	/* since 2.1 -- the directory: local domains and aliases kept by the
+	 * auth provider (e.g. in a database several nodes share). Either may
+	 * be NULL, or beyond struct_size for a 2.0 module: the core then has
+	 * only its static `domains` list and routing's rewrites. */
+
+	/* 1 domain (lower-case, no '@') is local, 0 not, -1 error (the
+	 * caller tempfails). Asked for domains not in the static list. */
+	int (*domain_exists)(void *ctx, const char *domain,
+	    const char **error_r);
+	/* What address (in a local domain) expands to: 1 with *targets_r an
+	 * array of *ntargets_r (>= 1) full addresses, the array and each
+	 * string host->alloc()ed and freed by the caller with host->free;
+	 * 0 not an alias (deliver to the user, if any); -1 error. A target
+	 * may be the alias itself (keep a copy in its own mailbox). */
+	int (*alias_expand)(void *ctx, const char *address, char ***targets_r,
+	    size_t *ntargets_r, const char **error_r);
 };
 
 /* What host->auth() returns: the provider in use. */

@@ -4,11 +4,14 @@
  * during the call and cleared after it; MP_ERROR, MP_DECLINED and
  * unknown returns become MP_TEMPFAIL; an empty status, or one of the
  * wrong class, is replaced by the kind's default while a fitting one is
- * kept; auth's 1/0/-1 contract is enforced. One fake module of every
+ * kept; auth's 1/0/-1 contract is enforced, and its directory calls
+ * (domain_exists, alias_expand, since 2.1) are skipped for a provider
+ * whose table predates them. One fake module of every
  * kind returns whatever the test sets in `ret` and fills `give` (when
  * its reply is not 0) as its status. The generic DNS lookup's wrapper
  * checks the resolver's answer before passing it on.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -74,6 +77,41 @@ fake_verify(void *ctx, const char *address, const char *password,
 	note_context();
 	return ret;
 }
+
+static char asked[64];		/* what the directory was asked */
+static size_t alias_n;		/* targets the fake alias_expand returns */
+static int calls;
+
+static int
+fake_domain(void *ctx, const char *domain, const char **error_r)
+{
+	calls++;
+	snprintf(asked, sizeof(asked), "%s", domain);
+	return ret;
+}
+
+static int
+fake_alias(void *ctx, const char *address, char ***targets_r, size_t *n_r,
+    const char **error_r)
+{
+	calls++;
+	*targets_r = mp_host_table.alloc((alias_n ? alias_n : 1) * sizeof(char *));
+	for (size_t i = 0; i < alias_n; i++) {
+		(*targets_r)[i] = mp_host_table.alloc(32);
+		snprintf((*targets_r)[i], 32, "t%zu@x.test", i);
+	}
+	*n_r = alias_n;
+	return ret;
+}
+
+static const struct mp_auth_ops dir_ops = { .struct_size = sizeof(dir_ops),
+	.user_exists = fake_yes_no, .verify = fake_verify,
+	.domain_exists = fake_domain, .alias_expand = fake_alias };
+/* A 2.0 module's table: it ends before the directory calls. */
+static const struct mp_auth_ops old_ops = {
+	.struct_size = offsetof(struct mp_auth_ops, domain_exists),
+	.user_exists = fake_yes_no, .verify = fake_verify,
+	.domain_exists = fake_domain, .alias_expand = fake_alias };
 
 static const struct mp_deliver_ops deliver_ops = { .struct_size = sizeof(deliver_ops),
 	.deliver = fake_deliver };
@@ -198,6 +236,52 @@ test_auth(void)
 }
 
 static void
+test_directory(void)
+{
+	const char *err = NULL;
+	char **t = NULL;
+	size_t n = 9;
+
+	mp_core.auth.ops = &auth_ops;
+	calls = 0;
+	CHECK("directory: a provider without it knows no domain or alias",
+	    mp_call_auth_domain_exists("x.test", &err) == 0 &&
+	    mp_call_auth_alias_expand("a@x.test", &t, &n, &err) == 0 && t == NULL &&
+	    n == 0 && calls == 0);
+	mp_core.auth.ops = &old_ops;
+	ret = 1;
+	CHECK("directory: a 2.0-sized table is not read past its end",
+	    mp_call_auth_domain_exists("x.test", &err) == 0 &&
+	    mp_call_auth_alias_expand("a@x.test", &t, &n, &err) == 0 && calls == 0);
+	mp_core.auth.ops = &dir_ops;
+	CHECK("directory: domain asked in lower case",
+	    mp_call_auth_domain_exists("Dyn.TEST", &err) == 1 &&
+	    strcmp(asked, "dyn.test") == 0);
+	ret = -1;
+	CHECK("directory: a failed domain lookup is -1",
+	    mp_call_auth_domain_exists("dyn.test", &err) == -1 && err != NULL);
+	ret = 1;
+	alias_n = 2;
+	CHECK("directory: an alias's targets come back",
+	    mp_call_auth_alias_expand("a@x.test", &t, &n, &err) == 1 && n == 2 &&
+	    strcmp(t[1], "t1@x.test") == 0);
+	mp_call_auth_alias_free(t, n);
+	alias_n = 0;
+	err = NULL;
+	CHECK("directory: an alias without targets is an error",
+	    mp_call_auth_alias_expand("a@x.test", &t, &n, &err) == -1 && t == NULL &&
+	    n == 0 && err != NULL);
+	ret = 7;
+	alias_n = 3;
+	err = NULL;
+	CHECK("directory: an undefined answer is an error, its targets freed",
+	    mp_call_auth_alias_expand("a@x.test", &t, &n, &err) == -1 && t == NULL &&
+	    n == 0 && err != NULL);
+	alias_n = 0;
+	mp_core.auth.ops = NULL;
+}
+
+static void
 test_retry(void)
 {
 	struct mp_retry_info info = { .struct_size = sizeof(info) };
@@ -283,6 +367,7 @@ main(void)
 	test_filter();
 	test_route();
 	test_auth();
+	test_directory();
 	test_retry();
 	test_resolve_lookup();
 	TEST_EXIT();

@@ -118,6 +118,53 @@ test_classify(void)
 	mp_qmsg_free(&m);
 }
 
+static int dir_answer;		/* what the fake directory says */
+static int dir_calls;
+
+static int
+fake_domain_exists(void *ctx, const char *domain, const char **error_r)
+{
+	dir_calls++;
+	*error_r = "directory down";
+	return strcmp(domain, "remote.test") == 0 ? dir_answer : 0;
+}
+
+static const struct mp_auth_ops dir_ops = { .struct_size = sizeof(dir_ops),
+	.domain_exists = fake_domain_exists };
+
+/* Domains the auth provider's directory knows are local too; when it
+ * fails, the recipient waits (451) instead of guessing local or remote. */
+static void
+test_classify_directory(void)
+{
+	struct mp_qmsg m;
+	struct mp_rcpt r[3];
+	struct mp_runner_plan p;
+
+	mp_core.auth.ops = &dir_ops;
+	queue_message(&m, "s@example.test", 0);
+	dir_answer = 1;
+	dir_calls = 0;
+	mp_runner_classify(&m, r);
+	CHECK("classify: a directory domain is local", r[1].path == MP_RCPT_LOCAL);
+	CHECK("classify: the static list and relays need no lookup",
+	    dir_calls == 1 && r[0].path == MP_RCPT_LOCAL && r[2].path == MP_RCPT_REMOTE);
+	dir_answer = -1;
+	mp_runner_classify(&m, r);
+	CHECK("classify: a failed lookup defers with 451 4.3.0",
+	    r[1].path == MP_RCPT_UNKNOWN && r[1].rc == MP_TEMPFAIL &&
+	    r[1].status.reply == 451 && strcmp(r[1].status.enhanced, "4.3.0") == 0 &&
+	    strstr(r[1].status.text, "directory down") != NULL);
+	r[0].rc = MP_OK;
+	r[2].rc = MP_OK;
+	mp_runner_decide(&m, r, 3, time(NULL), &p);
+	CHECK("decide: the unknown recipient stays pending", !r[1].done &&
+	    r[0].done && r[2].done);
+	mp_queue_remove(mp_core.queue_dir, m.id);
+	mp_qmsg_free(&m);
+	mp_core.auth.ops = NULL;
+}
+
 /* Local delivered, remote refused for good, relayed deferred. */
 static void
 test_partial_success(void)
@@ -369,6 +416,7 @@ main(void)
 	mp_core.queue.warn_after = 4 * HOUR;
 	mp_core.queue.give_up_after = 5 * DAY;
 	test_classify();
+	test_classify_directory();
 	test_partial_success();
 	test_bounce_queued();
 	test_bounce_not_lost();
