@@ -45,12 +45,9 @@ usage(void)
 	    "  queue list | queue show ID | queue delete ID | queue flush\n"
 	    "  queue hold ID|ALL [REASON] | queue release ID|ALL\n"
 	    "  mailbox migrate --from STORE --to STORE USER...\n"
-	    "  store init [STORE]             (create or upgrade its tables)
-"
-	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]
-"
-	    "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir D]
-", stderr);
+	    "  store init [STORE]             (create or upgrade its tables)\n"
+	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]\n"
+	    "  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] [--bits N] [--dir D]\n", stderr);
 	exit(2);
 }
 
