@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "destination.h"
 #include "log.h"
 #include "modcall.h"
 #include "outbound.h"
@@ -170,6 +171,8 @@ try_server(const struct mp_qmsg *m, const struct hop *h, const char *server,
 		return n;	/* this server has no address: next one */
 	for (size_t a = 0; a < naddrs && n > 0; a++) {
 		set_port(&addrs[a], h->port);
+		if (mp_dest_host_begin(server, last) != MP_OK)
+			return n;	/* this server is busy: next one */
 		rc = smtp_client_send(&addrs[a], server, m, g, n, last);
 		if (rc == MP_PERMFAIL)
 			set_all(g, n, MP_PERMFAIL, last);
@@ -187,7 +190,7 @@ try_server(const struct mp_qmsg *m, const struct hop *h, const char *server,
 
 /* The recipients g of one hop, through its servers in order. */
 static void
-deliver_group(const struct mp_qmsg *m, const struct hop *h,
+deliver_hop(const struct mp_qmsg *m, const struct hop *h,
     struct mp_rcpt **g, size_t n)
 {
 	struct mp_mx mx[MAX_MX];
@@ -210,6 +213,61 @@ deliver_group(const struct mp_qmsg *m, const struct hop *h,
 	 * it deferred keeps its own 4xx (not the 250 that ended the DATA). */
 	if (st.reply / 100 != 2)
 		set_all(g, pending, MP_TEMPFAIL, &st);
+}
+
+/* Per-destination control (destination.h): a domain, or a relay host
+ * with its port. */
+static void
+dest_key(const struct hop *h, char *key, size_t size)
+{
+	if (h->is_relay)
+		snprintf(key, size, "[%s]:%lld", h->host, h->port);
+	else
+		snprintf(key, size, "%s", h->host);
+}
+
+/* No recipient got an answer and the last trouble was reaching a
+ * server (RFC 3463 4.4.1 no answer, 4.4.2 bad connection). */
+static int
+connect_failed(struct mp_rcpt **g, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (g[i]->rc != MP_TEMPFAIL)
+			return 0;
+	return n > 0 && (strcmp(g[0]->status.enhanced, "4.4.1") == 0 ||
+	    strcmp(g[0]->status.enhanced, "4.4.2") == 0);
+}
+
+/* Some server of the hop answered (a reply, not a network or DNS
+ * trouble). */
+static int
+answered(struct mp_rcpt **g, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (g[i]->rc != MP_TEMPFAIL)
+			return 1;
+	return n > 0 && strncmp(g[0]->status.enhanced, "4.4.", 4) != 0 &&
+	    strncmp(g[0]->status.enhanced, "4.3.", 4) != 0;
+}
+
+static void
+deliver_group(const struct mp_qmsg *m, const struct hop *h,
+    struct mp_rcpt **g, size_t n)
+{
+	struct mp_status st = { .struct_size = sizeof(st) };
+	char key[300];
+
+	dest_key(h, key, sizeof(key));
+	if (mp_dest_begin(key, &st) != MP_OK) {
+		for (size_t i = 0; i < n; i++) {
+			g[i]->rc = MP_TEMPFAIL;
+			g[i]->status = st;
+		}
+		return;
+	}
+	deliver_hop(m, h, g, n);
+	mp_dest_end(key, connect_failed(g, n), answered(g, n),
+	    n ? &g[0]->status : &st);
 }
 
 void

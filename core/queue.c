@@ -640,6 +640,22 @@ load_added(int fd, struct mp_qmsg *m, off_t file_size, char *err,
 	return 0;
 }
 
+/* "route 2 host:port" or "route 2 " (default routing) from a requeue. */
+static void
+route_line(struct mp_qmsg *m, const char *val)
+{
+	char *end;
+	unsigned long i = strtoul(val, &end, 10);
+
+	if (*end != ' ' || i >= m->nrcpt)
+		return;
+	if (m->relay == NULL)
+		m->relay = mp_xcalloc(m->nrcpt, sizeof(char *));
+	free(m->relay[i]);
+	m->relay[i] = mp_xstrdup(end + 1);
+	m->rerouted = 1;
+}
+
 static void
 status_line(struct mp_qmsg *m, char *line)
 {
@@ -662,6 +678,10 @@ status_line(struct mp_qmsg *m, char *line)
 		m->held = 1;
 		mp_strlcpy(m->hold_reason, val, sizeof(m->hold_reason));
 	}
+	else if (strcmp(line, "reroute") == 0)
+		m->reroute = 1;
+	else if (strcmp(line, "route") == 0)
+		route_line(m, val);
 	else if (strcmp(line, "done") == 0) {
 		size_t i = (size_t)strtoul(val, NULL, 10);
 		if (i < m->nrcpt)
@@ -779,6 +799,9 @@ mp_queue_save_status(const char *qdir, const struct mp_qmsg *m)
 	char tmp[4096], path[4096], *buf;
 	size_t cap = 256 + sizeof(m->last_error) + sizeof(m->hold_reason) +
 	    m->nrcpt * 24, len;
+
+	for (size_t i = 0; m->rerouted && i < m->nrcpt; i++)
+		cap += 32 + strlen(m->relay && m->relay[i] ? m->relay[i] : "");
 	int fd, rc = -1;
 
 	buf = mp_xmalloc(cap);
@@ -789,6 +812,11 @@ mp_queue_save_status(const char *qdir, const struct mp_qmsg *m)
 	if (m->held)
 		len += (size_t)snprintf(buf + len, cap - len, "hold %s\n",
 		    m->hold_reason);
+	if (m->reroute)
+		len += (size_t)snprintf(buf + len, cap - len, "reroute\n");
+	for (size_t i = 0; m->rerouted && i < m->nrcpt && len < cap; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "route %zu %s\n", i,
+		    m->relay && m->relay[i] ? m->relay[i] : "");
 	for (size_t i = 0; i < m->nrcpt && len < cap; i++)
 		if (m->done[i])
 			len += (size_t)snprintf(buf + len, cap - len,

@@ -14,6 +14,12 @@
  * message until `merpati queue release` removes it. A message held by
  * a filter gets its .st before its name enters queue/, so the runner
  * never sees it unheld.
+ *
+ * Requeue: a "reroute" line in <ID>.st (`merpati queue requeue`) asks
+ * the runner to route the pending recipients again with the rules it
+ * runs now; it writes the result as "route <index> <host[:port]>" lines
+ * (empty: the default, local or MX), which override the envelope's
+ * relay lines from then on.
  */
 #ifndef MERPATI_QUEUE_H
 #define MERPATI_QUEUE_H
@@ -46,6 +52,8 @@ struct mp_qmsg {
 	char last_error[320];
 	int held;			/* on hold: never tried nor expired */
 	char hold_reason[200];		/* no CR/LF */
+	int reroute;			/* route again before the next attempt */
+	int rerouted;			/* relay[] holds a later route than the envelope */
 };
 
 struct mp_qwriter;

@@ -17,12 +17,14 @@
 
 #include <merpati/maildir.h>
 
+#include "destination.h"
 #include "dsn.h"
 #include "modcall.h"
 #include "outbound.h"
 #include "log.h"
 #include "queue.h"
 #include "rcpt.h"
+#include "requeue.h"
 #include "runner.h"
 #include "settings.h"
 #include "smtp_client.h"
@@ -371,6 +373,8 @@ process(const char *id)
 		return 0;
 	}
 	/* held (queue.h): neither tried nor expired; release rescans it */
+	if (!m.held && m.reroute)
+		mp_requeue_route(&m);
 	next = m.held ? 0 : run_message(&m);
 	mp_qmsg_free(&m);
 	return next;
@@ -443,14 +447,14 @@ worker(void *arg)
 		}
 		/* Nothing due: no connection stays open while we wait. */
 		pthread_mutex_unlock(&lock);
-		smtp_client_release();
+		mp_dest_idle();	/* with its destination slots */
 		pthread_mutex_lock(&lock);
 		e = earliest();
 		if (!(e && e->due <= time(NULL)) && !stopping)
 			wait_for_work(e);
 	}
 	pthread_mutex_unlock(&lock);
-	smtp_client_release();
+	mp_dest_idle();
 	return NULL;
 }
 
@@ -458,6 +462,7 @@ static void
 scan_one(void *arg, const char *id)
 {
 	struct mp_qmsg m;
+	struct entry *e;
 	char why[128];
 	int rc;
 
@@ -471,8 +476,11 @@ scan_one(void *arg, const char *id)
 	}
 	if (rc < 0)
 		return;
-	if (!m.held && find(id) == NULL)
+	e = find(id);
+	if (!m.held && e == NULL)
 		schedule_locked(id, m.next_attempt);
+	else if (!m.held && !e->busy && m.next_attempt < e->due)
+		e->due = m.next_attempt;	/* made due by queue requeue */
 	mp_qmsg_free(&m);
 }
 

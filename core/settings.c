@@ -96,6 +96,11 @@ static const struct mp_option outbound_options[] = {
 	MP_OPT("command_timeout", MP_OPT_DURATION, OUT(command_timeout), "5m", 1, 3600),
 	MP_OPT("data_timeout", MP_OPT_DURATION, OUT(data_timeout), "10m", 1, 7200),
 	MP_OPT("max_mx", MP_OPT_INT, OUT(max_mx), "5", 1, 100),
+	MP_OPT("destination_concurrency", MP_OPT_INT, OUT(destination_concurrency), "20", 1, 10000),
+	MP_OPT("host_concurrency", MP_OPT_INT, OUT(host_concurrency), "0", 0, 10000),
+	MP_OPT("destination_rate", MP_OPT_STRING, OUT(destination_rate), "", 0, 0),
+	MP_OPT("destination_dead_after", MP_OPT_INT, OUT(destination_dead_after), "5", 0, 1000),
+	MP_OPT("destination_backoff", MP_OPT_DURATION, OUT(destination_backoff), "5m", 1, 86400),
 	MP_OPT_END
 };
 
@@ -416,6 +421,27 @@ check_choice(struct mp_problems *problems, const char *name, const char *value,
 		mp_problem(problems, "%s: \"%s\" is not %s or %s", name, value, a, b);
 }
 
+/* outbound.destination_rate: "N/s" or "N/m" (messages per second or
+ * minute), kept as the interval between two messages. */
+static void
+read_destination_rate(struct mp_problems *problems)
+{
+	const char *rate = mp_core.outbound.destination_rate;
+	char *end;
+	double n;
+
+	mp_core.outbound.destination_interval = 0;
+	if (rate == NULL || rate[0] == '\0')
+		return;
+	n = strtod(rate, &end);
+	if (n > 0 && n <= 100000 && (strcmp(end, "/s") == 0 || strcmp(end, "/m") == 0)) {
+		mp_core.outbound.destination_interval = (end[1] == 's' ? 1.0 : 60.0) / n;
+		return;
+	}
+	mp_problem(problems, "outbound.destination_rate: \"%s\" is not N/s or N/m "
+	    "(N from 1 to 100000)", rate);
+}
+
 int
 mp_core_configure(const char *file, char *const *overrides,
     size_t noverrides, struct mp_problems *problems)
@@ -434,6 +460,7 @@ mp_core_configure(const char *file, char *const *overrides,
 	options("smtp", smtp_options, &mp_core.smtp, problems);
 	options("outbound", outbound_options, &mp_core.outbound, problems);
 	check_choice(problems, "outbound.tls", mp_core.outbound.tls, "none", "opportunistic");
+	read_destination_rate(problems);
 	check_choice(problems, "smtp.bare_eol", mp_core.smtp.bare_eol, "reject", "normalize");
 	check_choice(problems, "queue.sync", mp_core.queue.sync, "group", "file");
 	mp_queue_set_group_commit(mp_core.queue.sync == NULL ||

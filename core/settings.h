@@ -48,6 +48,13 @@ struct mp_outbound_settings {
 	long long command_timeout;
 	long long data_timeout;
 	long long max_mx;		/* MX hosts tried per attempt */
+	/* per destination (docs/queue.md): a domain, or a relay host */
+	long long destination_concurrency;	/* connections at once (20) */
+	long long host_concurrency;	/* per MX host, 0 = no limit */
+	const char *destination_rate;	/* "N/s", "N/m", "" = no limit */
+	double destination_interval;	/* seconds between messages, from the rate */
+	long long destination_dead_after;	/* failed connections in a row, 0 = never */
+	long long destination_backoff;	/* how long a dead one is left alone */
 };
 
 struct mp_tls_settings {

@@ -388,6 +388,12 @@ smtp_client_release(void)
 	kept = NULL;
 }
 
+int
+smtp_client_has_kept(void)
+{
+	return kept != NULL;
+}
+
 /* The kept connection to addr, ready after RSET; NULL if none works. */
 static struct client *
 reuse(const struct sockaddr_storage *addr)

@@ -27,6 +27,8 @@ int smtp_client_send(const struct sockaddr_storage *addr, const char *mx_name,
 
 /* Close the connection this thread kept for reuse (QUIT), if any. */
 void smtp_client_release(void);
+/* 1 when this thread keeps a connection open for the next message. */
+int smtp_client_has_kept(void);
 
 /* Parse "250-2.1.0 text": reply code, enhanced code, text. Pure; 0 ok,
  * -1 not a reply line; *more set for a continuation ("250-"). */
