@@ -299,7 +299,8 @@ class Destinations(unittest.TestCase):
         self.assertEqual(sink.connections, 3)
 
     def test_bad_rate_is_a_config_error(self):
-        srv = make_server(self, [], outbound='destination_rate = "fast";')
+        srv = Server(extra_config='outbound = { destination_rate = "fast"; };')
+        self.addCleanup(srv.cleanup)
         r = srv.cli("check-config")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("outbound.destination_rate", r.stdout + r.stderr)
