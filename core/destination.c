@@ -120,7 +120,7 @@ take_slot(const char *key, enum kind kind, long long limit)
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += SLOT_WAIT;
-	while (d->active >= limit) {
+	while (limit > 0 && d->active >= limit) {	/* 0: no limit (unset) */
 		if (pthread_cond_timedwait(&freed, &lock, &until) == ETIMEDOUT)
 			return -1;
 		d = lookup(key, kind);	/* the table may have moved */
