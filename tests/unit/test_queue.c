@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_queue.c - the durable queue: write/commit/load round
  * trip, abort leaves nothing, status survives, corrupt and truncated
- * files are refused (and quarantined), hostile envelopes are refused,
+ * files are refused (and quarantined), a requeue's routes override the
+ * envelope's, hostile envelopes are refused,
  * tmp/ files a crash left (older than 36 h) are cleaned.
  */
 #include <errno.h>
@@ -94,6 +95,23 @@ test_round_trip(void)
 	CHECK("reload", mp_queue_load(qdir, id, &m, why, sizeof(why)) == 0);
 	CHECK("status survives", m.attempts == 3 && m.next_attempt == 1800000000 &&
 	    !m.done[0] && m.done[1] && strcmp(m.last_error, "451 4.3.0 try later") == 0);
+	CHECK("no requeue asked", !m.reroute && !m.rerouted && m.relay == NULL);
+	m.reroute = 1;	/* queue requeue */
+	CHECK("save requeue", mp_queue_save_status(qdir, &m) == 0);
+	mp_qmsg_free(&m);
+	CHECK("reload requeued", mp_queue_load(qdir, id, &m, why, sizeof(why)) == 0);
+	CHECK("requeue asked", m.reroute && !m.rerouted);
+	m.reroute = 0;	/* the runner routed again */
+	m.rerouted = 1;
+	m.relay = calloc(2, sizeof(char *));
+	m.relay[0] = strdup("relay.example:2525");
+	m.relay[1] = strdup("");
+	CHECK("save routes", mp_queue_save_status(qdir, &m) == 0);
+	mp_qmsg_free(&m);
+	CHECK("reload routed", mp_queue_load(qdir, id, &m, why, sizeof(why)) == 0);
+	CHECK("new routes override the envelope", !m.reroute && m.rerouted &&
+	    m.relay && strcmp(m.relay[0], "relay.example:2525") == 0 &&
+	    strcmp(m.relay[1], "") == 0 && m.done[1] && m.attempts == 3);
 	mp_qmsg_free(&m);
 	CHECK("remove", mp_queue_remove(qdir, id) == 0 && count_in("queue") == 0);
 }
