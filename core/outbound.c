@@ -169,10 +169,10 @@ try_server(const struct mp_qmsg *m, const struct hop *h, const char *server,
 
 	if (rc != MP_OK)
 		return n;	/* this server has no address: next one */
+	if (mp_dest_host_begin(server, last) != MP_OK)
+		return n;	/* every slot of this server is busy: next one */
 	for (size_t a = 0; a < naddrs && n > 0; a++) {
 		set_port(&addrs[a], h->port);
-		if (mp_dest_host_begin(server, last) != MP_OK)
-			return n;	/* this server is busy: next one */
 		rc = smtp_client_send(&addrs[a], server, m, g, n, last);
 		if (rc == MP_PERMFAIL)
 			set_all(g, n, MP_PERMFAIL, last);
@@ -293,4 +293,10 @@ mp_outbound_deliver(const struct mp_qmsg *m, struct mp_rcpt **r, size_t n)
 	}
 	free(taken);
 	free(g);
+}
+
+void
+mp_outbound_idle(void)
+{
+	mp_dest_idle();
 }

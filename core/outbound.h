@@ -4,6 +4,7 @@
  * recipient domain), find the hop's servers through the resolve module
  * (MX in preference order, addresses), and hand each group to the SMTP
  * client, moving on to the next server on connection failure or 4xx.
+ * Per-destination limits and back-off: destination.h.
  */
 #ifndef MERPATI_OUTBOUND_H
 #define MERPATI_OUTBOUND_H
@@ -15,5 +16,9 @@
  * r[i] gets rc and status. */
 void mp_outbound_deliver(const struct mp_qmsg *m, struct mp_rcpt **r,
     size_t n);
+
+/* The calling thread has nothing to deliver for now: its kept
+ * connection closes and its destination slots are given back. */
+void mp_outbound_idle(void);
 
 #endif

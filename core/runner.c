@@ -17,7 +17,6 @@
 
 #include <merpati/maildir.h>
 
-#include "destination.h"
 #include "dsn.h"
 #include "modcall.h"
 #include "outbound.h"
@@ -447,14 +446,14 @@ worker(void *arg)
 		}
 		/* Nothing due: no connection stays open while we wait. */
 		pthread_mutex_unlock(&lock);
-		mp_dest_idle();	/* with its destination slots */
+		mp_outbound_idle();	/* with its destination slots */
 		pthread_mutex_lock(&lock);
 		e = earliest();
 		if (!(e && e->due <= time(NULL)) && !stopping)
 			wait_for_work(e);
 	}
 	pthread_mutex_unlock(&lock);
-	mp_dest_idle();
+	mp_outbound_idle();
 	return NULL;
 }
 
