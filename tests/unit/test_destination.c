@@ -4,7 +4,7 @@
  * of a destination limited to 2 and goes on once one is given back; a
  * destination backs off after destination_dead_after failed connections
  * in a row (others are unaffected, a reply resets the count); the rate
- * spaces messages.
+ * spaces messages; host_concurrency limits one MX host.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -78,6 +78,60 @@ test_concurrency(void)
 	pthread_barrier_destroy(&let_go[1]);
 }
 
+static pthread_barrier_t host_held, host_go;
+static atomic_int second_in;
+
+static void *
+host_holder(void *arg)
+{
+	struct mp_status st;
+
+	(void)arg;
+	mp_dest_host_begin("mx.test", &st);
+	pthread_barrier_wait(&host_held);
+	pthread_barrier_wait(&host_go);
+	mp_dest_idle();
+	return NULL;
+}
+
+static void *
+host_second(void *arg)
+{
+	struct mp_status st;
+
+	(void)arg;
+	if (mp_dest_host_begin("MX.test", &st) == MP_OK)
+		atomic_store(&second_in, 1);
+	mp_dest_idle();
+	return NULL;
+}
+
+/* host_concurrency = 1: one MX host, whatever the destination. */
+static void
+test_host_concurrency(void)
+{
+	pthread_t a, b;
+	struct mp_status st;
+
+	mp_core.outbound.host_concurrency = 1;
+	pthread_barrier_init(&host_held, NULL, 2);
+	pthread_barrier_init(&host_go, NULL, 2);
+	pthread_create(&a, NULL, host_holder, NULL);
+	pthread_barrier_wait(&host_held);
+	pthread_create(&b, NULL, host_second, NULL);
+	CHECK("another host is free", mp_dest_host_begin("mx2.test", &st) == MP_OK);
+	mp_dest_idle();
+	usleep(300 * 1000);
+	CHECK("a second connection to the host waits", atomic_load(&second_in) == 0);
+	pthread_barrier_wait(&host_go);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	CHECK("and goes once the first closes", atomic_load(&second_in) == 1);
+	pthread_barrier_destroy(&host_held);
+	pthread_barrier_destroy(&host_go);
+	mp_core.outbound.host_concurrency = 0;
+}
+
 static void
 fail_once(const char *dest, int connect_failed, int answered)
 {
@@ -136,6 +190,7 @@ int
 main(void)
 {
 	test_concurrency();
+	test_host_concurrency();
 	test_dead_destination();
 	test_rate();
 	TEST_EXIT();
