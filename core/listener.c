@@ -25,6 +25,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "smtp_session.h"
 #include "util.h"
@@ -146,9 +147,16 @@ run_session(struct accepted *a)
 	else
 		smtp_session_run(a->fd, a->l);
 	close(a->fd);
+	mp_metric_conn(mp_listen_protocol(a->l), MP_CONN_CLOSED);
 	per_ip_leave(&pools[a->l->pool], a->addr);
 	atomic_fetch_sub(&pools[a->l->pool].active, 1);
 	free(a);
+}
+
+const char *
+mp_listen_protocol(const struct mp_listen *l)
+{
+	return l->proto ? l->proto->mod->protocol->protocol : "smtp";
 }
 
 /* The refusal in the listener's own protocol: a client must understand
@@ -156,7 +164,7 @@ run_session(struct accepted *a)
 static void
 refuse(const struct mp_listen *l, int fd, const char *why, const char *addr)
 {
-	const char *proto = l->proto ? l->proto->mod->protocol->protocol : "smtp";
+	const char *proto = mp_listen_protocol(l);
 	char buf[256];
 	int n;
 
@@ -189,6 +197,7 @@ admit(const struct mp_listen *l, int fd, const struct sockaddr_storage *ss)
 		why = "Too many connections, try again later";
 	else if (!per_ip_enter(p, lim->connections_per_ip, a->addr))
 		why = "Too many connections from your address";
+	mp_metric_conn(mp_listen_protocol(l), why ? MP_CONN_REFUSED : MP_CONN_ACCEPTED);
 	if (why == NULL)
 		return a;
 	atomic_fetch_sub(&p->active, 1);

@@ -25,7 +25,17 @@ mp_log_open(const char *ident, int to_stderr)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
-void mp_log_set_module(const char *name) { ctx_module = name; }
+static _Thread_local const char *ctx_last_module;
+
+void
+mp_log_set_module(const char *name)
+{
+	ctx_module = name;
+	if (name)
+		ctx_last_module = name;
+}
+
+const char *mp_log_last_module(void) { return ctx_last_module; }
 void mp_log_set_queue_id(const char *id) { ctx_queue_id = id; }
 const char *mp_log_module(void) { return ctx_module; }
 

@@ -18,5 +18,8 @@ void mp_logv(int level, const char *fmt, va_list ap);
 void mp_log_set_module(const char *name);
 void mp_log_set_queue_id(const char *id);
 const char *mp_log_module(void);
+/* The module most recently set on this thread (kept after it is
+ * cleared), to name the module whose call just returned; or NULL. */
+const char *mp_log_last_module(void);
 
 #endif

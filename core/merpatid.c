@@ -26,6 +26,7 @@
 #include "listener.h"
 #include "log.h"
 #include "maildrop.h"
+#include "metrics.h"
 #include "notify.h"
 #include "privs.h"
 #include "queue.h"
@@ -221,6 +222,7 @@ serve(const sigset_t *set, const char *pidpath)
 	mp_log(MP_LOG_INFO, "stopping on signal %d", sig);
 	mp_notify("STOPPING=1");
 	mp_listener_stop();
+	mp_metrics_stop();
 	mp_runner_stop();
 	unlink(pidpath);
 	mp_log(MP_LOG_INFO, "stopped");
@@ -254,6 +256,7 @@ main(int argc, char **argv)
 	if (mp_notify_open(err, sizeof(err)) < 0)
 		die(err);
 	if (mp_listener_bind(err, sizeof(err)) < 0 ||
+	    mp_metrics_bind(&mp_core.metrics, err, sizeof(err)) < 0 ||
 	    mp_listener_fit_fd_limit(err, sizeof(err)) < 0 ||
 	    mp_maildrop_prepare(mp_core.server.state_dir, mp_core.server.user,
 	    err, sizeof(err)) < 0 ||
@@ -269,7 +272,7 @@ main(int argc, char **argv)
 		die(err);
 	block_signals(&set);
 	if (mp_runner_start() < 0 || mp_listener_start() < 0 ||
-	    mp_maildrop_start() < 0)
+	    mp_maildrop_start() < 0 || mp_metrics_start(mp_core.queue_dir) < 0)
 		die("cannot start threads");
 	mp_log(MP_LOG_INFO, "merpatid started (pid %ld) as %s", (long)getpid(),
 	    mp_core.server.hostname);

@@ -159,6 +159,7 @@ mp_runner_log_result(const char *rcpt, int rc, const struct mp_status *st,
 {
 	const char *what = rc == MP_OK ? "delivered" :
 	    rc == MP_PERMFAIL ? "bounced" : "deferred";
+	mp_metric_delivery(strcmp(via, "smtp") == 0, rc == MP_OK ? MP_DELIVERY_SENT : rc == MP_PERMFAIL ? MP_DELIVERY_BOUNCED : MP_DELIVERY_DEFERRED, (long long)time(NULL));
 
 	mp_log(rc == MP_OK ? MP_LOG_INFO : MP_LOG_NOTICE,
 	    "%s to=<%s> via=%s dsn=%s (%d %s)", what, rcpt, via,

@@ -113,7 +113,7 @@ static const struct mp_option smtp_options[] = {
 
 static const char *const top_level[] = {
 	"server", "domains", "listen", "tls", "limits", "outbound", "queue",
-	"modules", "relay_networks", "smtp", NULL
+	"modules", "relay_networks", "smtp", "metrics", "log", NULL
 };
 
 /* The group at name, created empty if absent, so defaults still apply. */
@@ -436,6 +436,7 @@ mp_core_configure(const char *file, char *const *overrides,
 	read_domains(problems);
 	read_listeners(problems);
 	read_relay_networks(problems);
+	mp_metrics_configure(&mp_core.cfg->lc, &mp_core.metrics, problems);
 	if (mp_core.server.state_dir && mp_core.tls.cert)
 		tls_paths();
 	if (mp_core.server.state_dir)

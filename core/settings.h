@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "loader.h"
+#include "metrics.h"
 
 enum mp_listen_auth { LISTEN_AUTH_NONE, LISTEN_AUTH_OPTIONAL, LISTEN_AUTH_REQUIRED };
 enum mp_listen_tls { LISTEN_TLS_NONE, LISTEN_TLS_STARTTLS, LISTEN_TLS_IMPLICIT };
@@ -125,6 +126,7 @@ struct mp_core {
 	struct mp_loaded *deliver;
 	struct mp_loaded *route, *resolve, *retry;	/* NULL when absent */
 	struct mp_store store;		/* ops NULL when no store module */
+	struct mp_metrics_settings metrics;	/* enabled 0 when absent */
 };
 
 extern struct mp_core mp_core;

@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "modcall.h"
 #include "protocol.h"
 #include "runner.h"
@@ -41,6 +42,7 @@ smtp_reply(struct session *s, int code, const char *enh, const char *fmt, ...)
 	va_end(ap);
 	conn_printf(&s->c, "%d %s%s%s\r\n", code, enh ? enh : "",
 	    enh ? " " : "", text);
+	mp_metric_smtp_reply(code);
 	if (code >= 500 && code != 552)
 		s->errors++;
 }
@@ -617,6 +619,7 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 		    id, s->sender, s->nrcpt, size, s->client,
 		    s->auth_user[0] ? " user=" : "", s->auth_user);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+		mp_metric_accepted();
 		if (queued)
 			mp_runner_notify(id);
 	}
@@ -867,6 +870,7 @@ one_command(struct session *s)
 		smtp_reply(s, 500, "5.5.2", "NUL character in command");
 	} else {
 		smtp_parse_command(line, &cmd);
+		mp_metric_smtp_command(line);
 		dispatch(s, &cmd);
 	}
 	if (s->errors >= mp_core.limits.errors) {
