@@ -242,6 +242,7 @@ main(int argc, char **argv)
 	if (mp_core_configure(a.config, a.overrides, a.noverrides,
 	    &problems) < 0)
 		die_problems(&problems);
+	mp_log_set_json(mp_core.log_json);
 	if (mp_queue_setup(mp_core.server.state_dir) < 0) {
 		snprintf(err, sizeof(err), "cannot create %s/queue: %s",
 		    mp_core.server.state_dir, strerror(errno));

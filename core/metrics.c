@@ -206,9 +206,14 @@ mp_metric_auth(const char *protocol, int rc)
 	atomic_fetch_add(&slot_of(&protocols, protocol)->v[k], 1);
 }
 
+static _Thread_local double last_store;
+
+double mp_metric_last_store(void) { return last_store; }
+
 void
 mp_metric_store(enum mp_store_op op, double seconds)
 {
+	last_store = seconds;
 	observe(&store_hist[op == MP_STORE_DELIVER], seconds);
 }
 

@@ -68,6 +68,9 @@ void mp_metric_module_error(const char *module);
  * last entered on this thread) unless OK, DECLINED, TEMPFAIL, PERMFAIL. */
 void mp_metric_module_rc(int rc);
 
+/* How long this thread's last store or deliver operation took. */
+double mp_metric_last_store(void);
+
 /* Monotonic seconds, for timing an operation around a call. */
 double mp_metric_clock(void);
 

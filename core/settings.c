@@ -437,6 +437,7 @@ mp_core_configure(const char *file, char *const *overrides,
 	read_listeners(problems);
 	read_relay_networks(problems);
 	mp_metrics_configure(&mp_core.cfg->lc, &mp_core.metrics, problems);
+	mp_log_configure(&mp_core.cfg->lc, &mp_core.log_json, problems);
 	if (mp_core.server.state_dir && mp_core.tls.cert)
 		tls_paths();
 	if (mp_core.server.state_dir)

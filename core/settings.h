@@ -127,6 +127,7 @@ struct mp_core {
 	struct mp_loaded *route, *resolve, *retry;	/* NULL when absent */
 	struct mp_store store;		/* ops NULL when no store module */
 	struct mp_metrics_settings metrics;	/* enabled 0 when absent */
+	int log_json;				/* log.format = "json" */
 };
 
 extern struct mp_core mp_core;

@@ -21,6 +21,7 @@
 
 #include <openssl/ssl.h>
 
+#include "delivery_log.h"
 #include "log.h"
 #include "metrics.h"
 #include "modcall.h"
@@ -590,7 +591,8 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
     unsigned long long size, int bare, int long_line, int disk_errno)
 {
 	int queued = 1;
-
+	char msgid[256];	/* read before direct delivery may drop the file */
+	mp_delivery_writer_message_id(w, msgid, sizeof(msgid));
 	int normalize = strcmp(mp_core.smtp.bare_eol, "normalize") == 0;
 
 	if (size > (unsigned long long)mp_core.limits.message_size) {
@@ -615,11 +617,8 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 		    strerror(e));
 		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
 	} else {
-		mp_log(MP_LOG_INFO, "%s: accepted from=<%s> nrcpt=%zu size=%llu client=[%s]%s%s",
-		    id, s->sender, s->nrcpt, size, s->client,
-		    s->auth_user[0] ? " user=" : "", s->auth_user);
+		mp_delivery_log_accepted(id, s->sender, s->nrcpt, size, s->client, s->auth_user, msgid);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
-		mp_metric_accepted();
 		if (queued)
 			mp_runner_notify(id);
 	}
