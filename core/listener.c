@@ -26,6 +26,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "reload.h"
 #include "protocol.h"
 #include "smtp_session.h"
 #include "util.h"
@@ -137,11 +138,15 @@ per_ip_leave(struct pool_state *p, const char *addr)
 	pthread_mutex_unlock(&p->lock);
 }
 
-static _Atomic int *idle_acceptors;	/* per listener, waiting in accept() */
+static _Atomic int *idle_acceptors;
+/* The listeners the acceptors serve: the start-up configuration's (a
+ * reload keeps them; reload.h). */
+static const struct mp_listen *started_listen;	/* per listener, waiting in accept() */
 
 static void
 run_session(struct accepted *a)
 {
+	mp_core_hold();	/* the session runs on today's configuration to its end */
 	if (a->l->proto)
 		mp_protocol_session_run(a->fd, a->l);
 	else
@@ -151,6 +156,7 @@ run_session(struct accepted *a)
 	per_ip_leave(&pools[a->l->pool], a->addr);
 	atomic_fetch_sub(&pools[a->l->pool].active, 1);
 	free(a);
+	mp_core_release();
 }
 
 const char *
@@ -276,7 +282,7 @@ static void *
 acceptor_thread(void *arg)
 {
 	const struct mp_listen *l = arg;
-	_Atomic int *idle = &idle_acceptors[l - mp_core.listen];
+	_Atomic int *idle = &idle_acceptors[l - started_listen];
 
 	while (!atomic_load(&stopping)) {
 		struct sockaddr_storage ss;
@@ -316,6 +322,7 @@ start_acceptor(const struct mp_listen *l)
 int
 mp_listener_start(void)
 {
+	started_listen = mp_core.listen;
 	idle_acceptors = mp_xcalloc(mp_core.nlisten ? mp_core.nlisten : 1,
 	    sizeof(*idle_acceptors));
 	pools = mp_xcalloc(mp_core.npools ? mp_core.npools : 1, sizeof(*pools));

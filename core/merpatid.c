@@ -7,7 +7,9 @@
  * (created and checked while root), modules (before the privilege drop,
  * so they can open their files), sockets, privilege drop, then threads;
  * READY=1 to a service manager ($NOTIFY_SOCKET) once all listen.
- * Signals are taken synchronously by the main thread with sigwait().
+ * Signals are taken synchronously by the main thread with sigwait():
+ * SIGHUP reloads the configuration (reload.h), SIGUSR1 flushes the
+ * queue, SIGUSR2 rescans it, SIGTERM/SIGINT stop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "privs.h"
+#include "reload.h"
 #include "queue.h"
 #include "runner.h"
 #include "settings.h"
@@ -202,7 +205,7 @@ block_signals(sigset_t *set)
 }
 
 static void
-serve(const sigset_t *set, const char *pidpath)
+serve(const sigset_t *set, const char *pidpath, const struct args *a)
 {
 	int sig;
 
@@ -215,7 +218,7 @@ serve(const sigset_t *set, const char *pidpath)
 		} else if (sig == SIGUSR2)
 			mp_runner_rescan();
 		else if (sig == SIGHUP)
-			mp_log(MP_LOG_NOTICE, "SIGHUP: configuration reload is not supported yet; restart to apply changes");
+			mp_reload(a->config, a->overrides, a->noverrides);
 		else
 			break;
 	}
@@ -254,6 +257,7 @@ main(int argc, char **argv)
 	if (mp_core_load_modules(&problems) < 0)
 		die_problems(&problems);
 	setup_tls();
+	mp_reload_note_tls();
 	if (mp_notify_open(err, sizeof(err)) < 0)
 		die(err);
 	if (mp_listener_bind(err, sizeof(err)) < 0 ||
@@ -278,6 +282,6 @@ main(int argc, char **argv)
 	mp_log(MP_LOG_INFO, "merpatid started (pid %ld) as %s", (long)getpid(),
 	    mp_core.server.hostname);
 	mp_notify("READY=1");
-	serve(&set, pidpath);
+	serve(&set, pidpath, &a);
 	return 0;
 }

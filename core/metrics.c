@@ -245,23 +245,57 @@ mp_metric_clock(void)
 /* A module gets the provider through host->auth() / host->store() and
  * calls its ops itself; the host hands out a copy of the ops table with
  * one member replaced by a counting one and the provider's own ctx, so
- * every other op reaches the provider unchanged. The providers are
- * chosen once at start-up, so one copy of each serves; another provider
- * passes through uncounted. */
+ * every other op reaches the provider unchanged. Each configuration
+ * snapshot (reload.h) has its own provider instance, hence a small
+ * table; the counting op finds its provider by ctx. Past the table's
+ * size a provider passes through uncounted. */
 
-static const struct mp_auth *auth_real;
-static struct mp_auth_ops auth_ops;
-static struct mp_auth auth_counted;
-static const struct mp_store *store_real;
-static struct mp_store_ops store_ops;
-static struct mp_store store_counted;
+#define MAX_WRAPPED 64
+
+struct auth_wrap {
+	const struct mp_auth *real;
+	struct mp_auth_ops ops;
+	struct mp_auth counted;
+};
+
+struct store_wrap {
+	const struct mp_store *real;
+	struct mp_store_ops ops;
+	struct mp_store counted;
+};
+
+static struct auth_wrap auth_wraps[MAX_WRAPPED];
+static struct store_wrap store_wraps[MAX_WRAPPED];
+static _Atomic size_t nauth_wraps, nstore_wraps;
 static pthread_mutex_t wrap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const struct mp_auth_ops *
+auth_real_ops(void *ctx)
+{
+	size_t n = atomic_load(&nauth_wraps);
+
+	for (size_t i = 0; i < n; i++)
+		if (auth_wraps[i].real->ctx == ctx)
+			return auth_wraps[i].real->ops;
+	return NULL;
+}
+
+static const struct mp_store_ops *
+store_real_ops(void *ctx)
+{
+	size_t n = atomic_load(&nstore_wraps);
+
+	for (size_t i = 0; i < n; i++)
+		if (store_wraps[i].real->ctx == ctx)
+			return store_wraps[i].real->ops;
+	return NULL;
+}
 
 static int
 counted_verify(void *ctx, const char *address, const char *password,
     const char **error_r)
 {
-	int rc = auth_real->ops->verify(ctx, address, password, error_r);
+	int rc = auth_real_ops(ctx)->verify(ctx, address, password, error_r);
 
 	mp_metric_auth(NULL, rc);
 	return rc;
@@ -272,7 +306,7 @@ counted_open(void *ctx, const char *user, struct mp_mailbox **mb_r,
     const char **error_r)
 {
 	double t0 = mp_metric_clock();
-	int rc = store_real->ops->open(ctx, user, mb_r, error_r);
+	int rc = store_real_ops(ctx)->open(ctx, user, mb_r, error_r);
 
 	mp_metric_store(MP_STORE_OPEN, mp_metric_clock() - t0);
 	return rc;
@@ -282,21 +316,27 @@ const struct mp_auth *
 mp_metrics_auth(const struct mp_auth *real)
 {
 	const struct mp_auth *out = real;
+	size_t i, n;
 
 	if (real == NULL)
 		return NULL;
 	pthread_mutex_lock(&wrap_lock);
-	if (auth_real == NULL) {
-		size_t n = real->ops->struct_size < sizeof(auth_ops) ?
-		    real->ops->struct_size : sizeof(auth_ops);
-		memcpy(&auth_ops, real->ops, n);
-		auth_ops.verify = counted_verify;
-		auth_counted = *real;
-		auth_counted.ops = &auth_ops;
-		auth_real = real;
+	n = atomic_load(&nauth_wraps);
+	for (i = 0; i < n && auth_wraps[i].real != real; i++)
+		;
+	if (i == n && n < MAX_WRAPPED) {
+		struct auth_wrap *w = &auth_wraps[n];
+		size_t size = real->ops->struct_size < sizeof(w->ops) ?
+		    real->ops->struct_size : sizeof(w->ops);
+		memcpy(&w->ops, real->ops, size);
+		w->ops.verify = counted_verify;
+		w->counted = *real;
+		w->counted.ops = &w->ops;
+		w->real = real;
+		atomic_store(&nauth_wraps, n + 1);
 	}
-	if (real == auth_real)
-		out = &auth_counted;
+	if (i < MAX_WRAPPED && auth_wraps[i].real == real)
+		out = &auth_wraps[i].counted;
 	pthread_mutex_unlock(&wrap_lock);
 	return out;
 }
@@ -305,21 +345,27 @@ const struct mp_store *
 mp_metrics_store(const struct mp_store *real)
 {
 	const struct mp_store *out = real;
+	size_t i, n;
 
 	if (real == NULL)
 		return NULL;
 	pthread_mutex_lock(&wrap_lock);
-	if (store_real == NULL) {
-		size_t n = real->ops->struct_size < sizeof(store_ops) ?
-		    real->ops->struct_size : sizeof(store_ops);
-		memcpy(&store_ops, real->ops, n);
-		store_ops.open = counted_open;
-		store_counted = *real;
-		store_counted.ops = &store_ops;
-		store_real = real;
+	n = atomic_load(&nstore_wraps);
+	for (i = 0; i < n && store_wraps[i].real != real; i++)
+		;
+	if (i == n && n < MAX_WRAPPED) {
+		struct store_wrap *w = &store_wraps[n];
+		size_t size = real->ops->struct_size < sizeof(w->ops) ?
+		    real->ops->struct_size : sizeof(w->ops);
+		memcpy(&w->ops, real->ops, size);
+		w->ops.open = counted_open;
+		w->counted = *real;
+		w->counted.ops = &w->ops;
+		w->real = real;
+		atomic_store(&nstore_wraps, n + 1);
 	}
-	if (real == store_real)
-		out = &store_counted;
+	if (i < MAX_WRAPPED && store_wraps[i].real == real)
+		out = &store_wraps[i].counted;
 	pthread_mutex_unlock(&wrap_lock);
 	return out;
 }

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "queue.h"
 #include "rcpt.h"
+#include "reload.h"
 #include "runner.h"
 #include "settings.h"
 #include "smtp_client.h"
@@ -392,7 +393,9 @@ work_on(struct entry *e)
 	memcpy(id, e->id, sizeof(id));
 	pthread_mutex_unlock(&lock);
 	mp_log_set_queue_id(id);
+	mp_core_hold();
 	next = process(id);
+	mp_core_release();
 	mp_log_set_queue_id(NULL);
 	pthread_mutex_lock(&lock);
 	busy_workers--;

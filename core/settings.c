@@ -22,7 +22,6 @@
 #include "settings.h"
 #include "util.h"
 
-struct mp_core mp_core;
 
 #define SRV(f) offsetof(struct mp_server_settings, f)
 static const struct mp_option server_options[] = {

@@ -6,6 +6,7 @@
 #ifndef MERPATI_SETTINGS_H
 #define MERPATI_SETTINGS_H
 
+#include <stdatomic.h>
 #include <merpati/merpati.h>
 
 #include "config.h"
@@ -101,7 +102,7 @@ struct mp_queue_settings {
 	long long tmp_max_age;		/* queue/tmp files older: a crash's */
 };
 
-struct mp_core {
+struct mp_core_config {
 	struct mp_cfg *cfg;
 	struct mp_tls_settings tls;
 	struct mp_smtp_settings smtp;
@@ -130,7 +131,21 @@ struct mp_core {
 	int log_json;				/* log.format = "json" */
 };
 
-extern struct mp_core mp_core;
+/*
+ * The configuration in force for this thread (reload.h): the snapshot
+ * its session or delivery attempt holds, else the newest one. Every
+ * `mp_core.x` in the daemon reads through it, so a reload publishes a
+ * whole new configuration at once and work in flight keeps its own.
+ */
+extern _Thread_local struct mp_core_config *mp_core_held;
+extern struct mp_core_config *_Atomic mp_core_now;
+static inline struct mp_core_config *
+mp_core_get(void)
+{
+	return mp_core_held ? mp_core_held :
+	    atomic_load_explicit(&mp_core_now, memory_order_acquire);
+}
+#define mp_core (*mp_core_get())
 
 /*
  * Load the config file with overrides, then the core settings; every

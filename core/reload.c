@@ -1,0 +1,331 @@
+/*
+ * core/reload.c - configuration snapshots and reload (see reload.h).
+ *
+ * The new snapshot is built on the main thread with mp_core_held
+ * pointing at it, so the very functions that configure the daemon at
+ * start (mp_core_configure, mp_core_load_modules) fill it; nothing else
+ * sees it until one atomic store publishes it. What cannot change while
+ * running is carried over from the running snapshot and named in the
+ * log: the sockets and modes of the listeners (the acceptor threads
+ * serve the ones bound at start), the connection pools' layout, and
+ * server.state_dir / user / module_dir / landlock, queue.workers and
+ * the metrics listener.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libconfig.h>
+#include <openssl/ssl.h>
+
+#include "loader.h"
+#include "log.h"
+#include "reload.h"
+#include "settings.h"
+#include "tls.h"
+#include "util.h"
+
+struct tls_files {
+	char cert[4096], key[4096];
+	struct stat cert_st, key_st;
+	int known;
+};
+
+struct snapshot {
+	struct mp_core_config core;	/* first: a struct mp_core_config * is a snapshot */
+	atomic_int refs;	/* sessions and attempts holding it */
+	unsigned generation;
+	struct tls_files tls;	/* what its server TLS context was made from */
+};
+
+static struct snapshot boot;
+struct mp_core_config *_Atomic mp_core_now = &boot.core;
+_Thread_local struct mp_core_config *mp_core_held;
+
+static struct snapshot *
+snapshot_of(struct mp_core_config *c)
+{
+	return (struct snapshot *)c;
+}
+
+void
+mp_core_hold(void)
+{
+	struct snapshot *s = snapshot_of(atomic_load(&mp_core_now));
+
+	atomic_fetch_add(&s->refs, 1);
+	mp_core_held = &s->core;
+}
+
+void
+mp_core_release(void)
+{
+	if (mp_core_held)
+		atomic_fetch_sub(&snapshot_of(mp_core_held)->refs, 1);
+	mp_core_held = NULL;
+}
+
+/* ---- modules: reuse the running instance when nothing changed ------------ */
+
+static const struct mp_core_config *reuse_from;	/* set while reloading */
+
+int mp_reload_running(void) { return reuse_from != NULL; }
+
+static int
+scalar_equal(const config_setting_t *a, const config_setting_t *b)
+{
+	switch (config_setting_type(a)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return config_setting_get_int64(a) == config_setting_get_int64(b);
+	case CONFIG_TYPE_FLOAT:
+		return config_setting_get_float(a) == config_setting_get_float(b);
+	case CONFIG_TYPE_BOOL:
+		return config_setting_get_bool(a) == config_setting_get_bool(b);
+	case CONFIG_TYPE_STRING:
+		return strcmp(config_setting_get_string(a),
+		    config_setting_get_string(b)) == 0;
+	default:
+		return 0;
+	}
+}
+
+/* Recursion follows the config file's nesting, which libconfig has
+ * already parsed (bounded by the admin's file, not by clients). */
+int
+mp_cfg_setting_equal(const void *va, const void *vb)
+{
+	const config_setting_t *a = va, *b = vb;
+	int n;
+
+	if (config_setting_type(a) != config_setting_type(b))
+		return 0;
+	if (!config_setting_is_aggregate(a))
+		return scalar_equal(a, b);
+	n = config_setting_length(a);
+	if (n != config_setting_length(b))
+		return 0;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *x = config_setting_get_elem(a, (unsigned)i);
+		const config_setting_t *y = config_setting_get_elem(b, (unsigned)i);
+		const char *nx = config_setting_name(x), *ny = config_setting_name(y);
+		if ((nx || ny) && (!nx || !ny || strcmp(nx, ny) != 0))
+			return 0;
+		if (!mp_cfg_setting_equal(x, y))
+			return 0;
+	}
+	return 1;
+}
+
+int
+mp_reload_reuse_module(const char *name, const char *path, const void *group,
+    struct mp_loaded *m)
+{
+	const config_setting_t *mods, *old_group;
+	const struct mp_loaded *old;
+
+	if (reuse_from == NULL || reuse_from->cfg == NULL)
+		return 0;
+	old = NULL;
+	for (size_t i = 0; i < reuse_from->modules.n && !old; i++)
+		if (strcmp(reuse_from->modules.v[i].name, name) == 0)
+			old = &reuse_from->modules.v[i];
+	mods = config_lookup(&reuse_from->cfg->lc, "modules");
+	old_group = mods ? config_setting_get_member(mods, name) : NULL;
+	if (old == NULL || old->mod == NULL || !old->initialised ||
+	    strcmp(old->path, path) != 0 || old_group == NULL ||
+	    !mp_cfg_setting_equal(old_group, group))
+		return 0;
+	*m = *old;
+	m->borrowed = 1;
+	return 1;
+}
+
+/* ---- TLS: re-read only what changed ------------------------------------- */
+
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	    a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void
+note_tls_files(struct tls_files *t, const struct mp_core_config *c)
+{
+	memset(t, 0, sizeof(*t));
+	mp_strlcpy(t->cert, c->tls_cert, sizeof(t->cert));
+	mp_strlcpy(t->key, c->tls_key, sizeof(t->key));
+	t->known = stat(t->cert, &t->cert_st) == 0 && stat(t->key, &t->key_st) == 0;
+}
+
+void
+mp_reload_note_tls(void)
+{
+	note_tls_files(&boot.tls, &boot.core);
+}
+
+static int
+tls_needed(const struct mp_core_config *c)
+{
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (c->listen[i].tls != LISTEN_TLS_NONE)
+			return 1;
+	return 0;
+}
+
+/* The new snapshot's server context: the running one when the same
+ * files are unchanged, else a new one (the same checks as at start). */
+static void
+reload_tls(struct snapshot *s, const struct snapshot *old,
+    struct mp_problems *problems)
+{
+	struct tls_files now;
+	char err[1024];
+
+	s->core.tls_client_ctx = old->core.tls_client_ctx;
+	if (s->core.tls_client_ctx == NULL && strcmp(s->core.outbound.tls, "none") != 0 &&
+	    (s->core.tls_client_ctx = mp_tls_client_ctx(err, sizeof(err))) == NULL)
+		mp_problem(problems, "%s", err);
+	if (!tls_needed(&s->core))
+		return;
+	note_tls_files(&now, &s->core);
+	if (old->core.tls_ctx && old->tls.known && now.known &&
+	    strcmp(now.cert, old->tls.cert) == 0 && strcmp(now.key, old->tls.key) == 0 &&
+	    same_file(&now.cert_st, &old->tls.cert_st) &&
+	    same_file(&now.key_st, &old->tls.key_st)) {
+		s->core.tls_ctx = old->core.tls_ctx;
+		s->tls = old->tls;
+		return;
+	}
+	s->core.tls_ctx = mp_tls_server_ctx(s->core.tls_cert, s->core.tls_key,
+	    s->core.server.hostname, err, sizeof(err));
+	if (s->core.tls_ctx == NULL) {
+		mp_problem(problems, "%s%s", err, errno == EACCES ?
+		    " (the daemon runs as server.user now: the key must be readable by it)" : "");
+		return;
+	}
+	note_tls_files(&s->tls, &s->core);
+	mp_log(MP_LOG_INFO, "reload: TLS certificate %s and key %s read",
+	    s->core.tls_cert, s->core.tls_key);
+}
+
+/* ---- what a reload cannot change ----------------------------------------- */
+
+static int
+same_listener(const struct mp_listen *a, const struct mp_listen *b)
+{
+	return strcmp(a->label, b->label) == 0 && strcmp(a->address, b->address) == 0 &&
+	    a->port == b->port && a->tls == b->tls && a->auth == b->auth &&
+	    a->plaintext_auth == b->plaintext_auth && a->any_sender == b->any_sender;
+}
+
+static void
+keep_listeners(struct mp_core_config *c, const struct mp_core_config *old)
+{
+	int changed = c->nlisten != old->nlisten;
+
+	for (size_t i = 0; i < c->nlisten && !changed; i++)
+		changed = !same_listener(&c->listen[i], &old->listen[i]);
+	if (changed)
+		mp_log(MP_LOG_WARNING, "reload: listeners changed (listen, or a "
+		    "protocol module's listen): needs a restart; the running "
+		    "listeners stay as they are");
+	memcpy(c->listen, old->listen, sizeof(c->listen));
+	c->nlisten = old->nlisten;
+	/* The acceptors index pools by the running listeners' layout. */
+	int pools_moved = c->npools != old->npools;
+	for (size_t i = 0; i < c->npools && !pools_moved; i++)
+		pools_moved = strcmp(c->pools[i].name, old->pools[i].name) != 0;
+	if (pools_moved) {
+		memcpy(c->pools, old->pools, sizeof(c->pools));
+		c->npools = old->npools;
+	}
+}
+
+static int
+differs(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+static void
+keep_fixed(struct mp_core_config *c, const struct mp_core_config *old)
+{
+	if (differs(c->server.state_dir, old->server.state_dir) ||
+	    differs(c->server.user, old->server.user) ||
+	    differs(c->server.module_dir, old->server.module_dir) ||
+	    c->server.landlock != old->server.landlock)
+		mp_log(MP_LOG_WARNING, "reload: server.state_dir, user, module_dir "
+		    "and landlock need a restart; the running values stay");
+	c->server.state_dir = old->server.state_dir;
+	c->server.user = old->server.user;
+	c->server.module_dir = old->server.module_dir;
+	c->server.landlock = old->server.landlock;
+	memcpy(c->queue_dir, old->queue_dir, sizeof(c->queue_dir));
+	if (c->queue.workers != old->queue.workers)
+		mp_log(MP_LOG_WARNING, "reload: queue.workers needs a restart; "
+		    "%lld workers keep running", old->queue.workers);
+	c->queue.workers = old->queue.workers;
+	if (memcmp(&c->metrics, &old->metrics, sizeof(c->metrics)) != 0)
+		mp_log(MP_LOG_WARNING, "reload: metrics needs a restart; the "
+		    "running metrics listener stays");
+	c->metrics = old->metrics;
+}
+
+/* ---- the reload ------------------------------------------------------------ */
+
+static void
+refuse(struct snapshot *s, struct mp_problems *problems)
+{
+	for (size_t i = 0; i < problems->n; i++)
+		mp_log(MP_LOG_ERR, "reload: %s", problems->lines[i]);
+	mp_log(MP_LOG_ERR, "reload refused (%zu problem(s)): the running "
+	    "configuration stays", problems->n);
+	mp_problems_free(problems);
+	if (s->core.cfg)
+		mp_core_shutdown();	/* the new snapshot's modules and config */
+	mp_core_held = NULL;
+	free(s);
+}
+
+int
+mp_reload(const char *file, char *const *overrides, size_t noverrides)
+{
+	struct snapshot *old = snapshot_of(atomic_load(&mp_core_now));
+	struct snapshot *s = mp_xcalloc(1, sizeof(*s));
+	struct mp_problems problems = { 0 };
+
+	mp_log(MP_LOG_NOTICE, "reload: reading %s", file);
+	mp_core_held = &s->core;
+	reuse_from = &old->core;
+	if (mp_core_configure(file, overrides, noverrides, &problems) == 0)
+		mp_core_load_modules(&problems);
+	else if (s->core.cfg && s->core.server.module_dir)
+		mp_core_load_modules(&problems);	/* report those too */
+	reuse_from = NULL;
+	if (problems.n == 0)
+		reload_tls(s, old, &problems);
+	if (problems.n > 0) {
+		if (s->core.tls_ctx && s->core.tls_ctx != old->core.tls_ctx)
+			SSL_CTX_free(s->core.tls_ctx);
+		if (s->core.tls_client_ctx && s->core.tls_client_ctx != old->core.tls_client_ctx)
+			SSL_CTX_free(s->core.tls_client_ctx);
+		refuse(s, &problems);
+		return -1;
+	}
+	keep_listeners(&s->core, &old->core);
+	keep_fixed(&s->core, &old->core);
+	s->generation = old->generation + 1;
+	mp_core_held = NULL;
+	atomic_store(&mp_core_now, &s->core);
+	mp_log_set_json(s->core.log_json);
+	mp_log(MP_LOG_NOTICE, "reload: configuration %u in force for new sessions "
+	    "and deliveries (%zu module(s)); %d session(s) or attempt(s) finish on "
+	    "configuration %u", s->generation, s->core.modules.n,
+	    atomic_load(&old->refs), old->generation);
+	return 0;
+}
