@@ -33,37 +33,42 @@ struct tls_files {
 	int known;
 };
 
-struct snapshot {
-	struct mp_core_config core;	/* first: a struct mp_core_config * is a snapshot */
+/* What the reload keeps about each configuration besides itself. */
+struct snapshot_meta {
 	atomic_int refs;	/* sessions and attempts holding it */
 	unsigned generation;
 	struct tls_files tls;	/* what its server TLS context was made from */
 };
 
-static struct snapshot boot;
-struct mp_core_config *_Atomic mp_core_now = &boot.core;
-_Thread_local struct mp_core_config *mp_core_held;
+/* A reloaded configuration; the start-up one is settings.c's
+ * mp_core_boot, with its meta here. */
+struct snapshot {
+	struct mp_core_config core;	/* first: meta_of() casts back */
+	struct snapshot_meta meta;
+};
 
-static struct snapshot *
-snapshot_of(struct mp_core_config *c)
+static struct snapshot_meta boot_meta;
+
+static struct snapshot_meta *
+meta_of(struct mp_core_config *c)
 {
-	return (struct snapshot *)c;
+	return c == &mp_core_boot ? &boot_meta : &((struct snapshot *)c)->meta;
 }
 
 void
 mp_core_hold(void)
 {
-	struct snapshot *s = snapshot_of(atomic_load(&mp_core_now));
+	struct mp_core_config *c = atomic_load(&mp_core_now);
 
-	atomic_fetch_add(&s->refs, 1);
-	mp_core_held = &s->core;
+	atomic_fetch_add(&meta_of(c)->refs, 1);
+	mp_core_held = c;
 }
 
 void
 mp_core_release(void)
 {
 	if (mp_core_held)
-		atomic_fetch_sub(&snapshot_of(mp_core_held)->refs, 1);
+		atomic_fetch_sub(&meta_of(mp_core_held)->refs, 1);
 	mp_core_held = NULL;
 }
 
@@ -165,7 +170,7 @@ note_tls_files(struct tls_files *t, const struct mp_core_config *c)
 void
 mp_reload_note_tls(void)
 {
-	note_tls_files(&boot.tls, &boot.core);
+	note_tls_files(&boot_meta.tls, &mp_core_boot);
 }
 
 static int
@@ -180,25 +185,25 @@ tls_needed(const struct mp_core_config *c)
 /* The new snapshot's server context: the running one when the same
  * files are unchanged, else a new one (the same checks as at start). */
 static void
-reload_tls(struct snapshot *s, const struct snapshot *old,
-    struct mp_problems *problems)
+reload_tls(struct snapshot *s, struct mp_core_config *oldc,
+    const struct snapshot_meta *om, struct mp_problems *problems)
 {
 	struct tls_files now;
 	char err[1024];
 
-	s->core.tls_client_ctx = old->core.tls_client_ctx;
+	s->core.tls_client_ctx = oldc->tls_client_ctx;
 	if (s->core.tls_client_ctx == NULL && strcmp(s->core.outbound.tls, "none") != 0 &&
 	    (s->core.tls_client_ctx = mp_tls_client_ctx(err, sizeof(err))) == NULL)
 		mp_problem(problems, "%s", err);
 	if (!tls_needed(&s->core))
 		return;
 	note_tls_files(&now, &s->core);
-	if (old->core.tls_ctx && old->tls.known && now.known &&
-	    strcmp(now.cert, old->tls.cert) == 0 && strcmp(now.key, old->tls.key) == 0 &&
-	    same_file(&now.cert_st, &old->tls.cert_st) &&
-	    same_file(&now.key_st, &old->tls.key_st)) {
-		s->core.tls_ctx = old->core.tls_ctx;
-		s->tls = old->tls;
+	if (oldc->tls_ctx && om->tls.known && now.known &&
+	    strcmp(now.cert, om->tls.cert) == 0 && strcmp(now.key, om->tls.key) == 0 &&
+	    same_file(&now.cert_st, &om->tls.cert_st) &&
+	    same_file(&now.key_st, &om->tls.key_st)) {
+		s->core.tls_ctx = oldc->tls_ctx;
+		s->meta.tls = om->tls;
 		return;
 	}
 	s->core.tls_ctx = mp_tls_server_ctx(s->core.tls_cert, s->core.tls_key,
@@ -208,7 +213,7 @@ reload_tls(struct snapshot *s, const struct snapshot *old,
 		    " (the daemon runs as server.user now: the key must be readable by it)" : "");
 		return;
 	}
-	note_tls_files(&s->tls, &s->core);
+	note_tls_files(&s->meta.tls, &s->core);
 	mp_log(MP_LOG_INFO, "reload: TLS certificate %s and key %s read",
 	    s->core.tls_cert, s->core.tls_key);
 }
@@ -295,37 +300,38 @@ refuse(struct snapshot *s, struct mp_problems *problems)
 int
 mp_reload(const char *file, char *const *overrides, size_t noverrides)
 {
-	struct snapshot *old = snapshot_of(atomic_load(&mp_core_now));
+	struct mp_core_config *oldc = atomic_load(&mp_core_now);
+	struct snapshot_meta *om = meta_of(oldc);
 	struct snapshot *s = mp_xcalloc(1, sizeof(*s));
 	struct mp_problems problems = { 0 };
 
 	mp_log(MP_LOG_NOTICE, "reload: reading %s", file);
 	mp_core_held = &s->core;
-	reuse_from = &old->core;
+	reuse_from = oldc;
 	if (mp_core_configure(file, overrides, noverrides, &problems) == 0)
 		mp_core_load_modules(&problems);
 	else if (s->core.cfg && s->core.server.module_dir)
 		mp_core_load_modules(&problems);	/* report those too */
 	reuse_from = NULL;
 	if (problems.n == 0)
-		reload_tls(s, old, &problems);
+		reload_tls(s, oldc, om, &problems);
 	if (problems.n > 0) {
-		if (s->core.tls_ctx && s->core.tls_ctx != old->core.tls_ctx)
+		if (s->core.tls_ctx && s->core.tls_ctx != oldc->tls_ctx)
 			SSL_CTX_free(s->core.tls_ctx);
-		if (s->core.tls_client_ctx && s->core.tls_client_ctx != old->core.tls_client_ctx)
+		if (s->core.tls_client_ctx && s->core.tls_client_ctx != oldc->tls_client_ctx)
 			SSL_CTX_free(s->core.tls_client_ctx);
 		refuse(s, &problems);
 		return -1;
 	}
-	keep_listeners(&s->core, &old->core);
-	keep_fixed(&s->core, &old->core);
-	s->generation = old->generation + 1;
+	keep_listeners(&s->core, oldc);
+	keep_fixed(&s->core, oldc);
+	s->meta.generation = om->generation + 1;
 	mp_core_held = NULL;
 	atomic_store(&mp_core_now, &s->core);
 	mp_log_set_json(s->core.log_json);
 	mp_log(MP_LOG_NOTICE, "reload: configuration %u in force for new sessions "
 	    "and deliveries (%zu module(s)); %d session(s) or attempt(s) finish on "
-	    "configuration %u", s->generation, s->core.modules.n,
-	    atomic_load(&old->refs), old->generation);
+	    "configuration %u", s->meta.generation, s->core.modules.n,
+	    atomic_load(&om->refs), om->generation);
 	return 0;
 }

@@ -23,6 +23,10 @@
 #include "util.h"
 
 
+struct mp_core_config mp_core_boot;
+struct mp_core_config *_Atomic mp_core_now = &mp_core_boot;
+_Thread_local struct mp_core_config *mp_core_held;
+
 #define SRV(f) offsetof(struct mp_server_settings, f)
 static const struct mp_option server_options[] = {
 	MP_OPT("hostname", MP_OPT_STRING, SRV(hostname), "localhost", 0, 0),

@@ -137,6 +137,7 @@ struct mp_core_config {
  * `mp_core.x` in the daemon reads through it, so a reload publishes a
  * whole new configuration at once and work in flight keeps its own.
  */
+extern struct mp_core_config mp_core_boot;	/* the start-up configuration */
 extern _Thread_local struct mp_core_config *mp_core_held;
 extern struct mp_core_config *_Atomic mp_core_now;
 static inline struct mp_core_config *
