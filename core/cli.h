@@ -21,6 +21,8 @@ int cli_mailbox(const char *config, char **overrides, size_t n, int argc,
     char **argv);
 int cli_sendmail(const char *config, char **overrides, size_t n, int argc,
     char **argv);
+int cli_trace(const char *config, char **overrides, size_t n, int argc,
+    char **argv);
 const char *mp_basename(const char *path);
 /* Signal the running daemon via its pid file; 0, or -1 (message printed
  * unless quiet). */

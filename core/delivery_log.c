@@ -251,7 +251,7 @@ mp_delivery_writer_message_id(struct mp_qwriter *w, char *out, size_t size)
 void
 mp_delivery_log_accepted(const char *id, const char *sender, size_t nrcpt,
     unsigned long long size, const char *client, const char *user,
-    const char *message_id)
+    const char *tls, const char *message_id)
 {
 	char from[600], nr[24], sz[24], cl[80];
 
@@ -265,6 +265,7 @@ mp_delivery_log_accepted(const char *id, const char *sender, size_t nrcpt,
 		{ "nrcpt", nr, 1, 0 },
 		{ "client", cl, 0, 0 },
 		{ "user", user && user[0] ? user : NULL, 0, 0 },
+		{ "tls", tls, 0, 0 },
 		{ "message_id", message_id && message_id[0] ? message_id : NULL, 0, 0 },
 	};
 	mp_log_set_queue_id(id);	/* the session has none: a message each */

@@ -58,9 +58,10 @@ struct mp_qwriter;
 void mp_delivery_writer_message_id(struct mp_qwriter *w, char *out, size_t size);
 
 /* The accepted-message line: queue id, from, size, recipients, client,
- * authenticated user ("" none) and Message-ID; counts it. */
+ * authenticated user ("" none), TLS version (NULL none) and Message-ID;
+ * counts it. */
 void mp_delivery_log_accepted(const char *id, const char *sender, size_t nrcpt,
     unsigned long long size, const char *client, const char *user,
-    const char *message_id);
+    const char *tls, const char *message_id);
 
 #endif

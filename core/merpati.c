@@ -4,6 +4,7 @@
  *   merpati -c FILE [-o path=value]... COMMAND ...
  *     check-config
  *     reload                        (check, then SIGHUP to merpatid)
+ *     trace ID [LOGFILE...]         (docs/operations.md)
  *     user add|del|passwd ADDRESS   (password read from stdin)
  *     user list
  *     queue list | queue show ID | queue delete ID | queue flush
@@ -39,6 +40,7 @@ usage(void)
 	fputs("usage: merpati -c FILE [-o path=value]... COMMAND\n"
 	    "  check-config\n"
 	    "  reload\n"
+	    "  trace ID [LOGFILE...]\n"
 	    "  user add|del|passwd ADDRESS    (password on stdin)\n"
 	    "  user list\n"
 	    "  queue list | queue show ID | queue delete ID | queue flush\n"
@@ -151,6 +153,8 @@ main(int argc, char **argv)
 		return check_config(config, overrides, n);
 	if (strcmp(argv[i], "reload") == 0)
 		return reload(config, overrides, n);
+	if (strcmp(argv[i], "trace") == 0)
+		return cli_trace(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "user") == 0)
 		return cli_user(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "queue") == 0)

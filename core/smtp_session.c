@@ -617,7 +617,7 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 		    strerror(e));
 		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
 	} else {
-		mp_delivery_log_accepted(id, s->sender, s->nrcpt, size, s->client, s->auth_user, msgid);
+		mp_delivery_log_accepted(id, s->sender, s->nrcpt, size, s->client, s->auth_user, s->c.ssl ? SSL_get_version(s->c.ssl) : NULL, msgid);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
 		if (queued)
 			mp_runner_notify(id);

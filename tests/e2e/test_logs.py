@@ -205,6 +205,61 @@ class JsonLogLines(LogLines, unittest.TestCase):
         self.wait_for(lambda e: "\ufffd" in e.get("message_id", ""), "replaced byte")
 
 
+class Trace(unittest.TestCase):
+    """`merpati trace ID`: a message deferred at a dead port until the
+    give-up time bounces it; the trace shows its arrival, every attempt
+    and the bounce, and follows the bounce's own delivery."""
+
+    def test_trace_of_a_bounced_message_shows_each_attempt(self):
+        dead = free_port()
+        rules = 'rules = ( { match = "@dead\\\\.test$"; action = "relay"; host = "127.0.0.1:%d"; } );' % dead
+        srv = Server(extra_config='queue = { retry_interval = "1s"; warn_after = "1h"; '
+                                  'give_up_after = "3s"; };\noutbound = { tls = "none"; };',
+                     modules={"route_regex": rules})
+        self.addCleanup(srv.cleanup)
+        srv.add_user(ALICE)
+        srv.start()
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.ehlo("client.test")
+            s.mail(ALICE)
+            s.rcpt("far@dead.test")
+            _, text = s.data(b"Subject: t\r\nMessage-ID: <trace-1@client.test>\r\n\r\nx\r\n")
+        qid = re.search(r"queued as ([0-9A-F]+)", text.decode()).group(1)
+        self.assertTrue(srv.wait_log("bounced to=<far@dead.test>", 20), srv.log()[-3000:])
+        srv.wait_for_mail(ALICE, 1)
+        time.sleep(0.3)  # the bounce's own delivery line
+        r = srv.cli("trace", qid, srv.log_path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertIn("%s: not in the queue" % qid, out)
+        lines = out.splitlines()
+        arrival = [i for i, l in enumerate(lines) if qid + ": accepted" in l]
+        attempts = [i for i, l in enumerate(lines) if qid + ": deferred to=<far@dead.test>" in l]
+        bounced = [i for i, l in enumerate(lines) if qid + ": bounced to=<far@dead.test>" in l]
+        self.assertEqual(len(arrival), 1, out)
+        self.assertIn("message_id=<trace-1@client.test>", lines[arrival[0]])
+        self.assertIn("client=[127.0.0.1]", lines[arrival[0]])
+        # Every attempt the daemon logged, each naming the dead server.
+        self.assertEqual(len(attempts), srv.log().count(qid + ": deferred to=<far@dead.test>"))
+        self.assertGreaterEqual(len(attempts), 2, out)
+        for i in attempts:
+            self.assertIn("relay=127.0.0.1[127.0.0.1]:%d" % dead, lines[i])
+        self.assertEqual(len(bounced), 1, out)
+        self.assertIn("dsn=5.4.7", lines[bounced[0]])
+        self.assertTrue(arrival[0] < attempts[0] < attempts[-1] < bounced[0])
+        # The bounce's id is followed to its own delivery to the sender.
+        note = re.search(r"notification: ([0-9A-F]+)", out)
+        self.assertIsNotNone(note, out)
+        self.assertIn(note.group(1) + ": delivered to=<%s>" % ALICE, out)
+
+    def test_trace_refuses_a_bad_id(self):
+        srv = Server()
+        self.addCleanup(srv.cleanup)
+        r = srv.cli("trace", "../../etc/passwd", srv.log_path)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not a queue id", r.stderr)
+
+
 class LogConfig(unittest.TestCase):
     def test_unknown_format_refused(self):
         srv = Server(extra_config='log = { format = "xml"; };')
