@@ -591,7 +591,8 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
     unsigned long long size, int bare, int long_line, int disk_errno)
 {
 	int queued = 1;
-	char msgid[256];	/* read before direct delivery may drop the file */
+	char msgid[256];	/* read now: direct delivery may drop the file */
+
 	mp_delivery_writer_message_id(w, msgid, sizeof(msgid));
 	int normalize = strcmp(mp_core.smtp.bare_eol, "normalize") == 0;
 
@@ -617,7 +618,8 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 		    strerror(e));
 		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
 	} else {
-		mp_delivery_log_accepted(id, s->sender, s->nrcpt, size, s->client, s->auth_user, s->c.ssl ? SSL_get_version(s->c.ssl) : NULL, msgid);
+		mp_delivery_log_accepted(id, s->sender, s->nrcpt, size, s->client,
+		    s->auth_user, s->c.ssl ? SSL_get_version(s->c.ssl) : NULL, msgid);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
 		if (queued)
 			mp_runner_notify(id);
