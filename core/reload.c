@@ -76,6 +76,15 @@ mp_core_release(void)
 
 static const struct mp_core_config *reuse_from;	/* set while reloading */
 
+/* Running instances whose changed settings their reload op applies once
+ * every other check passed (so a refused reload changes nothing else). */
+struct pending_reload {
+	const struct mp_loaded *m;
+	const config_setting_t *group;
+};
+static struct pending_reload pending[32];
+static size_t npending, napplied;
+
 int mp_reload_running(void) { return reuse_from != NULL; }
 
 static int
@@ -140,12 +149,42 @@ mp_reload_reuse_module(const char *name, const char *path, const void *group,
 	mods = config_lookup(&reuse_from->cfg->lc, "modules");
 	old_group = mods ? config_setting_get_member(mods, name) : NULL;
 	if (old == NULL || old->mod == NULL || !old->initialised ||
-	    strcmp(old->path, path) != 0 || old_group == NULL ||
-	    !mp_cfg_setting_equal(old_group, group))
+	    strcmp(old->path, path) != 0 || old_group == NULL)
 		return 0;
+	if (!mp_cfg_setting_equal(old_group, group)) {
+		if (old->mod->reload == NULL ||
+		    npending == sizeof(pending) / sizeof(pending[0]))
+			return 0;	/* a new instance, from init */
+		pending[npending++] = (struct pending_reload){ old, group };
+	}
 	*m = *old;
 	m->borrowed = 1;
 	return 1;
+}
+
+/* The modules' reload ops, last: a failure refuses the reload (an op
+ * that already succeeded in this pass keeps its new settings; the
+ * module's instance is shared, there is nothing to return to). */
+static void
+apply_module_reloads(struct mp_problems *problems)
+{
+	for (size_t i = 0; i < npending && problems->n == 0; i++) {
+		const struct mp_loaded *m = pending[i].m;
+		const char *why = NULL;
+		mp_log_set_module(m->name);
+		int rc = m->mod->reload(m->ctx, (const struct mp_conf *)pending[i].group,
+		    &why);
+		mp_log_set_module(NULL);
+		if (rc != MP_OK)
+			mp_problem(problems, "modules.%s: %s (its running settings stay)",
+			    m->name, why ? why : "the module refused its new settings");
+		else {
+			napplied++;
+			mp_log(MP_LOG_INFO, "reload: module %s applied its new settings",
+			    m->name);
+		}
+	}
+	npending = 0;
 }
 
 /* ---- TLS: re-read only what changed ------------------------------------- */
@@ -198,8 +237,19 @@ reload_tls(struct snapshot *s, struct mp_core_config *oldc,
 	if (!tls_needed(&s->core))
 		return;
 	note_tls_files(&now, &s->core);
-	if (oldc->tls_ctx && om->tls.known && now.known &&
-	    strcmp(now.cert, om->tls.cert) == 0 && strcmp(now.key, om->tls.key) == 0 &&
+	int same_paths = strcmp(now.cert, om->tls.cert) == 0 &&
+	    strcmp(now.key, om->tls.key) == 0;
+	if (oldc->tls_ctx && same_paths && !now.known) {
+		/* The start-up files, e.g. the generated pair in a directory
+		 * only root may enter: unchanged as far as we can tell. */
+		mp_log(MP_LOG_WARNING, "reload: cannot look at %s or %s as "
+		    "server.user: the running certificate stays (restart to "
+		    "re-read them)", now.cert, now.key);
+		s->core.tls_ctx = oldc->tls_ctx;
+		s->meta.tls = om->tls;
+		return;
+	}
+	if (oldc->tls_ctx && om->tls.known && now.known && same_paths &&
 	    same_file(&now.cert_st, &om->tls.cert_st) &&
 	    same_file(&now.key_st, &om->tls.key_st)) {
 		s->core.tls_ctx = oldc->tls_ctx;
@@ -210,7 +260,8 @@ reload_tls(struct snapshot *s, struct mp_core_config *oldc,
 	    s->core.server.hostname, err, sizeof(err));
 	if (s->core.tls_ctx == NULL) {
 		mp_problem(problems, "%s%s", err, errno == EACCES ?
-		    " (the daemon runs as server.user now: the key must be readable by it)" : "");
+		    " (merpatid runs as server.user now: the certificate, the key "
+		    "and their directories must be readable by it)" : "");
 		return;
 	}
 	note_tls_files(&s->meta.tls, &s->core);
@@ -308,6 +359,7 @@ mp_reload(const char *file, char *const *overrides, size_t noverrides)
 	mp_log(MP_LOG_NOTICE, "reload: reading %s", file);
 	mp_core_held = &s->core;
 	reuse_from = oldc;
+	npending = napplied = 0;
 	if (mp_core_configure(file, overrides, noverrides, &problems) == 0)
 		mp_core_load_modules(&problems);
 	else if (s->core.cfg && s->core.server.module_dir)
@@ -315,11 +367,16 @@ mp_reload(const char *file, char *const *overrides, size_t noverrides)
 	reuse_from = NULL;
 	if (problems.n == 0)
 		reload_tls(s, oldc, om, &problems);
+	if (problems.n == 0)
+		apply_module_reloads(&problems);
+	npending = 0;
 	if (problems.n > 0) {
 		if (s->core.tls_ctx && s->core.tls_ctx != oldc->tls_ctx)
 			SSL_CTX_free(s->core.tls_ctx);
 		if (s->core.tls_client_ctx && s->core.tls_client_ctx != oldc->tls_client_ctx)
 			SSL_CTX_free(s->core.tls_client_ctx);
+		if (napplied > 0)	/* a module now points into this config */
+			s->core.cfg = NULL;
 		refuse(s, &problems);
 		return -1;
 	}

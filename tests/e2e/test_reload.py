@@ -16,7 +16,7 @@ import subprocess
 import time
 import unittest
 
-from harness import DOMAIN, Server, Session
+from harness import DOMAIN, REPO, Server, Session
 
 ALICE = "alice@" + DOMAIN
 BOB = "bob@new.test"
@@ -154,6 +154,55 @@ class Reload(unittest.TestCase):
         self.assertIn("readable", self.srv.log())
         # The old certificate is still served.
         self.assertNotEqual(served_cert(self.srv.port), pem_to_der(self.cert))
+
+
+class ModuleReloadOp(unittest.TestCase):
+    """A module with the reload op (tests/modules/reloadable.c) gets its
+    changed settings in place; one whose settings did not change is not
+    called; an op that refuses refuses the whole reload."""
+
+    def setUp(self):
+        self.path = os.path.join(REPO, "tests", "modules", "reloadable.so")
+        self.srv = Server(modules={"reloadable": self.settings("one")})
+        self.addCleanup(self.srv.cleanup)
+        self.srv.start()
+
+    def settings(self, greeting):
+        return 'path = "%s"; greeting = "%s";' % (self.path, greeting)
+
+    def reload_with(self, greeting, domains=(DOMAIN,)):
+        self.srv.modules["reloadable"] = self.settings(greeting)
+        self.srv.domains = domains
+        self.srv.write_config()
+        with open(os.path.join(self.srv.state, "merpatid.pid")) as f:
+            os.kill(int(f.read()), signal.SIGHUP)
+
+    def wait_count(self, text, count):
+        deadline = time.time() + 10
+        while self.srv.log().count(text) < count and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.srv.log().count(text), count, self.srv.log()[-3000:])
+
+    def test_reload_op_applies_in_place(self):
+        self.reload_with("two")
+        self.wait_count("reload greeting=two", 1)
+        self.wait_count("configuration 1 in force", 1)
+        self.assertEqual(self.srv.log().count("init greeting="), 1)  # no new instance
+        # Unchanged settings: the op is not called again.
+        self.reload_with("two", domains=(DOMAIN, "other.test"))
+        self.wait_count("configuration 2 in force", 1)
+        self.assertEqual(self.srv.log().count("reload greeting="), 1)
+
+    def test_refusing_op_refuses_the_reload(self):
+        self.reload_with("refuse", domains=(DOMAIN, "other.test"))
+        self.wait_count("reload refused", 1)
+        self.assertIn("modules.reloadable: greeting \"refuse\" cannot be applied", self.srv.log())
+        self.assertEqual(self.srv.log().count("in force"), 0)
+        # The domains change was not applied either.
+        with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
+            s.ehlo("c.test")
+            s.mail("x@c.test")
+            self.assertGreaterEqual(s.rcpt("someone@other.test")[0], 500)
 
 
 if __name__ == "__main__":
