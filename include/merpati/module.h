@@ -455,7 +455,8 @@ struct mp_module {
 	 * privilege drop, while other threads may be inside this module's
 	 * ops, and only once every other check of the new configuration
 	 * passed. MP_OK: ctx now serves with conf, for every caller (a
-	 * session in flight included). Anything else, with *error_r: ctx is
+	 * session in flight included); conf and the strings conf_options
+	 * gives from it stay valid while the daemon runs. Anything else, with *error_r: ctx is
 	 * unchanged and the reload is refused with that reason. Without it
 	 * the host initialises a new instance with init (the running one
 	 * serves the sessions already in flight), and refuses the reload
