@@ -1,7 +1,8 @@
 /*
  * core/settings.h - the core's own settings (server, domains, listen,
  * limits, queue), read through the same declarative option tables that
- * modules use, and the one process-wide `mp_core` state.
+ * modules use, and `mp_core`: the configuration in force for the
+ * calling thread (a snapshot; a reload makes a new one, reload.h).
  */
 #ifndef MERPATI_SETTINGS_H
 #define MERPATI_SETTINGS_H
@@ -102,6 +103,7 @@ struct mp_queue_settings {
 	long long tmp_max_age;		/* queue/tmp files older: a crash's */
 };
 
+/* One whole configuration: settings, providers, loaded modules. */
 struct mp_core_config {
 	struct mp_cfg *cfg;
 	struct mp_tls_settings tls;
