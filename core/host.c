@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "filter_hooks.h"
 #include "log.h"
 #include "protocol.h"
 #include "queue.h"
@@ -187,4 +188,17 @@ const struct mp_host mp_host_table = {
 	.sync_group = mp_sync_group,
 	.sasl_plain = smtp_auth_plain_fields,
 	.auth_allowed = host_auth_allowed,
+	/* since 2.1: the filter hooks' calls (filter_hooks.c) */
+	.txn_info = mp_txn_info_get,
+	.txn_slot = mp_txn_slot,
+	.txn_note_set = mp_txn_note_set,
+	.txn_note = mp_txn_note,
+	.txn_header_insert = mp_txn_header_insert,
+	.txn_header_change = mp_txn_header_change,
+	.txn_sender_set = mp_txn_sender_set,
+	.txn_rcpt_add = mp_txn_rcpt_add,
+	.txn_rcpt_delete = mp_txn_rcpt_delete,
+	.txn_body_replace = mp_txn_body_replace,
+	.txn_hold = mp_txn_hold,
+	.txn_discard = mp_txn_discard,
 };

@@ -231,6 +231,110 @@ mp_call_filter(const struct mp_loaded *f, struct mp_txn *txn,
 	return settle(rc, st, &filter_defaults);
 }
 
+/* The loader's copy of a filter's table has this host's size with the
+ * members an older module lacks NULL; MP_HAS also guards a table that
+ * came from elsewhere (a test's). */
+#define FILTER_HOOK(f, m) \
+	(MP_HAS((f)->mod->filter, (f)->mod->filter->struct_size, m) && \
+	    (f)->mod->filter->m != NULL)
+
+/* Before a hook call: an empty status, the module in the log context. */
+static void
+hook_enter(const struct mp_loaded *f, struct mp_status *st)
+{
+	empty_status(st);
+	enter(f->name);
+}
+
+static int
+hook_leave(int rc, struct mp_status *st)
+{
+	leave();
+	return settle(rc, st, &filter_defaults);
+}
+
+int
+mp_call_filter_connect(const struct mp_loaded *f, struct mp_txn *txn,
+    struct mp_status *st)
+{
+	if (!FILTER_HOOK(f, connect))
+		return MP_OK;
+	hook_enter(f, st);
+	return hook_leave(f->mod->filter->connect(f->ctx, txn, st), st);
+}
+
+int
+mp_call_filter_helo(const struct mp_loaded *f, struct mp_txn *txn,
+    const char *name, struct mp_status *st)
+{
+	if (!FILTER_HOOK(f, helo))
+		return MP_OK;
+	hook_enter(f, st);
+	return hook_leave(f->mod->filter->helo(f->ctx, txn, name, st), st);
+}
+
+int
+mp_call_filter_mail_from(const struct mp_loaded *f, struct mp_txn *txn,
+    const char *sender, struct mp_status *st)
+{
+	if (!FILTER_HOOK(f, mail_from))
+		return MP_OK;
+	hook_enter(f, st);
+	return hook_leave(f->mod->filter->mail_from(f->ctx, txn, sender, st), st);
+}
+
+int
+mp_call_filter_rcpt_to(const struct mp_loaded *f, struct mp_txn *txn,
+    const char *rcpt, struct mp_status *st)
+{
+	if (!FILTER_HOOK(f, rcpt_to))
+		return MP_OK;
+	hook_enter(f, st);
+	return hook_leave(f->mod->filter->rcpt_to(f->ctx, txn, rcpt, st), st);
+}
+
+int
+mp_call_filter_end_of_headers(const struct mp_loaded *f, struct mp_txn *txn,
+    struct mp_reader *headers, struct mp_status *st)
+{
+	if (!FILTER_HOOK(f, end_of_headers))
+		return MP_OK;
+	hook_enter(f, st);
+	return hook_leave(f->mod->filter->end_of_headers(f->ctx, txn, headers, st),
+	    st);
+}
+
+int
+mp_call_filter_before_queue(const struct mp_loaded *f, struct mp_txn *txn,
+    const struct mp_envelope *env, struct mp_reader *msg, struct mp_status *st)
+{
+	if (!FILTER_HOOK(f, before_queue))
+		return MP_OK;
+	hook_enter(f, st);
+	return hook_leave(f->mod->filter->before_queue(f->ctx, txn, env, msg, st),
+	    st);
+}
+
+void
+mp_call_filter_txn_end(const struct mp_loaded *f, struct mp_txn *txn)
+{
+	if (!FILTER_HOOK(f, txn_end))
+		return;
+	enter(f->name);
+	f->mod->filter->txn_end(f->ctx, txn);
+	leave();
+}
+
+void
+mp_call_filter_session_end(const struct mp_loaded *f, struct mp_txn *txn)
+{
+	if (!FILTER_HOOK(f, session_end))
+		return;
+	enter(f->name);
+	f->mod->filter->session_end(f->ctx, txn);
+	leave();
+}
+
 int
 mp_call_retry(const struct mp_retry_info *info, struct mp_retry_decision *d)
 {

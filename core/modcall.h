@@ -55,6 +55,28 @@ int mp_call_filter(const struct mp_loaded *f, struct mp_txn *txn,
     int (*add_header)(struct mp_txn *, const char *, const char *),
     struct mp_status *st);
 
+/*
+ * One filter module's hook points since ABI 2.1 (filter.h). A hook the
+ * module does not have (NULL in the loader's copy of its table) is
+ * MP_OK. Each returns MP_OK, MP_TEMPFAIL or MP_PERMFAIL with *st a
+ * reply of the matching class; txn_end and session_end return nothing.
+ */
+int mp_call_filter_connect(const struct mp_loaded *f, struct mp_txn *txn,
+    struct mp_status *st);
+int mp_call_filter_helo(const struct mp_loaded *f, struct mp_txn *txn,
+    const char *name, struct mp_status *st);
+int mp_call_filter_mail_from(const struct mp_loaded *f, struct mp_txn *txn,
+    const char *sender, struct mp_status *st);
+int mp_call_filter_rcpt_to(const struct mp_loaded *f, struct mp_txn *txn,
+    const char *rcpt, struct mp_status *st);
+int mp_call_filter_end_of_headers(const struct mp_loaded *f,
+    struct mp_txn *txn, struct mp_reader *headers, struct mp_status *st);
+int mp_call_filter_before_queue(const struct mp_loaded *f, struct mp_txn *txn,
+    const struct mp_envelope *env, struct mp_reader *msg,
+    struct mp_status *st);
+void mp_call_filter_txn_end(const struct mp_loaded *f, struct mp_txn *txn);
+void mp_call_filter_session_end(const struct mp_loaded *f, struct mp_txn *txn);
+
 /* mp_core.retry's decision. MP_OK with *d filled, MP_TEMPFAIL when the
  * module is absent or failed (the caller uses its own policy). */
 int mp_call_retry(const struct mp_retry_info *info,

@@ -177,9 +177,10 @@ envelope_ok(const struct mp_qmsg *env)
 	return 1;
 }
 
-struct mp_qwriter *
-mp_queue_begin(const char *qdir, const struct mp_qmsg *env,
-    char id_r[MP_QID_SIZE])
+/* A writer for message id (its tmp/ file named id + tmp_suffix). */
+static struct mp_qwriter *
+begin(const char *qdir, const struct mp_qmsg *env, const char *id,
+    const char *tmp_suffix)
 {
 	struct mp_qwriter *w;
 	size_t len, size_field;
@@ -191,16 +192,51 @@ mp_queue_begin(const char *qdir, const struct mp_qmsg *env,
 	w = mp_xcalloc(1, sizeof(*w));
 	w->fd = -1;
 	mp_strlcpy(w->qdir, qdir, sizeof(w->qdir));
-	make_id(w->id);
-	snprintf(w->tmp, sizeof(w->tmp), "%s/tmp/%s", qdir, w->id);
+	mp_strlcpy(w->id, id, sizeof(w->id));
+	snprintf(w->tmp, sizeof(w->tmp), "%s/tmp/%s%s", qdir, w->id, tmp_suffix);
 	snprintf(w->final, sizeof(w->final), "%s/%s", qdir, w->id);
 	w->mem.p = format_envelope(env, w->id, &len, &size_field);
 	w->mem.len = len;
 	w->mem.cap = len + 1;	/* format_envelope NUL-terminates */
 	w->size_field = (off_t)size_field;
 	w->data_start = (off_t)len;
-	memcpy(id_r, w->id, MP_QID_SIZE);
 	return w;
+}
+
+struct mp_qwriter *
+mp_queue_begin(const char *qdir, const struct mp_qmsg *env,
+    char id_r[MP_QID_SIZE])
+{
+	char id[MP_QID_SIZE];
+	struct mp_qwriter *w;
+
+	make_id(id);
+	if ((w = begin(qdir, env, id, "")) != NULL)
+		memcpy(id_r, w->id, MP_QID_SIZE);
+	return w;
+}
+
+struct mp_qwriter *
+mp_queue_rewrite(struct mp_qwriter *w, const struct mp_qmsg *env,
+    struct mp_reader *msg)
+{
+	/* the same id (the client is told it; Received carries it), in a
+	 * tmp/ file of its own until the old one is gone */
+	struct mp_qwriter *n = begin(w->qdir, env, w->id, ".new");
+	char buf[16384];
+	ssize_t got = -1;
+
+	if (n == NULL)
+		return NULL;
+	while ((got = msg->read(msg, buf, sizeof(buf))) > 0)
+		if (mp_queue_write(n, buf, (size_t)got) < 0)
+			break;
+	if (got != 0) {
+		mp_queue_abort(n);
+		return NULL;
+	}
+	mp_queue_abort(w);
+	return n;
 }
 
 /* Move what is in memory into the queue's tmp/ file. */
@@ -235,10 +271,12 @@ mp_queue_written(const struct mp_qwriter *w)
 	return w->written;
 }
 
+/* Each new header goes above those added before it: "at the top", as
+ * filter.h says add_header and txn_header_insert(txn, 0, ...) do. */
 int
 mp_queue_add_header(struct mp_qwriter *w, const char *name, const char *value)
 {
-	size_t len = strlen(name) + strlen(value) + 8;
+	size_t len = strlen(name) + strlen(value) + 8, n;
 	char *p;
 
 	if (!clean_field(name) || !clean_field(value) || name[0] == '\0' ||
@@ -246,13 +284,39 @@ mp_queue_add_header(struct mp_qwriter *w, const char *name, const char *value)
 		errno = EINVAL;
 		return -1;
 	}
-	p = realloc(w->added, w->nadded + len);
+	p = malloc(w->nadded + len);
 	if (p == NULL)
 		return -1;
+	n = (size_t)snprintf(p, len, "H %s: %s\n", name, value);
+	if (w->nadded)
+		memcpy(p + n, w->added, w->nadded);
+	free(w->added);
 	w->added = p;
-	w->nadded += (size_t)snprintf(w->added + w->nadded, len, "H %s: %s\n",
-	    name, value);
+	w->nadded += n;
 	return 0;
+}
+
+char *
+mp_queue_take_added(struct mp_qwriter *w, size_t *len_r)
+{
+	char *out = mp_xmalloc(w->nadded + w->nadded / 2 + 1), *o = out;
+
+	/* "H Name: value\n" lines become "Name: value\r\n" */
+	for (size_t i = 0; i < w->nadded;) {
+		char *nl = memchr(w->added + i + 2, '\n', w->nadded - i - 2);
+		size_t n = (size_t)(nl - (w->added + i + 2));
+		memcpy(o, w->added + i + 2, n);
+		o += n;
+		*o++ = '\r';
+		*o++ = '\n';
+		i += n + 3;
+	}
+	*o = '\0';
+	*len_r = (size_t)(o - out);
+	free(w->added);
+	w->added = NULL;
+	w->nadded = 0;
+	return out;
 }
 
 int
@@ -560,6 +624,10 @@ status_line(struct mp_qmsg *m, char *line)
 		m->warned = atoi(val);
 	else if (strcmp(line, "error") == 0)
 		mp_strlcpy(m->last_error, val, sizeof(m->last_error));
+	else if (strcmp(line, "hold") == 0) {
+		m->held = 1;
+		mp_strlcpy(m->hold_reason, val, sizeof(m->hold_reason));
+	}
 	else if (strcmp(line, "done") == 0) {
 		size_t i = (size_t)strtoul(val, NULL, 10);
 		if (i < m->nrcpt)
@@ -675,7 +743,8 @@ int
 mp_queue_save_status(const char *qdir, const struct mp_qmsg *m)
 {
 	char tmp[4096], path[4096], *buf;
-	size_t cap = 256 + sizeof(m->last_error) + m->nrcpt * 24, len;
+	size_t cap = 256 + sizeof(m->last_error) + sizeof(m->hold_reason) +
+	    m->nrcpt * 24, len;
 	int fd, rc = -1;
 
 	buf = mp_xmalloc(cap);
@@ -683,6 +752,9 @@ mp_queue_save_status(const char *qdir, const struct mp_qmsg *m)
 	    "attempts %u\nlast %lld\nnext %lld\nwarned %d\nerror %s\n",
 	    m->attempts, (long long)m->last_attempt,
 	    (long long)m->next_attempt, m->warned, m->last_error);
+	if (m->held)
+		len += (size_t)snprintf(buf + len, cap - len, "hold %s\n",
+		    m->hold_reason);
 	for (size_t i = 0; i < m->nrcpt && len < cap; i++)
 		if (m->done[i])
 			len += (size_t)snprintf(buf + len, cap - len,

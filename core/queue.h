@@ -8,6 +8,12 @@
  * progress lives beside it in <ID>.st, replaced atomically, so the
  * message file is never rewritten. A file that does not parse is moved
  * to <state>/corrupt/ and the rest of the queue goes on.
+ *
+ * Hold: a "hold <reason>" line in <ID>.st (a filter's txn_hold, or
+ * `merpati queue hold`) keeps the runner from trying or expiring the
+ * message until `merpati queue release` removes it. A message held by
+ * a filter gets its .st before its name enters queue/, so the runner
+ * never sees it unheld.
  */
 #ifndef MERPATI_QUEUE_H
 #define MERPATI_QUEUE_H
@@ -38,6 +44,8 @@ struct mp_qmsg {
 	time_t last_attempt, next_attempt;
 	int warned;
 	char last_error[320];
+	int held;			/* on hold: never tried nor expired */
+	char hold_reason[200];		/* no CR/LF */
 };
 
 struct mp_qwriter;
@@ -52,9 +60,22 @@ int mp_queue_setup(const char *state_dir);
 struct mp_qwriter *mp_queue_begin(const char *qdir, const struct mp_qmsg *env,
     char id_r[MP_QID_SIZE]);
 int mp_queue_write(struct mp_qwriter *w, const void *buf, size_t len);
-/* A header a filter adds; served before the message. 0 or -1. */
+/* A header a filter adds; served before the message, above those added
+ * before it. 0 or -1. */
 int mp_queue_add_header(struct mp_qwriter *w, const char *name,
     const char *value);
+
+/* The added headers as "Name: value\r\n" lines (top first), taken out
+ * of w: the caller now serves them (malloc()ed, *len_r long). */
+char *mp_queue_take_added(struct mp_qwriter *w, size_t *len_r);
+
+/*
+ * A new writer for w's message id, with envelope env and content msg
+ * (read to its end); w is dropped once it succeeded. NULL (errno) and w
+ * untouched on failure. For filters' edits of a message being received.
+ */
+struct mp_qwriter *mp_queue_rewrite(struct mp_qwriter *w,
+    const struct mp_qmsg *env, struct mp_reader *msg);
 
 /* 1 when filters added headers to the message being written. */
 int mp_queue_has_added(const struct mp_qwriter *w);

@@ -21,6 +21,7 @@
 
 #include <openssl/ssl.h>
 
+#include "filter_hooks.h"
 #include "log.h"
 #include "modcall.h"
 #include "protocol.h"
@@ -66,6 +67,15 @@ reset_transaction(struct session *s)
 	s->in_mail = 0;
 	s->sender[0] = '\0';
 	smtp_bdat_abort(s);
+	mp_hooks_txn_end(s->txn);
+}
+
+/* A filter's refusal as the reply. */
+static void
+reply_status(struct session *s, const struct mp_status *st)
+{
+	smtp_reply(s, st->reply, st->enhanced[0] ? st->enhanced : NULL, "%s",
+	    st->text);
 }
 
 static int
@@ -97,6 +107,8 @@ ehlo_keywords(struct session *s)
 static void
 do_helo(struct session *s, const char *arg, int esmtp)
 {
+	struct mp_status st;	/* the hooks fill it */
+
 	if (arg[0] == '\0' || strlen(arg) >= sizeof(s->helo) ||
 	    strpbrk(arg, " \t") != NULL) {
 		smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname",
@@ -104,6 +116,10 @@ do_helo(struct session *s, const char *arg, int esmtp)
 		return;
 	}
 	reset_transaction(s);
+	if (mp_hooks_helo(s->txn, arg, &st) != MP_OK) {
+		reply_status(s, &st);
+		return;
+	}
 	mp_strlcpy(s->helo, arg, sizeof(s->helo));
 	s->greeted = 1;
 	s->esmtp = esmtp;
@@ -147,6 +163,7 @@ do_mail(struct session *s, const char *arg)
 	const char *params;
 	char bad[64];
 	enum smtp_path_result r;
+	struct mp_status st;	/* the hooks fill it */
 
 	if (!s->greeted) {
 		smtp_reply(s, 503, "5.5.1", "Send EHLO or HELO first");
@@ -173,6 +190,12 @@ do_mail(struct session *s, const char *arg)
 	}
 	if (!sender_allowed(s))
 		return;
+	if (mp_hooks_mail_from(s->txn, &st) != MP_OK) {
+		reply_status(s, &st);
+		mp_hooks_txn_end(s->txn);	/* the transaction does not start */
+		s->sender[0] = '\0';
+		return;
+	}
 	s->in_mail = 1;
 	smtp_reply(s, 250, "2.1.0", "Sender <%s> ok", s->sender);
 }
@@ -331,9 +354,9 @@ route_to(struct session *s, const char *addr, int depth, struct targets *t,
 	return ok;
 }
 
-static void
-add_recipient(struct session *s, const struct target *t,
-    const struct smtp_rcpt_params *p)
+void
+smtp_add_rcpt(struct session *s, const char *addr, const char *notify,
+    const char *orcpt, const char *relay)
 {
 	size_t n = s->nrcpt + 1;
 
@@ -343,11 +366,24 @@ add_recipient(struct session *s, const struct target *t,
 	s->relay = realloc(s->relay, n * sizeof(char *));
 	if (!s->rcpts || !s->notify || !s->orcpt || !s->relay)
 		abort();
-	s->rcpts[s->nrcpt] = mp_xstrdup(t->addr);
-	s->notify[s->nrcpt] = mp_xstrdup(p->notify);
-	s->orcpt[s->nrcpt] = mp_xstrdup(p->orcpt);
-	s->relay[s->nrcpt] = mp_xstrdup(t->relay);
+	s->rcpts[s->nrcpt] = mp_xstrdup(addr);
+	s->notify[s->nrcpt] = mp_xstrdup(notify);
+	s->orcpt[s->nrcpt] = mp_xstrdup(orcpt);
+	s->relay[s->nrcpt] = mp_xstrdup(relay);
 	s->nrcpt = n;
+}
+
+void
+smtp_delete_rcpt(struct session *s, size_t i)
+{
+	char **lists[] = { s->rcpts, s->notify, s->orcpt, s->relay };
+
+	for (size_t k = 0; k < 4; k++) {
+		free(lists[k][i]);
+		memmove(lists[k] + i, lists[k] + i + 1,
+		    (s->nrcpt - i - 1) * sizeof(char *));
+	}
+	s->nrcpt--;
 }
 
 static void
@@ -389,9 +425,11 @@ do_rcpt(struct session *s, const char *arg)
 		smtp_reply(s, st.reply, st.enhanced, "%s", st.text);
 	else if ((long long)(s->nrcpt + t->n) > mp_core.limits.recipients)
 		smtp_reply(s, 452, "4.5.3", "Too many recipients");
+	else if (mp_hooks_rcpt_to(s->txn, addr, &st) != MP_OK)
+		reply_status(s, &st);	/* this recipient only */
 	else {
 		for (size_t i = 0; i < t->n; i++)
-			add_recipient(s, &t->v[i], &p);
+			smtp_add_rcpt(s, t->v[i].addr, p.notify, p.orcpt, t->v[i].relay);
 		smtp_reply(s, 250, "2.1.5", "Recipient <%s> ok", addr);
 	}
 	free(t);
@@ -431,24 +469,31 @@ write_received(struct session *s, struct mp_qwriter *w, const char *id)
 	return mp_queue_write(w, buf, (size_t)n);
 }
 
+void
+smtp_fill_qmsg(struct session *s, struct mp_qmsg *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->sender = s->sender;
+	env->rcpts = s->rcpts;
+	env->notify = s->notify;
+	env->orcpt = s->orcpt;
+	env->relay = s->relay;
+	env->nrcpt = s->nrcpt;
+	env->ret = s->params.ret;
+	env->envid = s->params.envid;
+	env->helo = s->helo;
+	env->client = s->client;
+	env->auth_user = s->auth_user;
+	env->arrival = time(NULL);
+}
+
 struct mp_qwriter *
 smtp_open_message(struct session *s, char id[MP_QID_SIZE])
 {
-	struct mp_qmsg env = { 0 };
+	struct mp_qmsg env;
 	struct mp_qwriter *w;
 
-	env.sender = s->sender;
-	env.rcpts = s->rcpts;
-	env.notify = s->notify;
-	env.orcpt = s->orcpt;
-	env.relay = s->relay;
-	env.nrcpt = s->nrcpt;
-	env.ret = s->params.ret;
-	env.envid = s->params.envid;
-	env.helo = s->helo;
-	env.client = s->client;
-	env.auth_user = s->auth_user;
-	env.arrival = time(NULL);
+	smtp_fill_qmsg(s, &env);
 	w = mp_queue_begin(mp_core.queue_dir, &env, id);
 	if (w == NULL || write_received(s, w, id) < 0) {
 		mp_log_errno(MP_LOG_ERR, "cannot create queue file");
@@ -459,44 +504,33 @@ smtp_open_message(struct session *s, char id[MP_QID_SIZE])
 	return w;
 }
 
+/* The filters' verdict on a complete message: 1 to store it (*held: on
+ * hold), 0 when it was answered (refused, discarded) and *w dropped. */
 static int
-filter_add_header(struct mp_txn *txn, const char *name, const char *value)
+filter_message(struct session *s, struct mp_qwriter **w, const char *id,
+    int *held)
 {
-	return mp_queue_add_header((struct mp_qwriter *)txn, name, value) == 0 ?
-	    MP_OK : MP_ERROR;
-}
+	struct mp_status st;	/* the hooks fill it */
 
-/* Run every filter module; 1 to accept, 0 when one refused (replied). */
-static int
-run_filters(struct session *s, struct mp_qwriter *w, const char *id)
-{
-	struct mp_envelope env = {
-		.struct_size = sizeof(env), .queue_id = id, .sender = s->sender,
-		.rcpts = (const char *const *)s->rcpts, .nrcpt = s->nrcpt,
-		.arrival = time(NULL), .helo = s->helo, .client_addr = s->client,
-		.auth_user = s->auth_user[0] ? s->auth_user : NULL,
-	};
-
-	for (size_t i = 0; i < mp_core.modules.n; i++) {
-		const struct mp_loaded *f = &mp_core.modules.v[i];
-		struct mp_status st;	/* the mp_call_* wrapper sizes and fills it */
-		struct mp_reader r;
-		int rc;
-		if (!(f->mod->kinds & MP_KIND_FILTER))
-			continue;
-		mp_queue_writer_reader(w, &r);
-		rc = mp_call_filter(f, (struct mp_txn *)w, &env, &r, filter_add_header,
-		    &st);
-		mp_queue_writer_reader_close(&r);
-		if (rc == MP_OK)
-			continue;
-		int temp = rc == MP_TEMPFAIL;
-		mp_log(MP_LOG_NOTICE, "%s: %s by filter %s: %d %s %s", id,
-		    temp ? "deferred" : "rejected", f->name, st.reply, st.enhanced, st.text);
-		smtp_reply(s, st.reply, st.enhanced[0] ? st.enhanced : NULL, "%s", st.text);
+	*held = 0;
+	if (!mp_hooks_any())
+		return 1;
+	switch (mp_hooks_message(s->txn, w, id, &st)) {
+	case MP_HOOKS_REFUSE:
+		mp_queue_abort(*w);
+		reply_status(s, &st);
 		return 0;
+	case MP_HOOKS_DISCARD:
+		/* the client is told what it would be told of any mail */
+		mp_queue_abort(*w);
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+		return 0;
+	case MP_HOOKS_HOLD:
+		*held = 1;
+		return 1;
+	default:
+		return 1;
 	}
-	return 1;
 }
 
 /* Local mail can go straight into the mailboxes, before the reply: once
@@ -566,6 +600,35 @@ commit_rest(struct session *s, struct mp_qwriter *w, const char *id,
 	return 0;
 }
 
+/* Queue on hold: its status says so before its name enters queue/, so
+ * the runner never sees it unheld. 0, or -1 (errno). */
+static int
+store_held(struct session *s, struct mp_qwriter *w, const char *id)
+{
+	struct mp_qmsg m = { 0 };
+	int rc;
+
+	mp_strlcpy(m.id, id, sizeof(m.id));
+	m.nrcpt = s->nrcpt;
+	m.done = mp_xcalloc(s->nrcpt, 1);
+	m.held = 1;
+	mp_strlcpy(m.hold_reason, mp_hooks_hold_reason(s->txn), sizeof(m.hold_reason));
+	rc = mp_queue_save_status(mp_core.queue_dir, &m);
+	free(m.done);
+	if (rc < 0) {
+		mp_queue_abort(w);
+		return -1;
+	}
+	if (mp_queue_commit(w) < 0) {
+		int e = errno;
+		mp_queue_remove(mp_core.queue_dir, id);
+		errno = e;
+		return -1;
+	}
+	mp_log(MP_LOG_NOTICE, "%s: held: %s", id, m.hold_reason);
+	return 0;
+}
+
 /* Deliver directly or queue; 0, or -1 (errno) when nothing is safe. */
 static int
 store_message(struct session *s, struct mp_qwriter *w, const char *id, int *queued)
@@ -587,7 +650,7 @@ void
 smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
     unsigned long long size, int bare, int long_line, int disk_errno)
 {
-	int queued = 1;
+	int queued = 1, held = 0;
 
 	int normalize = strcmp(mp_core.smtp.bare_eol, "normalize") == 0;
 
@@ -603,9 +666,10 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 		mp_queue_abort(w);
 		smtp_reply(s, 552, "5.6.0", "Message has a line longer than 1000 "
 		    "octets (RFC 5322 2.1.1)");
-	} else if (!disk_errno && !run_filters(s, w, id)) {
-		mp_queue_abort(w);
-	} else if (disk_errno || store_message(s, w, id, &queued) < 0) {
+	} else if (!disk_errno && !filter_message(s, &w, id, &held)) {
+		;	/* answered */
+	} else if (disk_errno || (held ? store_held(s, w, id) :
+	    store_message(s, w, id, &queued)) < 0) {
 		int e = disk_errno ? disk_errno : errno;
 		if (disk_errno)
 			mp_queue_abort(w);
@@ -617,7 +681,7 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 		    id, s->sender, s->nrcpt, size, s->client,
 		    s->auth_user[0] ? " user=" : "", s->auth_user);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
-		if (queued)
+		if (queued && !held)
 			mp_runner_notify(id);
 	}
 	reset_transaction(s);
@@ -882,15 +946,23 @@ void
 smtp_session_run(int fd, const struct mp_listen *l)
 {
 	struct session *s = mp_xcalloc(1, sizeof(*s));
+	struct mp_status st;	/* the hooks fill it */
 
 	conn_init(&s->c, fd, (int)mp_core.limits.command_timeout * 1000);
 	s->read_timeout_ms = (int)mp_core.limits.command_timeout * 1000;
 	s->l = l;
 	mp_peer_address(fd, s->client, sizeof(s->client), &s->loopback);
 	mp_log(MP_LOG_INFO, "connect from [%s] to %s", s->client, l->label);
+	s->txn = mp_txn_open(s);
 	if (l->tls == LISTEN_TLS_IMPLICIT &&
 	    (mp_core.tls_ctx == NULL || start_tls(s) < 0))
 		goto out;
+	if (mp_hooks_connect(s->txn, &st) != MP_OK) {
+		/* the greeting is the refusal, and the session ends */
+		reply_status(s, &st);
+		conn_flush(&s->c);
+		goto out;
+	}
 	smtp_reply(s, 220, NULL, "%s ESMTP merpati", mp_core.server.hostname);
 	while (one_command(s) == 0)
 		if (conn_pending(&s->c) == 0 && conn_flush(&s->c) < 0)
@@ -898,6 +970,7 @@ smtp_session_run(int fd, const struct mp_listen *l)
 	conn_flush(&s->c);
 out:
 	reset_transaction(s);
+	mp_txn_close(s->txn);
 	conn_end(&s->c);
 	mp_log(MP_LOG_INFO, "disconnect from [%s]", s->client);
 	free(s);

@@ -36,6 +36,7 @@ struct session {
 	unsigned long long bdat_size;
 	int bdat_io_error, bdat_disk_errno;
 	struct bdat_scan bdat_scan;	/* line state across chunks */
+	struct mp_txn *txn;	/* what filter hooks see (filter_hooks.c) */
 	/* the message being received: CLOCK_MONOTONIC ms it must end by */
 	long long data_deadline;
 	int read_timeout_ms;	/* the socket's current receive timeout */
@@ -62,6 +63,15 @@ void smtp_data_lost(struct session *s, const char *what);
 /* Back to limits.command_timeout after a DATA or a BDAT chunk (a BDAT
  * message keeps its deadline until its last chunk). */
 void smtp_data_stop_clock(struct session *s);
+
+/* The transaction's envelope as the queue writes it (borrowed). */
+void smtp_fill_qmsg(struct session *s, struct mp_qmsg *env);
+
+/* Add a recipient with its DSN parameters and relay ("" when none), or
+ * drop the i-th one (filters' envelope changes). */
+void smtp_add_rcpt(struct session *s, const char *addr, const char *notify,
+    const char *orcpt, const char *relay);
+void smtp_delete_rcpt(struct session *s, size_t i);
 
 /* Open the queue file for the current transaction. NULL: reply sent. */
 struct mp_qwriter *smtp_open_message(struct session *s, char id[MP_QID_SIZE]);
