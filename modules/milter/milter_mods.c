@@ -4,12 +4,14 @@
  * header add/insert/change/delete, sender change, recipient add and
  * delete, quarantine (txn_hold) and body replacement, gathered in a
  * temporary file up to MILTER_MAX_BODY and handed over after the
- * milter's verdict. A modification the host refuses is logged and
+ * milter's verdict (in memory: see body_file). A modification the host refuses is logged and
  * skipped; a milter that floods (over MILTER_MAX_MODS) has failed.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "milter.h"
 
@@ -78,6 +80,22 @@ envelope_mod(struct milter_apply *a, const struct milter_reply *r)
 	}
 }
 
+/* An unnamed memory file: the daemon is confined (landlock) to its own
+ * paths, so no temporary directory is at hand, and the host copies the
+ * body away at once. */
+static FILE *
+body_file(void)
+{
+	int fd = memfd_create("milter-body", MFD_CLOEXEC);
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	if ((f = fdopen(fd, "w+")) == NULL)
+		close(fd);
+	return f;
+}
+
 static int
 body_chunk(struct milter_apply *a, const struct milter_reply *r,
     const char **error_r)
@@ -86,7 +104,7 @@ body_chunk(struct milter_apply *a, const struct milter_reply *r,
 		*error_r = "replacement body too large";
 		return -1;
 	}
-	if (a->body == NULL && (a->body = tmpfile()) == NULL) {
+	if (a->body == NULL && (a->body = body_file()) == NULL) {
 		*error_r = "cannot create a file for the replacement body";
 		return -1;
 	}
