@@ -563,3 +563,233 @@ class MilterOrderAndFailure(unittest.TestCase):
                 self.servers.append(srv)
                 self.assertNotEqual(srv.start(expect_fail=True), 0)
                 self.assertIn(why, srv.log())
+
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def chown_tree(path, user):
+    """Give path to user (rspamd and opendkim refuse to run as root)."""
+    import pwd
+    pw = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+            os.chown(n, pw.pw_uid, pw.pw_gid)
+
+
+def unprivileged_user():
+    """The user to run a filter as, when the test runs as root."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+    try:
+        pwd.getpwnam("merpati")
+        return "merpati"
+    except KeyError:
+        return "nobody"
+
+
+@unittest.skipUnless(os.path.exists(RSPAMD), "rspamd is not installed")
+@unittest.skipUnless(os.path.exists(os.path.join(os.sep, "etc", "rspamd", "common.conf")),
+                     "rspamd's shipped configuration (/etc/rspamd) is missing")
+class Rspamd(unittest.TestCase):
+    """Debian's rspamd as the milter: a proxy worker in milter mode in
+    front of a normal worker, both on loopback ports, no Redis and no
+    controller; its resolver points at a dead loopback port, so nothing
+    leaves the machine and network checks simply find nothing."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="merpati-rspamd-")
+        os.chmod(cls.dir, 0o755)
+        cls.proxy_port, cls.normal_port = free_port(), free_port()
+        for sub in ("db", "run", "log", "local.d"):
+            os.mkdir(os.path.join(cls.dir, sub))
+        cls.write_config()
+        user = unprivileged_user()
+        args = [RSPAMD, "-f", "-c", os.path.join(cls.dir, "rspamd.conf"),
+                "--var=LOCAL_CONFDIR=" + cls.dir,
+                "--var=DBDIR=" + os.path.join(cls.dir, "db"),
+                "--var=RUNDIR=" + os.path.join(cls.dir, "run"),
+                "--var=LOGDIR=" + os.path.join(cls.dir, "log")]
+        if user:
+            chown_tree(cls.dir, user)
+            args += ["-u", user, "-g", user]
+        cls.out = open(os.path.join(cls.dir, "stdout"), "ab")
+        cls.proc = subprocess.Popen(args, stdout=cls.out, stderr=subprocess.STDOUT)
+        # rspamd compiles its regular expressions and TLD list at start:
+        # slow on a loaded machine, hence the long bound
+        if not (wait_port(cls.proxy_port, timeout=120, proc=cls.proc) and
+                wait_port(cls.normal_port, timeout=30, proc=cls.proc)):
+            stop_proc(cls.proc)
+            cls.out.close()
+            raise AssertionError("rspamd did not start: " + cls.rspamd_log()[-3000:])
+        cls.srv = Server(modules={"milter": milter_module(
+            '{ name = "rspamd"; socket = "inet:127.0.0.1:%d"; timeout = "60s"; '
+            'default_action = "tempfail"; }' % cls.proxy_port)})
+        cls.srv.add_user("ann@" + DOMAIN)
+        cls.srv.start()
+
+    @classmethod
+    def write_config(cls):
+        dead_dns = free_port()
+        with open(os.path.join(cls.dir, "rspamd.conf"), "w") as f:
+            f.write("""
+.include "$CONFDIR/common.conf"
+options {
+    pidfile = "$RUNDIR/rspamd.pid";
+    .include "$CONFDIR/options.inc"
+    .include(priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/options.inc"
+}
+logging { type = "file"; filename = "$LOGDIR/rspamd.log"; level = "info"; }
+worker "normal" {
+    bind_socket = "127.0.0.1:%d";
+    .include "$CONFDIR/worker-normal.inc"
+}
+worker "rspamd_proxy" {
+    bind_socket = "127.0.0.1:%d";
+    .include "$CONFDIR/worker-proxy.inc"
+    .include(priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/worker-proxy.inc"
+}
+""" % (cls.normal_port, cls.proxy_port))
+        with open(os.path.join(cls.dir, "local.d", "options.inc"), "w") as f:
+            f.write('dns { nameserver = ["127.0.0.1:%d"]; timeout = 0.2s; retransmits = 1; }\n'
+                    % dead_dns)
+        with open(os.path.join(cls.dir, "local.d", "worker-proxy.inc"), "w") as f:
+            f.write('upstream "local" { default = yes; hosts = "127.0.0.1:%d"; }\n'
+                    % cls.normal_port)
+        with open(os.path.join(cls.dir, "local.d", "milter_headers.conf"), "w") as f:
+            # rspamd leaves local and authenticated mail unmarked unless told
+            f.write("extended_spam_headers = true;\nskip_local = false;\n"
+                    "skip_authenticated = false;\n")
+
+    @classmethod
+    def rspamd_log(cls):
+        try:
+            with open(os.path.join(cls.dir, "log", "rspamd.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.cleanup()
+        stop_proc(cls.proc)
+        cls.out.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_1_clean_mail_gets_headers(self):
+        msg = MESSAGE.replace("milter test", "clean rspamd").replace(
+            "original body line", "Hello Ann, the minutes of Tuesday's meeting are attached.")
+        got = send(self.srv.port, message=msg)
+        self.assertEqual(got["end"][0], 250, got)
+        mail = self.srv.mails_with("ann@" + DOMAIN, "clean rspamd", 30)
+        self.assertEqual(len(mail), 1)
+        self.assertIn("X-Spamd-Result: default: False", mail[0])
+        self.assertIn("X-Rspamd-Queue-Id: " + queue_id(got["end"]), mail[0])
+
+    def test_2_gtube_refused(self):
+        msg = MESSAGE.replace("milter test", "gtube").replace("original body line", GTUBE)
+        got = send(self.srv.port, message=msg)
+        # rspamd's GTUBE rule forces its "reject" action, which its milter
+        # proxy sends as an SMTP reply of its own: the rule's message
+        # ("Gtube pattern") or worker-proxy.inc's reject_message
+        self.assertEqual(got["end"][0], 554, got)
+        text = " ".join(got["end"][1])
+        self.assertTrue(text.startswith("5.7.1"), got)
+        self.assertTrue("Gtube pattern" in text or "Spam message rejected" in text, got)
+        self.assertEqual(self.srv.mails_with("ann@" + DOMAIN, "gtube", 1.0), [])
+
+    def test_3_rspamd_down_default_action(self):
+        # a second merpati pointing at a port where rspamd is not
+        srv = Server(modules={"milter": milter_module(
+            '{ name = "rspamd"; socket = "inet:127.0.0.1:%d"; default_action = "tempfail"; }'
+            % free_port())})
+        try:
+            srv.add_user("ann@" + DOMAIN)
+            srv.start()
+            got = send(srv.port)
+            self.assertEqual(got["mail"][0], 451, got)
+            self.assertTrue(got["mail"][1][-1].startswith("4.7.1"), got)
+        finally:
+            srv.cleanup()
+
+
+def txt_of(zone_text):
+    """The TXT data of opendkim-genkey's zone file line: its quoted
+    strings joined."""
+    import re
+    return "".join(re.findall(r'"([^"]*)"', zone_text))
+
+
+@unittest.skipUnless(os.path.exists(OPENDKIM), "opendkim is not installed")
+@unittest.skipUnless(os.path.exists(OPENDKIM_GENKEY), "opendkim-tools (opendkim-genkey) is not installed")
+@unittest.skipUnless(dkim is not None, "python3-dkim (dkimpy) is not installed")
+class OpenDKIM(unittest.TestCase):
+    """opendkim, in the foreground as a signing milter, signs what is
+    submitted through merpati; dkimpy verifies it with the test's key."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="merpati-opendkim-")
+        os.chmod(self.dir, 0o755)
+        subprocess.run([OPENDKIM_GENKEY, "-D", self.dir, "-d", DOMAIN, "-s", "mp"],
+                       check=True, capture_output=True, timeout=60)
+        self.port = free_port()
+        user = unprivileged_user()
+        conf = os.path.join(self.dir, "opendkim.conf")
+        with open(conf, "w") as f:
+            f.write("Syslog no\nMode s\nDomain %s\nSelector mp\nKeyFile %s\n"
+                    "Socket inet:%d@127.0.0.1\nPidFile %s\nCanonicalization relaxed/simple\n"
+                    # the key lives under /tmp, which opendkim calls unsafe
+                    "InternalHosts 127.0.0.1\nRequireSafeKeys no\n%s"
+                    % (DOMAIN, os.path.join(self.dir, "mp.private"), self.port,
+                       os.path.join(self.dir, "opendkim.pid"),
+                       "UserID %s\n" % user if user else ""))
+        if user:
+            chown_tree(self.dir, user)
+        os.chmod(os.path.join(self.dir, "mp.private"), 0o600)
+        self.out = open(os.path.join(self.dir, "stdout"), "ab")
+        self.proc = subprocess.Popen([OPENDKIM, "-f", "-x", conf], stdout=self.out,
+                                     stderr=subprocess.STDOUT)
+        if not wait_port(self.port, timeout=20, proc=self.proc):
+            stop_proc(self.proc)
+            with open(os.path.join(self.dir, "stdout"), errors="replace") as f:
+                why = f.read()
+            self.tearDown()
+            raise AssertionError("opendkim did not start: " + why)
+        self.srv = Server(modules={"milter": milter_module(
+            '{ name = "opendkim"; socket = "inet:%d@127.0.0.1"; timeout = "10s"; }' % self.port)})
+        self.srv.add_user("ann@" + DOMAIN)
+        self.srv.start()
+
+    def tearDown(self):
+        if getattr(self, "srv", None):
+            self.srv.cleanup()
+        stop_proc(self.proc)
+        self.out.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_signature_verifies(self):
+        with open(os.path.join(self.dir, "mp.txt")) as f:
+            record = txt_of(f.read()).encode()
+
+        def dnsfunc(name, timeout=5):
+            if name in (b"mp._domainkey.%s." % DOMAIN.encode(), "mp._domainkey.%s." % DOMAIN):
+                return record
+            return None
+
+        msg = ("From: Joe <joe@example.test>\r\nTo: Ann <ann@example.test>\r\n"
+               "Subject: signed by opendkim\r\nDate: Tue, 24 Nov 2026 05:00:00 +0000\r\n"
+               "Message-ID: <opendkim-1@example.test>\r\n\r\n"
+               "A body that opendkim signs.\r\nSecond line.\r\n")
+        got = send(self.srv.port, sender="joe@example.test", message=msg)
+        self.assertEqual(got["end"][0], 250, got)
+        mail = self.srv.mails_with("ann@" + DOMAIN, "signed by opendkim")
+        self.assertEqual(len(mail), 1)
+        self.assertIn("DKIM-Signature:", mail[0])
+        self.assertIn("d=%s" % DOMAIN, mail[0])
+        raw = mail[0].encode()
+        self.assertTrue(dkim.verify(raw, dnsfunc=dnsfunc), mail[0])
+        # and the check can fail: a changed body does not verify
+        self.assertFalse(dkim.verify(raw.replace(b"Second line.", b"Second line!"),
+                                     dnsfunc=dnsfunc))
