@@ -1,7 +1,8 @@
 /*
- * core/cli_queue.c - `merpati queue list|show|delete|flush`: reads the
- * queue files directly (mailq-like) and signals the daemon through the
- * pid file in state_dir.
+ * core/cli_queue.c - `merpati queue list|show|delete|flush|hold|release`:
+ * reads the queue files directly (mailq-like), marks held messages in
+ * their status files (queue.h), and signals the daemon through the pid
+ * file in state_dir.
  */
 #include <errno.h>
 #include <signal.h>
@@ -12,8 +13,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "privs.h"
 #include "queue.h"
 #include "settings.h"
+#include "util.h"
 
 const char *
 mp_basename(const char *path)
@@ -65,6 +68,8 @@ list_one(void *arg, const char *id)
 			printf("%20s <%s>\n", "", m.rcpts[i]);
 	if (m.last_error[0])
 		printf("%20s (%s; %u attempt(s))\n", "", m.last_error, m.attempts);
+	if (m.held)
+		printf("%20s (held: %s)\n", "", m.hold_reason);
 	mp_qmsg_free(&m);
 }
 
@@ -84,7 +89,10 @@ show(const char *id)
 	printf("id: %s\nsender: <%s>\n", m.id, m.sender);
 	for (size_t i = 0; i < m.nrcpt; i++)
 		printf("recipient: <%s>%s\n", m.rcpts[i], m.done[i] ? " (done)" : "");
-	printf("attempts: %u\nlast error: %s\n\n", m.attempts, m.last_error);
+	printf("attempts: %u\nlast error: %s\n", m.attempts, m.last_error);
+	if (m.held)
+		printf("held: %s\n", m.hold_reason);
+	printf("\n");
 	if (mp_queue_reader_open(mp_core.queue_dir, &m, &r) == 0) {
 		while ((n = r.read(&r, buf, sizeof(buf))) > 0)
 			fwrite(buf, 1, (size_t)n, stdout);
@@ -105,6 +113,70 @@ delete(const char *id)
 	return 0;
 }
 
+struct hold_req {
+	int hold;		/* 1 hold, 0 release */
+	const char *reason;
+	int changed, failed;
+};
+
+/* Hold or release one message (its status file says which). */
+static void
+hold_one(void *arg, const char *id)
+{
+	struct hold_req *q = arg;
+	struct mp_qmsg m;
+	char why[128];
+
+	if (mp_queue_load(mp_core.queue_dir, id, &m, why, sizeof(why)) != 0) {
+		fprintf(stderr, "merpati: queue %s %s: %s\n", q->hold ? "hold" : "release",
+		    id, errno == ENOENT ? "no such message" : why);
+		q->failed++;
+		return;
+	}
+	if (m.held != q->hold) {
+		m.held = q->hold;
+		mp_strlcpy(m.hold_reason, q->hold ? q->reason : "", sizeof(m.hold_reason));
+		for (char *p = m.hold_reason; *p; p++)	/* the file is line based */
+			if (*p == '\r' || *p == '\n')
+				*p = ' ';
+		if (mp_queue_save_status(mp_core.queue_dir, &m) < 0) {
+			fprintf(stderr, "merpati: queue %s %s: %s\n",
+			    q->hold ? "hold" : "release", id, strerror(errno));
+			q->failed++;
+		} else {
+			printf("%s %s\n", q->hold ? "held" : "released", id);
+			q->changed++;
+		}
+	}
+	mp_qmsg_free(&m);
+}
+
+/* `queue hold ID|ALL [REASON]`, `queue release ID|ALL`. A released
+ * message is due at once: the daemon rescans (when it runs). */
+static int
+hold(int argc, char **argv, int on)
+{
+	struct hold_req q = { on, argc > 2 ? argv[2] : "held by the administrator",
+	    0, 0 };
+	char err[256];
+
+	/* status files stay the daemon user's (it rewrites them) */
+	if (mp_drop_privileges(mp_core.server.user, mp_core.server.state_dir, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "merpati: %s\n", err);
+		return 1;
+	}
+	if (strcmp(argv[1], "ALL") == 0)
+		mp_queue_scan(mp_core.queue_dir, hold_one, &q);
+	else
+		hold_one(&q, argv[1]);
+	if (!on && q.changed) {
+		if (cli_signal_daemon(SIGUSR2, 1) < 0)	/* a rescan */
+			printf("merpatid is not running: released mail goes when it starts\n");
+	}
+	return q.failed > 0;
+}
+
 int
 cli_queue(const char *config, char **overrides, size_t n, int argc,
     char **argv)
@@ -112,7 +184,8 @@ cli_queue(const char *config, char **overrides, size_t n, int argc,
 	int rc = 0;
 
 	if (argc < 1) {
-		fputs("usage: merpati queue list | show ID | delete ID | flush\n",
+		fputs("usage: merpati queue list | show ID | delete ID | flush |\n"
+		    "       hold ID|ALL [REASON] | release ID|ALL\n",
 		    stderr);
 		return 2;
 	}
@@ -129,8 +202,13 @@ cli_queue(const char *config, char **overrides, size_t n, int argc,
 		rc = show(argv[1]);
 	else if (strcmp(argv[0], "delete") == 0 && argc == 2)
 		rc = delete(argv[1]);
+	else if (strcmp(argv[0], "hold") == 0 && (argc == 2 || argc == 3))
+		rc = hold(argc, argv, 1);
+	else if (strcmp(argv[0], "release") == 0 && argc == 2)
+		rc = hold(argc, argv, 0);
 	else {
-		fputs("usage: merpati queue list | show ID | delete ID | flush\n",
+		fputs("usage: merpati queue list | show ID | delete ID | flush |\n"
+		    "       hold ID|ALL [REASON] | release ID|ALL\n",
 		    stderr);
 		rc = 2;
 	}

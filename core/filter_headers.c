@@ -162,13 +162,17 @@ mp_hdrs_change(struct mp_hdrs *h, const char *name, unsigned nth,
 		    MP_HDRS_MAX_BYTES)
 			return -1;
 		h->bytes -= strlen(h->v[i]);
-		free(h->v[i]);
 		if (value == NULL) {
+			free(h->v[i]);
 			memmove(h->v + i, h->v + i + 1, (h->n - i - 1) * sizeof(char *));
 			h->n--;
 			return 1;
 		}
-		h->v[i] = make_field(name, value, &len);
+		/* the name keeps the message's spelling (field_is matched it) */
+		char *old = h->v[i];
+		old[strlen(name)] = '\0';
+		h->v[i] = make_field(old, value, &len);
+		free(old);
 		h->bytes += len;
 		return 1;
 	}

@@ -103,6 +103,17 @@ refresh_info(struct mp_txn *t)
 	struct session *s = t->s;
 	struct mp_txn_info *i = &t->info;
 
+	if (s->l == NULL) {	/* local submission: no connection */
+		memset(i, 0, sizeof(*i));
+		i->struct_size = sizeof(*i);
+		i->auth_user = s->auth_user;
+		i->sender = s->sender;
+		i->rcpts = (const char *const *)s->rcpts;
+		i->nrcpt = s->nrcpt;
+		i->queue_id = t->id[0] ? t->id : NULL;
+		i->submission = 1;
+		return;
+	}
 	t->conn.peer = s->client;
 	t->conn.loopback = s->loopback;
 	t->conn.tls = s->tls_info[0] != '\0';
@@ -151,10 +162,12 @@ run_hook(struct mp_txn *t, enum hook h, hook_call call, const void *arg,
 		t->hook = HOOK_NONE;
 		if (rc == MP_OK)
 			continue;
-		mp_log(MP_LOG_NOTICE, "%s%s%s from [%s] by filter %s at %s: %d %s %s",
+		mp_log(MP_LOG_NOTICE, "%s%s%s from %s%s%s by filter %s at %s: %d %s %s",
 		    t->id[0] ? t->id : "", t->id[0] ? ": " : "",
-		    rc == MP_TEMPFAIL ? "deferred" : "rejected", t->s->client, f->name,
-		    hook_names[h], st->reply, st->enhanced, st->text);
+		    rc == MP_TEMPFAIL ? "deferred" : "rejected",
+		    t->s->l ? "[" : "local user ", t->s->l ? t->s->client : t->s->auth_user,
+		    t->s->l ? "]" : "", f->name, hook_names[h], st->reply, st->enhanced,
+		    st->text);
 		return rc;
 	}
 	return MP_OK;
@@ -494,8 +507,8 @@ envelope_of(struct mp_txn *t, struct mp_envelope *env)
 	env->rcpts = (const char *const *)s->rcpts;
 	env->nrcpt = s->nrcpt;
 	env->arrival = time(NULL);
-	env->helo = s->helo;
-	env->client_addr = s->client;
+	env->helo = s->helo[0] ? s->helo : NULL;
+	env->client_addr = s->client[0] ? s->client : NULL;
 	env->auth_user = s->auth_user[0] ? s->auth_user : NULL;
 }
 
@@ -861,4 +874,43 @@ mp_txn_discard(struct mp_txn *t)
 		return MP_ERROR;
 	t->discarded = 1;
 	return MP_OK;
+}
+
+/* ---- local submission ------------------------------------------------------- */
+
+enum mp_hooks_verdict
+mp_hooks_local(const struct mp_hooks_local *in, struct mp_qwriter **wp,
+    const char *id, struct mp_status *st, char *hold_reason, size_t size)
+{
+	/* a session with no listener and no connection: what the txn works on */
+	struct session *s;
+	enum mp_hooks_verdict v;
+	struct mp_txn *t;
+
+	if (strlen(in->sender) >= sizeof(s->sender)) {
+		mp_status_set(st, 553, "5.1.7", "sender address too long");
+		return MP_HOOKS_REFUSE;
+	}
+	s = mp_xcalloc(1, sizeof(*s));
+	mp_strlcpy(s->sender, in->sender, sizeof(s->sender));
+	mp_strlcpy(s->auth_user, in->user, sizeof(s->auth_user));
+	mp_strlcpy(s->params.ret, in->ret ? in->ret : "", sizeof(s->params.ret));
+	mp_strlcpy(s->params.envid, in->envid ? in->envid : "",
+	    sizeof(s->params.envid));
+	for (size_t i = 0; i < in->nrcpt; i++)
+		smtp_add_rcpt(s, in->rcpts[i], in->notify && in->notify[i] ?
+		    in->notify[i] : "", "", "");
+	t = mp_txn_open(s);
+	t->open = 1;
+	v = mp_hooks_message(t, wp, id, st);
+	mp_strlcpy(hold_reason, t->hold_reason, size);
+	mp_txn_close(t);	/* txn_end, session_end */
+	for (size_t i = s->nrcpt; i-- > 0;)
+		smtp_delete_rcpt(s, i);
+	free(s->rcpts);
+	free(s->notify);
+	free(s->orcpt);
+	free(s->relay);
+	free(s);
+	return v;
 }

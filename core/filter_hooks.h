@@ -52,6 +52,26 @@ enum mp_hooks_verdict {
 enum mp_hooks_verdict mp_hooks_message(struct mp_txn *t,
     struct mp_qwriter **wp, const char *id, struct mp_status *st);
 
+/* A local submission (sendmail through the maildrop) to filter. */
+struct mp_hooks_local {
+	const char *user;		/* the submitting login: txn_info auth_user */
+	const char *sender;
+	char *const *rcpts;
+	char *const *notify;		/* may be NULL */
+	size_t nrcpt;
+	const char *ret, *envid;	/* may be NULL */
+};
+
+/*
+ * mp_hooks_message for a local submission written into *wp: only
+ * end_of_headers, end_of_data and before_queue run, txn_info->conn is
+ * NULL and submission 1; then txn_end and session_end. A hold's reason
+ * is copied to hold_reason.
+ */
+enum mp_hooks_verdict mp_hooks_local(const struct mp_hooks_local *in,
+    struct mp_qwriter **wp, const char *id, struct mp_status *st,
+    char *hold_reason, size_t size);
+
 /* The reason a filter gave txn_hold for the last message ("" if none). */
 const char *mp_hooks_hold_reason(const struct mp_txn *t);
 

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "filter_hooks.h"
 #include "log.h"
 #include "maildrop.h"
 #include "privs.h"
@@ -127,10 +128,65 @@ read_all(int fd, size_t size)
 	return text;
 }
 
-/* Queue a decoded file, recipients qualified (a hostile file may hold
- * a bare word). 0, or -1 with errno. */
+/* The login of uid, or "uid N" (txn_info's auth_user for filters). */
+static void
+login_of(long uid, char *out, size_t size)
+{
+	struct passwd pw, *res = NULL;
+	char buf[2048];
+
+	if (getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		snprintf(out, size, "%s", pw.pw_name);
+	else
+		snprintf(out, size, "uid %ld", uid);
+}
+
+/*
+ * Through the filters (filter.h: end_of_headers, end_of_data and
+ * before_queue, no connection). 1 queued, 0 discarded, 2 refused for
+ * good (why in why), -1 (errno) to keep the file for the next scan (a
+ * deferral, or no disk).
+ */
 static int
-queue_drop(struct sm_drop *d, char id[MP_QID_SIZE])
+queue_filtered(struct sm_drop *d, char **rcpts, char id[MP_QID_SIZE],
+    char *why, size_t size)
+{
+	char user[300], held[200];
+	struct mp_hooks_local in = { user, d->s.sender, rcpts, d->s.notify,
+	    d->s.nrcpt, d->s.ret, d->s.envid };
+	struct mp_qwriter *w;
+	struct mp_status st;	/* the hooks fill it */
+
+	login_of(d->s.uid, user, sizeof(user));
+	if ((w = sendmail_write(&d->s, d->msg, d->len, id)) == NULL)
+		return -1;
+	switch (mp_hooks_local(&in, &w, id, &st, held, sizeof(held))) {
+	case MP_HOOKS_QUEUE:
+		return mp_queue_commit(w) < 0 ? -1 : 1;
+	case MP_HOOKS_HOLD:
+		if (mp_queue_commit_held(w, d->s.nrcpt, held) < 0)
+			return -1;
+		mp_log(MP_LOG_NOTICE, "%s: held: %s", id, held);
+		return 1;
+	case MP_HOOKS_DISCARD:
+		mp_queue_abort(w);
+		return 0;
+	default:
+		mp_queue_abort(w);
+		if (st.reply / 100 == 4) {
+			errno = EAGAIN;
+			return -1;
+		}
+		snprintf(why, size, "a filter refused it: %d %s %.100s", st.reply,
+		    st.enhanced, st.text);
+		return 2;
+	}
+}
+
+/* Queue a decoded file, recipients qualified (a hostile file may hold
+ * a bare word). What queue_filtered returns. */
+static int
+queue_drop(struct sm_drop *d, char id[MP_QID_SIZE], char *why, size_t size)
 {
 	char **orig = d->s.rcpts, **q = mp_xcalloc(d->s.nrcpt, sizeof(char *));
 	int rc;
@@ -138,7 +194,10 @@ queue_drop(struct sm_drop *d, char id[MP_QID_SIZE])
 	for (size_t i = 0; i < d->s.nrcpt; i++)
 		q[i] = sendmail_qualify(orig[i]);
 	d->s.rcpts = q;
-	rc = sendmail_queue(&d->s, d->msg, d->len, id);
+	if (mp_hooks_any())
+		rc = queue_filtered(d, q, id, why, size);
+	else
+		rc = sendmail_queue(&d->s, d->msg, d->len, id) < 0 ? -1 : 1;
 	for (size_t i = 0; i < d->s.nrcpt; i++)
 		free(q[i]);
 	free(q);
@@ -183,9 +242,16 @@ pick_up(int dir, const char *name)
 	    (size_t)mp_core.limits.recipients, &d, why, sizeof(why)) < 0)
 		set_aside(dir, name, why);
 	else {
-		if (queue_drop(&d, id) < 0)
+		int rc = queue_drop(&d, id, why, sizeof(why));
+		if (rc < 0)
 			mp_log_errno(MP_LOG_ERR, "maildrop: %s: cannot queue (kept for "
 			    "the next scan)", name);
+		else if (rc == 0) {
+			mp_log(MP_LOG_NOTICE, "maildrop: %s from uid %ld discarded by a "
+			    "filter", name, d.s.uid);
+			unlinkat(dir, name, 0);
+		} else if (rc == 2)
+			set_aside(dir, name, why);	/* kept for the admin */
 		else {
 			mp_log(MP_LOG_INFO, "%s: from maildrop %s, uid %ld, sender <%s>, "
 			    "%zu recipient(s)", id, name, d.s.uid, d.s.sender, d.s.nrcpt);

@@ -6,6 +6,7 @@
  *     user add|del|passwd ADDRESS   (password read from stdin)
  *     user list
  *     queue list | queue show ID | queue delete ID | queue flush
+ *     queue hold ID|ALL [REASON] | queue release ID|ALL
  *     mailbox migrate --from STORE --to STORE USER...
  *     sendmail [sendmail(1) options] [RCPT...]   (core/sendmail_opts.c)
  *
@@ -40,6 +41,7 @@ usage(void)
 	    "  user add|del|passwd ADDRESS    (password on stdin)\n"
 	    "  user list\n"
 	    "  queue list | queue show ID | queue delete ID | queue flush\n"
+	    "  queue hold ID|ALL [REASON] | queue release ID|ALL\n"
 	    "  mailbox migrate --from STORE --to STORE USER...\n"
 	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]\n", stderr);
 	exit(2);

@@ -426,6 +426,40 @@ fail:
 	return rc;
 }
 
+int
+mp_queue_commit_held(struct mp_qwriter *w, size_t nrcpt, const char *reason)
+{
+	struct mp_qmsg m = { 0 };
+	char id[MP_QID_SIZE], qdir[4096];
+	int rc, e;
+
+	mp_strlcpy(m.id, w->id, sizeof(m.id));
+	m.nrcpt = nrcpt;
+	m.done = mp_xcalloc(nrcpt ? nrcpt : 1, 1);
+	m.held = 1;
+	mp_strlcpy(m.hold_reason, reason, sizeof(m.hold_reason));
+	for (char *p = m.hold_reason; *p; p++)	/* the file is line based */
+		if (*p == '\r' || *p == '\n')
+			*p = ' ';
+	rc = mp_queue_save_status(w->qdir, &m);
+	free(m.done);
+	if (rc < 0) {
+		e = errno;
+		mp_queue_abort(w);
+		errno = e;
+		return -1;
+	}
+	memcpy(id, w->id, sizeof(id));
+	memcpy(qdir, w->qdir, sizeof(qdir));
+	if (mp_queue_commit(w) < 0) {
+		e = errno;
+		mp_queue_remove(qdir, id);	/* its status */
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 void
 mp_queue_abort(struct mp_qwriter *w)
 {

@@ -87,6 +87,10 @@ void mp_queue_writer_reader_close(struct mp_reader *r);
 /* fsync, rename into place, fsync the directory. 0, or -1 (errno). */
 int mp_queue_commit(struct mp_qwriter *w);
 
+/* Commit on hold (reason in the status, which is written first). 0, or
+ * -1 (errno) with w gone. */
+int mp_queue_commit_held(struct mp_qwriter *w, size_t nrcpt, const char *reason);
+
 /* On (the default): commit makes the file, then its name, durable with
  * group commits (sync.h); off: fsync() of the file and the directory. */
 void mp_queue_set_group_commit(int on);

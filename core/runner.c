@@ -354,7 +354,8 @@ process(const char *id)
 			mp_log_errno(MP_LOG_ERR, "cannot read queue file");
 		return 0;
 	}
-	next = run_message(&m);
+	/* held (queue.h): neither tried nor expired; release rescans it */
+	next = m.held ? 0 : run_message(&m);
 	mp_qmsg_free(&m);
 	return next;
 }
@@ -454,7 +455,7 @@ scan_one(void *arg, const char *id)
 	}
 	if (rc < 0)
 		return;
-	if (find(id) == NULL)
+	if (!m.held && find(id) == NULL)
 		schedule_locked(id, m.next_attempt);
 	mp_qmsg_free(&m);
 }

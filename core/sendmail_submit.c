@@ -78,14 +78,13 @@ added_fields(const struct sm_submission *s, const char *msg, size_t len,
 	}
 }
 
-int
-sendmail_queue(const struct sm_submission *s, const char *msg, size_t len,
+struct mp_qwriter *
+sendmail_write(const struct sm_submission *s, const char *msg, size_t len,
     char id_r[MP_QID_SIZE])
 {
 	struct mp_qmsg env = { 0 };
 	struct mp_qwriter *w;
 	struct mp_buf head = { 0 };
-	int rc = -1;
 
 	env.sender = (char *)s->sender;
 	env.rcpts = s->rcpts;
@@ -96,12 +95,23 @@ sendmail_queue(const struct sm_submission *s, const char *msg, size_t len,
 	env.arrival = time(NULL);
 	w = mp_queue_begin(mp_core.queue_dir, &env, id_r);
 	if (w == NULL)
-		return -1;
+		return NULL;
 	added_fields(s, msg, len, id_r, &head);
-	if (mp_queue_write(w, head.p, head.len) < 0 || mp_queue_write(w, msg, len) < 0)
+	if (mp_queue_write(w, head.p, head.len) < 0 || mp_queue_write(w, msg, len) < 0) {
+		int e = errno;
 		mp_queue_abort(w);
-	else
-		rc = mp_queue_commit(w);
+		errno = e;
+		w = NULL;
+	}
 	free(head.p);
-	return rc;
+	return w;
+}
+
+int
+sendmail_queue(const struct sm_submission *s, const char *msg, size_t len,
+    char id_r[MP_QID_SIZE])
+{
+	struct mp_qwriter *w = sendmail_write(s, msg, len, id_r);
+
+	return w ? mp_queue_commit(w) : -1;
 }

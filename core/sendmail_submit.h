@@ -52,6 +52,11 @@ char *sendmail_qualify(const char *addr);
 int sendmail_queue(const struct sm_submission *s, const char *msg, size_t len,
     char id_r[MP_QID_SIZE]);
 
+/* The same message written but not committed (for the filters of the
+ * maildrop pickup): the writer, or NULL with errno set. */
+struct mp_qwriter *sendmail_write(const struct sm_submission *s,
+    const char *msg, size_t len, char id_r[MP_QID_SIZE]);
+
 /* Append the drop stream (everything after the U line) for s and the
  * message to out. */
 void sendmail_drop_encode(const struct sm_submission *s, const char *msg,

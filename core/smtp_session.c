@@ -600,32 +600,15 @@ commit_rest(struct session *s, struct mp_qwriter *w, const char *id,
 	return 0;
 }
 
-/* Queue on hold: its status says so before its name enters queue/, so
- * the runner never sees it unheld. 0, or -1 (errno). */
+/* Queue on hold (no direct delivery). 0, or -1 (errno). */
 static int
 store_held(struct session *s, struct mp_qwriter *w, const char *id)
 {
-	struct mp_qmsg m = { 0 };
-	int rc;
+	const char *why = mp_hooks_hold_reason(s->txn);
 
-	mp_strlcpy(m.id, id, sizeof(m.id));
-	m.nrcpt = s->nrcpt;
-	m.done = mp_xcalloc(s->nrcpt, 1);
-	m.held = 1;
-	mp_strlcpy(m.hold_reason, mp_hooks_hold_reason(s->txn), sizeof(m.hold_reason));
-	rc = mp_queue_save_status(mp_core.queue_dir, &m);
-	free(m.done);
-	if (rc < 0) {
-		mp_queue_abort(w);
+	if (mp_queue_commit_held(w, s->nrcpt, why) < 0)
 		return -1;
-	}
-	if (mp_queue_commit(w) < 0) {
-		int e = errno;
-		mp_queue_remove(mp_core.queue_dir, id);
-		errno = e;
-		return -1;
-	}
-	mp_log(MP_LOG_NOTICE, "%s: held: %s", id, m.hold_reason);
+	mp_log(MP_LOG_NOTICE, "%s: held: %s", id, why);
 	return 0;
 }
 
