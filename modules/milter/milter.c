@@ -23,6 +23,7 @@
  * would see. Milters all see the message as received; their changes
  * are applied in order at end of data.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -292,14 +293,19 @@ talk_helo(struct milter_session *s, struct milter_link *l, struct mp_txn *txn,
     const void *arg, struct milter_answer *a, const char **error_r)
 {
 	const struct mp_txn_info *info = info_of(s, txn);
-	const char *tls = info && info->conn && info->conn->tls ?
-	    info->conn->tls_desc : NULL;
-	const struct milter_macro m[] = { { "{tls_version}", tls } };
+	char version[32] = "";
 	const char *name = arg;
 
 	memset(a, 0, sizeof(*a));
 	if (l->protocol & SMFIP_NOHELO)
 		return 0;
+	/* tls_desc reads "TLSv1.3 with cipher ...": its first word */
+	if (info && info->conn && info->conn->tls && info->conn->tls_desc)
+		snprintf(version, sizeof(version), "%.*s",
+		    (int)strcspn(info->conn->tls_desc, " "), info->conn->tls_desc);
+	const struct milter_macro m[] = {
+		{ "{tls_version}", version[0] ? version : NULL },
+	};
 	return step_strs(l, MILTER_AT_HELO, m, 1, SMFIC_HELO, &name, 1,
 	    SMFIP_NR_HELO, a, error_r);
 }

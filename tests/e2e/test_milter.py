@@ -551,6 +551,34 @@ class MilterOrderAndFailure(unittest.TestCase):
         self.assertEqual(len(msg), 1)
         self.assertNotIn("X-Seen", msg[0])
 
+    def test_local_submission(self):
+        """sendmail by a user: the milter hears of the message at its end
+        (CONNECT from an unknown client, MAIL, RCPT, headers, body) and
+        its changes apply."""
+        from test_sendmail import SendmailServer, is_root
+        if not is_root():
+            self.skipTest("sendmail through the maildrop needs root (to become nobody)")
+        m = self.milter("local")
+        m.set_plan({"mods": [["addheader", "X-Milter-Local", "seen"]]})
+        srv = SendmailServer(modules={"milter": milter_module(m.conf())})
+        self.servers.append(srv)
+        srv.add_user("ann@" + DOMAIN)
+        srv.start()
+        r = srv.run("ann@" + DOMAIN, input="Subject: local milter\n\nfrom a user\n",
+                    user="nobody")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        mail = srv.mails_with("ann@" + DOMAIN, "from a user")
+        self.assertEqual(len(mail), 1, srv.log()[-2000:])
+        self.assertIn("X-Milter-Local: seen", mail[0])
+        stages = [e["stage"] for e in m.events()]
+        # from the last connect: the harness's start-up probe made one too
+        last = len(stages) - 1 - stages[::-1].index("connect")
+        self.assertEqual([x for x in stages[last:] if x not in ("header", "body")],
+                         ["connect", "mail", "rcpt", "eoh", "eom"], stages)
+        by = {e["stage"]: e for e in m.events()}
+        self.assertEqual(by["mail"]["args"], ["<nobody@%s>" % DOMAIN])
+        self.assertEqual(by["rcpt"]["args"], ["<ann@%s>" % DOMAIN])
+
     def test_bad_config_refused(self):
         for bad, why in (('{ name = "x"; socket = "tcp:1.2.3.4:5"; }', "socket"),
                          ('{ name = "x"; socket = "inet:127.0.0.1:99999"; }', "port"),
