@@ -202,6 +202,8 @@ milter_link_answer(struct milter_link *l, int timeout_ms,
     const struct milter_mods *mods, struct milter_answer *a,
     const char **error_r)
 {
+	unsigned progress = 0;
+
 	for (;;) {
 		struct milter_reply r;
 		size_t len;
@@ -209,8 +211,14 @@ milter_link_answer(struct milter_link *l, int timeout_ms,
 		if (milter_io_recv(l->fd, l->buf, &len, timeout_ms, error_r) < 0 ||
 		    milter_reply_parse(l->buf, len, &r, error_r) < 0)
 			return -1;
-		if (r.code == SMFIR_PROGRESS)
+		if (r.code == SMFIR_PROGRESS) {
+			/* each restarts the wait, as in Postfix; but not forever */
+			if (++progress > MILTER_MAX_PROGRESS) {
+				*error_r = "too many progress replies";
+				return -1;
+			}
 			continue;
+		}
 		if ((v = verdict(&r, a, error_r)) != 0)
 			return v < 0 ? -1 : 0;
 		if (mods == NULL) {

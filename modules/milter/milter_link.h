@@ -82,9 +82,13 @@ int milter_link_send(struct milter_link *l, char cmd, const void *data,
 int milter_link_send_strs(struct milter_link *l, char cmd,
     const char *const *strs, size_t n, const char **error_r);
 
+/* PROGRESS replies one answer may take (each restarting the wait). */
+#define MILTER_MAX_PROGRESS 1000
+
 /*
  * Read replies until a verdict, waiting at most timeout_ms for each
- * packet (PROGRESS restarts the wait). Modifications are passed to
+ * packet (PROGRESS restarts the wait, at most MILTER_MAX_PROGRESS
+ * times). Modifications are passed to
  * mods, or are a protocol error when mods is NULL (only end of message
  * may modify) or the milter did not negotiate that action. 0 with *a,
  * or -1 with *error_r.

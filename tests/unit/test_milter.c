@@ -379,6 +379,11 @@ test_link_answer(void)
 	CHECK("milter link unnegotiated change refused",
 	    milter_link_answer(&l, 200, &mods, &a, &err) == -1 && ap.n == 1);
 
+	for (int i = 0; i <= MILTER_MAX_PROGRESS; i++)
+		put(sv[1], 'p', "", 0);
+	CHECK("milter link endless progress cut off",
+	    milter_link_answer(&l, 200, NULL, &a, &err) == -1 && strstr(err, "progress") != NULL);
+
 	put(sv[1], 'y', "250 ok\0", 7);
 	CHECK("milter link 2xx reply refused", milter_link_answer(&l, 200, NULL, &a, &err) == -1);
 
