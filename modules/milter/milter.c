@@ -512,7 +512,7 @@ static int
 send_body(struct milter_session *s, struct mp_reader *msg, struct mp_status *st)
 {
 	struct milter_body_cut cut = { 0 };
-	char in[MILTER_CHUNK / 2];
+	char in[16384];	/* sessions run on 256 KiB stacks */
 	size_t have = 0;
 	ssize_t n;
 	int rc = MP_OK;
