@@ -42,6 +42,8 @@ milter_pkt_bytes(struct milter_pkt *p, const void *v, size_t n)
 		p->overflow = 1;
 		return;
 	}
+	if (n == 0)
+		return;		/* v may be NULL: a command without data */
 	memcpy(p->buf + p->len, v, n);
 	p->len += n;
 }

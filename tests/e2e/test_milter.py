@@ -226,6 +226,20 @@ class PlanMilter:
                                               default_action))
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_report(srv):
+    """The first sanitizer report in a stopped daemon's log, or None
+    (a sanitized build writes them there: `make check SANITIZE=1`)."""
+    srv.stop()
+    log = srv.log()
+    for mark in SANITIZER_MARKS:
+        if mark in log:
+            return log[log.index(mark):][:3000]
+    return None
+
+
 def milter_module(*entries):
     return "milters = ( %s );" % ", ".join(entries)
 
@@ -428,6 +442,10 @@ class MilterActions(unittest.TestCase):
         self.assertEqual(by["eom"]["macros"].get("{i}"), qid)
         self.assertIn("original body line", by["body"]["args"][0])
 
+    def test_zz_daemon_log_clean(self):
+        """Last: the daemon, stopped, left no sanitizer report."""
+        self.assertIsNone(sanitizer_report(self.srv))
+
     def test_abort_between_messages(self):
         """RSET after RCPT: the milter hears ABORT, then a new message."""
         self.plan()
@@ -462,11 +480,13 @@ class MilterOrderAndFailure(unittest.TestCase):
         self.milters = []
 
     def tearDown(self):
+        reports = [r for r in (sanitizer_report(s) for s in self.servers) if r]
         for s in self.servers:
             s.cleanup()
         for m in self.milters:
             m.stop()
         shutil.rmtree(self.work, ignore_errors=True)
+        self.assertEqual(reports, [])
 
     def milter(self, name):
         m = PlanMilter(self.work, name)
@@ -731,6 +751,9 @@ worker "rspamd_proxy" {
         self.assertTrue("Gtube pattern" in text or "Spam message rejected" in text, got)
         self.assertEqual(self.srv.mails_with("ann@" + DOMAIN, "gtube", 1.0), [])
 
+    def test_4_daemon_log_clean(self):
+        self.assertIsNone(sanitizer_report(self.srv))
+
     def test_3_rspamd_down_default_action(self):
         # a second merpati pointing at a port where rspamd is not
         srv = Server(modules={"milter": milter_module(
@@ -742,6 +765,7 @@ worker "rspamd_proxy" {
             got = send(srv.port)
             self.assertEqual(got["mail"][0], 451, got)
             self.assertTrue(got["mail"][1][-1].startswith("4.7.1"), got)
+            self.assertIsNone(sanitizer_report(srv))
         finally:
             srv.cleanup()
 
@@ -824,3 +848,4 @@ class OpenDKIM(unittest.TestCase):
         # and the check can fail: a changed body does not verify
         self.assertFalse(dkim.verify(raw.replace(b"Second line.", b"Second line!"),
                                      dnsfunc=dnsfunc))
+        self.assertIsNone(sanitizer_report(self.srv))

@@ -47,6 +47,11 @@ test_build(void)
 	CHECK("milter build header", milter_pkt_end(&p) == 4 + 1 + 8 + 3 &&
 	    buf[3] == 12 && memcmp(buf + 5, "Subject\0hi\0", 11) == 0);
 
+	milter_pkt_begin(&p, buf, sizeof(buf), SMFIC_EOH);
+	milter_pkt_bytes(&p, NULL, 0);
+	CHECK("milter build command without data", milter_pkt_end(&p) == 5 && buf[3] == 1 &&
+	    buf[4] == 'N');
+
 	milter_pkt_begin(&p, buf, 10, SMFIC_HELO);
 	milter_pkt_str(&p, "a-name-too-long");
 	CHECK("milter build overflow refused", milter_pkt_end(&p) == 0);
@@ -379,8 +384,12 @@ test_link_answer(void)
 	CHECK("milter link unnegotiated change refused",
 	    milter_link_answer(&l, 200, &mods, &a, &err) == -1 && ap.n == 1);
 
+	/* in one write: a thousand small ones could fill the socket buffer */
+	static unsigned char many[(MILTER_MAX_PROGRESS + 1) * 5];
 	for (int i = 0; i <= MILTER_MAX_PROGRESS; i++)
-		put(sv[1], 'p', "", 0);
+		memcpy(many + 5 * i, "\0\0\0\1p", 5);
+	if (write(sv[1], many, sizeof(many)) != (ssize_t)sizeof(many))
+		abort();
 	CHECK("milter link endless progress cut off",
 	    milter_link_answer(&l, 200, NULL, &a, &err) == -1 && strstr(err, "progress") != NULL);
 
