@@ -135,6 +135,8 @@ hold_one(void *arg, const char *id)
 	}
 	if (m.held != q->hold) {
 		m.held = q->hold;
+		if (!q->hold)
+			m.next_attempt = 0;	/* due at once */
 		mp_strlcpy(m.hold_reason, q->hold ? q->reason : "", sizeof(m.hold_reason));
 		for (char *p = m.hold_reason; *p; p++)	/* the file is line based */
 			if (*p == '\r' || *p == '\n')

@@ -62,7 +62,9 @@ mp_hdrs_parse(struct mp_hdrs *h, const char *buf, size_t len,
 		if (field == NULL)
 			field = p;
 		p += n;
-		if ((size_t)(p - buf) > MP_HDRS_MAX_BYTES || h->n >= MP_HDRS_MAX_FIELDS) {
+		/* fields are C strings; RFC 5322 has no NUL in a header */
+		if ((size_t)(p - buf) > MP_HDRS_MAX_BYTES || h->n >= MP_HDRS_MAX_FIELDS ||
+		    memchr(p - n, '\0', n) != NULL) {
 			mp_hdrs_free(h);
 			return -1;
 		}

@@ -23,8 +23,8 @@ struct mp_hdrs {
  * Parse the header section at the start of buf (len bytes, CRLF line
  * ends). *used_r is its length including the empty line that ends it
  * (all of buf when there is none: a message of headers only; then
- * *blank_r is 0). -1 when it is longer than MP_HDRS_MAX_BYTES or has
- * more than MP_HDRS_MAX_FIELDS fields.
+ * *blank_r is 0). -1 when it is longer than MP_HDRS_MAX_BYTES, has
+ * more than MP_HDRS_MAX_FIELDS fields or holds a NUL.
  */
 int mp_hdrs_parse(struct mp_hdrs *h, const char *buf, size_t len,
     size_t *used_r, int *blank_r);

@@ -435,21 +435,39 @@ view_close(struct mp_reader *r)
 	r->priv = NULL;
 }
 
-/* Parse the header section the writer holds (bounded). */
+/* 1 when buf (got bytes) holds the empty line ending a header section;
+ * only what follows from (less 3 bytes, for a CRLFCRLF cut in two) is
+ * searched: what came before was searched already. */
+static int
+section_ended(const char *buf, size_t got, size_t from)
+{
+	if (got >= 2 && memcmp(buf, "\r\n", 2) == 0)
+		return 1;
+	from = from > 3 ? from - 3 : 0;
+	return got > from && memmem(buf + from, got - from, "\r\n\r\n", 4) != NULL;
+}
+
+/* Parse the header section the writer holds, reading no further than
+ * its end (or MP_HDRS_MAX_BYTES); memory grows with what is read. */
 static void
 load_headers(struct mp_txn *t)
 {
-	size_t cap = MP_HDRS_MAX_BYTES + 4, got = 0;
-	char *buf = mp_xmalloc(cap);
+	struct mp_buf b = { 0 };
 	struct mp_reader r;
+	char chunk[16384];
+	size_t before = 0;
 	ssize_t n;
 
 	mp_queue_writer_reader(*t->wp, &r);
-	while (got < cap && (n = r.read(&r, buf + got, cap - got)) > 0)
-		got += (size_t)n;
+	while (b.len <= MP_HDRS_MAX_BYTES && !section_ended(b.p, b.len, before) &&
+	    (n = r.read(&r, chunk, sizeof(chunk))) > 0) {
+		before = b.len;
+		mp_buf_put(&b, chunk, (size_t)n);
+	}
 	mp_queue_writer_reader_close(&r);
-	t->hdrs_ok = mp_hdrs_parse(&t->hdrs, buf, got, &t->hdr_len, &t->blank) == 0;
-	free(buf);
+	t->hdrs_ok = mp_hdrs_parse(&t->hdrs, b.p ? b.p : "", b.len, &t->hdr_len,
+	    &t->blank) == 0;
+	free(b.p);
 }
 
 /* From now on the headers are served from t->hdrs, the top ones and
@@ -570,10 +588,13 @@ call_before_queue(struct mp_txn *t, const struct mp_loaded *f,
 }
 
 /* Top headers not split off go to the writer's added headers, which
- * are kept line by line: a folded one needs the message rewritten. */
+ * are kept line by line and bounded (queue.c: 64 KiB): a folded one, or
+ * too many, need the message rewritten. */
 static int
 top_fits_writer(const struct mp_txn *t)
 {
+	if (t->top.bytes + 8 * t->top.n > 60000)
+		return 0;
 	for (size_t i = 0; i < t->top.n; i++)
 		if (strchr(t->top.v[i], '\n') != t->top.v[i] + strlen(t->top.v[i]) - 1)
 			return 0;
@@ -790,6 +811,7 @@ mp_txn_rcpt_add(struct mp_txn *t, const char *rcpt)
 		return MP_OK;
 	smtp_add_rcpt(t->s, rcpt, "", "", "");
 	t->env_changed = 1;
+	refresh_info(t);	/* its rcpts may have moved */
 	return MP_OK;
 }
 
@@ -804,6 +826,7 @@ mp_txn_rcpt_delete(struct mp_txn *t, const char *rcpt)
 		return MP_DECLINED;
 	smtp_delete_rcpt(t->s, (size_t)i);
 	t->env_changed = 1;
+	refresh_info(t);
 	return MP_OK;
 }
 

@@ -16,7 +16,8 @@
 
 struct session;
 
-/* A session's txn (s NULL: a local submission, see mp_txn_open_local). */
+/* A session's txn (a session without a listener, s->l NULL, is a local
+ * submission: mp_hooks_local). */
 struct mp_txn *mp_txn_open(struct session *s);
 /* session_end to every filter, then free it. NULL is fine. */
 void mp_txn_close(struct mp_txn *t);

@@ -105,19 +105,28 @@ record(const struct ht *c, const char *fmt, ...)
 	close(fd);
 }
 
-/* The session's counter in our slot: how many hooks we saw so far. */
-static long
-bump_slot(struct mp_txn *txn)
+/* What our slot holds for a session: a number telling sessions apart
+ * in the log, and how many hooks we saw so far. */
+struct session_state {
+	unsigned long sid;
+	long hooks;
+};
+
+static _Atomic unsigned long next_sid;
+
+static struct session_state *
+session_of(struct mp_txn *txn)
 {
 	void **slot = host->txn_slot(txn);
-	long *n;
+	struct session_state *ss;
 
 	if (slot == NULL)
-		return -1;
-	if (*slot == NULL)
-		*slot = calloc(1, sizeof(long));
-	n = *slot;
-	return n ? ++*n : -1;
+		return NULL;
+	if (*slot == NULL && (ss = calloc(1, sizeof(*ss))) != NULL) {
+		ss->sid = ++next_sid;
+		*slot = ss;
+	}
+	return *slot;
 }
 
 static void
@@ -126,6 +135,7 @@ note_hook(const struct ht *c, struct mp_txn *txn, const char *hook)
 	const struct mp_txn_info *i = host->txn_info(txn);
 	char rcpts[1024] = "";
 	const char *note = c->note_read[0] ? host->txn_note(txn, c->note_read) : NULL;
+	struct session_state *ss = session_of(txn);
 
 	for (size_t k = 0; i && k < i->nrcpt; k++) {
 		if (k)
@@ -136,11 +146,12 @@ note_hook(const struct ht *c, struct mp_txn *txn, const char *hook)
 		record(c, "%s %s noinfo", HOOKTEST_NAME, hook);
 		return;
 	}
-	record(c, "%s %s peer=%s helo=%s sender=%s rcpts=%s qid=%s auth=%s sub=%d note=%s slot=%ld",
+	record(c, "%s %s peer=%s helo=%s sender=%s rcpts=%s qid=%s auth=%s sub=%d note=%s slot=%ld sid=%lu",
 	    HOOKTEST_NAME, hook, i->conn ? i->conn->peer : "-",
 	    i->helo ? i->helo : "-", i->sender ? i->sender : "-", rcpts,
 	    i->queue_id ? "yes" : "-", i->auth_user ? i->auth_user : "-",
-	    i->submission, note ? note : "-", bump_slot(txn));
+	    i->submission, note ? note : "-", ss ? ++ss->hooks : -1L,
+	    ss ? ss->sid : 0UL);
 }
 
 /* A refusal when refuse_at names this hook (MP_OK otherwise). */

@@ -64,6 +64,11 @@ test_limits(void)
 	CHECK("limits: a section past MP_HDRS_MAX_BYTES (or fields) is refused",
 	    mp_hdrs_parse(&h, big, n, &used, &blank) == -1 && h.n == 0);
 	free(big);
+	CHECK("limits: a NUL in the section is refused",
+	    mp_hdrs_parse(&h, "A: 1\r\nB: x\0y\r\n\r\n", 16, &used, &blank) == -1);
+	CHECK("limits: a NUL in the body is not the section's",
+	    mp_hdrs_parse(&h, "A: 1\r\n\r\nx\0y", 11, &used, &blank) == 0 && h.n == 1);
+	mp_hdrs_free(&h);
 }
 
 static void
