@@ -184,11 +184,13 @@ def stop_proc(proc):
 
 
 class PlanMilter:
-    """One instance of the test milter on a free loopback port."""
+    """One instance of the test milter on a free loopback port, or on a
+    unix socket in workdir when unix is set."""
 
-    def __init__(self, workdir, name):
+    def __init__(self, workdir, name, unix=False):
         self.name = name
         self.port = free_port()
+        self.unix_path = os.path.join(workdir, name + ".sock") if unix else None
         self.plan_path = os.path.join(workdir, name + ".plan")
         self.log_path = os.path.join(workdir, name + ".log")
         self.script = os.path.join(workdir, "plan_milter.py")
@@ -196,12 +198,23 @@ class PlanMilter:
             f.write(PLAN_MILTER)
         self.set_plan({})
         self.out = open(os.path.join(workdir, name + ".out"), "ab")
+        where = ("unix:" + self.unix_path) if unix else "inet:%d@127.0.0.1" % self.port
         self.proc = subprocess.Popen(
-            [SYSTEM_PYTHON, self.script, name, "inet:%d@127.0.0.1" % self.port,
-             self.plan_path, self.log_path], stdout=self.out, stderr=subprocess.STDOUT)
-        if not wait_port(self.port, proc=self.proc):
+            [SYSTEM_PYTHON, self.script, name, where, self.plan_path, self.log_path],
+            stdout=self.out, stderr=subprocess.STDOUT)
+        if not (self.wait_unix() if unix else wait_port(self.port, proc=self.proc)):
             self.stop()
             raise AssertionError("test milter %s did not start" % name)
+
+    def wait_unix(self, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.proc.poll() is None:
+            if os.path.exists(self.unix_path):
+                # merpatid runs as its own user: let it connect
+                os.chmod(self.unix_path, 0o666)
+                return True
+            time.sleep(0.05)
+        return False
 
     def set_plan(self, plan):
         with open(self.plan_path, "w") as f:
@@ -220,10 +233,10 @@ class PlanMilter:
         stop_proc(self.proc)
         self.out.close()
 
-    def conf(self, timeout="5s", default_action="tempfail", port=None):
-        return ('{ name = "%s"; socket = "inet:127.0.0.1:%d"; timeout = "%s"; '
-                'default_action = "%s"; }' % (self.name, port or self.port, timeout,
-                                              default_action))
+    def conf(self, timeout="5s", default_action="tempfail"):
+        where = ("unix:" + self.unix_path) if self.unix_path else "inet:127.0.0.1:%d" % self.port
+        return ('{ name = "%s"; socket = "%s"; timeout = "%s"; default_action = "%s"; }'
+                % (self.name, where, timeout, default_action))
 
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
@@ -488,8 +501,8 @@ class MilterOrderAndFailure(unittest.TestCase):
         shutil.rmtree(self.work, ignore_errors=True)
         self.assertEqual(reports, [])
 
-    def milter(self, name):
-        m = PlanMilter(self.work, name)
+    def milter(self, name, unix=False):
+        m = PlanMilter(self.work, name, unix)
         self.milters.append(m)
         return m
 
@@ -516,6 +529,19 @@ class MilterOrderAndFailure(unittest.TestCase):
         self.assertEqual(got["rcpt"][0][0], 550, got)
         self.assertNotIn("rcpt", [e["stage"] for e in b.events()])
         self.assertIn("rcpt", [e["stage"] for e in a.events()])
+
+    def test_unix_socket(self):
+        """unix:/path, as for a milter on the same host; the daemon,
+        confined and unprivileged, still reaches it."""
+        os.chmod(self.work, 0o755)
+        m = self.milter("local-socket", unix=True)
+        m.set_plan({"mods": [["addheader", "X-Via", "unix socket"]]})
+        srv = self.server(m.conf())
+        got = send(srv.port, message=MESSAGE.replace("milter test", "over unix"))
+        self.assertEqual(got["end"][0], 250, got)
+        mail = srv.mails_with("ann@" + DOMAIN, "over unix")
+        self.assertEqual(len(mail), 1)
+        self.assertIn("X-Via: unix socket", mail[0])
 
     def test_down_tempfail(self):
         dead = free_port()
