@@ -4,12 +4,14 @@
  * 6, as Postfix speaks it) and carries out what they decide.
  *
  * Each session opens its own connection to every milter at connect
- * (kept in txn_slot), and the hook points map onto milter commands:
+ * (kept in txn_slot; a local submission, which has no connect hook,
+ * at its first hook, with MAIL and RCPT caught up from txn_info), and
+ * the hook points map onto milter commands:
  *   connect         CONNECT (macros j _ {daemon_name} {client_addr} ...)
  *   helo            HELO
- *   mail_from       MAIL ({i} {auth_authen} {mail_addr} ...)
+ *   mail_from       MAIL ({auth_authen} {mail_addr} ...)
  *   rcpt_to         RCPT ({rcpt_addr} ...)
- *   end_of_headers  DATA, one HEADER per field, EOH
+ *   end_of_headers  DATA ({i}, the queue id), one HEADER per field, EOH
  *   end_of_data     BODY chunks (64 KiB), BODYEOB; modifications
  *   txn_end         ABORT when a milter is still inside the message
  *   session_end     QUIT
@@ -667,8 +669,8 @@ milter_rcpt_to(void *ctx, struct mp_txn *txn, const char *rcpt,
 	return run_event(s, txn, &rcpt_event, rcpt, st);
 }
 
-/* The header section from its reader, at most MP-sized: fields past
- * MILTER_MAX_SECTION are not shown to milters. */
+/* How much of the header section is read for milters; fields past it
+ * are not shown to them (the message itself is not cut). */
 #define MILTER_MAX_SECTION (1024 * 1024)
 
 static int
