@@ -328,7 +328,6 @@ send_mail(struct milter_session *s, struct milter_link *l, struct mp_txn *txn,
 	const char *strs[] = { addr };
 	const struct milter_macro m[] = {
 		{ "{i}", info ? info->queue_id : NULL },
-		{ "{auth_type}", info && info->auth_user ? "PLAIN" : NULL },
 		{ "{auth_authen}", info ? info->auth_user : NULL },
 		{ "{mail_addr}", sender },
 		{ "{mail_mailer}", "smtp" },
