@@ -530,6 +530,24 @@ class MilterOrderAndFailure(unittest.TestCase):
         self.assertNotIn("rcpt", [e["stage"] for e in b.events()])
         self.assertIn("rcpt", [e["stage"] for e in a.events()])
 
+    def test_authenticated_user_macro(self):
+        """After AUTH the milter learns who ({auth_authen}), as OpenDKIM
+        and rspamd use it to tell outbound from inbound mail."""
+        import smtplib
+        m = self.milter("auth")
+        srv = Server(modules={"milter": milter_module(m.conf())},
+                     listeners={"submission": 'auth = "required"; plaintext_auth = true;'})
+        self.servers.append(srv)
+        srv.add_user("ann@" + DOMAIN, "pw-ann")
+        srv.start()
+        with smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=20) as c:
+            c.login("ann@" + DOMAIN, "pw-ann")
+            c.sendmail("ann@" + DOMAIN, ["ann@" + DOMAIN],
+                       MESSAGE.replace("milter test", "authenticated"))
+        by = {e["stage"]: e for e in m.events()}
+        self.assertEqual(by["mail"]["macros"].get("{auth_authen}"), "ann@" + DOMAIN, by["mail"])
+        self.assertEqual(len(srv.mails_with("ann@" + DOMAIN, "authenticated")), 1)
+
     def test_unix_socket(self):
         """unix:/path, as for a milter on the same host; the daemon,
         confined and unprivileged, still reaches it."""
