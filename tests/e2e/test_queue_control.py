@@ -186,13 +186,15 @@ class QueueControl(unittest.TestCase):
         self.assertTrue(self.tried(srv, qid, 2), srv.log()[-2000:])
         self.assertEqual(queue_json(srv, "--held"), [])
 
-        # the route changes (restart: the rule is read at start); the
-        # message keeps its old route until it is requeued
-        srv.stop()
+        # the route changes (merpati reload); the message keeps its old
+        # route until it is requeued
         srv.modules["route_regex"] = rules_for([("moved.test", sink.port)])
         srv.write_config()
-        srv.start()
-        time.sleep(0.5)
+        r = srv.cli("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(srv.wait_log("in force for new sessions"), srv.log()[-2000:])
+        srv.cli("queue", "flush")  # tried again now: still the old route
+        self.assertTrue(self.tried(srv, qid, 3), srv.log()[-2000:])
         self.assertEqual(sink.rcpts, [])
         r = srv.cli("queue", "requeue", qid)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -201,6 +203,9 @@ class QueueControl(unittest.TestCase):
         self.assertTrue(srv.wait_log("requeued to=<x@moved.test> relay=127.0.0.1:%d"
                                      % sink.port))
         self.assertTrue(wait_until(lambda: queue_json(srv) == []))
+        trace = srv.cli("trace", qid, srv.log_path).stdout  # docs/operations.md
+        self.assertIn("requeued to=<x@moved.test>", trace)
+        self.assertIn("127.0.0.1:%d" % sink.port, trace.split("requeued to=")[1])
 
     def test_requeue_unknown_id_fails(self):
         srv = make_server(self, [])
@@ -297,6 +302,8 @@ class Destinations(unittest.TestCase):
         self.assertEqual(sorted(m["id"] for m in queue_json(srv)), sorted(ids))
         time.sleep(2.5)  # retries every second: none of them connects
         self.assertEqual(sink.connections, 3)
+        trace = srv.cli("trace", ids[4], srv.log_path).stdout
+        self.assertIn("backed off until", trace)
 
     def test_bad_rate_is_a_config_error(self):
         srv = Server(extra_config='outbound = { destination_rate = "fast"; };')
