@@ -103,7 +103,7 @@ list(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++)
 		if ((rc = qfilter_option(&q.filter, "doDHj", argc, argv, &i, &q.json)) <= 0) {
-			if (rc == 0 || argv[i][0] == '-')
+			if (rc == 0)
 				fprintf(stderr, "merpati: queue list: unknown option %s\n",
 				    argv[i]);
 			return 2;
@@ -207,7 +207,9 @@ delete(int argc, char **argv)
 	}
 	for (int i = 1; i < argc; i++)
 		if ((r = qfilter_option(&q.filter, "sr", argc, argv, &i, &json)) <= 0) {
-			fprintf(stderr, "merpati: queue delete: unknown option %s\n", argv[i]);
+			if (r == 0)
+				fprintf(stderr, "merpati: queue delete: unknown option %s\n",
+				    argv[i]);
 			return 2;
 		}
 	mp_queue_scan(mp_core.queue_dir, delete_matching, &q);

@@ -53,7 +53,7 @@ qfilter_option(struct qfilter *f, const char *allowed, int argc, char **argv,
 		}
 		return 1;
 	default:
-		return arg[0] == '-' ? -1 : 0;
+		return 0;
 	}
 }
 

@@ -21,7 +21,8 @@ struct qfilter {
 };
 
 /* Parse the option at argv[*i] (and its value) into f; 1 taken, 0 not
- * an option of allowed, -1 bad (message printed). allowed is a string
+ * an option of allowed, -1 a bad or missing value (message printed).
+ * allowed is a string
  * of option letters: d domain, o older-than, D deferred, H held, s
  * sender, r recipient, j json (*json set). */
 int qfilter_option(struct qfilter *f, const char *allowed, int argc,

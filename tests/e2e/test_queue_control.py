@@ -255,6 +255,12 @@ class QueueControl(unittest.TestCase):
         bad = srv.cli("queue", "list", "--older-than", "soon")
         self.assertEqual(bad.returncode, 2)
         self.assertIn("not a duration", bad.stderr)
+        bad = srv.cli("queue", "list", "--bogus")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("unknown option --bogus", bad.stderr)
+        bad = srv.cli("queue", "delete", "--sender")
+        self.assertEqual((bad.returncode, bad.stderr.count("\n")), (2, 1), bad.stderr)
+        self.assertIn("needs a value", bad.stderr)
 
         r = srv.cli("queue", "delete", "--sender", "BOB@*")
         self.assertEqual(r.returncode, 0, r.stderr)
