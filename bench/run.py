@@ -984,11 +984,7 @@ def imap_pop3(a, part="imap"):
                    a.pop3_mailbox, "dpop3", "mpop3"))
         for proto, fn, users, count, dport, mport in protos:
             for port in (peers.ports[dport], peers.ports[mport]):
-                # first logins build the servers' indexes and caches
-                warm = load(fn, port, users, count, len(users), 0, a.limit)
-                print("%s warm-up on port %s: %d sessions, %.1f s p99, %d failed%s"
-                      % (proto, port, warm["sessions"], warm["p99"], len(warm["errors"]),
-                         " (%s)" % warm["errors"][0] if warm["errors"] else ""), flush=True)
+                warm_up(proto, fn, port, users, count, a.limit)
         for n in clients:
             for proto, fn, users, count, dport, mport in protos:
                 dv, mp = [], []
@@ -1026,12 +1022,7 @@ def med(runs, key):
 
 PG_NODES = ("127.0.0.2", "127.0.0.3")  # node A (every pgsql row) and node B
 PG_MODULE = os.path.join(REPO, "modules", "store_pgsql", "store_pgsql.so")
-# What the private cluster runs with, set by ALTER SYSTEM after initdb
-# (tests/e2e/pg.py turns durability off for the tests' speed; here it is
-# PostgreSQL's default, on). Sizes as the docs advise (runtime-config-
-# resource, 20.4.1: shared_buffers about 25% of the memory of a server
-# with 1 GB or more; effective_cache_size, a planner hint, about half);
-# everything else is PostgreSQL 15's default.
+# The settings the report prints, as PostgreSQL reports them (SHOW).
 PG_SHOWN = ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method",
             "shared_buffers", "effective_cache_size", "max_connections")
 
@@ -1042,6 +1033,13 @@ def memory_mb():
 
 
 def pg_settings():
+    """What the private cluster runs with, set by ALTER SYSTEM after initdb.
+    tests/e2e/pg.py turns durability off for the tests' speed; here it is
+    PostgreSQL's default, on. shared_buffers is a quarter of the memory,
+    as its documentation advises for a server with 1 GB or more (Resource
+    Consumption); effective_cache_size, a planner hint, half of it (the
+    PostgreSQL wiki's "Tuning Your PostgreSQL Server": half is a
+    conservative setting); everything else is PostgreSQL 15's default."""
     mb = memory_mb()
     return {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on",
             "shared_buffers": "%dMB" % (mb // 4), "effective_cache_size": "%dMB" % (mb // 2)}
@@ -1782,7 +1780,9 @@ def pg_config_text(res, part):
     shown = res.get("pg", {})
     return ("PostgreSQL %s, a private cluster on this machine (tests/e2e/pg.py's initdb, Unix "
             "socket), durable and sized as its documentation advises for a server of this size "
-            "(shared_buffers about a quarter of the memory, effective_cache_size about half; "
+            "(shared_buffers a quarter of the memory, as its documentation advises for a "
+            "server with 1 GB or more; effective_cache_size, a planner hint, half of it, the "
+            "PostgreSQL wiki's conservative setting; "
             "everything else PostgreSQL's default); as it reported: %s. The mailbox is loaded "
             "by `merpati mailbox migrate --from deliver_maildir --to store_pgsql` from the same "
             "generated Maildir the other rows use (UIDs, flags and dates kept); that load, "
