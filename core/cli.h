@@ -23,6 +23,8 @@ int cli_store(const char *config, char **overrides, size_t n, int argc,
     char **argv);
 int cli_sendmail(const char *config, char **overrides, size_t n, int argc,
     char **argv);
+int cli_trace(const char *config, char **overrides, size_t n, int argc,
+    char **argv);
 /* dkim keygen (core/cli_dkim.c, with the dkim module's engine linked) */
 int cli_dkim(const char *config, char **overrides, size_t n, int argc,
     char **argv);

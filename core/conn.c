@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 
 #include "conn.h"
+#include "metrics.h"
 
 static void set_socket_timeouts(int fd, int ms);
 
@@ -113,8 +114,10 @@ start_tls(struct conn *c, SSL_CTX *ctx, int client, const char *sni)
 		if (c->ssl)
 			SSL_free(c->ssl);
 		c->ssl = NULL;
+		mp_metric_tls(client, 0);
 		return -1;
 	}
+	mp_metric_tls(client, 1);
 	return 0;
 }
 

@@ -35,7 +35,7 @@ host_auth_allowed(const struct mp_conn_info *info, int plaintext_auth)
 static const struct mp_auth *
 host_auth(void)
 {
-	return mp_core.auth.ops ? &mp_core.auth : NULL;
+	return mp_metrics_auth(mp_core.auth.ops ? &mp_core.auth : NULL);
 }
 
 static int
@@ -151,7 +151,7 @@ host_conf_where(const struct mp_conf *c, char *buf, size_t size)
 static const struct mp_store *
 host_store(void)
 {
-	return mp_core.store.ops ? &mp_core.store : NULL;
+	return mp_metrics_store(mp_core.store.ops ? &mp_core.store : NULL);
 }
 
 const struct mp_host mp_host_table = {

@@ -25,6 +25,8 @@
 
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
+#include "reload.h"
 #include "protocol.h"
 #include "smtp_session.h"
 #include "tls.h"
@@ -137,19 +139,31 @@ per_ip_leave(struct pool_state *p, const char *addr)
 	pthread_mutex_unlock(&p->lock);
 }
 
-static _Atomic int *idle_acceptors;	/* per listener, waiting in accept() */
+static _Atomic int *idle_acceptors;
+/* The listeners the acceptors serve: the start-up configuration's (a
+ * reload keeps them; reload.h). */
+static const struct mp_listen *started_listen;	/* per listener, waiting in accept() */
 
 static void
 run_session(struct accepted *a)
 {
+	mp_core_hold();	/* the session runs on today's configuration to its end */
 	if (a->l->proto)
 		mp_protocol_session_run(a->fd, a->l);
 	else
 		smtp_session_run(a->fd, a->l);
 	close(a->fd);
+	mp_metric_conn(mp_listen_protocol(a->l), MP_CONN_CLOSED);
 	per_ip_leave(&pools[a->l->pool], a->addr);
 	atomic_fetch_sub(&pools[a->l->pool].active, 1);
 	free(a);
+	mp_core_release();
+}
+
+const char *
+mp_listen_protocol(const struct mp_listen *l)
+{
+	return l->proto ? l->proto->mod->protocol->protocol : "smtp";
 }
 
 /* The refusal in the listener's own protocol: a client must understand
@@ -157,7 +171,7 @@ run_session(struct accepted *a)
 static void
 refuse(const struct mp_listen *l, int fd, const char *why, const char *addr)
 {
-	const char *proto = l->proto ? l->proto->mod->protocol->protocol : "smtp";
+	const char *proto = mp_listen_protocol(l);
 	char buf[256];
 	int n;
 
@@ -190,6 +204,7 @@ admit(const struct mp_listen *l, int fd, const struct sockaddr_storage *ss)
 		why = "Too many connections, try again later";
 	else if (!per_ip_enter(p, lim->connections_per_ip, a->addr))
 		why = "Too many connections from your address";
+	mp_metric_conn(mp_listen_protocol(l), why ? MP_CONN_REFUSED : MP_CONN_ACCEPTED);
 	if (why == NULL)
 		return a;
 	atomic_fetch_sub(&p->active, 1);
@@ -268,7 +283,7 @@ static void *
 acceptor_thread(void *arg)
 {
 	const struct mp_listen *l = arg;
-	_Atomic int *idle = &idle_acceptors[l - mp_core.listen];
+	_Atomic int *idle = &idle_acceptors[l - started_listen];
 
 	while (!atomic_load(&stopping)) {
 		struct sockaddr_storage ss;
@@ -312,6 +327,7 @@ start_acceptor(const struct mp_listen *l)
 int
 mp_listener_start(void)
 {
+	started_listen = mp_core.listen;
 	idle_acceptors = mp_xcalloc(mp_core.nlisten ? mp_core.nlisten : 1,
 	    sizeof(*idle_acceptors));
 	pools = mp_xcalloc(mp_core.npools ? mp_core.npools : 1, sizeof(*pools));

@@ -25,6 +25,10 @@ int mp_listener_fit_fd_limit(char *err, size_t errsize);
 /* Start the accept threads. */
 int mp_listener_start(void);
 
+/* The protocol a listener speaks: "smtp", or its module's ("imap"). */
+struct mp_listen;
+const char *mp_listen_protocol(const struct mp_listen *l);
+
 /* Stop accepting (SIGTERM). */
 void mp_listener_stop(void);
 

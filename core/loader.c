@@ -23,6 +23,7 @@
 
 #include "loader.h"
 #include "log.h"
+#include "reload.h"
 #include "util.h"
 
 static int
@@ -344,6 +345,10 @@ mp_module_init(struct mp_loaded *m, const struct mp_host *host,
 void
 mp_module_close(struct mp_loaded *m)
 {
+	if (m->borrowed) {	/* the running snapshot's: not ours to end */
+		memset(m, 0, sizeof(*m));
+		return;
+	}
 	if (m->initialised && m->mod->fini) {
 		mp_log_set_module(m->name);
 		m->mod->fini(m->ctx);
@@ -388,9 +393,12 @@ load_one(struct mp_cfg *cfg, const config_setting_t *group,
 		mp_problem(problems, "modules.%s: path too long", name);
 		return;
 	}
-	if (mp_module_open(name, path, &m, err, sizeof(err)) < 0 ||
+	if (mp_reload_reuse_module(name, path, group, &m))
+		;	/* unchanged settings: the running instance serves on */
+	else if (mp_module_open(name, path, &m, err, sizeof(err)) < 0 ||
 	    mp_module_init(&m, host, group, err, sizeof(err)) < 0) {
-		mp_problem(problems, "%s", err);
+		mp_problem(problems, "%s%s", err, mp_reload_running() ?
+		    " (its settings changed; restart merpatid to apply them)" : "");
 		return;
 	}
 	out->v = mp_xresize(out->v, out->n + 1, sizeof(*out->v));

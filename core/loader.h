@@ -22,6 +22,7 @@ struct mp_loaded {
 	struct mp_module_tables *tables;
 	void *ctx;
 	int initialised;
+	int borrowed;	/* a running snapshot's instance, reused by a reload */
 };
 
 struct mp_modules {

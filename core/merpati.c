@@ -3,6 +3,8 @@
  *
  *   merpati -c FILE [-o path=value]... COMMAND ...
  *     check-config
+ *     reload                        (check, then SIGHUP to merpatid)
+ *     trace ID [LOGFILE...]         (docs/operations.md)
  *     user add|del|passwd ADDRESS   (password read from stdin)
  *     user list
  *     queue list | queue show ID | queue delete ID | queue flush
@@ -40,6 +42,8 @@ usage(void)
 {
 	fputs("usage: merpati -c FILE [-o path=value]... COMMAND\n"
 	    "  check-config\n"
+	    "  reload\n"
+	    "  trace ID [LOGFILE...]\n"
 	    "  user add|del|passwd ADDRESS    (password on stdin)\n"
 	    "  user list\n"
 	    "  queue list | queue show ID | queue delete ID | queue flush\n"
@@ -106,6 +110,22 @@ check_config(const char *config, char **overrides, size_t n)
 	return rc;
 }
 
+/* The same check as check-config here, where it can be read, then the
+ * daemon's own reload, which checks again: it decides and logs. */
+static int
+reload(const char *config, char **overrides, size_t n)
+{
+	if (check_config(config, overrides, n) != 0) {
+		fputs("merpati: not reloading: merpatid would refuse this "
+		    "configuration\n", stderr);
+		return 1;
+	}
+	if (cli_signal_daemon(SIGHUP, 0) < 0)
+		return 1;
+	printf("merpati: reload requested; merpatid's log says when it is in force\n");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -137,6 +157,10 @@ main(int argc, char **argv)
 		config = CLI_DEFAULT_CONFIG;
 	if (strcmp(argv[i], "check-config") == 0)
 		return check_config(config, overrides, n);
+	if (strcmp(argv[i], "reload") == 0)
+		return reload(config, overrides, n);
+	if (strcmp(argv[i], "trace") == 0)
+		return cli_trace(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "user") == 0)
 		return cli_user(config, overrides, n, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "queue") == 0)

@@ -7,7 +7,9 @@
  * (created and checked while root), modules (before the privilege drop,
  * so they can open their files), sockets, privilege drop, then threads;
  * READY=1 to a service manager ($NOTIFY_SOCKET) once all listen.
- * Signals are taken synchronously by the main thread with sigwait().
+ * Signals are taken synchronously by the main thread with sigwait():
+ * SIGHUP reloads the configuration (reload.h), SIGUSR1 flushes the
+ * queue, SIGUSR2 rescans it, SIGTERM/SIGINT stop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,8 +28,10 @@
 #include "listener.h"
 #include "log.h"
 #include "maildrop.h"
+#include "metrics.h"
 #include "notify.h"
 #include "privs.h"
+#include "reload.h"
 #include "queue.h"
 #include "runner.h"
 #include "settings.h"
@@ -201,7 +205,7 @@ block_signals(sigset_t *set)
 }
 
 static void
-serve(const sigset_t *set, const char *pidpath)
+serve(const sigset_t *set, const char *pidpath, const struct args *a)
 {
 	int sig;
 
@@ -214,13 +218,14 @@ serve(const sigset_t *set, const char *pidpath)
 		} else if (sig == SIGUSR2)
 			mp_runner_rescan();
 		else if (sig == SIGHUP)
-			mp_log(MP_LOG_NOTICE, "SIGHUP: configuration reload is not supported yet; restart to apply changes");
+			mp_reload(a->config, a->overrides, a->noverrides);
 		else
 			break;
 	}
 	mp_log(MP_LOG_INFO, "stopping on signal %d", sig);
 	mp_notify("STOPPING=1");
 	mp_listener_stop();
+	mp_metrics_stop();
 	mp_runner_stop();
 	mp_maildrop_stop();
 	unlink(pidpath);
@@ -243,6 +248,7 @@ main(int argc, char **argv)
 	if (mp_core_configure(a.config, a.overrides, a.noverrides,
 	    &problems) < 0)
 		die_problems(&problems);
+	mp_log_set_json(mp_core.log_json);
 	if (mp_queue_setup(mp_core.server.state_dir) < 0) {
 		snprintf(err, sizeof(err), "cannot create %s/queue: %s",
 		    mp_core.server.state_dir, strerror(errno));
@@ -254,9 +260,11 @@ main(int argc, char **argv)
 	if (mp_core_load_modules(&problems) < 0)
 		die_problems(&problems);
 	setup_tls();
+	mp_reload_note_tls();
 	if (mp_notify_open(err, sizeof(err)) < 0)
 		die(err);
 	if (mp_listener_bind(err, sizeof(err)) < 0 ||
+	    mp_metrics_bind(&mp_core.metrics, err, sizeof(err)) < 0 ||
 	    mp_listener_fit_fd_limit(err, sizeof(err)) < 0 ||
 	    mp_maildrop_prepare(mp_core.server.state_dir, mp_core.server.user,
 	    err, sizeof(err)) < 0 ||
@@ -272,14 +280,15 @@ main(int argc, char **argv)
 		die(err);
 	block_signals(&set);
 	if (mp_runner_start() < 0 || mp_listener_start() < 0 ||
-	    mp_maildrop_start() < 0)
+	    mp_maildrop_start() < 0 || mp_metrics_start(mp_core.queue_dir) < 0)
 		die("cannot start threads");
 	mp_log(MP_LOG_INFO, "merpatid started (pid %ld) as %s", (long)getpid(),
 	    mp_core.server.hostname);
 	mp_notify("READY=1");
-	serve(&set, pidpath);
+	serve(&set, pidpath, &a);
 	/* OpenSSL's clean-up waits for the threads (see tls.h); bounded,
-	 * as a session a client keeps open does not end by itself. */
+	 * as a session a client keeps open does not end by itself. The
+	 * contexts freed are the newest configuration's (reload.h). */
 	if (mp_tls_cleanup(mp_core.tls_ctx, mp_core.tls_client_ctx, 1000) == 0)
 		mp_core.tls_ctx = mp_core.tls_client_ctx = NULL;
 	else

@@ -56,6 +56,7 @@ set_status(struct mp_status *st, int reply, const char *enhanced,
 static int
 settle(int rc, struct mp_status *st, const struct defaults *d)
 {
+	mp_metric_module_rc(rc);
 	if (rc != MP_OK && rc != MP_PERMFAIL)
 		rc = MP_TEMPFAIL;	/* MP_ERROR, MP_DECLINED, anything unknown */
 	int want = rc == MP_OK ? 2 : rc == MP_TEMPFAIL ? 4 : 5;
@@ -115,6 +116,7 @@ mp_call_route(const char *sender, const char *rcpt,
 	enter(m->name);
 	rc = m->mod->route->route(m->ctx, sender, rcpt, d, error_r);
 	leave();
+	mp_metric_module_rc(rc);
 	if (rc != MP_OK && *error_r == NULL)
 		*error_r = "the route module failed";
 	return rc == MP_OK ? MP_OK : MP_TEMPFAIL;
@@ -133,7 +135,9 @@ mp_call_deliver(const struct mp_envelope *env, const char *rcpt,
 		return MP_TEMPFAIL;
 	}
 	enter(m->name);
+	double t0 = mp_metric_clock();
 	rc = m->mod->deliver->deliver(m->ctx, env, rcpt, msg, st);
+	mp_metric_store(MP_STORE_DELIVER, mp_metric_clock() - t0);
 	leave();
 	return settle(rc, st, &deliver_defaults);
 }
@@ -170,6 +174,7 @@ mp_call_auth_verify(const char *user, const char *password,
 	enter(auth_name());
 	rc = mp_core.auth.ops->verify(mp_core.auth.ctx, user, password, error_r);
 	leave();
+	mp_metric_auth("smtp", rc);
 	return settle_yes_no(rc, error_r, "password check failed");
 }
 
@@ -467,7 +472,9 @@ mp_call_store_open(const struct mp_loaded *m, const char *user,
 	int rc;
 
 	enter(m->name);
+	double t0 = mp_metric_clock();
 	rc = m->mod->store->open(m->ctx, user, mb_r, error_r);
+	mp_metric_store(MP_STORE_OPEN, mp_metric_clock() - t0);
 	leave();
 	if (rc != MP_OK && *error_r == NULL)
 		*error_r = "cannot open the mailbox";

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "delivery_log.h"
 #include "log.h"
 #include "modcall.h"
 #include "outbound.h"
@@ -170,7 +171,9 @@ try_server(const struct mp_qmsg *m, const struct hop *h, const char *server,
 		return n;	/* this server has no address: next one */
 	for (size_t a = 0; a < naddrs && n > 0; a++) {
 		set_port(&addrs[a], h->port);
+		mp_delivery_try_begin();
 		rc = smtp_client_send(&addrs[a], server, m, g, n, last);
+		mp_delivery_try_end(g, n, server, &addrs[a]);
 		if (rc == MP_PERMFAIL)
 			set_all(g, n, MP_PERMFAIL, last);
 		else if (rc == MP_TEMPFAIL) {

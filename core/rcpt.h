@@ -30,6 +30,11 @@ struct mp_rcpt {
 	int rc;			/* this attempt: MP_OK, MP_TEMPFAIL or MP_PERMFAIL */
 	struct mp_status status;
 	int done;		/* finished for good: delivered or bounced */
+	/* For the delivery log line (delivery_log.h): the last server tried
+	 * this attempt, "name[ip]:port" ("" none reached), and that try's
+	 * connection setup and transmission times in seconds. */
+	char relay_used[320];
+	double setup_s, xmit_s;
 };
 
 #endif

@@ -17,12 +17,14 @@
 
 #include <merpati/maildir.h>
 
+#include "delivery_log.h"
 #include "dsn.h"
 #include "modcall.h"
 #include "outbound.h"
 #include "log.h"
 #include "queue.h"
 #include "rcpt.h"
+#include "reload.h"
 #include "runner.h"
 #include "settings.h"
 #include "smtp_client.h"
@@ -170,12 +172,7 @@ void
 mp_runner_log_result(const char *rcpt, int rc, const struct mp_status *st,
     const char *via)
 {
-	const char *what = rc == MP_OK ? "delivered" :
-	    rc == MP_PERMFAIL ? "bounced" : "deferred";
-
-	mp_log(rc == MP_OK ? MP_LOG_INFO : MP_LOG_NOTICE,
-	    "%s to=<%s> via=%s dsn=%s (%d %s)", what, rcpt, via,
-	    st->enhanced[0] ? st->enhanced : "4.0.0", st->reply, st->text);
+	mp_delivery_log_direct(rcpt, rc, st, via);
 }
 
 /* Every pending recipient: local ones through the deliver module, the
@@ -198,14 +195,12 @@ attempt(const struct mp_qmsg *m, struct mp_rcpt *r, size_t n)
 			continue;
 		}
 		deliver_local(m, &r[i]);
-		mp_runner_log_result(r[i].address, r[i].rc, &r[i].status,
-		    mp_core.deliver ? mp_core.deliver->name : "none");
+		mp_delivery_log(m, &r[i], mp_core.deliver ? mp_core.deliver->name : "none");
 	}
 	if (nremote)
 		mp_outbound_deliver(m, remote, nremote);
 	for (size_t k = 0; k < nremote; k++)
-		mp_runner_log_result(remote[k]->address, remote[k]->rc,
-		    &remote[k]->status, "smtp");
+		mp_delivery_log(m, remote[k], NULL);
 	free(remote);
 }
 
@@ -245,8 +240,7 @@ expire(const struct mp_qmsg *m, struct mp_rcpt *x, time_t now)
 	x->status.reply = 554;
 	x->rc = MP_PERMFAIL;
 	x->done = 1;
-	mp_log(MP_LOG_NOTICE, "bounced to=<%s> (gave up after %lld s)",
-	    x->address, (long long)(now - m->arrival));
+	mp_delivery_log(m, x, "expired");
 }
 
 void
@@ -344,6 +338,7 @@ run_message(struct mp_qmsg *m)
 	time_t next;
 
 	mp_runner_classify(m, r);
+	mp_delivery_attempt_begin();
 	attempt(m, r, m->nrcpt);
 	mp_runner_decide(m, r, m->nrcpt, time(NULL), &plan);
 	next = mp_runner_persist(m, r, m->nrcpt, &plan, time(NULL));
@@ -416,7 +411,9 @@ work_on(struct entry *e)
 	memcpy(id, e->id, sizeof(id));
 	pthread_mutex_unlock(&lock);
 	mp_log_set_queue_id(id);
+	mp_core_hold();
 	next = process(id);
+	mp_core_release();
 	mp_log_set_queue_id(NULL);
 	pthread_mutex_lock(&lock);
 	busy_workers--;

@@ -21,7 +21,8 @@ void mp_runner_rescan(void);
 /* Let in-flight deliveries finish (bounded wait), then return. */
 void mp_runner_stop(void);
 
-/* The "delivered / deferred / bounced to=<...>" log line. */
+/* The delivery log line of a recipient delivered before the 250
+ * (delivery_log.h); via is the deliver module. */
 void mp_runner_log_result(const char *rcpt, int rc, const struct mp_status *st,
     const char *via);
 

@@ -23,7 +23,10 @@
 #include "settings.h"
 #include "util.h"
 
-struct mp_core mp_core;
+
+struct mp_core_config mp_core_boot;
+struct mp_core_config *_Atomic mp_core_now = &mp_core_boot;
+_Thread_local struct mp_core_config *mp_core_held;
 
 #define SRV(f) offsetof(struct mp_server_settings, f)
 static const struct mp_option server_options[] = {
@@ -118,7 +121,7 @@ static const struct mp_option smtp_options[] = {
 
 static const char *const top_level[] = {
 	"server", "domains", "listen", "tls", "limits", "outbound", "queue",
-	"modules", "relay_networks", "smtp", NULL
+	"modules", "relay_networks", "smtp", "metrics", "log", NULL
 };
 
 /* The group at name, created empty if absent, so defaults still apply. */
@@ -441,6 +444,8 @@ mp_core_configure(const char *file, char *const *overrides,
 	read_domains(problems);
 	read_listeners(problems);
 	read_relay_networks(problems);
+	mp_metrics_configure(&mp_core.cfg->lc, &mp_core.metrics, problems);
+	mp_log_configure(&mp_core.cfg->lc, &mp_core.log_json, problems);
 	if (mp_core.server.state_dir && mp_core.tls.cert)
 		tls_paths();
 	if (mp_core.server.state_dir)

@@ -1,15 +1,18 @@
 /*
  * core/settings.h - the core's own settings (server, domains, listen,
  * limits, queue), read through the same declarative option tables that
- * modules use, and the one process-wide `mp_core` state.
+ * modules use, and `mp_core`: the configuration in force for the
+ * calling thread (a snapshot; a reload makes a new one, reload.h).
  */
 #ifndef MERPATI_SETTINGS_H
 #define MERPATI_SETTINGS_H
 
+#include <stdatomic.h>
 #include <merpati/merpati.h>
 
 #include "config.h"
 #include "loader.h"
+#include "metrics.h"
 
 enum mp_listen_auth { LISTEN_AUTH_NONE, LISTEN_AUTH_OPTIONAL, LISTEN_AUTH_REQUIRED };
 enum mp_listen_tls { LISTEN_TLS_NONE, LISTEN_TLS_STARTTLS, LISTEN_TLS_IMPLICIT };
@@ -105,7 +108,8 @@ struct mp_queue_settings {
 	long long tmp_max_age;		/* queue/tmp files older: a crash's */
 };
 
-struct mp_core {
+/* One whole configuration: settings, providers, loaded modules. */
+struct mp_core_config {
 	struct mp_cfg *cfg;
 	struct mp_tls_settings tls;
 	struct mp_smtp_settings smtp;
@@ -130,9 +134,26 @@ struct mp_core {
 	struct mp_loaded *deliver;
 	struct mp_loaded *route, *resolve, *retry;	/* NULL when absent */
 	struct mp_store store;		/* ops NULL when no store module */
+	struct mp_metrics_settings metrics;	/* enabled 0 when absent */
+	int log_json;				/* log.format = "json" */
 };
 
-extern struct mp_core mp_core;
+/*
+ * The configuration in force for this thread (reload.h): the snapshot
+ * its session or delivery attempt holds, else the newest one. Every
+ * `mp_core.x` in the daemon reads through it, so a reload publishes a
+ * whole new configuration at once and work in flight keeps its own.
+ */
+extern struct mp_core_config mp_core_boot;	/* the start-up configuration */
+extern _Thread_local struct mp_core_config *mp_core_held;
+extern struct mp_core_config *_Atomic mp_core_now;
+static inline struct mp_core_config *
+mp_core_get(void)
+{
+	return mp_core_held ? mp_core_held :
+	    atomic_load_explicit(&mp_core_now, memory_order_acquire);
+}
+#define mp_core (*mp_core_get())
 
 /*
  * Load the config file with overrides, then the core settings; every

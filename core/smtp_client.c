@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "delivery_log.h"
 #include "log.h"
 #include "settings.h"
 #include "smtp_client.h"
@@ -325,6 +326,7 @@ transaction(struct client *cl, const struct mp_qmsg *m, struct mp_rcpt **r,
     size_t n, struct mp_status *st)
 {
 	size_t accepted = 0;
+	mp_delivery_connected();
 	int code, rc = envelope(cl, m, r, n, st, &accepted);
 
 	if (rc != MP_OK)

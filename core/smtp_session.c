@@ -21,8 +21,10 @@
 
 #include <openssl/ssl.h>
 
+#include "delivery_log.h"
 #include "filter_hooks.h"
 #include "log.h"
+#include "metrics.h"
 #include "modcall.h"
 #include "protocol.h"
 #include "runner.h"
@@ -43,6 +45,7 @@ smtp_reply(struct session *s, int code, const char *enh, const char *fmt, ...)
 	va_end(ap);
 	conn_printf(&s->c, "%d %s%s%s\r\n", code, enh ? enh : "",
 	    enh ? " " : "", text);
+	mp_metric_smtp_reply(code);
 	if (code >= 500 && code != 552)
 		s->errors++;
 }
@@ -690,7 +693,9 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
     unsigned long long size, int bare, int long_line, int disk_errno)
 {
 	int queued = 1, held = 0;
+	char msgid[256];	/* read now: direct delivery may drop the file */
 
+	mp_delivery_writer_message_id(w, msgid, sizeof(msgid));
 	int normalize = strcmp(mp_core.smtp.bare_eol, "normalize") == 0;
 
 	if (size > (unsigned long long)mp_core.limits.message_size) {
@@ -716,9 +721,8 @@ smtp_finish_message(struct session *s, struct mp_qwriter *w, const char *id,
 		    strerror(e));
 		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
 	} else {
-		mp_log(MP_LOG_INFO, "%s: accepted from=<%s> nrcpt=%zu size=%llu client=[%s]%s%s",
-		    id, s->sender, s->nrcpt, size, s->client,
-		    s->auth_user[0] ? " user=" : "", s->auth_user);
+		mp_delivery_log_accepted(id, s->sender, s->nrcpt, size, s->client,
+		    s->auth_user, s->c.ssl ? SSL_get_version(s->c.ssl) : NULL, msgid);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
 		if (queued && !held)
 			mp_runner_notify(id);
@@ -970,6 +974,7 @@ one_command(struct session *s)
 		smtp_reply(s, 500, "5.5.2", "NUL character in command");
 	} else {
 		smtp_parse_command(line, &cmd);
+		mp_metric_smtp_command(line);
 		dispatch(s, &cmd);
 	}
 	if (s->errors >= mp_core.limits.errors) {

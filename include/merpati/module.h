@@ -463,6 +463,23 @@ struct mp_module {
 	const struct mp_store_ops *store;
 	const struct mp_filter_ops *filter;
 	const struct mp_protocol_ops *protocol;
+
+	/* ---- since 2.1 -------------------------------------------------- */
+	/*
+	 * May be NULL. A configuration reload (SIGHUP, `merpati reload`)
+	 * changed this module's settings: validate conf and apply it to
+	 * the running instance. Runs in the main thread, after the
+	 * privilege drop, while other threads may be inside this module's
+	 * ops, and only once every other check of the new configuration
+	 * passed. MP_OK: ctx now serves with conf, for every caller (a
+	 * session in flight included); conf and the strings conf_options
+	 * gives from it stay valid while the daemon runs. Anything else, with *error_r: ctx is
+	 * unchanged and the reload is refused with that reason. Without it
+	 * the host initialises a new instance with init (the running one
+	 * serves the sessions already in flight), and refuses the reload
+	 * when that init fails.
+	 */
+	int (*reload)(void *ctx, const struct mp_conf *conf, const char **error_r);
 };
 
 /* Define the module's single exported symbol. */

@@ -1,0 +1,59 @@
+/*
+ * core/reload.h - configuration snapshots and reload (SIGHUP, `merpati
+ * reload`).
+ *
+ * A snapshot is a whole struct mp_core_config: settings, domains, relay
+ * networks, TLS context and loaded module instances. A session (from
+ * accept to close) and a delivery attempt hold the snapshot that was
+ * newest when they started, so they finish on it; everything else
+ * reads the newest. A reload builds a new snapshot with exactly the
+ * checks of `merpati check-config`; any problem and the running one
+ * stays, each problem logged. What a reload cannot change (listeners,
+ * server.*, queue.workers, metrics) keeps its running value and the
+ * log says a restart is needed (docs/operations.md).
+ *
+ * Replaced snapshots are kept, not freed: a session may still hold one,
+ * and threads that do not hold one (acceptors, the queue scheduler)
+ * may be reading the previous one; their modules stay loaded. Each
+ * reload therefore costs the memory of one configuration until restart.
+ */
+#ifndef MERPATI_RELOAD_H
+#define MERPATI_RELOAD_H
+
+#include <stddef.h>
+
+/* Hold the newest snapshot for this thread's session or attempt;
+ * release when it ends. Not nested. */
+void mp_core_hold(void);
+void mp_core_release(void);
+
+/* Record the files the start-up TLS context was made from, so a reload
+ * re-reads them only when they changed. */
+void mp_reload_note_tls(void);
+
+/*
+ * Build, check and publish a new snapshot from file and overrides (as
+ * merpatid was started). Called by the main thread, one at a time.
+ * Returns 0 when published, -1 when refused (problems logged).
+ */
+int mp_reload(const char *file, char *const *overrides, size_t noverrides);
+
+/*
+ * For the loader during a reload: when the running snapshot has module
+ * name from the same path with settings equal to group, *m becomes that
+ * instance, marked borrowed (closing it later leaves it running), and
+ * 1 is returned; else 0. Modules whose settings changed are loaded
+ * and initialised anew; one that cannot be (say, a file only root can
+ * open) fails the reload with its reason.
+ */
+struct mp_loaded;
+int mp_reload_reuse_module(const char *name, const char *path,
+    const void *group, struct mp_loaded *m);
+/* 1 while a reload is building its snapshot. */
+int mp_reload_running(void);
+
+/* 1 when two libconfig settings (config_setting_t) are equal: same
+ * type, names, values and members, in order. */
+int mp_cfg_setting_equal(const void *a, const void *b);
+
+#endif
