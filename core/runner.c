@@ -28,6 +28,7 @@
 #include "runner.h"
 #include "settings.h"
 #include "smtp_client.h"
+#include "tls.h"
 #include "util.h"
 
 #define IN_PROGRESS ((time_t)1 << 62)
@@ -448,6 +449,7 @@ worker(void *arg)
 	}
 	pthread_mutex_unlock(&lock);
 	smtp_client_release();
+	mp_tls_thread_done();
 	return NULL;
 }
 
@@ -503,8 +505,11 @@ mp_runner_start(void)
 	    n, mp_core.queue.workers);
 	for (long long i = 0; i < mp_core.queue.workers; i++) {
 		pthread_t t;
-		if (pthread_create(&t, NULL, worker, NULL) != 0)
+		mp_tls_thread_starting();
+		if (pthread_create(&t, NULL, worker, NULL) != 0) {
+			mp_tls_thread_not_started();
 			return -1;
+		}
 		pthread_detach(t);
 	}
 	return 0;
