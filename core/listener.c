@@ -29,6 +29,7 @@
 #include "reload.h"
 #include "protocol.h"
 #include "smtp_session.h"
+#include "tls.h"
 #include "util.h"
 
 #define SESSION_STACK (256 * 1024)
@@ -300,6 +301,7 @@ acceptor_thread(void *arg)
 		if (atomic_load(idle) >= SPARE_WORKERS)
 			break;
 	}
+	mp_tls_thread_done();
 	return NULL;
 }
 
@@ -313,8 +315,11 @@ start_acceptor(const struct mp_listen *l)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, SESSION_STACK);
+	mp_tls_thread_starting();
 	rc = pthread_create(&t, &attr, acceptor_thread, (void *)l);
 	pthread_attr_destroy(&attr);
+	if (rc != 0)
+		mp_tls_thread_not_started();
 	errno = rc;
 	return rc == 0 ? 0 : -1;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -25,6 +26,7 @@
 #include "runner.h"
 #include "sendmail_submit.h"
 #include "settings.h"
+#include "tls.h"
 
 #define SCAN_EVERY 5		/* seconds, when inotify is quiet or absent */
 #define TMP_MAX_AGE 3600	/* an unfinished "t" file older than this is dead */
@@ -302,6 +304,9 @@ scan(void)
 		mp_runner_rescan();
 }
 
+static _Atomic int stopping;
+static int wake_pipe[2] = { -1, -1 };	/* written by mp_maildrop_stop */
+
 static void *
 pickup_thread(void *arg)
 {
@@ -313,15 +318,26 @@ pickup_thread(void *arg)
 		close(in);
 		in = -1;
 	}
-	for (;;) {
-		struct pollfd p = { .fd = in, .events = POLLIN };
+	while (!atomic_load(&stopping)) {
+		/* poll() skips a negative fd: no inotify means a timed scan */
+		struct pollfd p[2] = { { .fd = in, .events = POLLIN },
+		    { .fd = wake_pipe[0], .events = POLLIN } };
 		scan();
-		if (in < 0)
-			sleep(SCAN_EVERY);
-		else if (poll(&p, 1, SCAN_EVERY * 1000) > 0)
+		if (poll(p, 2, SCAN_EVERY * 1000) > 0 && (p[0].revents & POLLIN))
 			(void)!read(in, events, sizeof(events));
 	}
+	if (in >= 0)
+		close(in);
+	mp_tls_thread_done();
 	return NULL;
+}
+
+void
+mp_maildrop_stop(void)
+{
+	atomic_store(&stopping, 1);
+	if (wake_pipe[1] >= 0)
+		(void)!write(wake_pipe[1], "", 1);
 }
 
 int
@@ -336,8 +352,13 @@ mp_maildrop_start(void)
 		    drop_dir);
 		return 0;
 	}
-	if (pthread_create(&t, NULL, pickup_thread, NULL) != 0)
+	if (pipe2(wake_pipe, O_CLOEXEC) < 0)
 		return -1;
+	mp_tls_thread_starting();
+	if (pthread_create(&t, NULL, pickup_thread, NULL) != 0) {
+		mp_tls_thread_not_started();
+		return -1;
+	}
 	pthread_detach(t);
 	return 0;
 }

@@ -35,4 +35,8 @@ int mp_maildrop_prepare(const char *state_dir, const char *user, char *err,
 /* Start the pickup thread (after the queue runner). 0, or -1. */
 int mp_maildrop_start(void);
 
+/* At shutdown: tell the pickup thread to stop after the file in hand
+ * (an unfinished pick-up stays in the maildrop for the next start). */
+void mp_maildrop_stop(void);
+
 #endif

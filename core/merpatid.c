@@ -227,6 +227,7 @@ serve(const sigset_t *set, const char *pidpath, const struct args *a)
 	mp_listener_stop();
 	mp_metrics_stop();
 	mp_runner_stop();
+	mp_maildrop_stop();
 	unlink(pidpath);
 	mp_log(MP_LOG_INFO, "stopped");
 }
@@ -242,6 +243,8 @@ main(int argc, char **argv)
 
 	parse_args(argc, argv, &a);
 	mp_log_open("merpatid", 1);
+	if (mp_tls_init() < 0)
+		die("cannot initialise OpenSSL");
 	if (mp_core_configure(a.config, a.overrides, a.noverrides,
 	    &problems) < 0)
 		die_problems(&problems);
@@ -283,5 +286,12 @@ main(int argc, char **argv)
 	    mp_core.server.hostname);
 	mp_notify("READY=1");
 	serve(&set, pidpath, &a);
+	/* OpenSSL's clean-up waits for the threads (see tls.h); bounded,
+	 * as a session a client keeps open does not end by itself. The
+	 * contexts freed are the newest configuration's (reload.h). */
+	if (mp_tls_cleanup(mp_core.tls_ctx, mp_core.tls_client_ctx, 1000) == 0)
+		mp_core.tls_ctx = mp_core.tls_client_ctx = NULL;
+	else
+		mp_log(MP_LOG_INFO, "threads still busy: OpenSSL left to the exit");
 	return 0;
 }

@@ -71,16 +71,37 @@ settle(int rc, struct mp_status *st, const struct defaults *d)
 	return rc;
 }
 
+/*
+ * The log context nests: a module may call the host (dns_lookup, say)
+ * and the host calls another module through these wrappers, so leave()
+ * puts back the context that was current at the matching enter()
+ * rather than clearing it; otherwise the outer module's later log lines
+ * would lose its name. The depth is set by the code's call structure
+ * (module -> host -> module), never by input; past the bound, contexts
+ * are still counted so enter/leave stay paired, and leave() falls back
+ * to no context.
+ */
+#define MAX_CALL_DEPTH 8
+
+static _Thread_local const char *outer_module[MAX_CALL_DEPTH];
+static _Thread_local int call_depth;
+
 static void
 enter(const char *name)
 {
+	if (call_depth < MAX_CALL_DEPTH)
+		outer_module[call_depth] = mp_log_module();
+	call_depth++;
 	mp_log_set_module(name);
 }
 
 static void
 leave(void)
 {
-	mp_log_set_module(NULL);
+	if (call_depth > 0)
+		call_depth--;
+	mp_log_set_module(call_depth < MAX_CALL_DEPTH ?
+	    outer_module[call_depth] : NULL);
 }
 
 int

@@ -29,6 +29,7 @@
 #include "runner.h"
 #include "settings.h"
 #include "smtp_client.h"
+#include "tls.h"
 #include "util.h"
 
 #define IN_PROGRESS ((time_t)1 << 62)
@@ -451,6 +452,7 @@ worker(void *arg)
 	}
 	pthread_mutex_unlock(&lock);
 	mp_outbound_idle();
+	mp_tls_thread_done();
 	return NULL;
 }
 
@@ -510,8 +512,11 @@ mp_runner_start(void)
 	    n, mp_core.queue.workers);
 	for (long long i = 0; i < mp_core.queue.workers; i++) {
 		pthread_t t;
-		if (pthread_create(&t, NULL, worker, NULL) != 0)
+		mp_tls_thread_starting();
+		if (pthread_create(&t, NULL, worker, NULL) != 0) {
+			mp_tls_thread_not_started();
 			return -1;
+		}
 		pthread_detach(t);
 	}
 	return 0;

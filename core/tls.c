@@ -10,14 +10,17 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "tls.h"
@@ -27,6 +30,40 @@
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+int
+mp_tls_init(void)
+{
+	return OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, NULL) == 1 ? 0 : -1;
+}
+
+static _Atomic int openssl_threads;	/* counted threads not yet done */
+
+void mp_tls_thread_starting(void) { atomic_fetch_add(&openssl_threads, 1); }
+void mp_tls_thread_not_started(void) { atomic_fetch_sub(&openssl_threads, 1); }
+
+void
+mp_tls_thread_done(void)
+{
+	OPENSSL_thread_stop();
+	atomic_fetch_sub(&openssl_threads, 1);
+}
+
+int
+mp_tls_cleanup(SSL_CTX *server_ctx, SSL_CTX *client_ctx, int timeout_ms)
+{
+	const struct timespec tick = { 0, 10 * 1000 * 1000 };
+
+	for (int waited = 0; atomic_load(&openssl_threads) > 0; waited += 10) {
+		if (waited >= timeout_ms)
+			return -1;
+		nanosleep(&tick, NULL);
+	}
+	SSL_CTX_free(server_ctx);	/* NULL is fine */
+	SSL_CTX_free(client_ctx);
+	OPENSSL_cleanup();
+	return 0;
+}
 
 static void
 ssl_error(char *err, size_t errsize, const char *what)

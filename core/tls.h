@@ -28,6 +28,43 @@ int mp_tls_make_self_signed(const char *cert, const char *key,
  */
 SSL_CTX *mp_tls_client_ctx(char *err, size_t errsize);
 
+/*
+ * Initialise OpenSSL without its exit handler: the daemon's first
+ * OpenSSL call, before modules load. By default OpenSSL frees its
+ * globals and per-thread state from an atexit() handler, which runs
+ * while the daemon's detached session, queue and pickup threads may
+ * still be using OpenSSL or exiting (their thread-exit destructor then
+ * frees state the handler already freed: a double free at shutdown).
+ * OpenSSL forbids OPENSSL_cleanup() while other threads use it, so the
+ * daemon calls mp_tls_cleanup() only once they have all stopped.
+ * Returns 0, or -1 when OpenSSL was already initialised another way.
+ */
+int mp_tls_init(void);
+
+/*
+ * The daemon's threads that may use OpenSSL (session, queue and pickup
+ * threads; modules such as dkim use libcrypto in them too). They are
+ * detached, so they are counted instead of joined: the creator calls
+ * mp_tls_thread_starting() before pthread_create() (and
+ * mp_tls_thread_not_started() if that fails); the thread calls
+ * mp_tls_thread_done() as its last act, which frees its OpenSSL
+ * thread state at once (OPENSSL_thread_stop) rather than in the
+ * thread-exit destructor, so nothing of OpenSSL's runs in it afterwards.
+ */
+void mp_tls_thread_starting(void);
+void mp_tls_thread_not_started(void);
+void mp_tls_thread_done(void);
+
+/*
+ * At shutdown, once the threads were told to stop: wait up to
+ * timeout_ms for every counted thread to be done, then free the
+ * contexts and OpenSSL's globals. A thread still busy (a client that
+ * keeps its session open) makes it skip the clean-up: the process is
+ * exiting and freeing under a running thread is the bug this avoids.
+ * Returns 0 when cleaned up, -1 when skipped.
+ */
+int mp_tls_cleanup(SSL_CTX *server_ctx, SSL_CTX *client_ctx, int timeout_ms);
+
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
 void mp_tls_describe(SSL *ssl, char *out, size_t size);
 

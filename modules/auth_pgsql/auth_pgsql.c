@@ -16,7 +16,7 @@
  * When PostgreSQL is unreachable every call returns -1: RCPT gets a 451,
  * a login a temporary failure, never "wrong password" (pg_pool.c
  * reconnects with backoff). Not here: the pool (pg_pool.c), the schema
- * (pg_schema.c), hashing and the cache (pw_hash.c).
+ * (pg_schema.c), hashing and the cache (modules/common/pw_hash.c).
  */
 #include <ctype.h>
 #include <errno.h>

@@ -12,14 +12,14 @@
  * the slow hashing runs outside the lock. Unknown users cost the same
  * hashing time as known ones, so timing does not reveal who exists.
  *
- * Verified logins are remembered for verify_cache (default 1h) as an
+ * Verified logins are remembered for verify_cache (default 1h) by the
+ * login cache auth_pgsql shares (modules/common/pw_hash.c): an
  * HMAC-SHA256, under a key drawn at start, of (address, stored hash,
- * password): the same password against the same stored hash skips
+ * password), so the same password against the same stored hash skips
  * crypt_r (yescrypt costs ~90 ms of CPU). A changed password changes the
  * stored hash and misses; a deleted user fails the lookup first; failed
  * logins are never cached, so guessing still pays full price.
  */
-#include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,22 +32,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sqlite3.h>
 #include <merpati/merpati.h>
+
+#include "pw_hash.h"
 
 struct auth_settings {
 	const char *database;
 	long long verify_cache;	/* seconds; 0: off */
-};
-
-#define CACHE_SLOTS 4096
-
-struct cached_login {
-	unsigned char mac[32];
-	time_t at;
 };
 
 struct auth {
@@ -57,9 +49,7 @@ struct auth {
 	sqlite3 *rw;	/* opened by the first change (merpati user ...) */
 	pthread_mutex_t lock;
 	char *dummy_hash;
-	pthread_mutex_t cache_lock;
-	unsigned char cache_key[32];
-	struct cached_login cache[CACHE_SLOTS];
+	struct login_cache cache;	/* modules/common/pw_hash.c */
 };
 
 static _Thread_local char err_buf[512];
@@ -92,50 +82,6 @@ normalise(const char *address, char *out, size_t size)
 	return 0;
 }
 
-/* A new hash of password; NULL on failure. Caller frees. */
-static char *
-hash_password(const char *password)
-{
-	static const char *const methods[] = { "$y$", "$6$" };
-	struct crypt_data *cd = calloc(1, sizeof(*cd));
-	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-	char *out = NULL;
-
-	for (size_t i = 0; cd && out == NULL && i < 2; i++) {
-		if (crypt_gensalt_rn(methods[i], 0, NULL, 0, salt, sizeof(salt)) == NULL)
-			continue;
-		const char *h = crypt_r(password, salt, cd);
-		if (h && h[0] == '$')
-			out = strdup(h);
-	}
-	free(cd);
-	return out;
-}
-
-/* 1 when password matches hash (compared in constant time), 0 when it
- * does not, -1 when out of memory. */
-static int
-check_hash(const char *password, const char *hash)
-{
-	struct crypt_data *cd = calloc(1, sizeof(*cd));
-	const char *h = cd ? crypt_r(password, hash, cd) : NULL;
-	size_t len = strlen(hash);
-	unsigned char diff = 0;
-
-	if (cd == NULL)
-		return -1;
-	if (h == NULL || h[0] != '$' || strlen(h) != len) {
-		free(cd);
-		return 0;
-	}
-	for (size_t i = 0; i < len; i++)
-		diff |= (unsigned char)(h[i] ^ hash[i]);
-	free(cd);
-	return diff == 0;
-}
-
-/* Run one statement with up to two text parameters. Returns the sqlite
- * result; with a row, copies column 0 into out. Caller holds the lock. */
 static int
 run(sqlite3 *db, const char *sql, const char *p1, const char *p2,
     char *out, size_t outsize)
@@ -191,86 +137,27 @@ auth_user_exists(void *ctx, const char *address, const char **error_r)
 	return lookup(ctx, addr, hash, sizeof(hash), error_r);
 }
 
-/* The cache's name for (address, stored hash, password); -1 when out
- * of memory (then the cache must not be used: mac names nothing). */
-static int
-login_mac(const struct auth *a, const char *addr, const char *hash,
-    const char *password, unsigned char mac[32])
-{
-	size_t la = strlen(addr) + 1, lh = strlen(hash) + 1, lp = strlen(password);
-	unsigned char *buf = malloc(la + lh + lp + 1);
-	unsigned int len = 32;
-
-	memset(mac, 0, 32);
-	if (buf == NULL)
-		return -1;
-	memcpy(buf, addr, la);
-	memcpy(buf + la, hash, lh);
-	memcpy(buf + la + lh, password, lp);
-	HMAC(EVP_sha256(), a->cache_key, sizeof(a->cache_key), buf, la + lh + lp, mac, &len);
-	OPENSSL_cleanse(buf, la + lh + lp);
-	free(buf);
-	return 0;
-}
-
-static struct cached_login *
-cache_slot(struct auth *a, const unsigned char mac[32])
-{
-	return &a->cache[(mac[0] | mac[1] << 8) % CACHE_SLOTS];
-}
-
-/* 1 when this login was verified less than verify_cache ago. */
-static int
-cache_hit(struct auth *a, const unsigned char mac[32])
-{
-	struct cached_login *c = cache_slot(a, mac);
-	unsigned char diff = 0;
-	time_t now = time(NULL);
-	int fresh;
-
-	pthread_mutex_lock(&a->cache_lock);
-	for (size_t i = 0; i < 32; i++)
-		diff |= (unsigned char)(c->mac[i] ^ mac[i]);
-	fresh = c->at != 0 && now >= c->at && now - c->at < a->set.verify_cache;
-	pthread_mutex_unlock(&a->cache_lock);
-	return diff == 0 && fresh;
-}
-
-static void
-cache_put(struct auth *a, const unsigned char mac[32])
-{
-	struct cached_login *c = cache_slot(a, mac);
-
-	pthread_mutex_lock(&a->cache_lock);
-	memcpy(c->mac, mac, 32);
-	c->at = time(NULL);
-	pthread_mutex_unlock(&a->cache_lock);
-}
-
 static int
 auth_verify(void *ctx, const char *address, const char *password,
     const char **error_r)
 {
 	struct auth *a = ctx;
 	char addr[330], hash[256];
-	unsigned char mac[32];
 	int found = normalise(address, addr, sizeof(addr)) < 0 ? 0 :
 	    lookup(a, addr, hash, sizeof(hash), error_r);
 
 	if (found < 0)
 		return -1;
-	int cached = found && a->set.verify_cache > 0 &&
-	    login_mac(a, addr, hash, password, mac) == 0;
-	if (cached && cache_hit(a, mac))
+	if (found && login_cache_hit(&a->cache, addr, hash, password))
 		return 1;
 	/* Hash even for unknown users: same time either way. */
-	int match = check_hash(password, found ? hash : a->dummy_hash);
+	int match = pw_hash_check(password, found ? hash : a->dummy_hash);
 	if (match < 0) {
 		*error_r = "auth_sqlite: out of memory";
 		return -1;
 	}
-	if (found && match && cached)
-		cache_put(a, mac);
+	if (found && match)
+		login_cache_put(&a->cache, addr, hash, password);
 	return found && match ? 1 : 0;
 }
 
@@ -291,7 +178,7 @@ change(void *ctx, const char *sql, const char *address, const char *password,
 		    address);
 	if (password && password[0] == '\0')
 		return error(error_r, MP_ERROR, "%s", "empty password");
-	if (password && (hash = hash_password(password)) == NULL)
+	if (password && (hash = pw_hash_new(password)) == NULL)
 		return error(error_r, MP_ERROR, "%s", "cannot hash password (libcrypt)");
 	pthread_mutex_lock(&a->lock);
 	if (a->rw == NULL && open_conn(a, SQLITE_OPEN_READWRITE, &a->rw,
@@ -439,7 +326,7 @@ auth_fini(void *ctx)
 	if (a->rw)
 		sqlite3_close(a->rw);
 	pthread_mutex_destroy(&a->lock);
-	pthread_mutex_destroy(&a->cache_lock);
+	login_cache_fini(&a->cache);
 	free(a->dummy_hash);
 	a->host->free(a);
 }
@@ -464,21 +351,22 @@ auth_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 	memset(a, 0, sizeof(*a));
 	a->host = host;
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_mutex_init(&a->cache_lock, NULL);
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		memset(rnd, 7, sizeof(rnd));
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(dummy + 2 * i, 3, "%02x", rnd[i]);
-	if (host->conf_options(conf, auth_options, &a->set, error_r) != MP_OK ||
-	    open_db(a, error_r) != MP_OK ||
-	    (a->dummy_hash = hash_password(dummy)) == NULL) {
+	if (host->conf_options(conf, auth_options, &a->set, error_r) != MP_OK) {
+		auth_fini(a);	/* a zeroed cache is safe to finish */
+		return MP_ERROR;
+	}
+	login_cache_init(&a->cache, a->set.verify_cache);
+	if (open_db(a, error_r) != MP_OK ||
+	    (a->dummy_hash = pw_hash_new(dummy)) == NULL) {
 		if (a->dummy_hash == NULL && *error_r == NULL)
 			*error_r = "cannot hash passwords (libcrypt)";
 		auth_fini(a);
 		return MP_ERROR;
 	}
-	if (getrandom(a->cache_key, sizeof(a->cache_key), 0) != sizeof(a->cache_key))
-		a->set.verify_cache = 0;	/* no key, no cache */
 	*ctx_r = a;
 	return MP_OK;
 }

@@ -17,7 +17,7 @@
 
 #include "mock_host.h"
 #include "test.h"
-#include "../../modules/auth_pgsql/pw_hash.h"
+#include "../../modules/common/pw_hash.h"
 
 extern const struct mp_module merpati_module;
 

@@ -9,7 +9,9 @@
  * whose table predates them. One fake module of every
  * kind returns whatever the test sets in `ret` and fills `give` (when
  * its reply is not 0) as its status. The generic DNS lookup's wrapper
- * checks the resolver's answer before passing it on.
+ * checks the resolver's answer before passing it on. Log contexts nest:
+ * a filter that calls the host's dns_lookup (a wrapper into the
+ * resolver) keeps its own name for its later log lines.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -360,6 +362,59 @@ test_resolve_lookup(void)
 	mp_core.resolve = NULL;
 }
 
+/* ---- nested calls: a module calling a host service ----------------------- */
+
+static char after_lookup[64];	/* the filter's log context after dns_lookup */
+
+/* A filter that, like dkim or spf, asks the host for a DNS record and
+ * then goes on logging. */
+static int
+filter_calling_dns(void *ctx, struct mp_txn *txn, const struct mp_envelope *env,
+    struct mp_reader *msg, int (*add)(struct mp_txn *, const char *, const char *),
+    struct mp_status *st)
+{
+	unsigned char buf[64];
+	struct mp_dns_answer a;
+
+	(void)mp_call_resolve_lookup("x.test", 16, buf, sizeof(buf), &a);
+	snprintf(after_lookup, sizeof(after_lookup), "%s",
+	    mp_log_module() ? mp_log_module() : "");
+	return MP_OK;
+}
+
+static const struct mp_filter_ops nesting_ops = { .struct_size = sizeof(nesting_ops),
+	.end_of_data = filter_calling_dns };
+static const struct mp_module nesting_filter = {
+	.abi_version = MP_ABI_VERSION, .struct_size = sizeof(nesting_filter),
+	.name = "nester", .kinds = MP_KIND_FILTER, .filter = &nesting_ops,
+};
+
+static void
+test_nested_context(void)
+{
+	struct mp_loaded resolver = { .name = "resolver", .mod = &fake_resolver };
+	struct mp_loaded filter = { .name = "dkim_like", .mod = &nesting_filter };
+	struct mp_status st;
+
+	mp_core.resolve = &resolver;
+	lookup_gives = (struct mp_dns_answer){ .struct_size = sizeof(lookup_gives),
+	    .status = MP_DNS_NXDOMAIN };
+	context[0] = after_lookup[0] = '\0';
+	(void)mp_call_filter(&filter, NULL, NULL, NULL, NULL, &st);
+	CHECK("nesting: the resolver ran in its own log context",
+	    strcmp(context, "resolver") == 0);
+	CHECK("nesting: the filter keeps its name after calling dns_lookup",
+	    strcmp(after_lookup, "dkim_like") == 0);
+	CHECK("nesting: no context is left once the outer call returns",
+	    mp_log_module() == NULL);
+	mp_log_set_module("protocol_mod");
+	(void)mp_call_filter(&filter, NULL, NULL, NULL, NULL, &st);
+	CHECK("nesting: a context set before the call is restored after it",
+	    mp_log_module() != NULL && strcmp(mp_log_module(), "protocol_mod") == 0);
+	mp_log_set_module(NULL);
+	mp_core.resolve = NULL;
+}
+
 int
 main(void)
 {
@@ -370,5 +425,6 @@ main(void)
 	test_directory();
 	test_retry();
 	test_resolve_lookup();
+	test_nested_context();
 	TEST_EXIT();
 }

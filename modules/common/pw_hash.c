@@ -1,16 +1,18 @@
 /*
- * modules/auth_pgsql/pw_hash.c - crypt(3) hashes and the login cache.
+ * modules/common/pw_hash.c - crypt(3) hashes and the login cache, one
+ * copy for auth_sqlite and auth_pgsql (linked into both through
+ * <m>_SRCS in Makefile.in).
  *
- * Hashes are what auth_sqlite writes ($y$ yescrypt when libcrypt has
- * it, $6$ sha512-crypt otherwise), so users move between the two
- * modules by copying rows.
+ * Hashes are $y$ yescrypt when libcrypt has it, $6$ sha512-crypt
+ * otherwise, so users move between the two modules by copying rows.
  *
  * The cache remembers a verified login as an HMAC-SHA256, under a key
  * drawn at start, of (address, stored hash, password): the next login
  * with the same password against the same stored hash skips crypt_r
  * (yescrypt costs ~90 ms of CPU). The caller reads the stored hash
- * from PostgreSQL on every login, so a password changed on any node
- * changes the name and misses at once; failures are never cached.
+ * from its database on every login, so a password changed anywhere
+ * (on any node, for auth_pgsql) changes the name and misses at once;
+ * failures are never cached.
  */
 #include <crypt.h>
 #include <stdlib.h>

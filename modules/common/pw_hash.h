@@ -1,9 +1,9 @@
 /*
- * modules/auth_pgsql/pw_hash.h - password hashes (crypt_r) and the
- * login cache of auth_pgsql (pw_hash.c).
+ * modules/common/pw_hash.h - password hashes (crypt_r) and the login
+ * cache shared by auth_sqlite and auth_pgsql (pw_hash.c).
  */
-#ifndef AUTH_PGSQL_HASH_H
-#define AUTH_PGSQL_HASH_H
+#ifndef MERPATI_COMMON_PW_HASH_H
+#define MERPATI_COMMON_PW_HASH_H
 
 #include <pthread.h>
 #include <time.h>
