@@ -7,8 +7,7 @@
  *     trace ID [LOGFILE...]         (docs/operations.md)
  *     user add|del|passwd ADDRESS   (password read from stdin)
  *     user list
- *     queue list | queue show ID | queue delete ID | queue flush
- *     queue hold ID|ALL [REASON] | queue release ID|ALL
+ *     queue list|show|delete|flush|hold|release|requeue (core/cli_queue.c)
  *     mailbox migrate --from STORE --to STORE USER...
  *     store init [STORE]
  *     sendmail [sendmail(1) options] [RCPT...]   (core/sendmail_opts.c)
@@ -46,8 +45,10 @@ usage(void)
 	    "  trace ID [LOGFILE...]\n"
 	    "  user add|del|passwd ADDRESS    (password on stdin)\n"
 	    "  user list\n"
-	    "  queue list | queue show ID | queue delete ID | queue flush\n"
-	    "  queue hold ID|ALL [REASON] | queue release ID|ALL\n"
+	    "  queue list [--domain D] [--older-than AGE] [--deferred] [--held] [--json]\n"
+	    "  queue show ID [--json] | queue flush\n"
+	    "  queue delete ID... | queue delete --sender PATTERN | --recipient PATTERN\n"
+	    "  queue hold ID|ALL [REASON] | queue release ID|ALL | queue requeue ID|ALL\n"
 	    "  mailbox migrate --from STORE --to STORE USER...\n"
 	    "  store init [STORE]             (create or upgrade its tables)\n"
 	    "  sendmail [-t] [-i] [-f FROM] [-bs|-bp] [other sendmail(1) options] [RCPT...]\n"
