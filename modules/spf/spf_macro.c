@@ -192,21 +192,23 @@ expand_one(const char *s, size_t len, const struct spf_macro_env *env,
 	return i + 1;
 }
 
-/* 7.3: a name over 253 octets loses labels from the left. */
-static void
+/* 7.3: a name over 253 octets loses labels from the left. -1 when a
+ * single label is still over 253 octets: no name is left to query. */
+static int
 trim_domain(struct out_buf *o)
 {
 	if (o->p == NULL || o->len <= 253)
-		return;
+		return 0;
 	size_t cut = 0;
 	while (o->len - cut > 253) {
 		const char *dot = memchr(o->p + cut, '.', o->len - cut);
 		if (dot == NULL)
-			break;
+			return -1;
 		cut = (size_t)(dot - o->p) + 1;
 	}
 	memmove(o->p, o->p + cut, o->len - cut);
 	o->len -= cut;
+	return 0;
 }
 
 int
@@ -246,8 +248,10 @@ spf_macro_expand(const char *in, size_t len, const struct spf_macro_env *env,
 		*error_r = "expansion too long";
 		return -1;
 	}
-	if (domain)
-		trim_domain(&o);
+	if (domain && trim_domain(&o) < 0) {
+		*error_r = "expanded domain name has a label over 253 octets";
+		return -1;
+	}
 	if (o.p != NULL)
 		o.p[o.len] = '\0';
 	return 0;

@@ -1,12 +1,14 @@
 /*
  * tests/fuzz/no_modules.c - for targets that link core/settings.c (for
  * mp_core, CIDR parsing, ...) but load no module: settings.c also wires
- * modules, the host table and the providers (providers.c), and these
- * entry points are never reached.
+ * modules, the host table and the providers (providers.c), and asks the
+ * auth provider's directory about domains; these entry points are never
+ * reached.
  */
 #include <stdlib.h>
 
 #include "loader.h"
+#include "modcall.h"
 #include "providers.h"
 #include "settings.h"
 
@@ -27,6 +29,12 @@ mp_modules_unload(struct mp_modules *mods)
 
 void
 mp_providers_pick(struct mp_problems *problems)
+{
+	abort();
+}
+
+int
+mp_call_auth_domain_exists(const char *domain, const char **error_r)
 {
 	abort();
 }
