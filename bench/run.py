@@ -45,6 +45,15 @@ imaptest    Dovecot's imaptest in stress mode (built by
 memory      PSS and USS growth of all the server's processes per idle
             session served: 1000 SMTP connections (merpati vs Postfix) and
             1000 logged-in IMAP sessions (merpati vs Dovecot).
+pgsql       the IMAP and POP3 sessions of `imap`, merpati on store_pgsql (a
+            private PostgreSQL 15 from tests/e2e/pg.py, fsync and
+            synchronous_commit on, sized as its docs advise) against
+            Dovecot at its best on Maildir; the mailboxes are the same
+            generated Maildirs, moved in by `merpati mailbox migrate`.
+pgsql-nodes the IMAP session on store_pgsql with every client on node A
+            (127.0.0.2) against the clients split between A and B
+            (127.0.0.3) on one database. On 2 cores both nodes share the
+            CPUs with PostgreSQL: correctness and overhead, not scale-out.
 """
 import argparse
 import base64
@@ -73,6 +82,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 import harness  # noqa: E402
 from harness import Server, wait_port  # noqa: E402
+import pg  # noqa: E402  (tests/e2e/pg.py: a private PostgreSQL 15)
 
 
 def free_port(address="127.0.0.1", _given=set()):
@@ -102,7 +112,8 @@ harness.free_port = free_port  # the Server()s the bench starts use it too
 
 BENCH_USER = "benchuser"
 POSTFIX_PORT = 2626
-PARTS = ("smtp", "outbound", "imap", "imap-stock", "imaptest", "memory")
+PARTS = ("smtp", "outbound", "imap", "imap-stock", "imaptest", "memory", "pgsql", "pgsql-nodes")
+PG_PARTS = ("pgsql", "pgsql-nodes")
 HASHES = {"merpati": "the ones `merpati user add` wrote (yescrypt: ~90 ms of CPU per uncached login "
                       "here, which bounds such logins at about 11 per second per core; --hash merpati)",
           "fast": "sha512-crypt with 1000 rounds (~1 ms per login), given to Dovecot as {CRYPT}"}
@@ -146,7 +157,7 @@ def ensure_peers(parts):
                        "debconf-set-selections", shell=True, check=True)
         apt_install("postfix")
     # dovecot-core alone (installed for imaptest) has no imap/pop3 services
-    if {"imap", "imap-stock", "imaptest", "memory"} & set(parts) and not (
+    if {"imap", "imap-stock", "imaptest", "memory", "pgsql"} & set(parts) and not (
             os.path.exists("/usr/lib/dovecot/imap") and os.path.exists("/usr/lib/dovecot/pop3")):
         apt_install("dovecot-imapd", "dovecot-pop3d")
     try:
@@ -688,6 +699,9 @@ def pop3_user(i):
     return "%s%d@bench.test" % (BENCH_USER, i)
 
 
+LISTEN = 'plaintext_auth = true; listen = { plain = { address = "%s"; port = %d; }; };'
+
+
 class MailPeers:
     """merpati (imap and pop3 modules) and Dovecot with the same users,
     password hashes and mailboxes: one IMAP user with imap_count messages,
@@ -699,10 +713,8 @@ class MailPeers:
                  auth_cache=True):
         self.run = tempfile.mkdtemp(prefix="bench-dovecot-")
         os.chmod(self.run, 0o755)
-        self.ports = {k: free_port() for k in ("dimap", "dpop3", "mimap", "mpop3")}
-        listen = 'plaintext_auth = true; listen = { plain = { address = "127.0.0.1"; port = %d; }; };'
-        self.srv = Server(domains=("bench.test",), modules={
-            "imap": listen % self.ports["mimap"], "pop3": listen % self.ports["mpop3"]})
+        self.ports = {k: free_port() for k in ("dimap", "dpop3")}
+        self.srv = self.merpati_server()
         self.conf = None
         self.fast_hash = fast_hash
         self.perf_login = perf_login
@@ -710,6 +722,14 @@ class MailPeers:
         self.users = [(imap_user(), imap_count)] + [(pop3_user(i), pop3_count)
                                                     for i in range(pop3_users)]
         self.fill()
+
+    def merpati_server(self):
+        """merpati on 127.0.0.1 with its mail in Maildir (the default store);
+        sets ports mimap and mpop3."""
+        self.ports.update({k: free_port() for k in ("mimap", "mpop3")})
+        return Server(domains=("bench.test",), modules={
+            "imap": LISTEN % ("127.0.0.1", self.ports["mimap"]),
+            "pop3": LISTEN % ("127.0.0.1", self.ports["mpop3"])})
 
     def home(self, user):
         return os.path.join(self.run, "home", user.split("@")[0])
@@ -750,7 +770,10 @@ class MailPeers:
         self.conf = start_dovecot(self.run, self.ports["dimap"], self.ports["dpop3"], self.perf_login,
                                   self.auth_cache)
         no_cache = () if self.auth_cache else ("modules.auth_sqlite.verify_cache=\"0\"",)
-        self.srv.start("limits.connections_per_ip=2000", "limits.connections=3000", *no_cache)
+        self.srv.start("limits.connections_per_ip=2000", "limits.connections=3000", *no_cache,
+                       *self.merpati_overrides)
+
+    merpati_overrides = ()  # -o settings the merpati server starts with
 
     def dovecot_pids(self):
         master = pid_from(os.path.join(self.run, "base", "master.pid"))
@@ -777,7 +800,9 @@ class Wire:
     else: with 10,000 messages a parsing client is the bottleneck."""
 
     def __init__(self, port, timeout):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        """port: a port of 127.0.0.1, or an (address, port) pair."""
+        address = port if isinstance(port, tuple) else ("127.0.0.1", port)
+        self.sock = socket.create_connection(address, timeout=timeout)
         self.buf = bytearray()
 
     def until(self, needle):
@@ -908,10 +933,14 @@ def client(fn, port, user, count, seed, duration, timeout, barrier, results):
 
 def load(fn, port, users, count, clients, duration, limit, seed=0):
     """clients processes at once; {rate, p99, sessions, errors}. A client
-    not done within limit seconds is killed and counted as failed."""
+    not done within limit seconds is killed and counted as failed. port
+    may be a list of servers (Wire's port or (address, port)): client i
+    then goes to port[i % len(port)], the clients split evenly."""
+    ports = port if isinstance(port, list) else [port]
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(clients + 1), ctx.Queue()
-    procs = [ctx.Process(target=client, args=(fn, port, users[i % len(users)], count, seed + i,
+    procs = [ctx.Process(target=client, args=(fn, ports[i % len(ports)], users[i % len(users)],
+                                              count, seed + i,
                                               duration, limit, barrier, results), daemon=True)
              for i in range(clients)]
     for p in procs:
@@ -955,11 +984,7 @@ def imap_pop3(a, part="imap"):
                    a.pop3_mailbox, "dpop3", "mpop3"))
         for proto, fn, users, count, dport, mport in protos:
             for port in (peers.ports[dport], peers.ports[mport]):
-                # first logins build the servers' indexes and caches
-                warm = load(fn, port, users, count, len(users), 0, a.limit)
-                print("%s warm-up on port %d: %d sessions, %.1f s p99, %d failed%s"
-                      % (proto, port, warm["sessions"], warm["p99"], len(warm["errors"]),
-                         " (%s)" % warm["errors"][0] if warm["errors"] else ""), flush=True)
+                warm_up(proto, fn, port, users, count, a.limit)
         for n in clients:
             for proto, fn, users, count, dport, mport in protos:
                 dv, mp = [], []
@@ -977,8 +1002,8 @@ def imap_pop3_stock(a):
     return imap_pop3(a, "imap-stock")
 
 
-def print_cell(proto, n, dv, mp):
-    for name, runs in (("dovecot", dv), ("merpati", mp)):
+def print_cell(proto, n, dv, mp, names=("dovecot", "merpati")):
+    for name, runs in zip(names, (dv, mp)):
         print("%s x %2d clients, %s: %s sessions/s, p99 %.2f s, %d sessions, %d failed%s"
               % (proto, n, name, fmt([r["rate"] for r in runs], 1), med(runs, "p99"),
                  sum(r["sessions"] for r in runs), failures(runs),
@@ -991,6 +1016,232 @@ def failures(runs):
 
 def med(runs, key):
     return statistics.median(r[key] for r in runs)
+
+
+# -- store_pgsql: IMAP and POP3 against Dovecot, one node against two ---------------
+
+PG_NODES = ("127.0.0.2", "127.0.0.3")  # node A (every pgsql row) and node B
+PG_MODULE = os.path.join(REPO, "modules", "store_pgsql", "store_pgsql.so")
+# The settings the report prints, as PostgreSQL reports them (SHOW).
+PG_SHOWN = ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method",
+            "shared_buffers", "effective_cache_size", "max_connections")
+
+
+def memory_mb():
+    with open("/proc/meminfo") as f:
+        return int(re.search(r"MemTotal:\s*(\d+)", f.read()).group(1)) // 1024
+
+
+def pg_settings():
+    """What the private cluster runs with, set by ALTER SYSTEM after initdb.
+    tests/e2e/pg.py turns durability off for the tests' speed; here it is
+    PostgreSQL's default, on. shared_buffers is a quarter of the memory,
+    as its documentation advises for a server with 1 GB or more (Resource
+    Consumption); effective_cache_size, a planner hint, half of it (the
+    PostgreSQL wiki's "Tuning Your PostgreSQL Server": half is a
+    conservative setting); everything else is PostgreSQL 15's default."""
+    mb = memory_mb()
+    return {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on",
+            "shared_buffers": "%dMB" % (mb // 4), "effective_cache_size": "%dMB" % (mb // 2)}
+
+
+def start_bench_pg():
+    """A private PostgreSQL 15 (tests/e2e/pg.py) made durable and sized by
+    pg_settings(); restarted once for shared_buffers. Returns it and what
+    SHOW says of PG_SHOWN (what the report prints, read back, not assumed)."""
+    db = pg.PgServer(port=free_port())  # below the ephemeral range, as the servers' ports
+    try:
+        db.start()
+        for name, value in pg_settings().items():
+            db.psql("ALTER SYSTEM SET %s = '%s'" % (name, value), db="postgres")
+        db.restart()
+        shown = {name: db.psql("SHOW %s" % name, db="postgres").strip() for name in PG_SHOWN}
+    except Exception:
+        db.cleanup()
+        raise
+    if shown["fsync"] != "on" or shown["synchronous_commit"] != "on":
+        db.cleanup()
+        raise SystemExit("bench: PostgreSQL did not take fsync/synchronous_commit = on: %s" % shown)
+    return db, shown
+
+
+def pg_node(db, address, users=()):
+    """A merpatid on address with server.mailstore = store_pgsql on db
+    (pool_size: its default), IMAP and POP3 on address, its own users.db
+    (auth_sqlite, as the Maildir rows) with users (password "pw"). Not
+    started; its ports are srv.imap and srv.pop3, (address, port) pairs."""
+    imap, pop3 = free_port(address), free_port(address)
+    srv = Server(address=address, domains=("bench.test",), modules={
+        "imap": LISTEN % (address, imap), "pop3": LISTEN % (address, pop3),
+        "store_pgsql": 'conninfo = "%s";' % db.conninfo})
+    srv.imap, srv.pop3 = (address, imap), (address, pop3)
+    for user in users:
+        srv.add_user(user, "pw")
+    return srv
+
+
+PG_START = ("limits.connections_per_ip=2000", "limits.connections=3000",
+            'server.mailstore="store_pgsql"')
+
+
+class PgPeers(MailPeers):
+    """MailPeers with merpati's mail in PostgreSQL: merpati is node A
+    (PG_NODES[0]) on db. The generated Maildirs are written for merpati
+    too, as for the Maildir rows, then copied into db by `merpati mailbox
+    migrate --from deliver_maildir --to store_pgsql` (UIDs, flags and
+    dates kept) and set aside, so nothing can be served from them."""
+
+    merpati_overrides = ('server.mailstore="store_pgsql"',)
+
+    def __init__(self, db, *args, **kw):
+        self.db = db
+        super().__init__(*args, **kw)
+
+    def merpati_server(self):
+        srv = pg_node(self.db, PG_NODES[0])
+        self.ports.update(mimap=srv.imap, mpop3=srv.pop3)
+        return srv
+
+    def fill(self):
+        super().fill()
+        started = time.time()
+        migrate(self.srv, [user for user, _ in self.users])
+        set_aside(os.path.join(self.srv.state, "mail"))
+        print("pgsql: %d mailboxes migrated into PostgreSQL in %.0f s"
+              % (len(self.users), time.time() - started), flush=True)
+
+
+def migrate(srv, users):
+    """Copy users' Maildirs into store_pgsql. The load is setup, not a
+    measured row: its transactions commit with synchronous_commit = off
+    (libpq's PGOPTIONS, this command's connections only; a crash during
+    the load could lose its last commits, nothing else changes)."""
+    env = dict(os.environ, PGOPTIONS="-c synchronous_commit=off")
+    r = subprocess.run([harness.MERPATI, "-c", srv.conf, "-o", 'server.mailstore="deliver_maildir"',
+                        "mailbox", "migrate", "--from", "deliver_maildir", "--to", "store_pgsql"]
+                       + list(users), env=env, capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        raise SystemExit("bench: mailbox migrate failed (%d): %s" % (r.returncode, r.stderr[-500:]))
+
+
+def warm_up(proto, fn, port, users, count, limit):
+    """One session per user: first logins build the servers' indexes and caches."""
+    warm = load(fn, port, users, count, len(users), 0, limit)
+    print("%s warm-up on %s: %d sessions, %.1f s p99, %d failed%s"
+          % (proto, port, warm["sessions"], warm["p99"], len(warm["errors"]),
+             " (%s)" % warm["errors"][0] if warm["errors"] else ""), flush=True)
+
+
+PG_WAL = {}  # part -> WAL written during its timed runs (WalMeter.text())
+
+
+class WalMeter:
+    """WAL PostgreSQL writes from now on: what the timed, read-only
+    sessions commit (a check that they are read-only, as said)."""
+
+    def __init__(self, db):
+        self.db = db
+        self.start = self.lsn()
+
+    def lsn(self):
+        return self.db.psql("SELECT pg_current_wal_lsn()", db="postgres").strip()
+
+    def text(self):
+        end = self.lsn()
+        size = int(float(self.db.psql("SELECT pg_wal_lsn_diff('%s', '%s')" % (end, self.start),
+                                      db="postgres").strip()))
+        return "%.1f MiB" % (size / 1048576)
+
+
+def pgsql_rows(a, db):
+    """IMAP and POP3 (the imap part's sessions) against Dovecot at its
+    best: rows (proto, clients, dovecot runs, merpati runs) as imap_pop3's."""
+    setup, clients = DOVECOT_SETUPS["imap"], ints(a.pg_clients)
+    peers = PgPeers(db, a.mailbox, max(clients), a.pop3_mailbox, a.hash == "fast",
+                    setup["perf_login"], setup["auth_cache"])
+    rows = []
+    try:
+        peers.start()
+        protos = (("IMAP", imap_session, [imap_user()], a.mailbox, "dimap", "mimap"),
+                  ("POP3", pop3_session, [pop3_user(i) for i in range(max(clients))],
+                   a.pop3_mailbox, "dpop3", "mpop3"))
+        for proto, fn, users, count, dport, mport in protos:
+            for port in (peers.ports[dport], peers.ports[mport]):
+                warm_up(proto, fn, port, users, count, a.limit)
+        wal = WalMeter(db)
+        for n in clients:
+            for proto, fn, users, count, dport, mport in protos:
+                dv, mp = [], []
+                for r in range(a.pg_runs):
+                    dv.append(load(fn, peers.ports[dport], users, count, n, a.duration, a.limit, r))
+                    mp.append(load(fn, peers.ports[mport], users, count, n, a.duration, a.limit, r))
+                rows.append((proto, n, dv, mp))
+                print_cell(proto + " (store_pgsql)", n, dv, mp)
+        PG_WAL["pgsql"] = wal.text()
+    finally:
+        peers.cleanup()
+    return rows
+
+
+def nodes_rows(a, db):
+    """The IMAP session with every client on node A, then with the clients
+    split between A and B (both up all along, on the same database and
+    mailbox); rows (clients, one-node runs, two-node runs)."""
+    user, rows, nodes = imap_user(), [], []
+    try:
+        for address in PG_NODES:
+            nodes.append(pg_node(db, address, [user]))
+        hashed = fast_hash() if a.hash == "fast" else None
+        for srv in nodes:
+            if hashed:  # the same hash the Maildir rows give Dovecot and merpati
+                with sqlite3.connect(os.path.join(srv.state, "users.db")) as udb:
+                    udb.execute("UPDATE users SET password = ? WHERE address = ?", (hashed, user))
+            chown_tree(srv.state, "merpati")
+        mdir = nodes[0].maildir(user)
+        fill_maildir(mdir, a.mailbox)
+        chown_tree(nodes[0].state, "merpati")
+        migrate(nodes[0], [user])
+        set_aside(os.path.dirname(os.path.dirname(mdir)))
+        for srv in nodes:
+            srv.start(*PG_START)
+            warm_up("IMAP", imap_session, srv.imap, [user], a.mailbox, a.limit)
+        both, wal = [srv.imap for srv in nodes], WalMeter(db)
+        for n in ints(a.pg_clients):
+            one, two = [], []
+            for r in range(a.pg_runs):
+                one.append(load(imap_session, nodes[0].imap, [user], a.mailbox, n, a.duration, a.limit, r))
+                two.append(load(imap_session, both, [user], a.mailbox, n, a.duration, a.limit, r))
+            rows.append((n, one, two))
+            print_cell("IMAP on store_pgsql", n, one, two, ("one node", "two nodes"))
+        PG_WAL["pgsql-nodes"] = wal.text()
+    finally:
+        for srv in nodes:
+            srv.cleanup()
+    return rows
+
+
+def pgsql_parts(a, parts):
+    """The store_pgsql parts, each on a fresh private cluster: {"pgsql":
+    rows, "pgsql-nodes": rows, "pg": the settings PostgreSQL reported}."""
+    out = {}
+    why = pg.skip_reason() or (None if os.path.exists(PG_MODULE) else
+                               "store_pgsql not built (configure found no libpq)")
+    for part, fn in (("pgsql", pgsql_rows), ("pgsql-nodes", nodes_rows)):
+        if part not in parts:
+            continue
+        if why:
+            print("%s: skipped: %s" % (part, why), flush=True)
+            out[part], out["pg_skipped"] = [], why
+            continue
+        t = time.time()
+        db, out["pg"] = start_bench_pg()
+        try:
+            out[part] = fn(a, db)
+        finally:
+            db.cleanup()
+        print("-- %s took %.0f s" % (part, time.time() - t), flush=True)
+    out["pg_wal"] = dict(PG_WAL)
+    return out
 
 
 # -- imaptest stress --------------------------------------------------------------
@@ -1525,6 +1776,105 @@ def memory_lines(a, mem):
     return out + [""]
 
 
+def pg_config_text(res, part):
+    shown = res.get("pg", {})
+    return ("PostgreSQL %s, a private cluster on this machine (tests/e2e/pg.py's initdb, Unix "
+            "socket), durable and sized as its documentation advises for a server of this size "
+            "(shared_buffers a quarter of the memory, as its documentation advises for a "
+            "server with 1 GB or more; effective_cache_size, a planner hint, half of it, the "
+            "PostgreSQL wiki's conservative setting; "
+            "everything else PostgreSQL's default); as it reported: %s. The mailbox is loaded "
+            "by `merpati mailbox migrate --from deliver_maildir --to store_pgsql` from the same "
+            "generated Maildir the other rows use (UIDs, flags and dates kept); that load, "
+            "setup and not timed, commits with synchronous_commit = off (PGOPTIONS, its own "
+            "connections only). Durability of what is timed: PostgreSQL returns a commit only "
+            "once its WAL is flushed (fsync, synchronous_commit and full_page_writes on, its "
+            "defaults), which is at least what Dovecot's Maildir gives by default "
+            "(mail_fsync = optimized: a new message file is fsynced before it is renamed into "
+            "place, its index files are not, they are rebuilt after a crash). The sessions "
+            "are read-only (EXAMINE; RETR without DELE), so neither server's write path is "
+            "timed; WAL written during the timed runs: %s."
+            % (pg_version(), ", ".join("%s = %s" % kv for kv in sorted(shown.items())) or "-",
+               res.get("pg_wal", {}).get(part, "-")))
+
+
+def pg_version():
+    out = sh(os.path.join(pg.PG_BIN, "postgres"), "--version", check=False).stdout
+    found = re.search(r"\d+\.\d+", out)
+    return found.group(0) if found else "?"
+
+
+def pgsql_lines(a, res):
+    out = ["## IMAP and POP3 on store_pgsql against Dovecot on Maildir", ""]
+    if res.get("pg_skipped"):
+        return out + ["Not run: %s." % res["pg_skipped"], ""]
+    out += ["merpati (node A, %s) with `server.mailstore = \"store_pgsql\"` (pool_size: its "
+            "default, 4) against Dovecot at its best on Maildir, as in the IMAP and POP3 "
+            "section (same Dovecot setup, same hashes and login caches, same mailbox content, "
+            "same clients and sessions: IMAP on a shared mailbox of %d messages, POP3 one "
+            "maildrop of %d messages per client; no SEARCH row). %s Both servers build their "
+            "caches in the warm-up session (Dovecot its index and dovecot.index.cache files, "
+            "merpati its in-memory envelope cache, imap.envelope_cache). merpati's figures "
+            "include PostgreSQL's work on the same %d cores. Medians of %d runs (min-max)."
+            % (PG_NODES[0], a.mailbox, a.pop3_mailbox, pg_config_text(res, "pgsql"), os.cpu_count(),
+               a.pg_runs), "",
+            "| protocol | clients | Dovecot (Maildir) sessions/s | merpati (store_pgsql) sessions/s "
+            "| ratio | Dovecot p99 | merpati p99 | failed (Dovecot / merpati) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for proto, n, dv, mp in res["pgsql"]:
+        out.append("| %s | %d | %s | %s | %s | %.2f s | %.2f s | %d / %d |" % (
+            proto, n, fmt([r["rate"] for r in dv], 1), fmt([r["rate"] for r in mp], 1),
+            ratio_unless_failed(dv, mp), med(dv, "p99"), med(mp, "p99"), failures(dv), failures(mp)))
+    return out + first_failures([r for _, _, dv, mp in res["pgsql"] for r in dv + mp]) + [""]
+
+
+def ratio_unless_failed(base, other):
+    """other's median rate over base's, unless a session failed on either
+    side: a client stops after its third failure, so the rate of a cell
+    with failures is measured over fewer clients and a shorter time and
+    is not a result."""
+    if failures(base) or failures(other):
+        return "none (sessions failed)"
+    return "%.2fx" % ratio(med(other, "rate"), med(base, "rate"))
+
+
+def first_failures(runs):
+    errors = sorted(set(e for r in runs for e in r["errors"]))
+    return ["", "First failures: " + "; ".join(errors[:5])] if errors else []
+
+
+def nodes_lines(a, res):
+    out = ["## One node against two nodes on one PostgreSQL (IMAP)", ""]
+    if res.get("pg_skipped"):
+        return out + ["Not run: %s." % res["pg_skipped"], ""]
+    out += ["Two merpatid nodes, A on %s and B on %s, each with its own config, users.db "
+            "(the same user and hash) and pool (pool_size 4, the default: two nodes hold twice "
+            "the database connections), both with `server.mailstore = \"store_pgsql\"` on one "
+            "database holding one mailbox of %d messages. The IMAP session of the sections "
+            "above (LOGIN, EXAMINE, FETCH 1:* checked for all %d messages, 20 bodies, LOGOUT). "
+            "One node: every client on A (B up and idle). Two nodes: client i on A when i is "
+            "even, on B when odd. Each node warmed up once. %s Medians of %d runs (min-max)."
+            % (PG_NODES[0], PG_NODES[1], a.mailbox, a.mailbox,
+               ("PostgreSQL as in the section above (WAL written during these timed runs: %s)."
+                % res.get("pg_wal", {}).get("pgsql-nodes", "-")) if "pgsql" in res
+               else pg_config_text(res, "pgsql-nodes"), a.pg_runs), "",
+            "**What this machine can show:** %d cores. Both nodes, PostgreSQL and the client "
+            "processes share the same CPUs, so a second node adds no CPU: this row shows that "
+            "clients split across two nodes on one database are served correctly (failed "
+            "sessions are counted) and what running two nodes costs, not scale-out. Scaling "
+            "out needs nodes on their own machines; it is then bounded by the database "
+            "(each read is a query, each new message a transaction) and is for each site to "
+            "measure on its own hardware." % os.cpu_count(), "",
+            "| clients | one node sessions/s | two nodes sessions/s | two / one | one node p99 | "
+            "two nodes p99 | failed (one / two) |", "|---|---|---|---|---|---|---|"]
+    for n, one, two in res["pgsql-nodes"]:
+        out.append("| %d | %s | %s | %s | %.2f s | %.2f s | %d / %d |" % (
+            n, fmt([r["rate"] for r in one], 1), fmt([r["rate"] for r in two], 1),
+            ratio_unless_failed(one, two),
+            med(one, "p99"), med(two, "p99"), failures(one), failures(two)))
+    return out + first_failures([r for _, one, two in res["pgsql-nodes"] for r in one + two]) + [""]
+
+
 def write_results(a, res, started):
     out = header(a, started, time.time() - started) + target_lines(res) + durability_lines()
     if "smtp" in res:
@@ -1538,6 +1888,10 @@ def write_results(a, res, started):
         out += imaptest_lines(a, res["imaptest"])
     if "memory" in res:
         out += memory_lines(a, res["memory"])
+    if "pgsql" in res:
+        out += pgsql_lines(a, res)
+    if "pgsql-nodes" in res:
+        out += nodes_lines(a, res)
     with open(a.results, "w") as f:
         f.write("\n".join(out))
     print("\n".join(out))
@@ -1556,7 +1910,10 @@ def expected_minutes(a, parts):
            "imap": 60 + a.mailbox * 0.004 + 6 * len(ints(a.clients)) * a.imap_runs * (a.duration + 6),
            "imap-stock": 60 + a.mailbox * 0.004 + 6 * stock * (a.duration + 6),
            "imaptest": 10 + len(ints(a.imaptest_clients)) * a.imaptest_runs * 2 * (a.imaptest_secs + 12),
-           "memory": 30 + a.idle * 0.12}
+           "memory": 30 + a.idle * 0.12,
+           "pgsql": 30 + (a.mailbox + max(ints(a.pg_clients)) * a.pop3_mailbox) * 0.004
+           + 4 * len(ints(a.pg_clients)) * a.pg_runs * (a.duration + 6),
+           "pgsql-nodes": 20 + a.mailbox * 0.004 + 2 * len(ints(a.pg_clients)) * a.pg_runs * (a.duration + 6)}
     return sum(est[p] for p in parts) / 60 / 2
 
 
@@ -1585,6 +1942,8 @@ def main():
     ap.add_argument("--imaptest-mbox", type=int, default=200,
                     help="messages in the mbox imaptest appends from")
     ap.add_argument("--idle", type=int, default=1000, help="idle connections for memory")
+    ap.add_argument("--pg-clients", default="10,50", help="clients of the pgsql and pgsql-nodes parts")
+    ap.add_argument("--pg-runs", type=int, default=2, help="runs per cell of the pgsql parts")
     ap.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"),
                     help="where the report goes (quick checks: elsewhere, not over the real one)")
     a = ap.parse_args()
@@ -1608,6 +1967,8 @@ def main():
                 t = time.time()
                 res[part] = fn(a)
                 print("-- %s took %.0f s" % (part, time.time() - t), flush=True)
+        if set(PG_PARTS) & set(parts):
+            res.update(pgsql_parts(a, parts))
     finally:
         empty_trash()
     write_results(a, res, started)
