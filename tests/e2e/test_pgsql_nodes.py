@@ -337,6 +337,7 @@ class TwoNodes(unittest.TestCase):
             fetched = b.response("FETCH")[1]
             self.assertTrue(any(f and b"\\Flagged" in f and b"$Round%d" % rnd in f
                                 for f in fetched), (rnd, fetched))
+            b.response("EXISTS")  # drop what SELECT left (imaplib keeps it)
             a.uid("STORE", "%d" % (6 - rnd), "+FLAGS", "\\Deleted")
             a.expunge()
             a.append("INBOX", None, None, b"Subject: new%d\r\n\r\nnew\r\n" % rnd)
