@@ -92,6 +92,24 @@ run_only(struct conn *c, enum stmt q, const struct params *p)
 	return res ? 0 : -1;
 }
 
+/* Count a change of folder (an expunge when expunge) in this
+ * transaction, taking the folder row's lock before any message row's
+ * (schema.c); modseq (24 octets) gets the new count. 0 or -1. */
+static int
+bump(struct conn *c, long long folder, int expunge, char *modseq)
+{
+	struct params p = { .n = 0 };
+	PGresult *res;
+
+	p_int(&p, folder);
+	p_int(&p, expunge);
+	if ((res = run(c, Q_BUMP, &p, 0)) == NULL)
+		return -1;
+	snprintf(modseq, 24, "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "0");
+	PQclear(res);
+	return 0;
+}
+
 /* *id_r = the folder's id (0 when absent and !create). 0 or -1. */
 static int
 folder_lookup(struct conn *c, const char *user, const char *name, int create,
@@ -258,9 +276,12 @@ st_folder_delete(struct mp_mailbox *mb, const char *name, const char **error_r)
 		rc = pg_fail(s, c, NULL, error_r);
 	else if (id == 0)
 		rc = say(error_r, MP_DECLINED, "no such folder");
-	else {	/* only this folder: "a/b" outlives "a" */
+	else {	/* only this folder: "a/b" outlives "a"; its row locked
+		 * before its messages' (schema.c: one lock order) */
+		char modseq[24];
 		p_int(&p, id);
-		if (tx(c, "BEGIN") < 0 || run_only(c, Q_FOLDER_DELETE, &p) < 0 ||
+		if (tx(c, "BEGIN") < 0 || bump(c, id, 1, modseq) < 0 ||
+		    run_only(c, Q_FOLDER_DELETE, &p) < 0 ||
 		    notify(c, id) < 0 || tx(c, "COMMIT") < 0)
 			rc = pg_fail(s, c, NULL, error_r);
 	}
@@ -987,24 +1008,6 @@ keyword_fail(struct store *s, struct conn *c, int k, const char *why, const char
 		return pg_fail(s, c, NULL, error_r);
 	tx(c, "ROLLBACK");
 	return say(error_r, MP_ERROR, why);
-}
-
-/* Count a change of folder (an expunge when expunge) in this
- * transaction, taking the folder row's lock before any message row's
- * (schema.c); modseq (24 octets) gets the new count. 0 or -1. */
-static int
-bump(struct conn *c, long long folder, int expunge, char *modseq)
-{
-	struct params p = { .n = 0 };
-	PGresult *res;
-
-	p_int(&p, folder);
-	p_int(&p, expunge);
-	if ((res = run(c, Q_BUMP, &p, 0)) == NULL)
-		return -1;
-	snprintf(modseq, 24, "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "0");
-	PQclear(res);
-	return 0;
 }
 
 /* Read the stored row FOR UPDATE, change it, write it: one transaction
