@@ -28,7 +28,9 @@
  * transaction, so the row lock orders the changes: a reader that sees
  * modseq N sees every change up to N committed, and re-reads only rows
  * above the N it saw last (or everything after an expunge). Taking the
- * folder row before any message row keeps one lock order, no deadlock.
+ * folder row before any message row another transaction could lock (a
+ * placed message's row is its own, staged) keeps one lock order: no
+ * deadlock between flag changes, expunges and folder deletes.
  */
 #include <stdio.h>
 #include <stdlib.h>
