@@ -23,7 +23,7 @@ enum stmt {
 	Q_CHUNK_READ, Q_CHUNK_WRITE, Q_MSG_STAGE, Q_PLACE_NEXT, Q_PLACE_AT,
 	Q_NOTIFY, Q_FLAGS_GET, Q_FLAGS_PUT, Q_KW_FIND, Q_KW_COUNT, Q_KW_ADD,
 	Q_KW_LIST, Q_EXPUNGE, Q_PURGE, Q_MSG_ROW, Q_CHUNKS_COPY, Q_UIDVALIDITY_SET,
-	Q_DELIVERED, Q_MSG_COUNT, Q_COUNT_
+	Q_DELIVERED, Q_MSG_COUNT, Q_CHANGES, Q_BUMP, Q_COUNT_
 };
 
 struct conn {
@@ -60,6 +60,8 @@ struct mp_folder {
 	int read_only;
 	PGconn *lock_conn;	/* holds the POP3 advisory lock, or NULL */
 	uint32_t uidvalidity, uidnext;
+	int loaded;		/* the snapshot holds the folder as of modseq */
+	long long modseq, expunges;	/* folders' counters when last read */
 	uint32_t seen_uid;	/* read-only: the last UID claimed by anyone */
 	struct claim { uint32_t first, last; } *claims;	/* \Recent ours */
 	size_t nclaims;

@@ -20,6 +20,17 @@
  * keep their chunks (folder negated, expunged_at set) for an hour, so a
  * reader on any node that opened one first still reads it whole
  * (contract 2).
+ *
+ * folders.modseq counts the folder's changes (a message placed, its
+ * flags written, one expunged), folders.expunges its expunges; a
+ * message row carries the modseq of its last change. Every writer bumps
+ * the folder row first (Q_BUMP, or the placing UPDATE) in its own
+ * transaction, so the row lock orders the changes: a reader that sees
+ * modseq N sees every change up to N committed, and re-reads only rows
+ * above the N it saw last (or everything after an expunge). Taking the
+ * folder row before any message row another transaction could lock (a
+ * placed message's row is its own, staged) keeps one lock order: no
+ * deadlock between flag changes, expunges and folder deletes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +58,12 @@ static const char *const migrations[] = {
 	" PRIMARY KEY (message, seq));"
 	"CREATE TABLE folder_keywords (folder bigint NOT NULL, name text NOT NULL,"
 	" lname text NOT NULL, ord bigserial, UNIQUE (folder, lname));",
+	/* 2: change counters, so an open folder re-reads only what changed
+	 * (store_pgsql.c refresh); rows from version 1 start at 0 */
+	"ALTER TABLE folders ADD COLUMN modseq bigint NOT NULL DEFAULT 0,"
+	" ADD COLUMN expunges bigint NOT NULL DEFAULT 0;"
+	"ALTER TABLE messages ADD COLUMN modseq bigint NOT NULL DEFAULT 0;"
+	"CREATE INDEX messages_modseq ON messages (folder, modseq);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -65,11 +82,16 @@ static const char *const sql[Q_COUNT_] = {
 	[Q_FOLDER_RENAME] = "UPDATE folders SET name = $3 || substr(name, length($2) + 1)"
 	    " WHERE username = $1 AND (name = $2 OR left(name, length($2) + 1) = $2 || '/')",
 	[Q_SUBSCRIBE] = "UPDATE folders SET subscribed = $3::boolean WHERE username = $1 AND name = $2",
-	[Q_FOLDER_STATE] = "SELECT uidvalidity, uidnext, seen_uid FROM folders WHERE id = $1::bigint",
+	[Q_FOLDER_STATE] = "SELECT uidvalidity, uidnext, seen_uid, modseq, expunges FROM folders"
+	    " WHERE id = $1::bigint",
 	[Q_CLAIM] = "UPDATE folders SET seen_uid = $3::bigint WHERE id = $1::bigint"
 	    " AND seen_uid = $2::bigint",
 	[Q_MESSAGES] = "SELECT uid, flags, size, internal_date, keywords FROM messages"
 	    " WHERE folder = $1::bigint ORDER BY uid",
+	[Q_CHANGES] = "SELECT uid, flags, size, internal_date, keywords FROM messages"
+	    " WHERE folder = $1::bigint AND modseq > $2::bigint ORDER BY uid",
+	[Q_BUMP] = "UPDATE folders SET modseq = modseq + 1, expunges = expunges + $2::bigint"
+	    " WHERE id = $1::bigint RETURNING modseq",
 	[Q_MSG_FIND] = "SELECT id, size FROM messages WHERE folder = $1::bigint AND uid = $2::bigint",
 	[Q_CHUNK_READ] = "SELECT data FROM message_chunks WHERE message = $1::bigint"
 	    " AND seq = $2::integer",
@@ -77,18 +99,20 @@ static const char *const sql[Q_COUNT_] = {
 	    " VALUES ($1::bigint, $2::integer, $3::bytea)",
 	[Q_MSG_STAGE] = "INSERT INTO messages (flags, keywords, internal_date, size, delivery_key)"
 	    " VALUES ($1::integer, $2, $3::bigint, 0, $4) RETURNING id",
-	[Q_PLACE_NEXT] = "WITH f AS (UPDATE folders SET uidnext = uidnext + 1 WHERE id = $1::bigint"
-	    " RETURNING uidnext - 1 AS uid, uidvalidity) UPDATE messages SET folder = $1::bigint,"
-	    " uid = f.uid, size = $3::bigint FROM f WHERE messages.id = $2::bigint"
+	[Q_PLACE_NEXT] = "WITH f AS (UPDATE folders SET uidnext = uidnext + 1, modseq = modseq + 1"
+	    " WHERE id = $1::bigint RETURNING uidnext - 1 AS uid, uidvalidity, modseq)"
+	    " UPDATE messages SET folder = $1::bigint, uid = f.uid, size = $3::bigint,"
+	    " modseq = f.modseq FROM f WHERE messages.id = $2::bigint"
 	    " RETURNING f.uid, f.uidvalidity",
-	[Q_PLACE_AT] = "WITH f AS (UPDATE folders SET uidnext = GREATEST(uidnext, $4::bigint + 1)"
-	    " WHERE id = $1::bigint RETURNING uidvalidity) UPDATE messages SET folder = $1::bigint,"
-	    " uid = $4::bigint, size = $3::bigint FROM f WHERE messages.id = $2::bigint"
+	[Q_PLACE_AT] = "WITH f AS (UPDATE folders SET uidnext = GREATEST(uidnext, $4::bigint + 1),"
+	    " modseq = modseq + 1 WHERE id = $1::bigint RETURNING uidvalidity, modseq)"
+	    " UPDATE messages SET folder = $1::bigint, uid = $4::bigint, size = $3::bigint,"
+	    " modseq = f.modseq FROM f WHERE messages.id = $2::bigint"
 	    " RETURNING $4::bigint, f.uidvalidity",
 	[Q_NOTIFY] = "SELECT pg_notify('" NOTIFY_CHANNEL "', $1)",
 	[Q_FLAGS_GET] = "SELECT flags, keywords FROM messages WHERE folder = $1::bigint"
 	    " AND uid = $2::bigint FOR UPDATE",
-	[Q_FLAGS_PUT] = "UPDATE messages SET flags = $3::integer, keywords = $4"
+	[Q_FLAGS_PUT] = "UPDATE messages SET flags = $3::integer, keywords = $4, modseq = $5::bigint"
 	    " WHERE folder = $1::bigint AND uid = $2::bigint",
 	[Q_KW_FIND] = "SELECT name FROM folder_keywords WHERE folder = $1::bigint AND lname = lower($2)",
 	[Q_KW_COUNT] = "SELECT count(*) FROM folder_keywords WHERE folder = $1::bigint",

@@ -14,8 +14,10 @@
  * is claimed by a compare-and-set UPDATE of folders.seen_uid; an
  * expunged message keeps its chunks for an hour (schema.c), so a stream
  * opened before the expunge reads it whole; the POP3 lock is an advisory
- * lock held by a connection of its own, released by PostgreSQL when the
- * node holding it dies. Changes notify every node (listen.c).
+ * lock held by a connection of its own, released explicitly at close or
+ * by PostgreSQL when the node holding it dies. Changes notify every node
+ * (listen.c), and count in folders.modseq, so an open folder re-reads
+ * only what changed (refresh).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -88,6 +90,24 @@ run_only(struct conn *c, enum stmt q, const struct params *p)
 
 	PQclear(res);
 	return res ? 0 : -1;
+}
+
+/* Count a change of folder (an expunge when expunge) in this
+ * transaction, taking the folder row's lock before any message row's
+ * (schema.c); modseq (24 octets) gets the new count. 0 or -1. */
+static int
+bump(struct conn *c, long long folder, int expunge, char *modseq)
+{
+	struct params p = { .n = 0 };
+	PGresult *res;
+
+	p_int(&p, folder);
+	p_int(&p, expunge);
+	if ((res = run(c, Q_BUMP, &p, 0)) == NULL)
+		return -1;
+	snprintf(modseq, 24, "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "0");
+	PQclear(res);
+	return 0;
 }
 
 /* *id_r = the folder's id (0 when absent and !create). 0 or -1. */
@@ -256,9 +276,12 @@ st_folder_delete(struct mp_mailbox *mb, const char *name, const char **error_r)
 		rc = pg_fail(s, c, NULL, error_r);
 	else if (id == 0)
 		rc = say(error_r, MP_DECLINED, "no such folder");
-	else {	/* only this folder: "a/b" outlives "a" */
+	else {	/* only this folder: "a/b" outlives "a"; its row locked
+		 * before its messages' (schema.c: one lock order) */
+		char modseq[24];
 		p_int(&p, id);
-		if (tx(c, "BEGIN") < 0 || run_only(c, Q_FOLDER_DELETE, &p) < 0 ||
+		if (tx(c, "BEGIN") < 0 || bump(c, id, 1, modseq) < 0 ||
+		    run_only(c, Q_FOLDER_DELETE, &p) < 0 ||
 		    notify(c, id) < 0 || tx(c, "COMMIT") < 0)
 			rc = pg_fail(s, c, NULL, error_r);
 	}
@@ -375,7 +398,59 @@ is_recent(const struct mp_folder *f, uint32_t uid)
 	return 0;
 }
 
-/* Take the rows of Q_MESSAGES into the snapshot; 0 or -1 (memory). */
+/* Set each message's MP_FLAG_RECENT from the claims (or, read-only,
+ * the mark), which may move without any message changing. */
+static void
+mark_recent(struct mp_folder *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		struct mp_msg_info *m = &f->info[i];
+		m->flags &= ~(uint32_t)MP_FLAG_RECENT;
+		if (is_recent(f, m->uid))
+			m->flags |= MP_FLAG_RECENT;
+	}
+}
+
+/* Copy row `row` of a Q_MESSAGES / Q_CHANGES result into f->info[i]
+ * (its keywords string replaced); 0 or -1 (memory). */
+static int
+take_row(struct mp_folder *f, size_t i, PGresult *res, int row)
+{
+	struct mp_msg_info *m = &f->info[i];
+	char *kw = strdup(PQgetvalue(res, row, 4));
+
+	if (kw == NULL)
+		return -1;
+	free(f->keywords[i]);
+	f->keywords[i] = kw;
+	m->struct_size = sizeof(*m);
+	m->uid = (uint32_t)col_int(res, row, 0);
+	m->flags = (uint32_t)col_int(res, row, 1);
+	m->size = (uint64_t)col_int(res, row, 2);
+	m->internal_date = (time_t)col_int(res, row, 3);
+	m->keywords = kw;
+	if (m->uid >= f->uidnext)	/* committed after the state was read */
+		f->uidnext = m->uid + 1;
+	return 0;
+}
+
+/* Room for n messages in the snapshot; 0 or -1. */
+static int
+snapshot_room(struct mp_folder *f, size_t n)
+{
+	struct mp_msg_info *info;
+	char **kw;
+
+	if ((info = mp_array_grow(f->info, &f->info_cap, n, sizeof(*info))) == NULL)
+		return -1;
+	f->info = info;
+	if ((kw = mp_array_grow(f->keywords, &f->keywords_cap, n, sizeof(*kw))) == NULL)
+		return -1;
+	f->keywords = kw;
+	return 0;
+}
+
+/* Take all rows of Q_MESSAGES as the snapshot; 0 or -1 (memory). */
 static int
 take_messages(struct mp_folder *f, PGresult *res)
 {
@@ -384,37 +459,100 @@ take_messages(struct mp_folder *f, PGresult *res)
 	free_snapshot(f);
 	if (n == 0)
 		return 0;
-	f->info = calloc(n, sizeof(*f->info));
-	f->keywords = calloc(n, sizeof(*f->keywords));
-	if (f->info == NULL || f->keywords == NULL)
+	if (snapshot_room(f, n) < 0)
 		return -1;
-	f->info_cap = f->keywords_cap = n;
 	for (size_t i = 0; i < n; i++, f->n++) {
-		struct mp_msg_info *m = &f->info[i];
-		if ((f->keywords[i] = strdup(PQgetvalue(res, (int)i, 4))) == NULL)
+		f->keywords[i] = NULL;
+		if (take_row(f, i, res, (int)i) < 0)
 			return -1;
-		m->struct_size = sizeof(*m);
-		m->uid = (uint32_t)col_int(res, (int)i, 0);
-		m->flags = (uint32_t)col_int(res, (int)i, 1);
-		m->size = (uint64_t)col_int(res, (int)i, 2);
-		m->internal_date = (time_t)col_int(res, (int)i, 3);
-		m->keywords = f->keywords[i];
-		if (is_recent(f, m->uid))
-			m->flags |= MP_FLAG_RECENT;
-		if (m->uid >= f->uidnext)	/* committed after the state was read */
-			f->uidnext = m->uid + 1;
 	}
 	return 0;
 }
 
-/* Re-read the folder's state and messages (claim: see claim_recent).
- * 0, -1 (database) or -2 (out of memory). */
+/* The snapshot index of uid, or f->n when absent (the snapshot is in
+ * UID order). */
+static size_t
+find_uid(const struct mp_folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->info[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < f->n && f->info[lo].uid == uid ? lo : f->n;
+}
+
+/* Merge the rows of Q_CHANGES (UID order) into the snapshot: a known UID
+ * gets its new flags, a UID above the last is appended. 0, -1 (memory)
+ * or 1 when a new UID falls between known ones (an import with its own
+ * UID): then the caller re-reads everything. */
+static int
+merge_changes(struct mp_folder *f, PGresult *res)
+{
+	int rows = PQntuples(res);
+
+	for (int r = 0; r < rows; r++) {
+		uint32_t uid = (uint32_t)col_int(res, r, 0);
+		size_t i = find_uid(f, uid);
+		if (i == f->n) {
+			if (f->n > 0 && uid < f->info[f->n - 1].uid)
+				return 1;
+			if (snapshot_room(f, f->n + 1) < 0)
+				return -1;
+			f->keywords[f->n++] = NULL;
+		}
+		if (take_row(f, i, res, r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Bring the snapshot from f->modseq up to date: only the changed rows
+ * (incremental: the snapshot is whole and no message was expunged
+ * since), else all. 0, -1 (database) or -2 (memory). */
+static int
+read_messages(struct mp_folder *f, struct conn *c, int incremental)
+{
+	struct params p = { .n = 0 };
+	PGresult *res;
+	int rc = 1;
+
+	p_int(&p, f->id);
+	if (incremental) {
+		p_int(&p, f->modseq);
+		if ((res = run(c, Q_CHANGES, &p, 0)) == NULL)
+			return -1;
+		rc = merge_changes(f, res);
+		PQclear(res);
+		p.n = 1;
+	}
+	if (rc > 0) {
+		if ((res = run(c, Q_MESSAGES, &p, 0)) == NULL)
+			return -1;
+		rc = take_messages(f, res);
+		PQclear(res);
+	}
+	return rc < 0 ? -2 : 0;
+}
+
+/*
+ * Bring the folder's state and messages up to date (claim: see
+ * claim_recent). folders.modseq tells whether anything changed since
+ * the last read (schema.c): unchanged, one indexed row is all a command
+ * costs. 0, -1 (database) or -2 (out of memory).
+ */
 static int
 refresh(struct mp_folder *f, struct conn *c, int claim)
 {
 	struct params p = { .n = 0 };
 	PGresult *res;
-	long long seen;
+	long long seen, modseq, expunges;
+	uint32_t uidvalidity;
+	int rc = 0;
 
 	p_int(&p, f->id);
 	if ((res = run(c, Q_FOLDER_STATE, &p, 0)) == NULL)
@@ -422,17 +560,58 @@ refresh(struct mp_folder *f, struct conn *c, int claim)
 	if (PQntuples(res) != 1) {	/* deleted meanwhile: shows empty */
 		PQclear(res);
 		free_snapshot(f);
+		f->loaded = 0;
 		return 0;
 	}
-	f->uidvalidity = (uint32_t)col_int(res, 0, 0);
+	uidvalidity = (uint32_t)col_int(res, 0, 0);
 	f->uidnext = (uint32_t)col_int(res, 0, 1);
 	seen = col_int(res, 0, 2);
+	modseq = col_int(res, 0, 3);
+	expunges = col_int(res, 0, 4);
 	PQclear(res);
-	if (claim_recent(f, c, seen, claim) < 0 || (res = run(c, Q_MESSAGES, &p, 0)) == NULL)
+	if (!f->loaded || modseq != f->modseq || uidvalidity != f->uidvalidity) {
+		int incremental = f->loaded && uidvalidity == f->uidvalidity &&
+		    expunges == f->expunges;
+		f->loaded = 0;	/* until the read below is whole */
+		if ((rc = read_messages(f, c, incremental)) < 0) {
+			free_snapshot(f);
+			return rc;
+		}
+		f->uidvalidity = uidvalidity;
+		f->modseq = modseq;
+		f->expunges = expunges;
+		f->loaded = 1;
+	}
+	if (claim_recent(f, c, seen, claim) < 0)
 		return -1;
-	int rc = take_messages(f, res);
-	PQclear(res);
-	return rc < 0 ? -2 : 0;
+	mark_recent(f);
+	return 0;
+}
+
+/* The POP3 lock's advisory key of folder f, as "class, id" (see st_lock). */
+static void
+pop3_lock_key(const struct mp_folder *f, char *buf, size_t size)
+{
+	snprintf(buf, size, "%d, %d", POP3_LOCK_CLASS + (int)(f->id >> 31),
+	    (int)(f->id & 0x7fffffff));
+}
+
+/* Release the POP3 lock and close its connection. The unlock is explicit
+ * because PostgreSQL frees a closed connection's locks only when its
+ * backend has exited, a moment after PQfinish returns: a client logging
+ * in again at once would find the maildrop still in use. */
+static void
+pop3_unlock(struct mp_folder *f)
+{
+	char sql[96], key[48];
+
+	if (f->lock_conn == NULL)
+		return;
+	pop3_lock_key(f, key, sizeof(key));
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%s)", key);
+	PQclear(PQexec(f->lock_conn, sql));
+	PQfinish(f->lock_conn);
+	f->lock_conn = NULL;
 }
 
 static void st_folder_close(struct mp_folder *f);
@@ -503,7 +682,7 @@ st_folder_close(struct mp_folder *f)
 			break;
 		}
 	pthread_mutex_unlock(&s->lock);
-	PQfinish(f->lock_conn);	/* releases the POP3 lock */
+	pop3_unlock(f);
 	if (f->event_fd >= 0)
 		close(f->event_fd);
 	free_snapshot(f);
@@ -844,9 +1023,13 @@ change_row(struct store *s, struct conn *c, long long folder, uint32_t uid,
 	PGresult *res;
 	int k;
 
+	char modseq[24];
+
+	if (tx(c, "BEGIN") < 0 || bump(c, folder, 0, modseq) < 0)
+		return pg_fail(s, c, NULL, error_r);
 	p_int(&p, folder);
 	p_int(&p, uid);
-	if (tx(c, "BEGIN") < 0 || (res = run(c, Q_FLAGS_GET, &p, 0)) == NULL)
+	if ((res = run(c, Q_FLAGS_GET, &p, 0)) == NULL)
 		return pg_fail(s, c, NULL, error_r);
 	if (PQntuples(res) != 1) {
 		PQclear(res);
@@ -864,6 +1047,7 @@ change_row(struct store *s, struct conn *c, long long folder, uint32_t uid,
 	snprintf(now, sizeof(now), "%u", *flags_r);
 	p_text(&p, now);
 	p_text(&p, *kw_r);
+	p_text(&p, modseq);
 	if (run_only(c, Q_FLAGS_PUT, &p) < 0 || notify(c, folder) < 0 || tx(c, "COMMIT") < 0) {
 		free(*kw_r);
 		*kw_r = NULL;
@@ -1091,18 +1275,20 @@ st_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
 	struct params p = { .n = 0 };
 	struct conn *c;
 	PGresult *res;
+	char modseq[24];
 	int rc, changed = 0;
 
 	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
 		return rc;
 	p_int(&p, f->id);
 	p_int(&p, uid);
-	if (tx(c, "BEGIN") < 0 || (res = run(c, Q_EXPUNGE, &p, 0)) == NULL)
+	if (tx(c, "BEGIN") < 0 || bump(c, f->id, 1, modseq) < 0 ||
+	    (res = run(c, Q_EXPUNGE, &p, 0)) == NULL)
 		rc = pg_fail(s, c, NULL, error_r);
-	else {
+	else {	/* nothing expunged: the count goes back too */
 		changed = strcmp(PQcmdTuples(res), "0") != 0;
 		PQclear(res);
-		if ((changed && notify(c, f->id) < 0) || tx(c, "COMMIT") < 0)
+		if ((changed && notify(c, f->id) < 0) || tx(c, changed ? "COMMIT" : "ROLLBACK") < 0)
 			rc = pg_fail(s, c, NULL, error_r);
 	}
 	if (rc == MP_OK && ++expunges % 256 == 0)
@@ -1165,7 +1351,7 @@ static int
 st_lock(struct mp_folder *f, const char **error_r)
 {
 	struct store *s = f->mb->s;
-	char sql[128];
+	char sql[128], key[48];
 	PGresult *res;
 	int got;
 
@@ -1173,8 +1359,8 @@ st_lock(struct mp_folder *f, const char **error_r)
 		return MP_OK;
 	if ((f->lock_conn = pg_connect(s, error_r)) == NULL)
 		return MP_TEMPFAIL;
-	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, %d)",
-	    POP3_LOCK_CLASS + (int)(f->id >> 31), (int)(f->id & 0x7fffffff));
+	pop3_lock_key(f, key, sizeof(key));
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%s)", key);
 	res = PQexec(f->lock_conn, sql);
 	if (!run_ok(res)) {
 		PQclear(res);

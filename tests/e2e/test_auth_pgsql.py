@@ -290,7 +290,7 @@ class SchemaAndSelection(unittest.TestCase):
             m.logout()
         self.assertEqual(self.pg.psql("SELECT component, version FROM merpati_schema "
                                       "ORDER BY 1", db="both").split(),
-                         ["directory|1", "store|1"])
+                         ["directory|1", "store|2"])
 
     def test_server_auth_picks_the_provider(self):
         conninfo = self.new_db("select")

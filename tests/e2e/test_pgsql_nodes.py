@@ -276,9 +276,9 @@ class TwoNodes(unittest.TestCase):
         mailstore = ("-o", 'server.mailstore="store_pgsql"')
         r = self.a.cli(*mailstore, "store", "init")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("store_pgsql: schema version 1 in place", r.stdout)
+        self.assertIn("store_pgsql: schema version 2 in place", r.stdout)
         self.assertEqual(self.db.psql("SELECT version FROM merpati_schema WHERE component = 'store'")
-                         .strip(), "1")
+                         .strip(), "2")
         self.assertEqual(self.b.cli("store", "init", "store_pgsql").returncode, 0)  # again: fine
         self.db.psql("UPDATE merpati_schema SET version = 99 WHERE component = 'store'")
         r = self.a.cli(*mailstore, "store", "init")
@@ -288,6 +288,70 @@ class TwoNodes(unittest.TestCase):
         self.assertEqual((r.returncode, r.stdout.strip()), (0, "deliver_maildir: nothing to set up"))
         r = self.a.cli("store", "init", "nosuch")
         self.assertIn("nosuch is not a loaded store module", r.stderr)
+
+    def test_store_init_upgrades_version_1(self):
+        """A database as version 1 left it (no change counters) is
+        upgraded by `merpati store init`, keeping its mail and flags."""
+        m = imaplib.IMAP4(self.a.address, self.a.imap_port, timeout=10)
+        m.login(ALICE, "pw")
+        m.append("INBOX", "(\\Flagged)", None, b"Subject: old\r\n\r\nfrom version 1\r\n")
+        m.logout()
+        for srv in (self.a, self.b):
+            srv.stop()
+        self.db.psql("ALTER TABLE folders DROP COLUMN modseq, DROP COLUMN expunges;"
+                     "ALTER TABLE messages DROP COLUMN modseq;"
+                     "UPDATE merpati_schema SET version = 1 WHERE component = 'store'", user="mail")
+        r = self.a.cli("-o", 'server.mailstore="store_pgsql"', "store", "init")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("store_pgsql: schema version 2 in place", r.stdout)
+        self.a.start('server.mailstore="store_pgsql"')
+        m = imaplib.IMAP4(self.a.address, self.a.imap_port, timeout=10)
+        m.login(ALICE, "pw")
+        self.assertEqual(m.select("INBOX")[1], [b"1"])
+        typ, data = m.fetch("1", "(FLAGS)")
+        self.assertIn(b"\\Flagged", data[0])
+        self.assertEqual(m.store("1", "+FLAGS", "\\Seen")[0], "OK")
+        m.noop()
+        typ, data = m.fetch("1", "(FLAGS)")
+        self.assertIn(b"\\Seen", data[0])
+        m.logout()
+
+    def test_other_node_changes_seen_at_next_command(self):
+        """Flag changes, expunges and new messages made on A are reported
+        to a session open on B at its next NOOP, round after round (the
+        incremental re-read of store_pgsql's refresh), and B's view
+        then equals A's."""
+        a = imaplib.IMAP4(self.a.address, self.a.imap_port, timeout=10)
+        self.addCleanup(a.logout)
+        a.login(ALICE, "pw")
+        for i in range(6):
+            a.append("INBOX", None, None, b"Subject: m%d\r\n\r\nbody %d\r\n" % (i, i))
+        a.select("INBOX")
+        b = imaplib.IMAP4(self.b.address, self.b.imap_port, timeout=10)
+        self.addCleanup(b.logout)
+        b.login(ALICE, "pw")
+        self.assertEqual(b.select("INBOX")[1], [b"6"])
+        for rnd in range(3):
+            a.uid("STORE", "%d" % (rnd + 1), "+FLAGS", "(\\Flagged $Round%d)" % rnd)
+            b.noop()
+            fetched = b.response("FETCH")[1]
+            self.assertTrue(any(f and b"\\Flagged" in f and b"$Round%d" % rnd in f
+                                for f in fetched), (rnd, fetched))
+            b.response("EXISTS")  # drop what SELECT left (imaplib keeps it)
+            a.uid("STORE", "%d" % (6 - rnd), "+FLAGS", "\\Deleted")
+            a.expunge()
+            a.append("INBOX", None, None, b"Subject: new%d\r\n\r\nnew\r\n" % rnd)
+            b.noop()
+            self.assertEqual(b.response("EXPUNGE")[1], [b"%d" % (6 - rnd)], rnd)
+            self.assertEqual(b.response("EXISTS")[1], [b"6"], rnd)
+            views = []
+            for m in (a, b):
+                m.noop()
+                typ, data = m.fetch("1:*", "(UID FLAGS)")
+                views.append(sorted((re.search(rb"UID (\d+)", d).group(1),
+                                     sorted(set(re.search(rb"FLAGS \(([^)]*)\)", d).group(1)
+                                                .split()) - {b"\\Recent"})) for d in data))
+            self.assertEqual(views[0], views[1], rnd)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ checks (tests/unit/test_store_pgsql_contract) on it. Skips when PostgreSQL is no
 """
 import imaplib
 import os
+import poplib
 import re
 import shutil
 import smtplib
@@ -284,6 +285,34 @@ class PgsqlConnection(unittest.TestCase):
         self.assertIn("mail database", srv.log())
         db.start()
         self.assertEqual(self.wait_count(srv, b"2"), ("OK", b"2"))
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class Pop3ReloginPgsql(unittest.TestCase):
+    """Closing a POP3 session releases the maildrop lock before QUIT is
+    answered: a client logging in again at once is never told the
+    maildrop is in use (PostgreSQL frees a closed connection's advisory
+    lock only when its backend exits, a moment later)."""
+
+    def test_login_quit_login_at_once(self):
+        srv = test_pop3.pop3_server(store="store_pgsql")
+        self.addCleanup(srv.cleanup)
+        srv.add_user(test_pop3.ALICE, "pw")
+        srv.start('server.mailstore="store_pgsql"')
+        test_pop3.deliver(srv, test_pop3.ALICE, "one")
+        in_use = []
+        for i in range(50):
+            p = poplib.POP3("127.0.0.1", srv.pop_port, timeout=10)
+            p.user(test_pop3.ALICE)
+            try:
+                p.pass_("pw")
+            except poplib.error_proto as e:
+                in_use.append((i, e.args[0]))
+                p.close()
+                continue
+            p.stat()
+            p.quit()
+        self.assertEqual(in_use, [])
 
 
 @unittest.skipIf(SKIP, SKIP or "")

@@ -105,6 +105,45 @@ check_flags_across_nodes(struct mp_folder *f[2])
 	    m && (m->flags & (MP_FLAG_SEEN | MP_FLAG_ANSWERED)) == MP_FLAG_ANSWERED);
 }
 
+/* A's handle has listed the folder (its snapshot is current); B then
+ * changes a message's flags and keywords and expunges another: A's next
+ * messages() shows both, round after round (store_pgsql re-reads only
+ * the rows that changed, and everything after an expunge), and A's
+ * listing equals B's. */
+static void
+check_changes_across_nodes(struct mp_folder *f[2])
+{
+	const struct mp_msg_info *v[2];
+	size_t n[2], before;
+	const char *err;
+	int flag_seen = 0, expunge_seen = 0, same = 1;
+
+	sc_ops->messages(f[0], &v[0], &before, &err);
+	for (uint32_t round = 0; round < 3; round++) {
+		uint32_t flagged = 10 + round, gone = 20 + round;
+		char kw[16];
+		snprintf(kw, sizeof(kw), "$Round%u", round);
+		sc_ops->messages(f[0], &v[0], &n[0], &err);	/* A's view is current */
+		sc_change(f[1], flagged, MP_FLAGS_ADD, MP_FLAG_FLAGGED, kw, NULL, NULL);
+		const struct mp_msg_info *m = sc_find(f[0], flagged);
+		flag_seen += m && (m->flags & MP_FLAG_FLAGGED) && strstr(m->keywords, kw);
+		sc_ops->expunge(f[1], gone, &err);
+		expunge_seen += sc_find(f[0], gone) == NULL && sc_find(f[0], gone + 1) != NULL;
+	}
+	sc_ops->messages(f[0], &v[0], &n[0], &err);
+	sc_ops->messages(f[1], &v[1], &n[1], &err);
+	for (size_t i = 0; i < n[0] && n[0] == n[1]; i++)
+		same &= MP_ELEM(v[0], i)->uid == MP_ELEM(v[1], i)->uid &&
+		    (MP_ELEM(v[0], i)->flags & ~(uint32_t)MP_FLAG_RECENT) ==
+		    (MP_ELEM(v[1], i)->flags & ~(uint32_t)MP_FLAG_RECENT) &&
+		    strcmp(MP_ELEM(v[0], i)->keywords, MP_ELEM(v[1], i)->keywords) == 0;
+	CHECK("nodes, contract 3: A sees B's flag and keyword changes at its next listing",
+	    flag_seen == 3);
+	CHECK("nodes: A sees B's expunges at its next listing", expunge_seen == 3);
+	CHECK("nodes: A's listing equals B's after the changes",
+	    n[0] == n[1] && n[0] == before - 3 && same);
+}
+
 /* The NODE_APPENDS messages nobody has listed yet are each \Recent in
  * exactly one of two read-write handles, one per node; those the first
  * handles claimed are \Recent in neither. */
@@ -150,6 +189,7 @@ run_across_nodes(struct mp_conf *conf)
 	if (f[0] && f[1]) {
 		check_appends_across_nodes(node, f);
 		check_flags_across_nodes(f);
+		check_changes_across_nodes(f);
 		sc_ops->folder_close(f[0]);	/* fresh handles, none has claimed */
 		sc_ops->folder_close(f[1]);
 		f[0] = sc_folder(mb[0], "INBOX", 0);
