@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -151,17 +150,11 @@ auth_verify(void *ctx, const char *address, const char *password,
 
 	if (found < 0)
 		return -1;
-	if (found && login_cache_hit(&a->cache, addr, hash, password))
-		return 1;
-	/* Hash even for unknown users: same time either way. */
-	int match = pw_hash_check(password, found ? hash : a->dummy_hash);
-	if (match < 0) {
+	int match = pw_verify(&a->cache, addr, found ? hash : NULL, a->dummy_hash,
+	    password);
+	if (match < 0)
 		*error_r = "auth_pgsql: out of memory";
-		return -1;
-	}
-	if (found && match)
-		login_cache_put(&a->cache, addr, hash, password);
-	return found && match ? 1 : 0;
+	return match;
 }
 
 /* One change by `merpati user`: MP_OK, MP_DECLINED when no row was
@@ -405,8 +398,6 @@ auth_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
     const char **error_r)
 {
 	struct auth *a = host->alloc(sizeof(*a));
-	unsigned char rnd[16];
-	char dummy[40];
 
 	if (a == NULL)
 		return error(error_r, MP_ERROR, "%s", "out of memory");
@@ -417,11 +408,7 @@ auth_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
 		return MP_ERROR;
 	}
 	login_cache_init(&a->cache, a->set.verify_cache);
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-		memset(rnd, 7, sizeof(rnd));
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(dummy + 2 * i, 3, "%02x", rnd[i]);
-	if ((a->dummy_hash = pw_hash_new(dummy)) == NULL) {
+	if ((a->dummy_hash = pw_hash_dummy()) == NULL) {
 		auth_fini(a);
 		return error(error_r, MP_ERROR, "%s", "cannot hash passwords (libcrypt)");
 	}

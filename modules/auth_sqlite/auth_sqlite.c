@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,17 +147,11 @@ auth_verify(void *ctx, const char *address, const char *password,
 
 	if (found < 0)
 		return -1;
-	if (found && login_cache_hit(&a->cache, addr, hash, password))
-		return 1;
-	/* Hash even for unknown users: same time either way. */
-	int match = pw_hash_check(password, found ? hash : a->dummy_hash);
-	if (match < 0) {
+	int match = pw_verify(&a->cache, addr, found ? hash : NULL, a->dummy_hash,
+	    password);
+	if (match < 0)
 		*error_r = "auth_sqlite: out of memory";
-		return -1;
-	}
-	if (found && match)
-		login_cache_put(&a->cache, addr, hash, password);
-	return found && match ? 1 : 0;
+	return match;
 }
 
 static int open_conn(struct auth *a, int mode, sqlite3 **db_r,
@@ -343,25 +336,19 @@ auth_init(const struct mp_host *host, const struct mp_conf *conf, void **ctx_r,
     const char **error_r)
 {
 	struct auth *a = host->alloc(sizeof(*a));
-	unsigned char rnd[16];
-	char dummy[40];
 
 	if (a == NULL)
 		return error(error_r, MP_ERROR, "%s", "out of memory");
 	memset(a, 0, sizeof(*a));
 	a->host = host;
 	pthread_mutex_init(&a->lock, NULL);
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-		memset(rnd, 7, sizeof(rnd));
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(dummy + 2 * i, 3, "%02x", rnd[i]);
 	if (host->conf_options(conf, auth_options, &a->set, error_r) != MP_OK) {
 		auth_fini(a);	/* a zeroed cache is safe to finish */
 		return MP_ERROR;
 	}
 	login_cache_init(&a->cache, a->set.verify_cache);
 	if (open_db(a, error_r) != MP_OK ||
-	    (a->dummy_hash = pw_hash_new(dummy)) == NULL) {
+	    (a->dummy_hash = pw_hash_dummy()) == NULL) {
 		if (a->dummy_hash == NULL && *error_r == NULL)
 			*error_r = "cannot hash passwords (libcrypt)";
 		auth_fini(a);

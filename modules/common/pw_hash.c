@@ -15,6 +15,7 @@
  * failures are never cached.
  */
 #include <crypt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -62,6 +63,19 @@ pw_hash_check(const char *password, const char *hash)
 		diff |= (unsigned char)(h[i] ^ hash[i]);
 	free(cd);
 	return diff == 0;
+}
+
+char *
+pw_hash_dummy(void)
+{
+	unsigned char rnd[16];
+	char dummy[2 * sizeof(rnd) + 1];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		memset(rnd, 7, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(dummy + 2 * i, 3, "%02x", rnd[i]);
+	return pw_hash_new(dummy);
 }
 
 void
@@ -141,4 +155,18 @@ login_cache_put(struct login_cache *c, const char *address, const char *hash,
 	memcpy(c->slot[i].mac, mac, 32);
 	c->slot[i].at = time(NULL);
 	pthread_mutex_unlock(&c->lock);
+}
+
+int
+pw_verify(struct login_cache *c, const char *address, const char *hash,
+    const char *dummy_hash, const char *password)
+{
+	if (hash != NULL && login_cache_hit(c, address, hash, password))
+		return 1;
+	int match = pw_hash_check(password, hash != NULL ? hash : dummy_hash);
+	if (match < 0)
+		return -1;
+	if (hash != NULL && match)
+		login_cache_put(c, address, hash, password);
+	return hash != NULL && match;
 }

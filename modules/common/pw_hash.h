@@ -13,6 +13,9 @@
 char *pw_hash_new(const char *password);
 /* 1 password matches hash (constant-time compare), 0 not, -1 no memory. */
 int pw_hash_check(const char *password, const char *hash);
+/* A hash of a random password, checked against for unknown users so
+ * that timing does not reveal who exists; NULL on failure. Caller frees. */
+char *pw_hash_dummy(void);
 
 #define LOGIN_CACHE_SLOTS 4096
 
@@ -36,5 +39,14 @@ int login_cache_hit(struct login_cache *c, const char *address,
     const char *hash, const char *password);
 void login_cache_put(struct login_cache *c, const char *address,
     const char *hash, const char *password);
+
+/*
+ * A login once the module has looked address up: hash is its stored
+ * hash, NULL for an unknown user (then dummy_hash is checked instead,
+ * for the same time either way). The cache is asked first and told of
+ * a success. 1 match, 0 not, -1 out of memory.
+ */
+int pw_verify(struct login_cache *c, const char *address, const char *hash,
+    const char *dummy_hash, const char *password);
 
 #endif
