@@ -223,6 +223,16 @@ live_find(struct live *list, const char *address, long long port)
 	return NULL;
 }
 
+/* Lists keep the configuration's order, and so do the log lines. */
+static void
+append(struct live **list, struct live *lv)
+{
+	while (*list != NULL)
+		list = &(*list)->next;
+	lv->next = NULL;
+	*list = lv;
+}
+
 /* The label and protocol as they are now (a reload may change them). */
 static struct listen_desc
 live_desc(struct live *lv)
@@ -600,8 +610,7 @@ bind_new(struct mp_core_config *c, int reloading, struct mp_problems *problems)
 		lv->fd = l->fd;
 		pthread_mutex_init(&lv->lock, NULL);
 		describe(l, &lv->desc);
-		lv->next = added;
-		added = lv;
+		append(&added, lv);
 	}
 	return problems->n == before ? 0 : -1;
 }
@@ -765,8 +774,7 @@ start_added(int reloading)
 			rc = -1;
 			continue;
 		}
-		lv->next = lives;
-		lives = lv;
+		append(&lives, lv);
 		if (reloading)
 			mp_log(MP_LOG_NOTICE, "reload: listener %s added: %s port "
 			    "%lld (%s, tls %s, auth %s)", lv->desc.label, lv->address,
