@@ -20,6 +20,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import unittest
 
@@ -241,14 +242,16 @@ class Listeners(unittest.TestCase):
         self.srv.extra = 'tls = { cert = "%s"; key = "%s"; };' % (self.cert, self.key)
         self.srv.write_config()
         self.srv.add_user(ALICE, "pw")
-        self.srv.start("limits.connections_per_ip=3")
+        self.srv.start()
         self.outcomes = 0
+        self.config_edit = None  # applied by every reload() when set
 
     def reload(self, expect="in force", edit=None):
         """Write the config (edit(text) changes it further), SIGHUP, and
         wait (bounded) for this reload's outcome: `configuration N in
         force` or `reload refused`."""
         self.srv.write_config()
+        edit = edit or self.config_edit
         if edit:
             with open(self.srv.conf) as f:
                 text = edit(f.read())
@@ -414,6 +417,9 @@ class Listeners(unittest.TestCase):
         idle = Session(self.srv.port)
         self.addCleanup(idle.close)
         self.assertEqual(idle.reply()[0], 220)
+        # From the first reload on, 3 connections per client address.
+        self.config_edit = lambda text: text.replace(
+            "recipients = 100;", "recipients = 100; connections_per_ip = 3;")
         for i in range(3):
             # Each reload changes listeners around the unchanged one.
             if "extra" in self.srv.listeners:
@@ -423,8 +429,8 @@ class Listeners(unittest.TestCase):
             self.srv.domains = (DOMAIN, "d%d.test" % i)
             self.reload()
             self.assertEqual(kept.cmd("NOOP")[0], 250)
-        # Three from this address (connections_per_ip) are open now: the
-        # counts of sessions from before the reloads still hold.
+        # With the third, 3 from this address are open: the sessions
+        # from before the reloads count against the new limit.
         third = self.greeted_session()
         self.addCleanup(third.close)
         fourth = Session(self.srv.port)
@@ -436,6 +442,65 @@ class Listeners(unittest.TestCase):
         self.assertEqual(idle.cmd("QUIT")[0], 221)
         # The places the ended sessions held are free again.
         self.greeted_session().close()
+
+    def test_reloads_under_traffic_drop_no_session_of_an_unchanged_listener(self):
+        """Clients loop on the unchanged listener and on one that each
+        reload removes or adds back: every session on the first one
+        completes; on the other a connection is refused, reset while
+        it waited in the closing listener's queue, politely refused
+        (421) or completes, never cut in the middle."""
+        toggled = self.srv.ports["extra"]
+        stop = threading.Event()
+        started = threading.Barrier(5)
+        results = {self.srv.port: [], toggled: []}
+
+        def session(port):
+            try:
+                s = Session(port, timeout=10)
+            except ConnectionRefusedError:
+                return "refused"
+            try:
+                code = s.reply()[0]
+            except ConnectionResetError:
+                return "reset"
+            if code == 421:
+                return "421"
+            try:
+                ok = (code == 220 and s.cmd("EHLO c.test")[0] == 250 and
+                      s.cmd("NOOP")[0] == 250 and s.cmd("QUIT")[0] == 221)
+                return "done" if ok else "bad reply"
+            except (OSError, EOFError) as e:
+                return "cut: %r" % e
+            finally:
+                s.close()
+
+        def client(port):
+            results[port].append(session(port))
+            started.wait(timeout=30)
+            while not stop.is_set() and len(results[port]) < 5000:
+                results[port].append(session(port))
+
+        threads = [threading.Thread(target=client, args=(p,))
+                   for p in (self.srv.port, self.srv.port, toggled, toggled)]
+        for t in threads:
+            t.start()
+        try:
+            started.wait(timeout=30)  # each client had a session first
+            for _ in range(6):
+                if "extra" in self.srv.listeners:
+                    del self.srv.listeners["extra"]
+                else:
+                    self.srv.listeners["extra"] = 'tls = "none"; auth = "none";'
+                self.reload()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+        kept = results[self.srv.port]
+        self.assertEqual(set(kept), {"done"}, [r for r in kept if r != "done"][:5])
+        other = set(results[toggled])
+        self.assertIn("done", other)
+        self.assertLessEqual(other, {"done", "refused", "reset", "421"}, other)
 
     def greeted_session(self):
         """A session that got its 220: bounded tries, as a session that
