@@ -289,20 +289,40 @@ bind_socket(const struct mp_listen *l, char *err, size_t errsize)
 	return fd;
 }
 
-/* What the admin can do about a bind failure during a reload. */
-static const char *
-reload_bind_hint(int e)
+/* A running listener on port at another address, if any. */
+static const struct live *
+live_on_port(const struct live *list, long long port)
 {
+	for (; list; list = list->next)
+		if (list->port == port)
+			return list;
+	return NULL;
+}
+
+/* What the admin can do about a bind failure during a reload, in out. */
+static void
+reload_bind_hint(int e, long long port, char *out, size_t size)
+{
+	const struct live *other = live_on_port(lives, port);
+
+	out[0] = '\0';
 	if (e == EACCES || e == EPERM)
-		return " (merpatid runs as server.user now and gave up the right "
-		    "to bind ports below 1024: restart merpatid to add this "
-		    "listener, or pick a port from 1024 up)";
-	if (e == EADDRINUSE)
-		return " (another program, or a listener of this configuration, "
-		    "uses it: free the port or pick another, then reload again)";
-	if (e == EADDRNOTAVAIL)
-		return " (no interface of this host has that address)";
-	return "";
+		snprintf(out, size, " (merpatid runs as server.user now and gave "
+		    "up the right to bind ports below 1024: restart merpatid to "
+		    "add this listener, or pick a port from 1024 up)");
+	else if (e == EADDRINUSE && other != NULL)
+		/* Both cannot listen at once, and closing the running one
+		 * first could not be undone if the reload failed after. */
+		snprintf(out, size, " (running listener %s holds port %lld on "
+		    "%s: to move it, remove it in one reload and add the new "
+		    "address in the next)", other->desc.label, port,
+		    other->address);
+	else if (e == EADDRINUSE)
+		snprintf(out, size, " (another program, or a listener of this "
+		    "configuration, uses it: free the port or pick another, then "
+		    "reload again)");
+	else if (e == EADDRNOTAVAIL)
+		snprintf(out, size, " (no interface of this host has that address)");
 }
 
 /* ---- sessions ------------------------------------------------------------------ */
@@ -600,8 +620,10 @@ bind_new(struct mp_core_config *c, int reloading, struct mp_problems *problems)
 			continue;
 		}
 		if ((l->fd = bind_socket(l, err, sizeof(err))) < 0) {
-			mp_problem(problems, "%s%s", err,
-			    reloading ? reload_bind_hint(errno) : "");
+			char hint[512] = "";
+			if (reloading)
+				reload_bind_hint(errno, l->port, hint, sizeof(hint));
+			mp_problem(problems, "%s%s", err, hint);
 			continue;
 		}
 		lv = mp_xcalloc(1, sizeof(*lv));
