@@ -439,22 +439,24 @@ enter_accept(struct live *lv)
 	return fd;
 }
 
-/* Out of accept(); the number still waiting there. The last thread out
- * of a retired listener closes its socket: before, a closed descriptor
- * could be reused under a thread still in accept(). */
+/* Out of accept(); 1 when no thread waits there any more on a listener
+ * still accepting (another must). The last thread out of a retired
+ * listener closes its socket: before, a closed descriptor could be
+ * reused under a thread still in accept(). */
 static int
 leave_accept(struct live *lv)
 {
-	int left;
+	int left, need_another;
 
 	pthread_mutex_lock(&lv->lock);
 	left = atomic_fetch_sub(&lv->idle, 1) - 1;
+	need_another = left == 0 && !lv->retired && !atomic_load(&stopping);
 	if (left == 0 && lv->retired && lv->fd >= 0) {
 		close(lv->fd);
 		lv->fd = -1;
 	}
 	pthread_mutex_unlock(&lv->lock);
-	return left;
+	return need_another;
 }
 
 static void
@@ -507,7 +509,7 @@ acceptor_thread(void *arg)
 		struct sockaddr_storage ss;
 		int fd = accept_one(lv, lfd, &ss);
 
-		if (leave_accept(lv) == 0 && fd >= 0 && start_acceptor(lv) != 0)
+		if (leave_accept(lv) && fd >= 0 && start_acceptor(lv) != 0)
 			mp_log_errno(MP_LOG_WARNING, "%s: no thread for the next "
 			    "connection (accepted when this session ends)",
 			    live_desc(lv).label);
