@@ -458,6 +458,8 @@ class Listeners(unittest.TestCase):
                 s = Session(port, timeout=10)
             except ConnectionRefusedError:
                 return "refused"
+            except ConnectionResetError:
+                return "reset"
             try:
                 code = s.reply()[0]
             except ConnectionResetError:
