@@ -4,12 +4,12 @@
  * The new snapshot is built on the main thread with mp_core_held
  * pointing at it, so the very functions that configure the daemon at
  * start (mp_core_configure, mp_core_load_modules) fill it; nothing else
- * sees it until one atomic store publishes it. What cannot change while
- * running is carried over from the running snapshot and named in the
- * log: the sockets and modes of the listeners (the acceptor threads
- * serve the ones bound at start), the connection pools' layout, and
- * server.state_dir / user / module_dir / landlock, queue.workers and
- * the metrics listener.
+ * sees it until one atomic store publishes it. Listeners follow the new
+ * snapshot (listener.h): new ones are bound before it is published (a
+ * port that cannot be bound refuses the reload), removed ones stop
+ * accepting after. What cannot change while running is carried over
+ * from the running snapshot and named in the log: server.state_dir /
+ * user / module_dir / landlock, queue.workers and the metrics listener.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +20,7 @@
 #include <libconfig.h>
 #include <openssl/ssl.h>
 
+#include "listener.h"
 #include "loader.h"
 #include "log.h"
 #include "reload.h"
@@ -272,37 +273,6 @@ reload_tls(struct snapshot *s, struct mp_core_config *oldc,
 /* ---- what a reload cannot change ----------------------------------------- */
 
 static int
-same_listener(const struct mp_listen *a, const struct mp_listen *b)
-{
-	return strcmp(a->label, b->label) == 0 && strcmp(a->address, b->address) == 0 &&
-	    a->port == b->port && a->tls == b->tls && a->auth == b->auth &&
-	    a->plaintext_auth == b->plaintext_auth && a->any_sender == b->any_sender;
-}
-
-static void
-keep_listeners(struct mp_core_config *c, const struct mp_core_config *old)
-{
-	int changed = c->nlisten != old->nlisten;
-
-	for (size_t i = 0; i < c->nlisten && !changed; i++)
-		changed = !same_listener(&c->listen[i], &old->listen[i]);
-	if (changed)
-		mp_log(MP_LOG_WARNING, "reload: listeners changed (listen, or a "
-		    "protocol module's listen): needs a restart; the running "
-		    "listeners stay as they are");
-	memcpy(c->listen, old->listen, sizeof(c->listen));
-	c->nlisten = old->nlisten;
-	/* The acceptors index pools by the running listeners' layout. */
-	int pools_moved = c->npools != old->npools;
-	for (size_t i = 0; i < c->npools && !pools_moved; i++)
-		pools_moved = strcmp(c->pools[i].name, old->pools[i].name) != 0;
-	if (pools_moved) {
-		memcpy(c->pools, old->pools, sizeof(c->pools));
-		c->npools = old->npools;
-	}
-}
-
-static int
 differs(const char *a, const char *b)
 {
 	return strcmp(a ? a : "", b ? b : "") != 0;
@@ -367,10 +337,15 @@ mp_reload(const char *file, char *const *overrides, size_t noverrides)
 	reuse_from = NULL;
 	if (problems.n == 0)
 		reload_tls(s, oldc, om, &problems);
+	/* Before the modules' reload ops, which cannot be undone: a port
+	 * that cannot be bound refuses the reload with nothing applied. */
+	if (problems.n == 0)
+		mp_listener_prepare(&s->core, &problems);
 	if (problems.n == 0)
 		apply_module_reloads(&problems);
 	npending = 0;
 	if (problems.n > 0) {
+		mp_listener_abort();
 		if (s->core.tls_ctx && s->core.tls_ctx != oldc->tls_ctx)
 			SSL_CTX_free(s->core.tls_ctx);
 		if (s->core.tls_client_ctx && s->core.tls_client_ctx != oldc->tls_client_ctx)
@@ -380,11 +355,11 @@ mp_reload(const char *file, char *const *overrides, size_t noverrides)
 		refuse(s, &problems);
 		return -1;
 	}
-	keep_listeners(&s->core, oldc);
 	keep_fixed(&s->core, oldc);
 	s->meta.generation = om->generation + 1;
 	mp_core_held = NULL;
 	atomic_store(&mp_core_now, &s->core);
+	mp_listener_commit();
 	mp_log_set_json(s->core.log_json);
 	mp_log(MP_LOG_NOTICE, "reload: configuration %u in force for new sessions "
 	    "and deliveries (%zu module(s)); %d session(s) or attempt(s) finish on "

@@ -8,9 +8,10 @@
  * newest when they started, so they finish on it; everything else
  * reads the newest. A reload builds a new snapshot with exactly the
  * checks of `merpati check-config`; any problem and the running one
- * stays, each problem logged. What a reload cannot change (listeners,
- * server.*, queue.workers, metrics) keeps its running value and the
- * log says a restart is needed (docs/operations.md).
+ * stays, each problem logged. Listeners are added, removed and changed
+ * (listener.h); what a reload cannot change (server.*, queue.workers,
+ * metrics) keeps its running value and the log says a restart is
+ * needed (docs/operations.md).
  *
  * Replaced snapshots are kept, not freed: a session may still hold one,
  * and threads that do not hold one (acceptors, the queue scheduler)
