@@ -1,9 +1,10 @@
 /*
- * modules/common/store_folders.c - mailbox and folder names and the
- * LIST answer, one copy for store_sqlite and store_pgsql. See
+ * modules/common/store_folders.c - mailbox handles, folder names and
+ * the LIST answer, one copy for store_sqlite and store_pgsql. See
  * store_folders.h.
  */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -12,15 +13,28 @@
 #include "store_folders.h"
 
 int
-store_user_name(const char *user, char *out, size_t size)
+store_mailbox_new(struct store *s, const char *user, struct mp_mailbox **mb_r,
+    const char **error_r)
 {
 	size_t len = strlen(user);
+	struct mp_mailbox *mb;
 
-	if (len >= size || !strchr(user, '@'))
-		return -1;
-	for (size_t i = 0; i <= len; i++)
-		out[i] = (char)tolower((unsigned char)user[i]);
-	return 0;
+	if (len >= sizeof(mb->user) || !strchr(user, '@') ||
+	    (mb = calloc(1, sizeof(*mb))) == NULL) {
+		*error_r = "bad mailbox address";
+		return MP_ERROR;
+	}
+	mb->s = s;
+	for (size_t i = 0; i < len; i++)
+		mb->user[i] = (char)tolower((unsigned char)user[i]);
+	*mb_r = mb;
+	return MP_OK;
+}
+
+void
+store_mailbox_close(struct mp_mailbox *mb)
+{
+	free(mb);
 }
 
 int

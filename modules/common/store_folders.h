@@ -1,16 +1,29 @@
 /*
- * modules/common/store_folders.h - the rules for mailbox and folder
- * names that the SQL stores share (store_folders.c), and their LIST
- * answer: what the folder table says plus \HasChildren.
+ * modules/common/store_folders.h - the mailbox handle and the rules for
+ * folder names that the SQL stores share (store_folders.c), and their
+ * LIST answer: what the folder table says plus \HasChildren.
  */
 #ifndef MERPATI_COMMON_STORE_FOLDERS_H
 #define MERPATI_COMMON_STORE_FOLDERS_H
 
 #include <stddef.h>
 
-/* The mailbox name of address user: lower-cased into out (size octets).
- * 0, or -1 when it is no address or too long. */
-int store_user_name(const char *user, char *out, size_t size);
+#include <merpati/merpati.h>
+
+/* An SQL store's mailbox handle: the module's state (struct store, the
+ * module's own) and whose mailbox it is. */
+struct store;
+struct mp_mailbox {
+	struct store *s;
+	char user[330];		/* the address, lower-cased */
+};
+/* A handle on user's mailbox in s (not yet looked up in the database):
+ * MP_OK, or MP_ERROR with *error_r when user is no address, too long,
+ * or memory ran out. */
+int store_mailbox_new(struct store *s, const char *user, struct mp_mailbox **mb_r,
+    const char **error_r);
+/* store.h's close(). */
+void store_mailbox_close(struct mp_mailbox *mb);
 
 /* 1 when name can be a folder: 1 to 200 octets, no control characters,
  * no empty hierarchy level ("/a", "a/", "a//b"); else 0. */

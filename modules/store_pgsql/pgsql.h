@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 #include <merpati/merpati.h>
 
+#include "store_folders.h"
 #include "store_snapshot.h"
 
 #define CHUNK 65536		/* octets per message_chunks row */
@@ -49,11 +50,6 @@ struct store {
 	size_t nopen, open_cap;
 	pthread_t listener;
 	int listener_started, stop_fd;
-};
-
-struct mp_mailbox {
-	struct store *s;
-	char user[330];
 };
 
 struct mp_folder {

@@ -31,7 +31,6 @@
 #include <merpati/util.h>
 
 #include "pgsql.h"
-#include "store_folders.h"
 #include "store_keywords.h"
 #include "store_message.h"
 
@@ -129,33 +128,24 @@ static int
 st_open(void *ctx, const char *user, struct mp_mailbox **mb_r, const char **error_r)
 {
 	struct store *s = ctx;
-	struct mp_mailbox *mb = calloc(1, sizeof(*mb));
+	struct mp_mailbox *mb;
 	struct conn *c;
 	long long id = 0;
 	int rc;
 
-	if (mb == NULL || store_user_name(user, mb->user, sizeof(mb->user)) < 0) {
-		free(mb);
-		return say(error_r, MP_ERROR, "bad mailbox address");
-	}
-	mb->s = s;
+	if (store_mailbox_new(s, user, &mb, error_r) != MP_OK)
+		return MP_ERROR;
 	if ((rc = pool_get(s, &c, error_r)) == MP_OK) {
 		if (folder_lookup(c, mb->user, "INBOX", 1, &id) < 0)
 			rc = pg_fail(s, c, NULL, error_r);
 		pool_put(s, c);
 	}
 	if (rc != MP_OK) {
-		free(mb);
+		store_mailbox_close(mb);
 		return rc;
 	}
 	*mb_r = mb;
 	return MP_OK;
-}
-
-static void
-st_close(struct mp_mailbox *mb)
-{
-	free(mb);
 }
 
 /* The user's folders with their attributes; count or -1. */
@@ -1222,7 +1212,7 @@ st_storage_init(void *ctx, uint32_t *version_r, const char **error_r)
 
 static const struct mp_store_ops store_ops = {
 	.struct_size = sizeof(struct mp_store_ops),
-	.open = st_open, .close = st_close, .folders = st_folders,
+	.open = st_open, .close = store_mailbox_close, .folders = st_folders,
 	.folder_create = st_folder_create, .folder_delete = st_folder_delete,
 	.folder_rename = st_folder_rename, .folder_subscribe = st_folder_subscribe,
 	.folder_open = st_folder_open, .folder_close = st_folder_close,
@@ -1274,7 +1264,7 @@ deliver_once(struct store *s, const char *rcpt, const char *key, struct mp_reade
 			rc = insert(s, c, &sv, &uid, &uv, error_r);
 		pool_put(s, c);
 	}
-	st_close(mb);
+	store_mailbox_close(mb);
 	return rc;
 }
 

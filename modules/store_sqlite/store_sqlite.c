@@ -57,11 +57,6 @@ struct store {
 /* Keywords a folder may define (bounded: clients make them). */
 #define KEYWORDS_MAX 256
 
-struct mp_mailbox {
-	struct store *s;
-	char user[330];
-};
-
 struct mp_folder {
 	struct mp_mailbox *mb;
 	long long id;
@@ -171,29 +166,20 @@ static int
 st_open(void *ctx, const char *user, struct mp_mailbox **mb_r, const char **error_r)
 {
 	struct store *s = ctx;
-	struct mp_mailbox *mb = calloc(1, sizeof(*mb));
+	struct mp_mailbox *mb;
+	long long id;
 
-	if (mb == NULL || store_user_name(user, mb->user, sizeof(mb->user)) < 0) {
-		free(mb);
-		*error_r = "bad mailbox address";
+	if (store_mailbox_new(s, user, &mb, error_r) != MP_OK)
 		return MP_ERROR;
-	}
-	mb->s = s;
 	pthread_mutex_lock(&s->lock);
-	long long id = folder_id(s, mb->user, "INBOX", 1);
+	id = folder_id(s, mb->user, "INBOX", 1);
 	pthread_mutex_unlock(&s->lock);
 	if (id == 0) {
-		free(mb);
+		store_mailbox_close(mb);
 		return db_error(s, error_r);
 	}
 	*mb_r = mb;
 	return MP_OK;
-}
-
-static void
-st_close(struct mp_mailbox *mb)
-{
-	free(mb);
 }
 
 static int
@@ -1063,7 +1049,7 @@ st_import(struct mp_mailbox *mb, const char *folder, uint32_t uidvalidity, uint3
 
 static const struct mp_store_ops store_ops = {
 	.struct_size = sizeof(struct mp_store_ops),
-	.open = st_open, .close = st_close, .folders = st_folders,
+	.open = st_open, .close = store_mailbox_close, .folders = st_folders,
 	.folder_create = st_folder_create, .folder_delete = st_folder_delete,
 	.folder_rename = st_folder_rename, .folder_subscribe = st_folder_subscribe,
 	.folder_open = st_folder_open, .folder_close = st_folder_close,
@@ -1091,7 +1077,7 @@ st_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
 	store_delivery_init(&d, env, rcpt, msg);
 	if (rc == MP_OK) {
 		rc = st_append(mb, "INBOX", &d.reader, 0, time(NULL), &uid, &uv, &err);
-		st_close(mb);
+		store_mailbox_close(mb);
 	}
 	return store_delivery_status(status, "store_sqlite", rc, err);
 }

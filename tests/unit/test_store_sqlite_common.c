@@ -268,15 +268,32 @@ each(void *arg, const char *name, unsigned attrs)
 static void
 test_folders(void)
 {
-	char out[16], long_name[260];
+	char long_name[400];
 	struct store_folder_row rows[] = { { "INBOX", 0 }, { "a", 0 }, { "a/b", 0 },
 	    { "ab", 0 }, { "a/b/c", 0 } };
 
-	CHECK_STR("user name lower-cased", store_user_name("Ann@Ex.TEST", out, sizeof(out)) == 0 ?
-	    out : NULL, "ann@ex.test");
-	CHECK("user name without @", store_user_name("ann", out, sizeof(out)) < 0);
-	CHECK("user name too long", store_user_name("abcdefgh@ijklmno", out, sizeof(out)) < 0 &&
-	    store_user_name("abcdefg@ijklmno", out, sizeof(out)) == 0);
+	struct store *owner = (struct store *)long_name;	/* opaque here */
+	struct mp_mailbox *mb = NULL;
+	const char *err = NULL;
+
+	CHECK("mailbox: the address lower-cased",
+	    store_mailbox_new(owner, "Ann@Ex.TEST", &mb, &err) == MP_OK && mb->s == owner &&
+	    strcmp(mb->user, "ann@ex.test") == 0);
+	store_mailbox_close(mb);
+	mb = NULL;
+	CHECK("mailbox: no @", store_mailbox_new(owner, "ann", &mb, &err) == MP_ERROR &&
+	    mb == NULL && strcmp(err, "bad mailbox address") == 0);
+	memset(long_name, 'x', sizeof(long_name));
+	long_name[0] = '@';
+	long_name[329] = '\0';
+	CHECK("mailbox: 329 octets", store_mailbox_new(owner, long_name, &mb, &err) == MP_OK &&
+	    strlen(mb->user) == 329);
+	store_mailbox_close(mb);
+	mb = NULL;
+	long_name[329] = 'x';
+	long_name[330] = '\0';
+	CHECK("mailbox: 330 octets", store_mailbox_new(owner, long_name, &mb, &err) == MP_ERROR &&
+	    mb == NULL);
 	CHECK("folder names: good", store_folder_valid("a") && store_folder_valid("a/b c"));
 	CHECK("folder names: empty levels", !store_folder_valid("") && !store_folder_valid("/a") &&
 	    !store_folder_valid("a/") && !store_folder_valid("a//b"));
