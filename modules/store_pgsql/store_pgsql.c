@@ -302,14 +302,16 @@ st_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
 
 /* ---- open folders ---------------------------------------------------------- */
 
-/* The compare-and-set that claims \Recent (snapshot_claim): moves
- * folders.seen_uid from seen to last unless another claimant, on
- * whichever node, moved it first. 1 won, 0 lost, -1 error. */
 struct claiming {
 	struct mp_folder *f;
 	struct conn *c;
 };
 
+/*
+ * \Recent (store.h contract 5; snapshot_claim): the compare-and-set
+ * that moves folders.seen_uid from seen to last unless another
+ * claimant, on whichever node, moved it first. 1 won, 0 lost, -1 error.
+ */
 static int
 claim_seen(void *arg, long long seen, uint32_t last)
 {
@@ -403,7 +405,7 @@ read_messages(struct mp_folder *f, struct conn *c, int incremental)
 
 /*
  * Bring the folder's state and messages up to date (claim: see
- * claim_recent). folders.modseq tells whether anything changed since
+ * snapshot_claim). folders.modseq tells whether anything changed since
  * the last read (schema.c): unchanged, one indexed row is all a command
  * costs. 0, -1 (database) or -2 (out of memory).
  */
