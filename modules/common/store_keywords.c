@@ -45,7 +45,8 @@ store_keywords_apply(const char *current, enum mp_flags_how how, const char *giv
 	size_t len;
 	int rc = out ? 0 : -2;
 
-	*why = "out of memory";
+	if (out == NULL)
+		*why = "out of memory";
 	given = given ? given : "";
 	for (p = how == MP_FLAGS_REPLACE ? "" : current; rc == 0 &&
 	    (len = mp_words_next(&p, &w)) > 0;)

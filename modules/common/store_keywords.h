@@ -24,7 +24,7 @@ typedef int store_spelling_fn(void *arg, char *word, size_t size, const char **w
  * each word in the folder's spelling, as a malloc'd list in *kw_r.
  * Invalid words in current are dropped; an invalid word in given is
  * refused. 0, -1 (spelling's database error) or -2 (refused or out of
- * memory, with *why).
+ * memory, with *why; *why is left alone on success).
  */
 int store_keywords_apply(const char *current, enum mp_flags_how how, const char *given,
     store_spelling_fn *spelling, void *arg, char **kw_r, const char **why);

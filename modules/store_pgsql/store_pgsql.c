@@ -927,7 +927,8 @@ store_body(struct conn *c, long long id, struct mp_reader *msg)
 	if (in == NULL || acc == NULL)
 		rc = -2;
 	while (rc == 0 && (n = msg->read(msg, in, CHUNK / 2)) > 0) {
-		alen += store_crlf(in, (size_t)n, acc + alen, &prev);	/* at most CHUNK more */
+		/* alen < CHUNK here and CHUNK / 2 octets grow to at most CHUNK */
+		alen += store_crlf(in, (size_t)n, acc + alen, &prev);
 		while (rc == 0 && alen >= CHUNK) {
 			rc = write_chunk(c, id, seq++, acc, CHUNK);
 			memmove(acc, acc + CHUNK, alen - CHUNK);

@@ -154,8 +154,8 @@ folder_id(struct store *s, const char *user, const char *name, int create)
 		id = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	if (id == 0 && create && exec(s, "INSERT INTO folders (user, name, uidvalidity, uidnext, "
-	    "seen_uid, subscribed) VALUES (?1, ?2, ?3, 1, 0, 0)", "tti", user, store_folder_canonical(name),
-	    fresh_uidvalidity(s, user)) == SQLITE_DONE)
+	    "seen_uid, subscribed) VALUES (?1, ?2, ?3, 1, 0, 0)", "tti", user,
+	    store_folder_canonical(name), fresh_uidvalidity(s, user)) == SQLITE_DONE)
 		id = sqlite3_last_insert_rowid(s->db);
 	return id;
 }

@@ -227,6 +227,7 @@ test_keywords(void)
 	rc = store_keywords_apply("", MP_FLAGS_ADD, "$work Urgent $WORK", spelling, &t, &kw, &why);
 	CHECK_STR("add: the folder's spelling, once", rc == 0 ? kw : NULL, "$Work Urgent");
 	CHECK("add: a new word joins the table", t.n == 2);
+	CHECK("success leaves *why alone", why == NULL);
 	free(kw);
 	rc = store_keywords_apply("$Work Urgent", MP_FLAGS_REMOVE, "urgent", spelling, &t, &kw, &why);
 	CHECK_STR("remove, any case", rc == 0 ? kw : NULL, "$Work");
