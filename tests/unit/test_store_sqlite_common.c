@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mock_host.h"
 #include "store_folders.h"
 #include "store_keywords.h"
 #include "store_message.h"
@@ -314,32 +315,11 @@ test_folders(void)
 
 /* ---- message bodies ---- */
 
-/* A reader over a string, at most `step` octets a call. */
-struct text_reader {
-	const char *text;
-	size_t pos, step;
-};
-
-static ssize_t
-text_read(struct mp_reader *r, void *buf, size_t len)
-{
-	struct text_reader *t = r->priv;
-	size_t left = strlen(t->text) - t->pos;
-
-	if (len > t->step)
-		len = t->step;
-	if (len > left)
-		len = left;
-	memcpy(buf, t->text + t->pos, len);
-	t->pos += len;
-	return (ssize_t)len;
-}
-
 static long long
 header_length_of(const char *text, size_t step)
 {
-	struct text_reader t = { text, 0, step };
-	struct mp_reader r = { sizeof(r), text_read, -1, &t };
+	struct mock_text t = { text, 0, step };
+	struct mp_reader r = { sizeof(r), mock_text_read, -1, &t };
 
 	return store_header_length(&r, 999);
 }
@@ -361,8 +341,8 @@ test_message(void)
 	n = store_crlf("\nd\n", 3, out, &prev);
 	CHECK("CRLF: a CR ending the last piece counts", n == 4 && memcmp(out, "\nd\r\n", 4) == 0);
 
-	struct text_reader t = { "Subject: x\r\n\r\nhi\r\n", 0, 4096 };
-	struct mp_reader inner = { sizeof(inner), text_read, -1, &t };
+	struct mock_text t = { "Subject: x\r\n\r\nhi\r\n", 0, 0 };
+	struct mp_reader inner = { sizeof(inner), mock_text_read, -1, &t };
 	struct mp_envelope env = { .struct_size = sizeof(env), .sender = "s@x.test" };
 	struct store_delivery d;
 	char got[256] = "";
