@@ -13,6 +13,9 @@
 #include <libpq-fe.h>
 #include <merpati/merpati.h>
 
+#include "store_folders.h"
+#include "store_snapshot.h"
+
 #define CHUNK 65536		/* octets per message_chunks row */
 #define NOTIFY_CHANNEL "merpati_store"
 
@@ -49,27 +52,14 @@ struct store {
 	int listener_started, stop_fd;
 };
 
-struct mp_mailbox {
-	struct store *s;
-	char user[330];
-};
-
 struct mp_folder {
 	struct mp_mailbox *mb;
 	long long id;
-	int read_only;
 	PGconn *lock_conn;	/* holds the POP3 advisory lock, or NULL */
-	uint32_t uidvalidity, uidnext;
 	int loaded;		/* the snapshot holds the folder as of modseq */
 	long long modseq, expunges;	/* folders' counters when last read */
-	uint32_t seen_uid;	/* read-only: the last UID claimed by anyone */
-	struct claim { uint32_t first, last; } *claims;	/* \Recent ours */
-	size_t nclaims;
 	int event_fd;		/* signalled when the folder may have changed */
-	struct mp_msg_info *info;
-	char **keywords;
-	size_t n, info_cap, keywords_cap;
-	char *result;		/* flags_change / folder_keywords text */
+	struct store_snapshot snap;	/* messages, \Recent claims */
 };
 
 /* pool.c */

@@ -19,7 +19,6 @@
  * (listen.c), and count in folders.modseq, so an open folder re-reads
  * only what changed (refresh).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,8 @@
 #include <merpati/util.h>
 
 #include "pgsql.h"
+#include "store_keywords.h"
+#include "store_message.h"
 
 #define KEYWORDS_MAX 256	/* keywords a folder may define (clients make them) */
 #define POP3_LOCK_CLASS 0x6d70	/* advisory lock namespace ("mp") */
@@ -43,26 +44,6 @@ say(const char **error_r, int rc, const char *text)
 {
 	*error_r = text;
 	return rc;
-}
-
-static int
-valid_folder(const char *name)
-{
-	size_t len = strlen(name);
-
-	if (len == 0 || len > 200 || name[0] == '/' || name[len - 1] == '/' || strstr(name, "//"))
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-			return 0;
-	return 1;
-}
-
-/* INBOX is case-insensitive (RFC 3501 5.1). */
-static const char *
-canonical(const char *name)
-{
-	return strcasecmp(name, "INBOX") == 0 ? "INBOX" : name;
 }
 
 /* Tell every node's IDLE that folder changed (at this transaction's
@@ -119,7 +100,7 @@ folder_lookup(struct conn *c, const char *user, const char *name, int create,
 	PGresult *res;
 
 	p_text(&p, user);
-	p_text(&p, canonical(name));
+	p_text(&p, store_folder_canonical(name));
 	for (int pass = 0; pass < 2; pass++) {
 		if ((res = run(c, Q_FOLDER_ID, &p, 0)) == NULL)
 			return -1;
@@ -129,7 +110,7 @@ folder_lookup(struct conn *c, const char *user, const char *name, int create,
 			return 0;
 		struct params n = { .n = 0 };
 		p_text(&n, user);
-		p_text(&n, canonical(name));
+		p_text(&n, store_folder_canonical(name));
 		p_int(&n, (long long)time(NULL));	/* a fresh UIDVALIDITY */
 		if ((res = run(c, Q_FOLDER_NEW, &n, 0)) == NULL)
 			return -1;
@@ -147,49 +128,33 @@ static int
 st_open(void *ctx, const char *user, struct mp_mailbox **mb_r, const char **error_r)
 {
 	struct store *s = ctx;
-	struct mp_mailbox *mb = calloc(1, sizeof(*mb));
+	struct mp_mailbox *mb;
 	struct conn *c;
 	long long id = 0;
 	int rc;
 
-	if (mb == NULL || strlen(user) >= sizeof(mb->user) || !strchr(user, '@')) {
-		free(mb);
-		return say(error_r, MP_ERROR, "bad mailbox address");
-	}
-	mb->s = s;
-	for (size_t i = 0; user[i]; i++)
-		mb->user[i] = (char)tolower((unsigned char)user[i]);
+	if (store_mailbox_new(s, user, &mb, error_r) != MP_OK)
+		return MP_ERROR;
 	if ((rc = pool_get(s, &c, error_r)) == MP_OK) {
 		if (folder_lookup(c, mb->user, "INBOX", 1, &id) < 0)
 			rc = pg_fail(s, c, NULL, error_r);
 		pool_put(s, c);
 	}
 	if (rc != MP_OK) {
-		free(mb);
+		store_mailbox_close(mb);
 		return rc;
 	}
 	*mb_r = mb;
 	return MP_OK;
 }
 
-static void
-st_close(struct mp_mailbox *mb)
-{
-	free(mb);
-}
-
-struct folder_row {
-	char name[210];
-	unsigned attrs;
-};
-
 /* The user's folders with their attributes; count or -1. */
 static long
-list_folders(struct conn *c, const char *user, struct folder_row **rows_r)
+list_folders(struct conn *c, const char *user, struct store_folder_row **rows_r)
 {
 	struct params p = { .n = 0 };
 	PGresult *res;
-	struct folder_row *rows;
+	struct store_folder_row *rows;
 	int n;
 
 	p_text(&p, user);
@@ -215,7 +180,7 @@ st_folders(struct mp_mailbox *mb, void (*each)(void *, const char *, unsigned),
     void *arg, const char **error_r)
 {
 	struct store *s = mb->s;
-	struct folder_row *rows = NULL;
+	struct store_folder_row *rows = NULL;
 	struct conn *c;
 	long n;
 	int rc;
@@ -226,13 +191,8 @@ st_folders(struct mp_mailbox *mb, void (*each)(void *, const char *, unsigned),
 	if (n < 0)
 		rc = pg_fail(s, c, NULL, error_r);
 	pool_put(s, c);
-	for (long i = 0; i < n; i++) {
-		size_t len = strlen(rows[i].name);
-		for (long k = 0; k < n; k++)
-			if (strncmp(rows[k].name, rows[i].name, len) == 0 && rows[k].name[len] == '/')
-				rows[i].attrs |= MP_FOLDER_HAS_CHILDREN;
-		each(arg, rows[i].name, rows[i].attrs);
-	}
+	if (n > 0)
+		store_folders_report(rows, (size_t)n, each, arg);
 	free(rows);
 	return rc;
 }
@@ -245,7 +205,7 @@ st_folder_create(struct mp_mailbox *mb, const char *name, const char **error_r)
 	long long id = 0;
 	int rc;
 
-	if (!valid_folder(name))
+	if (!store_folder_valid(name))
 		return say(error_r, MP_ERROR, "invalid folder name");
 	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
 		return rc;
@@ -299,7 +259,7 @@ st_folder_rename(struct mp_mailbox *mb, const char *from, const char *to,
 	long long id = 0, taken = 0;
 	int rc;
 
-	if (strcasecmp(from, "INBOX") == 0 || !valid_folder(to))
+	if (strcasecmp(from, "INBOX") == 0 || !store_folder_valid(to))
 		return say(error_r, MP_ERROR, "cannot rename to or from that name");
 	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
 		return rc;
@@ -332,7 +292,7 @@ st_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
 	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
 		return rc;
 	p_text(&p, mb->user);
-	p_text(&p, canonical(name));
+	p_text(&p, store_folder_canonical(name));
 	p_int(&p, on != 0);
 	if (run_only(c, Q_SUBSCRIBE, &p) < 0)
 		rc = pg_fail(s, c, NULL, error_r);
@@ -342,173 +302,77 @@ st_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
 
 /* ---- open folders ---------------------------------------------------------- */
 
-static void
-free_snapshot(struct mp_folder *f)
-{
-	for (size_t i = 0; i < f->n; i++)
-		free(f->keywords[i]);
-	free(f->keywords);
-	free(f->info);
-	f->keywords = NULL;
-	f->info = NULL;
-	f->n = f->info_cap = f->keywords_cap = 0;
-}
+struct claiming {
+	struct mp_folder *f;
+	struct conn *c;
+};
 
 /*
- * \Recent (store.h contract 5): a read-write handle claims the UIDs
- * above folders.seen_uid by moving it to UIDNEXT - 1, guarded by the
- * value it read, so one claimant wins on whichever node; a read-only
- * handle claims nothing and remembers the mark. 0 or -1.
+ * \Recent (store.h contract 5; snapshot_claim): the compare-and-set
+ * that moves folders.seen_uid from seen to last unless another
+ * claimant, on whichever node, moved it first. 1 won, 0 lost, -1 error.
  */
 static int
-claim_recent(struct mp_folder *f, struct conn *c, long long seen, int claim)
+claim_seen(void *arg, long long seen, uint32_t last)
 {
+	struct claiming *cl = arg;
 	struct params p = { .n = 0 };
-	struct claim *cl;
 	PGresult *res;
 	int won;
 
-	f->seen_uid = (uint32_t)seen;
-	if (f->read_only || !claim || seen + 1 >= f->uidnext)
-		return 0;
-	p_int(&p, f->id);
+	p_int(&p, cl->f->id);
 	p_int(&p, seen);
-	p_int(&p, (long long)f->uidnext - 1);
-	if ((res = run(c, Q_CLAIM, &p, 0)) == NULL)
+	p_int(&p, last);
+	if ((res = run(cl->c, Q_CLAIM, &p, 0)) == NULL)
 		return -1;
 	won = strcmp(PQcmdTuples(res), "1") == 0;
 	PQclear(res);
-	if (!won)
-		return 0;	/* another session claimed them first */
-	if ((cl = realloc(f->claims, (f->nclaims + 1) * sizeof(*cl))) == NULL)
-		return -1;
-	f->claims = cl;
-	f->claims[f->nclaims++] = (struct claim){ (uint32_t)seen + 1, f->uidnext - 1 };
-	return 0;
+	return won;
 }
 
-static int
-is_recent(const struct mp_folder *f, uint32_t uid)
+/* Row `row` of a Q_MESSAGES / Q_CHANGES result, its keywords borrowed
+ * from res. */
+static struct mp_msg_info
+row_message(PGresult *res, int row)
 {
-	if (f->read_only)
-		return uid > f->seen_uid;
-	for (size_t i = f->nclaims; i-- > 0;)
-		if (uid >= f->claims[i].first && uid <= f->claims[i].last)
-			return 1;
-	return 0;
-}
-
-/* Set each message's MP_FLAG_RECENT from the claims (or, read-only,
- * the mark), which may move without any message changing. */
-static void
-mark_recent(struct mp_folder *f)
-{
-	for (size_t i = 0; i < f->n; i++) {
-		struct mp_msg_info *m = &f->info[i];
-		m->flags &= ~(uint32_t)MP_FLAG_RECENT;
-		if (is_recent(f, m->uid))
-			m->flags |= MP_FLAG_RECENT;
-	}
-}
-
-/* Copy row `row` of a Q_MESSAGES / Q_CHANGES result into f->info[i]
- * (its keywords string replaced); 0 or -1 (memory). */
-static int
-take_row(struct mp_folder *f, size_t i, PGresult *res, int row)
-{
-	struct mp_msg_info *m = &f->info[i];
-	char *kw = strdup(PQgetvalue(res, row, 4));
-
-	if (kw == NULL)
-		return -1;
-	free(f->keywords[i]);
-	f->keywords[i] = kw;
-	m->struct_size = sizeof(*m);
-	m->uid = (uint32_t)col_int(res, row, 0);
-	m->flags = (uint32_t)col_int(res, row, 1);
-	m->size = (uint64_t)col_int(res, row, 2);
-	m->internal_date = (time_t)col_int(res, row, 3);
-	m->keywords = kw;
-	if (m->uid >= f->uidnext)	/* committed after the state was read */
-		f->uidnext = m->uid + 1;
-	return 0;
-}
-
-/* Room for n messages in the snapshot; 0 or -1. */
-static int
-snapshot_room(struct mp_folder *f, size_t n)
-{
-	struct mp_msg_info *info;
-	char **kw;
-
-	if ((info = mp_array_grow(f->info, &f->info_cap, n, sizeof(*info))) == NULL)
-		return -1;
-	f->info = info;
-	if ((kw = mp_array_grow(f->keywords, &f->keywords_cap, n, sizeof(*kw))) == NULL)
-		return -1;
-	f->keywords = kw;
-	return 0;
+	return (struct mp_msg_info){
+		.uid = (uint32_t)col_int(res, row, 0),
+		.flags = (uint32_t)col_int(res, row, 1),
+		.size = (uint64_t)col_int(res, row, 2),
+		.internal_date = (time_t)col_int(res, row, 3),
+		.keywords = PQgetvalue(res, row, 4),
+	};
 }
 
 /* Take all rows of Q_MESSAGES as the snapshot; 0 or -1 (memory). */
 static int
 take_messages(struct mp_folder *f, PGresult *res)
 {
-	size_t n = (size_t)PQntuples(res);
+	int rows = PQntuples(res);
 
-	free_snapshot(f);
-	if (n == 0)
-		return 0;
-	if (snapshot_room(f, n) < 0)
+	snapshot_clear(&f->snap);
+	if (rows > 0 && snapshot_reserve(&f->snap, (size_t)rows) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++, f->n++) {
-		f->keywords[i] = NULL;
-		if (take_row(f, i, res, (int)i) < 0)
+	for (int r = 0; r < rows; r++) {
+		struct mp_msg_info m = row_message(res, r);
+		if (snapshot_put(&f->snap, f->snap.n, &m) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-/* The snapshot index of uid, or f->n when absent (the snapshot is in
- * UID order). */
-static size_t
-find_uid(const struct mp_folder *f, uint32_t uid)
-{
-	size_t lo = 0, hi = f->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (f->info[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < f->n && f->info[lo].uid == uid ? lo : f->n;
-}
-
-/* Merge the rows of Q_CHANGES (UID order) into the snapshot: a known UID
- * gets its new flags, a UID above the last is appended. 0, -1 (memory)
- * or 1 when a new UID falls between known ones (an import with its own
- * UID): then the caller re-reads everything. */
+/* Merge the rows of Q_CHANGES (UID order) into the snapshot; 0, -1
+ * (memory) or 1: re-read everything (snapshot_merge). */
 static int
 merge_changes(struct mp_folder *f, PGresult *res)
 {
-	int rows = PQntuples(res);
+	int rows = PQntuples(res), rc = 0;
 
-	for (int r = 0; r < rows; r++) {
-		uint32_t uid = (uint32_t)col_int(res, r, 0);
-		size_t i = find_uid(f, uid);
-		if (i == f->n) {
-			if (f->n > 0 && uid < f->info[f->n - 1].uid)
-				return 1;
-			if (snapshot_room(f, f->n + 1) < 0)
-				return -1;
-			f->keywords[f->n++] = NULL;
-		}
-		if (take_row(f, i, res, r) < 0)
-			return -1;
+	for (int r = 0; rc == 0 && r < rows; r++) {
+		struct mp_msg_info m = row_message(res, r);
+		rc = snapshot_merge(&f->snap, &m);
 	}
-	return 0;
+	return rc;
 }
 
 /* Bring the snapshot from f->modseq up to date: only the changed rows
@@ -541,7 +405,7 @@ read_messages(struct mp_folder *f, struct conn *c, int incremental)
 
 /*
  * Bring the folder's state and messages up to date (claim: see
- * claim_recent). folders.modseq tells whether anything changed since
+ * snapshot_claim). folders.modseq tells whether anything changed since
  * the last read (schema.c): unchanged, one indexed row is all a command
  * costs. 0, -1 (database) or -2 (out of memory).
  */
@@ -550,6 +414,7 @@ refresh(struct mp_folder *f, struct conn *c, int claim)
 {
 	struct params p = { .n = 0 };
 	PGresult *res;
+	struct claiming cl = { f, c };
 	long long seen, modseq, expunges;
 	uint32_t uidvalidity;
 	int rc = 0;
@@ -559,32 +424,32 @@ refresh(struct mp_folder *f, struct conn *c, int claim)
 		return -1;
 	if (PQntuples(res) != 1) {	/* deleted meanwhile: shows empty */
 		PQclear(res);
-		free_snapshot(f);
+		snapshot_clear(&f->snap);
 		f->loaded = 0;
 		return 0;
 	}
 	uidvalidity = (uint32_t)col_int(res, 0, 0);
-	f->uidnext = (uint32_t)col_int(res, 0, 1);
+	f->snap.uidnext = (uint32_t)col_int(res, 0, 1);
 	seen = col_int(res, 0, 2);
 	modseq = col_int(res, 0, 3);
 	expunges = col_int(res, 0, 4);
 	PQclear(res);
-	if (!f->loaded || modseq != f->modseq || uidvalidity != f->uidvalidity) {
-		int incremental = f->loaded && uidvalidity == f->uidvalidity &&
+	if (!f->loaded || modseq != f->modseq || uidvalidity != f->snap.uidvalidity) {
+		int incremental = f->loaded && uidvalidity == f->snap.uidvalidity &&
 		    expunges == f->expunges;
 		f->loaded = 0;	/* until the read below is whole */
 		if ((rc = read_messages(f, c, incremental)) < 0) {
-			free_snapshot(f);
+			snapshot_clear(&f->snap);
 			return rc;
 		}
-		f->uidvalidity = uidvalidity;
+		f->snap.uidvalidity = uidvalidity;
 		f->modseq = modseq;
 		f->expunges = expunges;
 		f->loaded = 1;
 	}
-	if (claim_recent(f, c, seen, claim) < 0)
+	if (snapshot_claim(&f->snap, seen, claim, claim_seen, &cl) < 0)
 		return -1;
-	mark_recent(f);
+	snapshot_mark_recent(&f->snap);
 	return 0;
 }
 
@@ -646,7 +511,7 @@ st_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 	if (f == NULL)
 		return say(error_r, MP_ERROR, "out of memory");
 	f->mb = mb;
-	f->read_only = read_only;
+	f->snap.read_only = read_only;
 	f->event_fd = -1;
 	if ((rc = pool_get(s, &c, error_r)) != MP_OK) {
 		free(f);
@@ -662,7 +527,7 @@ st_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 	if (rc == MP_OK && register_open(s, f) < 0)
 		rc = say(error_r, MP_ERROR, "out of memory");
 	if (rc != MP_OK) {
-		free_snapshot(f);
+		snapshot_fini(&f->snap);
 		free(f);
 		return rc;
 	}
@@ -685,9 +550,7 @@ st_folder_close(struct mp_folder *f)
 	pop3_unlock(f);
 	if (f->event_fd >= 0)
 		close(f->event_fd);
-	free_snapshot(f);
-	free(f->claims);
-	free(f->result);
+	snapshot_fini(&f->snap);
 	free(f);
 }
 
@@ -695,14 +558,7 @@ static int
 st_folder_info(struct mp_folder *f, struct mp_folder_info *info, const char **error_r)
 {
 	(void)error_r;
-	info->unseen = info->recent = 0;	/* the caller sized info */
-	info->uidvalidity = f->uidvalidity;
-	info->uidnext = f->uidnext;
-	info->messages = (uint32_t)f->n;
-	for (size_t i = 0; i < f->n; i++) {
-		info->unseen += !(f->info[i].flags & MP_FLAG_SEEN);
-		info->recent += !!(f->info[i].flags & MP_FLAG_RECENT);
-	}
+	snapshot_folder_info(&f->snap, info);
 	return MP_OK;
 }
 
@@ -719,8 +575,8 @@ st_messages(struct mp_folder *f, const struct mp_msg_info **v_r, size_t *n_r,
 			rc = r == -1 ? pg_fail(s, c, NULL, error_r) : say(error_r, MP_ERROR, "out of memory");
 		pool_put(s, c);
 	}
-	*v_r = f->info;
-	*n_r = f->n;
+	*v_r = f->snap.info;
+	*n_r = f->snap.n;
 	return rc;
 }
 
@@ -790,26 +646,6 @@ body_read(struct mp_reader *r, void *buf, size_t len)
 	return (ssize_t)len;
 }
 
-/* The header section's length: up to and including the empty line. */
-static long long
-header_length(struct mp_reader *r, long long size)
-{
-	char buf[4096];
-	long long off = 0;
-	int state = 0;	/* counts "\r\n\r\n" progress */
-	ssize_t n;
-
-	while ((n = r->read(r, buf, sizeof(buf))) > 0) {
-		for (ssize_t i = 0; i < n; i++, off++) {
-			static const char end[] = "\r\n\r\n";
-			state = buf[i] == end[state] ? state + 1 : buf[i] == '\r' ? 1 : 0;
-			if (state == 4)
-				return off + 1;
-		}
-	}
-	return size;
-}
-
 static int
 st_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part,
     struct mp_reader *r, const char **error_r)
@@ -849,7 +685,7 @@ st_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part,
 	r->priv = b;
 	r->size = (off_t)b->end;
 	if (part == MP_PART_HEADER) {
-		long long h = header_length(r, b->end);
+		long long h = store_header_length(r, b->end);
 		b->pos = b->seq = 0;
 		b->blen = b->boff = 0;
 		b->end = h;
@@ -872,18 +708,24 @@ st_message_close(struct mp_reader *r)
 
 /* ---- keywords (store.h contract 4) ---- */
 
-/* The folder's spelling of word into word (adding it when new): 0, -1
- * (database) or -2 (refused, *why). */
+struct spelling {
+	struct conn *c;
+	long long folder;
+};
+
+/* store_spelling_fn on folder_keywords, whose unique (folder,
+ * lower(name)) key makes the first spelling win on every node. */
 static int
-folder_spelling(struct conn *c, long long folder, char *word, size_t size, const char **why)
+folder_spelling(void *arg, char *word, size_t size, const char **why)
 {
+	struct spelling *sp = arg;
 	struct params p = { .n = 0 };
 	PGresult *res;
 
-	p_int(&p, folder);
+	p_int(&p, sp->folder);
 	p_text(&p, word);
 	for (int pass = 0; pass < 2; pass++) {
-		if ((res = run(c, Q_KW_FIND, &p, 0)) == NULL)
+		if ((res = run(sp->c, Q_KW_FIND, &p, 0)) == NULL)
 			return -1;
 		if (PQntuples(res) == 1) {
 			snprintf(word, size, "%s", PQgetvalue(res, 0, 0));
@@ -894,8 +736,8 @@ folder_spelling(struct conn *c, long long folder, char *word, size_t size, const
 		if (pass)
 			break;
 		struct params q = { .n = 0 };
-		p_int(&q, folder);
-		if ((res = run(c, Q_KW_COUNT, &q, 0)) == NULL)
+		p_int(&q, sp->folder);
+		if ((res = run(sp->c, Q_KW_COUNT, &q, 0)) == NULL)
 			return -1;
 		long long count = col_int(res, 0, 0);
 		PQclear(res);
@@ -903,35 +745,11 @@ folder_spelling(struct conn *c, long long folder, char *word, size_t size, const
 			*why = "too many keywords in this folder";
 			return -2;
 		}
-		if (run_only(c, Q_KW_ADD, &p) < 0)
+		if (run_only(sp->c, Q_KW_ADD, &p) < 0)
 			return -1;
 	}
 	*why = "cannot record keyword";
 	return -2;
-}
-
-/* Append the folder's spelling of w to *out; 0, -1 or -2 (see above). */
-static int
-add_keyword(struct conn *c, long long folder, const char *w, size_t len, char **out,
-    const char **why)
-{
-	char word[MP_KEYWORD_LEN_MAX + 1];
-	int rc;
-
-	if (!mp_keyword_valid(w, len)) {
-		*why = "invalid keyword";
-		return -2;
-	}
-	if (mp_words_find(*out, w, len))
-		return 0;
-	snprintf(word, sizeof(word), "%.*s", (int)len, w);
-	if ((rc = folder_spelling(c, folder, word, sizeof(word), why)) < 0)
-		return rc;
-	if (mp_words_add(out, word, strlen(word)) < 0) {
-		*why = "out of memory";
-		return -2;
-	}
-	return 0;
 }
 
 /* current changed by how/given, in the folder's spelling (malloc'd
@@ -940,26 +758,9 @@ static int
 apply_keywords(struct conn *c, long long folder, const char *current,
     enum mp_flags_how how, const char *given, char **kw_r, const char **why)
 {
-	const char *p, *w;
-	char *out = strdup("");
-	size_t len;
-	int rc = out ? 0 : -2;
+	struct spelling sp = { c, folder };
 
-	*why = "out of memory";
-	given = given ? given : "";
-	for (p = how == MP_FLAGS_REPLACE ? "" : current; rc == 0 &&
-	    (len = mp_words_next(&p, &w)) > 0;)
-		if (mp_keyword_valid(w, len) && (how != MP_FLAGS_REMOVE || !mp_words_find(given, w, len)))
-			rc = add_keyword(c, folder, w, len, &out, why);
-	for (p = how == MP_FLAGS_REMOVE ? "" : given; rc == 0 &&
-	    (len = mp_words_next(&p, &w)) > 0;)
-		rc = add_keyword(c, folder, w, len, &out, why);
-	if (rc < 0) {
-		free(out);
-		return rc;
-	}
-	*kw_r = out;
-	return 0;
+	return store_keywords_apply(current, how, given, folder_spelling, &sp, kw_r, why);
 }
 
 static int
@@ -992,9 +793,7 @@ st_folder_keywords(struct mp_folder *f, const char **keywords_r, const char **er
 	pool_put(s, c);
 	if (out == NULL)
 		rc = say(error_r, MP_ERROR, "out of memory");
-	free(f->result);
-	f->result = out;
-	*keywords_r = out ? out : "";
+	*keywords_r = snapshot_result(&f->snap, out);
 	return rc;
 }
 
@@ -1067,7 +866,7 @@ st_flags_change(struct mp_folder *f, uint32_t uid, enum mp_flags_how how,
 	char *kw = NULL;
 	int rc;
 
-	if (f->read_only)
+	if (f->snap.read_only)
 		return say(error_r, MP_ERROR, "folder is read-only");
 	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
 		return rc;
@@ -1075,21 +874,7 @@ st_flags_change(struct mp_folder *f, uint32_t uid, enum mp_flags_how how,
 	pool_put(s, c);
 	if (rc != MP_OK)
 		return rc;
-	if (is_recent(f, uid))
-		now |= MP_FLAG_RECENT;
-	for (size_t i = 0; i < f->n; i++)
-		if (f->info[i].uid == uid) {	/* the snapshot follows */
-			f->info[i].flags = now;
-			free(f->keywords[i]);
-			f->keywords[i] = strdup(kw);
-			f->info[i].keywords = f->keywords[i] ? f->keywords[i] : "";
-		}
-	free(f->result);
-	f->result = kw;
-	if (flags_r)
-		*flags_r = now;
-	if (keywords_r)
-		*keywords_r = kw;
+	snapshot_flags_changed(&f->snap, uid, now, kw, flags_r, keywords_r);
 	return MP_OK;
 }
 
@@ -1142,12 +927,8 @@ store_body(struct conn *c, long long id, struct mp_reader *msg)
 	if (in == NULL || acc == NULL)
 		rc = -2;
 	while (rc == 0 && (n = msg->read(msg, in, CHUNK / 2)) > 0) {
-		for (ssize_t i = 0; i < n; i++) {	/* at most 2 * CHUNK / 2 more */
-			if (in[i] == '\n' && prev != '\r')
-				acc[alen++] = '\r';
-			acc[alen++] = in[i];
-			prev = in[i];
-		}
+		/* alen < CHUNK here and CHUNK / 2 octets grow to at most CHUNK */
+		alen += store_crlf(in, (size_t)n, acc + alen, &prev);
 		while (rc == 0 && alen >= CHUNK) {
 			rc = write_chunk(c, id, seq++, acc, CHUNK);
 			memmove(acc, acc + CHUNK, alen - CHUNK);
@@ -1294,14 +1075,7 @@ st_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
 	if (rc == MP_OK && ++expunges % 256 == 0)
 		run_only(c, Q_PURGE, NULL);	/* long-expunged rows (schema.c) */
 	pool_put(s, c);
-	if (rc != MP_OK || changed)
-		return rc;
-	/* Gone already (another session expunged it): done, as on Maildir;
-	 * only a UID this handle never listed is MP_DECLINED. */
-	for (size_t i = 0; i < f->n; i++)
-		if (f->info[i].uid == uid)
-			return MP_OK;
-	return say(error_r, MP_DECLINED, "no such message");
+	return rc != MP_OK || changed ? rc : snapshot_expunge_gone(&f->snap, uid, error_r);
 }
 
 static int
@@ -1407,7 +1181,7 @@ st_import(struct mp_mailbox *mb, const char *folder, uint32_t uidvalidity, uint3
 	uint32_t uid_r, uv_r;
 	int rc;
 
-	if (!valid_folder(folder) || uid == 0)
+	if (!store_folder_valid(folder) || uid == 0)
 		return say(error_r, MP_ERROR, "invalid folder name or UID");
 	if ((rc = pool_get(s, &c, error_r)) != MP_OK)
 		return rc;
@@ -1441,7 +1215,7 @@ st_storage_init(void *ctx, uint32_t *version_r, const char **error_r)
 
 static const struct mp_store_ops store_ops = {
 	.struct_size = sizeof(struct mp_store_ops),
-	.open = st_open, .close = st_close, .folders = st_folders,
+	.open = st_open, .close = store_mailbox_close, .folders = st_folders,
 	.folder_create = st_folder_create, .folder_delete = st_folder_delete,
 	.folder_rename = st_folder_rename, .folder_subscribe = st_folder_subscribe,
 	.folder_open = st_folder_open, .folder_close = st_folder_close,
@@ -1454,26 +1228,6 @@ static const struct mp_store_ops store_ops = {
 };
 
 /* ---- local delivery -------------------------------------------------------------- */
-
-struct prefixed {
-	struct mp_reader *inner;
-	const char *head;
-	size_t hlen, hpos;
-};
-
-static ssize_t
-prefixed_read(struct mp_reader *r, void *buf, size_t len)
-{
-	struct prefixed *p = r->priv;
-
-	if (p->hpos < p->hlen) {
-		size_t k = p->hlen - p->hpos < len ? p->hlen - p->hpos : len;
-		memcpy(buf, p->head + p->hpos, k);
-		p->hpos += k;
-		return (ssize_t)k;
-	}
-	return p->inner->read(p->inner, buf, len);
-}
 
 /* Has this queued delivery been stored already (its COMMIT went through
  * but its answer was lost, so the queue tries again)? 1, 0 or -1. */
@@ -1513,7 +1267,7 @@ deliver_once(struct store *s, const char *rcpt, const char *key, struct mp_reade
 			rc = insert(s, c, &sv, &uid, &uv, error_r);
 		pool_put(s, c);
 	}
-	st_close(mb);
+	store_mailbox_close(mb);
 	return rc;
 }
 
@@ -1521,27 +1275,16 @@ static int
 st_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
     struct mp_reader *msg, struct mp_status *status)
 {
-	struct store *s = ctx;
-	char head[1024], key[600];
+	struct store_delivery d;
+	char key[600];
 	const char *err = NULL;
-	int n = snprintf(head, sizeof(head), "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
-	    env->sender, rcpt);
-	struct prefixed p = { msg, head, n < (int)sizeof(head) ? (size_t)n : sizeof(head) - 1, 0 };
-	struct mp_reader r = { sizeof(r), prefixed_read, -1, &p };
-	int rc;
 
+	store_delivery_init(&d, env, rcpt, msg);
 	snprintf(key, sizeof(key), "%s", "");
 	if (env->queue_id && env->queue_id[0])
 		snprintf(key, sizeof(key), "%s/%ld/%s", env->queue_id, (long)env->arrival, rcpt);
-	rc = deliver_once(s, rcpt, key, &r, &err);
-	if (rc == MP_OK)
-		mp_status_set(status, 250, "2.0.0", "delivered to store_pgsql");
-	else {
-		mp_status_set(status, 451, "4.3.0", "");
-		snprintf(status->text, sizeof(status->text), "store_pgsql: %s", err ? err : "failed");
-		rc = MP_TEMPFAIL;
-	}
-	return rc;
+	return store_delivery_status(status, "store_pgsql",
+	    deliver_once(ctx, rcpt, key, &d.reader, &err), err);
 }
 
 static const struct mp_deliver_ops deliver_ops = {

@@ -17,7 +17,6 @@
  * a message being read when it is expunged is only hidden (its folder
  * id negated) and deleted when its last reader closes.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -33,6 +32,11 @@
 #include <sqlite3.h>
 #include <merpati/merpati.h>
 #include <merpati/util.h>
+
+#include "store_folders.h"
+#include "store_keywords.h"
+#include "store_message.h"
+#include "store_snapshot.h"
 
 #define CHUNK 65536
 #define MAX_LOCKS 4096
@@ -53,24 +57,12 @@ struct store {
 /* Keywords a folder may define (bounded: clients make them). */
 #define KEYWORDS_MAX 256
 
-struct mp_mailbox {
-	struct store *s;
-	char user[330];
-};
-
 struct mp_folder {
 	struct mp_mailbox *mb;
 	long long id;
-	int read_only, holds_lock;
-	uint32_t uidvalidity, uidnext;
-	uint32_t seen_uid;	/* read-only: the last UID claimed by anyone */
-	struct claim { uint32_t first, last; } *claims;	/* \Recent ours */
-	size_t nclaims;
+	int holds_lock;
 	int event_fd;		/* signalled when the folder changes; -1 unused */
-	struct mp_msg_info *info;
-	char **keywords;
-	size_t n, info_cap, keywords_cap;
-	char *result;		/* flags_change / folder_keywords text */
+	struct store_snapshot snap;	/* messages, \Recent claims */
 };
 
 static _Thread_local char err_buf[512];
@@ -127,26 +119,6 @@ notify(struct store *s, long long id)
 			(void)!write(s->open[i]->event_fd, &one, sizeof(one));
 }
 
-static int
-valid_folder(const char *name)
-{
-	size_t len = strlen(name);
-
-	if (len == 0 || len > 200 || name[0] == '/' || name[len - 1] == '/' || strstr(name, "//"))
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-			return 0;
-	return 1;
-}
-
-/* INBOX is case-insensitive (RFC 3501 5.1). */
-static const char *
-canonical(const char *name)
-{
-	return strcasecmp(name, "INBOX") == 0 ? "INBOX" : name;
-}
-
 /* A UIDVALIDITY the user never had (RFC 3501 2.3.1.1: a folder deleted
  * and made again must not reuse one): the clock, or one past the last
  * handed out. Lock held. */
@@ -177,13 +149,13 @@ folder_id(struct store *s, const char *user, const char *name, int create)
 	long long id = 0;
 
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, canonical(name), -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, store_folder_canonical(name), -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		id = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	if (id == 0 && create && exec(s, "INSERT INTO folders (user, name, uidvalidity, uidnext, "
-	    "seen_uid, subscribed) VALUES (?1, ?2, ?3, 1, 0, 0)", "tti", user, canonical(name),
-	    fresh_uidvalidity(s, user)) == SQLITE_DONE)
+	    "seen_uid, subscribed) VALUES (?1, ?2, ?3, 1, 0, 0)", "tti", user,
+	    store_folder_canonical(name), fresh_uidvalidity(s, user)) == SQLITE_DONE)
 		id = sqlite3_last_insert_rowid(s->db);
 	return id;
 }
@@ -194,31 +166,20 @@ static int
 st_open(void *ctx, const char *user, struct mp_mailbox **mb_r, const char **error_r)
 {
 	struct store *s = ctx;
-	struct mp_mailbox *mb = calloc(1, sizeof(*mb));
+	struct mp_mailbox *mb;
+	long long id;
 
-	if (mb == NULL || strlen(user) >= sizeof(mb->user) || !strchr(user, '@')) {
-		free(mb);
-		*error_r = "bad mailbox address";
+	if (store_mailbox_new(s, user, &mb, error_r) != MP_OK)
 		return MP_ERROR;
-	}
-	mb->s = s;
-	for (size_t i = 0; user[i]; i++)
-		mb->user[i] = (char)tolower((unsigned char)user[i]);
 	pthread_mutex_lock(&s->lock);
-	long long id = folder_id(s, mb->user, "INBOX", 1);
+	id = folder_id(s, mb->user, "INBOX", 1);
 	pthread_mutex_unlock(&s->lock);
 	if (id == 0) {
-		free(mb);
+		store_mailbox_close(mb);
 		return db_error(s, error_r);
 	}
 	*mb_r = mb;
 	return MP_OK;
-}
-
-static void
-st_close(struct mp_mailbox *mb)
-{
-	free(mb);
 }
 
 static int
@@ -227,7 +188,7 @@ st_folders(struct mp_mailbox *mb, void (*each)(void *, const char *, unsigned),
 {
 	struct store *s = mb->s;
 	sqlite3_stmt *st;
-	struct row { char name[210]; unsigned attrs; } *rows = NULL, *grown;
+	struct store_folder_row *rows = NULL, *grown;
 	size_t n = 0, cap = 0;
 	int oom = 0;
 
@@ -253,14 +214,7 @@ st_folders(struct mp_mailbox *mb, void (*each)(void *, const char *, unsigned),
 		*error_r = "out of memory";
 		return MP_TEMPFAIL;
 	}
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(rows[i].name);
-		for (size_t k = 0; k < n; k++)
-			if (strncmp(rows[k].name, rows[i].name, len) == 0 &&
-			    rows[k].name[len] == '/')
-				rows[i].attrs |= MP_FOLDER_HAS_CHILDREN;
-		each(arg, rows[i].name, rows[i].attrs);
-	}
+	store_folders_report(rows, n, each, arg);
 	free(rows);
 	return MP_OK;
 }
@@ -271,7 +225,7 @@ st_folder_create(struct mp_mailbox *mb, const char *name, const char **error_r)
 	struct store *s = mb->s;
 	int rc;
 
-	if (!valid_folder(name)) {
+	if (!store_folder_valid(name)) {
 		*error_r = "invalid folder name";
 		return MP_ERROR;
 	}
@@ -325,7 +279,7 @@ st_folder_rename(struct mp_mailbox *mb, const char *from, const char *to,
 	struct store *s = mb->s;
 	int rc = MP_OK;
 
-	if (strcasecmp(from, "INBOX") == 0 || !valid_folder(to)) {
+	if (strcasecmp(from, "INBOX") == 0 || !store_folder_valid(to)) {
 		*error_r = "cannot rename to or from that name";
 		return MP_ERROR;
 	}
@@ -353,7 +307,7 @@ st_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
 
 	pthread_mutex_lock(&s->lock);
 	rc = exec(s, "UPDATE folders SET subscribed = ?3 WHERE user = ?1 AND name = ?2",
-	    "tti", mb->user, canonical(name), (long long)(on != 0)) == SQLITE_DONE ?
+	    "tti", mb->user, store_folder_canonical(name), (long long)(on != 0)) == SQLITE_DONE ?
 	    MP_OK : db_error(s, error_r);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -361,41 +315,25 @@ st_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
 
 /* ---- open folders ---------------------------------------------------------- */
 
-static void
-free_snapshot(struct mp_folder *f)
-{
-	for (size_t i = 0; i < f->n; i++)
-		free(f->keywords[i]);
-	free(f->keywords);
-	free(f->info);
-	f->keywords = NULL;
-	f->info = NULL;
-	f->n = f->info_cap = f->keywords_cap = 0;
-}
-
-/* Room for one more message in the snapshot; 0 or -1 (out of memory). */
+/* The compare-and-set that claims \Recent (snapshot_claim): moves
+ * folders.seen_uid from seen to last unless another claimant moved it
+ * first. 1 won, 0 lost, -1 error. Lock held. */
 static int
-snapshot_room(struct mp_folder *f)
+claim_seen(void *arg, long long seen, uint32_t last)
 {
-	struct mp_msg_info *info = mp_array_grow(f->info, &f->info_cap, f->n + 1,
-	    sizeof(*info));
-	char **keywords;
+	struct mp_folder *f = arg;
+	struct store *s = f->mb->s;
 
-	if (info == NULL)
+	if (exec(s, "UPDATE folders SET seen_uid = ?3 WHERE id = ?1 AND seen_uid = ?2",
+	    "iii", f->id, seen, (long long)last) != SQLITE_DONE)
 		return -1;
-	f->info = info;
-	keywords = mp_array_grow(f->keywords, &f->keywords_cap, f->n + 1, sizeof(*keywords));
-	if (keywords == NULL)
-		return -1;
-	f->keywords = keywords;
-	return 0;
+	return sqlite3_changes(s->db) == 1;
 }
 
 /*
- * \Recent (store.h contract 5): a read-write handle claims the UIDs
- * above folders.seen_uid by moving it to UIDNEXT - 1, guarded by the
- * value it read so that only one claimant can win; a read-only handle
- * claims nothing and remembers the mark. Only messages() claims: a
+ * \Recent (store.h contract 5): the mark all handles share is
+ * folders.seen_uid, claimed through claim_seen; only the one claimant
+ * whose compare-and-set wins gets the UIDs. Only messages() claims: a
  * handle opened just to change flags takes none. Lock held.
  */
 static int
@@ -404,7 +342,6 @@ claim_recent(struct mp_folder *f, int claim)
 	struct store *s = f->mb->s;
 	sqlite3_stmt *st = prepare(s, "SELECT seen_uid FROM folders WHERE id = ?1");
 	long long seen = -1;
-	struct claim *c;
 
 	sqlite3_bind_int64(st, 1, f->id);
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -412,30 +349,7 @@ claim_recent(struct mp_folder *f, int claim)
 	sqlite3_finalize(st);
 	if (seen < 0)
 		return -1;
-	f->seen_uid = (uint32_t)seen;
-	if (f->read_only || !claim || seen + 1 >= f->uidnext)
-		return 0;
-	if (exec(s, "UPDATE folders SET seen_uid = ?3 WHERE id = ?1 AND seen_uid = ?2",
-	    "iii", f->id, seen, (long long)f->uidnext - 1) != SQLITE_DONE)
-		return -1;
-	if (sqlite3_changes(s->db) != 1)
-		return 0;	/* another process claimed them first */
-	if ((c = realloc(f->claims, (f->nclaims + 1) * sizeof(*c))) == NULL)
-		return -1;
-	f->claims = c;
-	f->claims[f->nclaims++] = (struct claim){ (uint32_t)seen + 1, f->uidnext - 1 };
-	return 0;
-}
-
-static int
-is_recent(const struct mp_folder *f, uint32_t uid)
-{
-	if (f->read_only)
-		return uid > f->seen_uid;
-	for (size_t i = f->nclaims; i-- > 0;)
-		if (uid >= f->claims[i].first && uid <= f->claims[i].last)
-			return 1;
-	return 0;
+	return snapshot_claim(&f->snap, seen, claim, claim_seen, f);
 }
 
 /* Re-read the folder's state and messages (claim: see claim_recent).
@@ -450,35 +364,29 @@ refresh(struct mp_folder *f, int claim)
 	sqlite3_bind_int64(st, 1, f->id);
 	ok = sqlite3_step(st) == SQLITE_ROW;
 	if (ok) {
-		f->uidvalidity = (uint32_t)sqlite3_column_int64(st, 0);
-		f->uidnext = (uint32_t)sqlite3_column_int64(st, 1);
+		f->snap.uidvalidity = (uint32_t)sqlite3_column_int64(st, 0);
+		f->snap.uidnext = (uint32_t)sqlite3_column_int64(st, 1);
 	}
 	sqlite3_finalize(st);
 	if (!ok || claim_recent(f, claim) < 0)
 		return -1;
-	free_snapshot(f);
+	snapshot_clear(&f->snap);
 	st = prepare(s, "SELECT uid, flags, size, internal_date, keywords FROM messages "
 	    "WHERE folder = ?1 ORDER BY uid");
 	sqlite3_bind_int64(st, 1, f->id);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (snapshot_room(f) < 0 || (f->keywords[f->n] =
-		    strdup((const char *)sqlite3_column_text(st, 4))) == NULL) {
-			sqlite3_finalize(st);
-			return -1;	/* out of memory */
-		}
-		struct mp_msg_info *m = &f->info[f->n];
-		m->struct_size = sizeof(*m);
-		m->uid = (uint32_t)sqlite3_column_int64(st, 0);
-		m->flags = (uint32_t)sqlite3_column_int64(st, 1);
-		m->size = (uint64_t)sqlite3_column_int64(st, 2);
-		m->internal_date = (time_t)sqlite3_column_int64(st, 3);
-		m->keywords = f->keywords[f->n];
-		if (is_recent(f, m->uid))
-			m->flags |= MP_FLAG_RECENT;
-		f->n++;
+	while ((ok = sqlite3_step(st) == SQLITE_ROW)) {
+		struct mp_msg_info m = {
+			.uid = (uint32_t)sqlite3_column_int64(st, 0),
+			.flags = (uint32_t)sqlite3_column_int64(st, 1),
+			.size = (uint64_t)sqlite3_column_int64(st, 2),
+			.internal_date = (time_t)sqlite3_column_int64(st, 3),
+			.keywords = (const char *)sqlite3_column_text(st, 4),
+		};
+		if (m.keywords == NULL || snapshot_put(&f->snap, f->snap.n, &m) < 0)
+			break;	/* out of memory */
 	}
 	sqlite3_finalize(st);
-	return 0;
+	return ok ? -1 : 0;
 }
 
 static void st_folder_close(struct mp_folder *f);
@@ -494,7 +402,7 @@ st_folder_open(struct mp_mailbox *mb, const char *name, int read_only,
 	if (f == NULL)
 		return MP_ERROR;
 	f->mb = mb;
-	f->read_only = read_only;
+	f->snap.read_only = read_only;
 	f->event_fd = -1;
 	pthread_mutex_lock(&s->lock);
 	f->id = folder_id(s, mb->user, name, 0);
@@ -533,9 +441,7 @@ st_folder_close(struct mp_folder *f)
 	pthread_mutex_unlock(&s->lock);
 	if (f->event_fd >= 0)
 		close(f->event_fd);
-	free_snapshot(f);
-	free(f->claims);
-	free(f->result);
+	snapshot_fini(&f->snap);
 	free(f);
 }
 
@@ -543,14 +449,7 @@ static int
 st_folder_info(struct mp_folder *f, struct mp_folder_info *info, const char **error_r)
 {
 	(void)error_r;
-	info->unseen = info->recent = 0;	/* the caller sized info */
-	info->uidvalidity = f->uidvalidity;
-	info->uidnext = f->uidnext;
-	info->messages = (uint32_t)f->n;
-	for (size_t i = 0; i < f->n; i++) {
-		info->unseen += !(f->info[i].flags & MP_FLAG_SEEN);
-		info->recent += !!(f->info[i].flags & MP_FLAG_RECENT);
-	}
+	snapshot_folder_info(&f->snap, info);
 	return MP_OK;
 }
 
@@ -564,8 +463,8 @@ st_messages(struct mp_folder *f, const struct mp_msg_info **v_r, size_t *n_r,
 	pthread_mutex_lock(&s->lock);
 	rc = refresh(f, 1) < 0 ? db_error(s, error_r) : MP_OK;
 	pthread_mutex_unlock(&s->lock);
-	*v_r = f->info;
-	*n_r = f->n;
+	*v_r = f->snap.info;
+	*n_r = f->snap.n;
 	return rc;
 }
 
@@ -645,26 +544,6 @@ reading_done(struct store *s, long long rowid)
 	}
 }
 
-/* The header section's length: up to and including the empty line. */
-static long long
-header_length(struct mp_reader *r, long long size)
-{
-	char buf[4096];
-	long long off = 0;
-	int state = 0;	/* counts "\r\n\r\n" progress */
-	ssize_t n;
-
-	while ((n = r->read(r, buf, sizeof(buf))) > 0) {
-		for (ssize_t i = 0; i < n; i++, off++) {
-			static const char end[] = "\r\n\r\n";
-			state = buf[i] == end[state] ? state + 1 : buf[i] == '\r' ? 1 : 0;
-			if (state == 4)
-				return off + 1;
-		}
-	}
-	return size;
-}
-
 static int
 st_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part,
     struct mp_reader *r, const char **error_r)
@@ -703,7 +582,7 @@ st_message_open(struct mp_folder *f, uint32_t uid, enum mp_msg_part part,
 	r->priv = b;
 	r->size = (off_t)b->end;
 	if (part == MP_PART_HEADER) {
-		long long h = header_length(r, b->end);
+		long long h = store_header_length(r, b->end);
 		b->pos = 0;
 		b->end = h;
 		r->size = -1;
@@ -727,81 +606,58 @@ st_message_close(struct mp_reader *r)
 
 /* ---- keywords (store.h contract 4) ---- */
 
-/* Append the folder's spelling of w to *out (adding w to the folder's
- * table when new). 0, or -1 with *why. Lock and transaction held. */
+struct spelling {
+	struct store *s;
+	long long folder;
+};
+
+/* store_spelling_fn on folder_keywords (first spelling wins; the table
+ * compares case-insensitively). Every failure refuses the keyword (-2).
+ * Lock and transaction held. */
 static int
-add_keyword(struct store *s, long long folder, const char *w, size_t len,
-    char **out, const char **why)
+folder_spelling(void *arg, char *word, size_t size, const char **why)
 {
-	char word[MP_KEYWORD_LEN_MAX + 1];
+	struct spelling *sp = arg;
+	struct store *s = sp->s;
 	sqlite3_stmt *st;
 	long long count = 0;
 
-	if (!mp_keyword_valid(w, len)) {
-		*why = "invalid keyword";
-		return -1;
-	}
-	if (mp_words_find(*out, w, len))
-		return 0;
-	snprintf(word, sizeof(word), "%.*s", (int)len, w);
-	st = prepare(s, "SELECT name, (SELECT count(*) FROM folder_keywords WHERE folder = ?1) "
-	    "FROM folder_keywords WHERE folder = ?1 AND name = ?2");
-	sqlite3_bind_int64(st, 1, folder);
+	st = prepare(s, "SELECT name FROM folder_keywords WHERE folder = ?1 AND name = ?2");
+	sqlite3_bind_int64(st, 1, sp->folder);
 	sqlite3_bind_text(st, 2, word, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		snprintf(word, sizeof(word), "%s", sqlite3_column_text(st, 0));
-	else {
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(word, size, "%s", sqlite3_column_text(st, 0));
 		sqlite3_finalize(st);
-		st = prepare(s, "SELECT count(*) FROM folder_keywords WHERE folder = ?1");
-		sqlite3_bind_int64(st, 1, folder);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			count = sqlite3_column_int64(st, 0);
-		if (count >= KEYWORDS_MAX) {
-			sqlite3_finalize(st);
-			*why = "too many keywords in this folder";
-			return -1;
-		}
-		if (exec(s, "INSERT INTO folder_keywords (folder, name) VALUES (?1, ?2)", "it",
-		    folder, word) != SQLITE_DONE) {
-			sqlite3_finalize(st);
-			*why = "cannot record keyword";
-			return -1;
-		}
+		return 0;
 	}
 	sqlite3_finalize(st);
-	if (mp_words_add(out, word, strlen(word)) < 0) {
-		*why = "out of memory";
-		return -1;
+	st = prepare(s, "SELECT count(*) FROM folder_keywords WHERE folder = ?1");
+	sqlite3_bind_int64(st, 1, sp->folder);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		count = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (count >= KEYWORDS_MAX) {
+		*why = "too many keywords in this folder";
+		return -2;
+	}
+	if (exec(s, "INSERT INTO folder_keywords (folder, name) VALUES (?1, ?2)", "it",
+	    sp->folder, word) != SQLITE_DONE) {
+		*why = "cannot record keyword";
+		return -2;
 	}
 	return 0;
 }
 
-/* current changed by how/given, in the folder's spelling (malloc'd). */
+/* current changed by how/given, in the folder's spelling (malloc'd
+ * *kw_r); 0, or -1 with *why. Lock and transaction held. */
 static int
 apply_keywords(struct store *s, long long folder, const char *current,
     enum mp_flags_how how, const char *given, char **kw_r, const char **why)
 {
-	const char *p, *w;
-	char *out = strdup("");
-	size_t len;
-	int rc = out ? 0 : -1;
+	struct spelling sp = { s, folder };
 
-	given = given ? given : "";
-	for (p = how == MP_FLAGS_REPLACE ? "" : current; rc == 0 &&
-	    (len = mp_words_next(&p, &w)) > 0;)
-		if (mp_keyword_valid(w, len) && (how != MP_FLAGS_REMOVE || !mp_words_find(given, w, len)))
-			rc = add_keyword(s, folder, w, len, &out, why);
-	for (p = how == MP_FLAGS_REMOVE ? "" : given; rc == 0 &&
-	    (len = mp_words_next(&p, &w)) > 0;)
-		rc = add_keyword(s, folder, w, len, &out, why);
-	if (rc < 0) {
-		if (out == NULL)
-			*why = "out of memory";
-		free(out);
-		return -1;
-	}
-	*kw_r = out;
-	return 0;
+	return store_keywords_apply(current, how, given, folder_spelling, &sp, kw_r, why) < 0 ?
+	    -1 : 0;
 }
 
 static int
@@ -828,9 +684,7 @@ st_folder_keywords(struct mp_folder *f, const char **keywords_r, const char **er
 		*error_r = "out of memory";
 		rc = MP_ERROR;
 	}
-	free(f->result);
-	f->result = out;
-	*keywords_r = out ? out : "";
+	*keywords_r = snapshot_result(&f->snap, out);
 	return rc;
 }
 
@@ -894,7 +748,7 @@ st_flags_change(struct mp_folder *f, uint32_t uid, enum mp_flags_how how,
 	char *kw = NULL;
 	int rc;
 
-	if (f->read_only) {
+	if (f->snap.read_only) {
 		*error_r = "folder is read-only";
 		return MP_ERROR;
 	}
@@ -907,21 +761,7 @@ st_flags_change(struct mp_folder *f, uint32_t uid, enum mp_flags_how how,
 		free(kw);
 		return rc;
 	}
-	if (is_recent(f, uid))
-		now |= MP_FLAG_RECENT;
-	for (size_t i = 0; i < f->n; i++)
-		if (f->info[i].uid == uid) {	/* the snapshot follows */
-			f->info[i].flags = now;
-			free(f->keywords[i]);
-			f->keywords[i] = strdup(kw);
-			f->info[i].keywords = f->keywords[i] ? f->keywords[i] : "";
-		}
-	free(f->result);
-	f->result = kw;
-	if (flags_r)
-		*flags_r = now;
-	if (keywords_r)
-		*keywords_r = kw;
+	snapshot_flags_changed(&f->snap, uid, now, kw, flags_r, keywords_r);
 	return MP_OK;
 }
 
@@ -944,13 +784,7 @@ store_body(struct store *s, long long rowid, struct mp_reader *msg, long long *s
 
 	/* The wire size is known only after reading: grow by rewriting. */
 	while ((n = msg->read(msg, in, sizeof(in))) > 0) {
-		size_t o = 0;
-		for (ssize_t i = 0; i < n; i++) {
-			if (in[i] == '\n' && prev != '\r')
-				out[o++] = '\r';
-			out[o++] = in[i];
-			prev = in[i];
-		}
+		size_t o = store_crlf(in, (size_t)n, out, &prev);
 		if (exec(s, "UPDATE messages SET body = body || zeroblob(?2) WHERE id = ?1", "ii",
 		    rowid, (long long)o) != SQLITE_DONE ||
 		    sqlite3_blob_open(s->db, "main", "messages", "body", rowid, 1, &blob) != SQLITE_OK ||
@@ -1089,15 +923,7 @@ st_expunge(struct mp_folder *f, uint32_t uid, const char **error_r)
 	pthread_mutex_unlock(&s->lock);
 	if (rc != SQLITE_DONE)
 		return db_error(s, error_r);
-	if (changed)
-		return MP_OK;
-	/* Gone already (another session expunged it): done, as on Maildir;
-	 * only a UID this handle never listed is MP_DECLINED. */
-	for (size_t i = 0; i < f->n; i++)
-		if (f->info[i].uid == uid)
-			return MP_OK;
-	*error_r = "no such message";
-	return MP_DECLINED;
+	return changed ? MP_OK : snapshot_expunge_gone(&f->snap, uid, error_r);
 }
 
 /* The stored flags, keywords and date of one message (malloc'd *kw_r);
@@ -1202,7 +1028,7 @@ st_import(struct mp_mailbox *mb, const char *folder, uint32_t uidvalidity, uint3
 	long long id;
 	int rc, empty = 0;
 
-	if (!valid_folder(folder) || uid == 0) {
+	if (!store_folder_valid(folder) || uid == 0) {
 		*error_r = "invalid folder name or UID";
 		return MP_ERROR;
 	}
@@ -1223,7 +1049,7 @@ st_import(struct mp_mailbox *mb, const char *folder, uint32_t uidvalidity, uint3
 
 static const struct mp_store_ops store_ops = {
 	.struct_size = sizeof(struct mp_store_ops),
-	.open = st_open, .close = st_close, .folders = st_folders,
+	.open = st_open, .close = store_mailbox_close, .folders = st_folders,
 	.folder_create = st_folder_create, .folder_delete = st_folder_delete,
 	.folder_rename = st_folder_rename, .folder_subscribe = st_folder_subscribe,
 	.folder_open = st_folder_open, .folder_close = st_folder_close,
@@ -1237,53 +1063,23 @@ static const struct mp_store_ops store_ops = {
 
 /* ---- local delivery -------------------------------------------------------------- */
 
-struct prefixed {
-	struct mp_reader *inner;
-	const char *head;
-	size_t hlen, hpos;
-};
-
-static ssize_t
-prefixed_read(struct mp_reader *r, void *buf, size_t len)
-{
-	struct prefixed *p = r->priv;
-
-	if (p->hpos < p->hlen) {
-		size_t k = p->hlen - p->hpos < len ? p->hlen - p->hpos : len;
-		memcpy(buf, p->head + p->hpos, k);
-		p->hpos += k;
-		return (ssize_t)k;
-	}
-	return p->inner->read(p->inner, buf, len);
-}
-
 static int
 st_deliver(void *ctx, const struct mp_envelope *env, const char *rcpt,
     struct mp_reader *msg, struct mp_status *status)
 {
 	struct store *s = ctx;
+	struct store_delivery d;
 	struct mp_mailbox *mb;
-	char head[1024];
 	const char *err = NULL;
 	uint32_t uid = 0, uv = 0;
-	int n = snprintf(head, sizeof(head), "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
-	    env->sender, rcpt);
-	struct prefixed p = { msg, head, (size_t)n, 0 };
-	struct mp_reader r = { sizeof(r), prefixed_read, -1, &p };
 	int rc = st_open(s, rcpt, &mb, &err);
 
+	store_delivery_init(&d, env, rcpt, msg);
 	if (rc == MP_OK) {
-		rc = st_append(mb, "INBOX", &r, 0, time(NULL), &uid, &uv, &err);
-		st_close(mb);
+		rc = st_append(mb, "INBOX", &d.reader, 0, time(NULL), &uid, &uv, &err);
+		store_mailbox_close(mb);
 	}
-	if (rc == MP_OK)
-		mp_status_set(status, 250, "2.0.0", "delivered to store_sqlite");
-	else {
-		mp_status_set(status, 451, "4.3.0", "");
-		snprintf(status->text, sizeof(status->text), "store_sqlite: %s", err ? err : "failed");
-		rc = MP_TEMPFAIL;
-	}
-	return rc;
+	return store_delivery_status(status, "store_sqlite", rc, err);
 }
 
 static const struct mp_deliver_ops deliver_ops = {
