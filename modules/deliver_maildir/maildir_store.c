@@ -253,6 +253,10 @@ store_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
 	char path[PATH_MAX], tmp[PATH_MAX], line[512];
 	FILE *in, *out;
 
+	/* Every login subscribes INBOX (imap_auth.c): a list that already
+	 * says so is left alone, not rewritten (a new file, a rename). */
+	if (subscribed(mb, name) == !!on)
+		return MP_OK;
 	snprintf(path, sizeof(path), "%s/" SUBSCRIPTIONS, mb->path);
 	snprintf(tmp, sizeof(tmp), "%s/" SUBSCRIPTIONS ".tmp", mb->path);
 	if ((out = fopen(tmp, "we")) == NULL)

@@ -17,6 +17,10 @@
 
 #include "maildir_private.h"
 
+/* Vanished entries the list on disk may keep beyond a quarter of it
+ * (drop_vanished): a small folder is not rewritten at every EXPUNGE. */
+#define DROPPED_KEPT_MIN 64
+
 /* Size as served: every LF not already after a CR gains one. */
 static uint64_t
 wire_size(int dir_fd, const char *path, off_t disk)
@@ -236,10 +240,18 @@ scan(struct mp_folder *f, struct md_list *l, const struct base_index *x, const c
 	return rc;
 }
 
+/*
+ * Drop the entries whose file is gone from the view. The list on disk
+ * keeps them until it is written for another reason, or until they are
+ * a quarter of it: an EXPUNGE then costs no list write (a new file, an
+ * fsync and a rename under the lock every session waits for), and an
+ * entry left behind is harmless: its file is gone, every sync drops it
+ * again, and its UID is below UIDNEXT, so never given out again.
+ */
 static void
 drop_vanished(struct md_list *l)
 {
-	size_t k = 0;
+	size_t k = 0, dropped;
 
 	for (size_t i = 0; i < l->n; i++) {
 		if (l->e[i].file) {
@@ -248,9 +260,11 @@ drop_vanished(struct md_list *l)
 		}
 		free(l->e[i].base);
 		free(l->e[i].keywords);
-		l->dirty = 1;
 	}
+	dropped = l->n - k;
 	l->n = k;
+	if (dropped > 0 && dropped * 4 >= k + DROPPED_KEPT_MIN)
+		l->dirty = 1;
 }
 
 static int
