@@ -69,6 +69,8 @@ struct md_list {
 				   the mark starts here) */
 	uint32_t gen;		/* the lock file's generation when read */
 	int dirty;		/* differs from the file: write it */
+	int appendable;		/* read from an M4 file ending in a whole
+				   line: a new entry may be appended to it */
 };
 
 /* What the lock file holds besides being locked. */
@@ -135,7 +137,7 @@ int md_list_read(const char *dir, const char *mailbox_dir, int lock_fd,
     struct md_list *l);
 /*
  * Parse a list's text from fp into the empty l (no I/O beyond fp, for
- * md_list_read and the fuzzer): its version (1-3; older ones marked
+ * md_list_read and the fuzzer): its version (1-4; older than 3 marked
  * dirty, their keywords registered), 0 when the first line is no list
  * header (l is then empty), -1 when out of memory.
  */
@@ -143,6 +145,14 @@ int md_list_parse(FILE *fp, struct md_list *l);
 /* Write l as dir's list (temp file, fsync, rename; lock held) and bump
  * the generation (l->gen gets it). 0 / -1. */
 int md_list_write(const char *dir, int lock_fd, struct md_list *l);
+/*
+ * Append e, l's newest entry, to dir's list as it was read into l (l
+ * appendable, lock held) and bump the generation. Not yet durable: the
+ * caller makes it so with fdatasync(*fd_r) once it has let go of the
+ * lock, then closes *fd_r. 0, or -1 with errno (the file unchanged).
+ */
+int md_list_append(const char *dir, int lock_fd, struct md_list *l,
+    const struct md_entry *e, int *fd_r);
 void md_list_free(struct md_list *l);
 /* dst becomes a copy of src it owns. 0, or -1 out of memory (dst empty). */
 int md_list_copy(struct md_list *dst, const struct md_list *src);

@@ -402,6 +402,123 @@ test_uidlist_parse(void)
 	free(overlong);
 }
 
+/* M4: entries appended past the header's N count when whole and each
+ * past the one before; a torn last line, or anything older after an
+ * appended entry, does not, and a torn end makes the list not
+ * appendable. M3 lists never had appended entries. */
+static void
+test_uidlist_appended(void)
+{
+	static const char torn[] =
+	    "M4 V8 N3\n"
+	    "1 10 1700000000 one.M1P2.h\n"
+	    "3 10 1700000001 three.M1P2.h $Work\n"
+	    "2 10 1700000002 stale-older.M1P2.h\n"
+	    "4 10 1700000003 four.M1P2.h\n"
+	    "4 10 1700000003 again.M1P2.h\n"
+	    "6 10 1700000004 torn.M1";
+	static const char clean[] = "M4 V8 N3\n1 10 1700000000 one.M1P2.h\n3 10 1 three.M1P2.h\n";
+	static const char v3[] = "M3 V8 N3\n1 10 1700000000 one.M1P2.h\n3 10 1 three.M1P2.h\n";
+	struct md_list l = { 0 };
+	FILE *fp;
+
+	fp = fmemopen((void *)torn, strlen(torn), "r");
+	CHECK("uidlist M4: version", fp && md_list_parse(fp, &l) == 4);
+	CHECK("uidlist M4: appended entries count, older and torn ones do not",
+	    l.n == 3 && l.e[0].uid == 1 && l.e[1].uid == 3 && l.e[2].uid == 4 &&
+	    strcmp(l.e[2].base, "four.M1P2.h") == 0 && strcmp(l.e[1].keywords, "$Work") == 0);
+	CHECK("uidlist M4: UIDNEXT past the last appended entry", l.uidnext == 5);
+	CHECK("uidlist M4: a torn end is not appended to", !l.appendable && !l.dirty);
+	if (fp)
+		fclose(fp);
+	md_list_free(&l);
+	fp = fmemopen((void *)clean, strlen(clean), "r");
+	CHECK("uidlist M4: a whole list is appendable", fp && md_list_parse(fp, &l) == 4 &&
+	    l.appendable && l.n == 2 && l.uidnext == 4);
+	if (fp)
+		fclose(fp);
+	md_list_free(&l);
+	fp = fmemopen((void *)v3, strlen(v3), "r");
+	CHECK("uidlist M3: nothing past N counts, not appendable", fp &&
+	    md_list_parse(fp, &l) == 3 && l.n == 1 && l.uidnext == 3 && !l.appendable);
+	if (fp)
+		fclose(fp);
+	md_list_free(&l);
+}
+
+static ino_t
+inode_of(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? sb.st_ino : 0;
+}
+
+static int
+append_text(struct mp_mailbox *mb, const char *text, uint32_t *uid)
+{
+	struct mock_text t = { text, 0, 0 };
+	struct mp_reader r = { sizeof(r), mock_text_read, (off_t)strlen(text), &t };
+	uint32_t uv;
+	const char *err;
+
+	return st->append(mb, "INBOX", &r, 0, 0, uid, &uv, &err);
+}
+
+/* The store's side of the cheaper writes: APPEND appends its entry to
+ * the list (same file, not a rewrite) unless the list ends torn; an
+ * EXPUNGE leaves the list alone until vanished entries are a quarter of
+ * it; subscribing a subscribed folder leaves the subscriptions alone. */
+static void
+test_cheap_writes(void)
+{
+	char list[600], subs[600], torn[] = "7 1 1 torn-entry";
+	struct mp_mailbox *mb;
+	struct mp_folder *f;
+	const struct mp_msg_info *v;
+	const char *err = NULL;
+	uint32_t uid1 = 0, uid2 = 0, uid3 = 0;
+	size_t n;
+	ino_t ino;
+	FILE *fp;
+
+	snprintf(list, sizeof(list), "%s/example.test/dora/merpati-uidlist", root);
+	snprintf(subs, sizeof(subs), "%s/example.test/dora/merpati-subscriptions", root);
+	CHECK("cheap: open mailbox", st->open(ctx, "dora@example.test", &mb, &err) == MP_OK);
+	CHECK("cheap: first append", append_text(mb, "Subject: a\r\n\r\na\r\n", &uid1) == MP_OK);
+	ino = inode_of(list);
+	CHECK("cheap: second append", append_text(mb, "Subject: b\r\n\r\nb\r\n", &uid2) == MP_OK);
+	CHECK("cheap: the entry is appended, the list not rewritten",
+	    ino != 0 && inode_of(list) == ino && uid1 == 1 && uid2 == 2);
+	if ((fp = fopen(list, "a")) != NULL) {	/* a crash in the middle of an append */
+		fputs(torn, fp);
+		fclose(fp);
+	}
+	CHECK("cheap: append after a torn line", append_text(mb, "Subject: c\r\n\r\nc\r\n", &uid3) == MP_OK);
+	CHECK("cheap: a torn list is rewritten, its torn line gone", inode_of(list) != ino &&
+	    uid3 == 3);
+	CHECK("cheap: open INBOX", st->folder_open(mb, "INBOX", 0, &f, &err) == MP_OK);
+	CHECK("cheap: three messages, UIDs 1-3", st->messages(f, &v, &n, &err) == MP_OK && n == 3 &&
+	    MP_ELEM(v, 0)->uid == 1 && MP_ELEM(v, 2)->uid == 3);
+	ino = inode_of(list);
+	CHECK("cheap: expunge", st->expunge(f, 2, &err) == MP_OK);
+	CHECK("cheap: the expunged message leaves the view",
+	    st->messages(f, &v, &n, &err) == MP_OK && n == 2 && MP_ELEM(v, 1)->uid == 3);
+	CHECK("cheap: ... but the list is not rewritten for it", inode_of(list) == ino);
+	st->folder_close(f);
+	CHECK("cheap: reopened, still gone", st->folder_open(mb, "INBOX", 1, &f, &err) == MP_OK &&
+	    st->messages(f, &v, &n, &err) == MP_OK && n == 2 && MP_ELEM(v, 0)->uid == 1 &&
+	    MP_ELEM(v, 1)->uid == 3);
+	st->folder_close(f);
+	CHECK("cheap: subscribe", st->folder_subscribe(mb, "INBOX", 1, &err) == MP_OK);
+	ino = inode_of(subs);
+	CHECK("cheap: subscribe again leaves the list alone",
+	    st->folder_subscribe(mb, "INBOX", 1, &err) == MP_OK && ino != 0 && inode_of(subs) == ino);
+	CHECK("cheap: unsubscribe still writes", st->folder_subscribe(mb, "INBOX", 0, &err) == MP_OK &&
+	    inode_of(subs) != ino);
+	st->close(mb);
+}
+
 int
 main(void)
 {
@@ -429,6 +546,8 @@ main(void)
 	test_uidvalidity_never_reused();
 	test_concurrent_writers();
 	test_uidlist_parse();
+	test_uidlist_appended();
+	test_cheap_writes();
 	merpati_module.fini(ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
