@@ -417,6 +417,9 @@ stamps_read(const struct mp_folder *f, struct md_stamps *st)
  * (jiffies on ext4), so a change in the same tick as the last sync
  * could leave every stamp equal: stamps younger than two seconds are
  * never trusted, as Dovecot does with its Maildir directory mtimes.
+ * That holds for the stamps the last sync saw as well as for those
+ * now: a change made after that sync, in the tick its stamps were
+ * read, leaves them all equal, and they are quiet two seconds later.
  */
 static int
 unchanged_since_sync(const struct mp_folder *f, struct md_stamps *now)
@@ -426,7 +429,7 @@ unchanged_since_sync(const struct mp_folder *f, struct md_stamps *now)
 	now->valid = 1;
 	if (!f->seen.valid || f->fresh.keywords != NULL)
 		return 0;
-	return now->quiet && md_stamps_equal(now, &f->seen);
+	return now->quiet && f->seen.quiet && md_stamps_equal(now, &f->seen);
 }
 
 /* A current view that has not claimed \Recent yet (folder_open synced

@@ -6,6 +6,7 @@
  * writers (deliveries and a session) at once.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,6 +520,66 @@ test_cheap_writes(void)
 	st->close(mb);
 }
 
+/* Set every stamp of the folder (new/, cur/, the list and its lock) to t. */
+static void
+set_stamps(const char *dir, time_t t)
+{
+	static const char *const names[] = { "new", "cur", "merpati-uidlist",
+	    "merpati-uidlist.lock" };
+	struct timespec ts[2] = { { t, 0 }, { t, 0 } };
+	char path[700];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		utimensat(AT_FDCWD, path, ts, 0);
+	}
+}
+
+/* A change by another program in the clock tick a sync read its stamps
+ * in leaves every stamp as that sync saw it; two seconds later they
+ * are quiet and still equal. The view must not stand on them then. */
+static void
+test_same_tick_change(void)
+{
+	char dir[600], from[900], to[900];
+	struct mp_mailbox *mb;
+	struct mp_folder *f;
+	const struct mp_msg_info *v;
+	const char *err = NULL;
+	struct mp_status s;
+	struct dirent *d = NULL;
+	time_t then;
+	size_t n;
+	DIR *dp;
+
+	deliver("gina@example.test", "Subject: g\r\n\r\ng\r\n", 0, &s);
+	snprintf(dir, sizeof(dir), "%s/example.test/gina", root);
+	CHECK("same tick: open", st->open(ctx, "gina@example.test", &mb, &err) == MP_OK &&
+	    st->folder_open(mb, "INBOX", 0, &f, &err) == MP_OK &&
+	    st->messages(f, &v, &n, &err) == MP_OK && n == 1 && MP_ELEM(v, 0)->flags == MP_FLAG_RECENT);
+	then = time(NULL) - 1;
+	set_stamps(dir, then);	/* young: this sync's stamps are not quiet */
+	CHECK("same tick: sync", st->messages(f, &v, &n, &err) == MP_OK && n == 1);
+	snprintf(from, sizeof(from), "%s/cur", dir);
+	dp = opendir(from);
+	while (dp && (d = readdir(dp)) != NULL && d->d_name[0] == '.')
+		;
+	if (d != NULL) {	/* another program marks it \Seen, in the same tick */
+		snprintf(from, sizeof(from), "%s/cur/%s", dir, d->d_name);
+		snprintf(to, sizeof(to), "%s/cur/%.*sS", dir, (int)strcspn(d->d_name, ":") + 3,
+		    d->d_name);
+		CHECK("same tick: renamed", rename(from, to) == 0);
+	}
+	if (dp)
+		closedir(dp);
+	set_stamps(dir, then);
+	usleep(1500 * 1000);	/* every stamp quiet now, and equal to the sync's */
+	CHECK("same tick: the change is seen", st->messages(f, &v, &n, &err) == MP_OK && n == 1 &&
+	    (MP_ELEM(v, 0)->flags & MP_FLAG_SEEN));
+	st->folder_close(f);
+	st->close(mb);
+}
+
 int
 main(void)
 {
@@ -548,6 +609,7 @@ main(void)
 	test_uidlist_parse();
 	test_uidlist_appended();
 	test_cheap_writes();
+	test_same_tick_change();
 	merpati_module.fini(ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
