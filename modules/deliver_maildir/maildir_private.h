@@ -15,9 +15,10 @@
  *
  * Locking rule (store.h contract 1-5): every read-modify-write of the
  * UID list, every rename inside cur/ and every move new/ -> cur/ happens
- * under the folder's list lock, on a list read after taking it. So a
- * sync's readdir never misses a file that is being renamed, and no one
- * writes back a stale list.
+ * under the folder's list lock, exclusive, on a list read after taking
+ * it. So a sync's readdir never misses a file that is being renamed,
+ * and no one writes back a stale list. A sync that only reads (nothing
+ * to move or write) holds the lock shared, with other such syncs.
  */
 #ifndef MERPATI_MAILDIR_PRIVATE_H
 #define MERPATI_MAILDIR_PRIVATE_H
@@ -123,8 +124,10 @@ void md_file_name(const char *base, uint32_t flags, char *out, size_t size);
 void md_base_of(const char *name, char *out, size_t size);
 
 /* ---- maildir_uidlist.c ---- */
-/* Take / drop the folder's list lock on fd (flock). 0 or -1. */
+/* Take / drop the folder's list lock on fd (flock). 0 or -1. The
+ * shared lock is for reading only (a sync that changes nothing). */
 int md_list_lock(int fd);
+int md_list_lock_shared(int fd);
 void md_list_unlock(int fd);
 /* Open dir's lock file (not locked). fd or -1. */
 int md_list_lock_open(const char *dir);

@@ -53,6 +53,15 @@ md_list_lock(int fd)
 	return 0;
 }
 
+int
+md_list_lock_shared(int fd)
+{
+	while (flock(fd, LOCK_SH) < 0)
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
+
 void
 md_list_unlock(int fd)
 {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -580,6 +581,80 @@ test_same_tick_change(void)
 	st->close(mb);
 }
 
+static const char *
+mb_dir_of(const char *user)
+{
+	static char dir[600];
+
+	snprintf(dir, sizeof(dir), "%s/example.test/%s", root, user);
+	return dir;
+}
+
+struct sync_arg {
+	struct mp_folder *f;
+	size_t n;
+	int rc;
+};
+
+static void *
+sync_thread(void *p)
+{
+	struct sync_arg *a = p;
+	const struct mp_msg_info *v;
+	const char *err;
+
+	a->rc = st->messages(a->f, &v, &a->n, &err);
+	return NULL;
+}
+
+/* A sync that only reads takes the list lock shared: it goes ahead
+ * while another reader holds it (before, every sync queued behind
+ * every other). A thread syncs while this one holds the lock shared;
+ * it must finish within 5 s (it would wait forever for an exclusive
+ * lock), and then the lock is let go either way. */
+static void
+test_shared_sync(void)
+{
+	char lockpath[700];
+	struct mp_mailbox *mb;
+	struct mp_folder *f;
+	const struct mp_msg_info *v;
+	const char *err = NULL;
+	struct mp_status s;
+	struct sync_arg a = { 0 };
+	struct timespec until;
+	pthread_t t;
+	size_t n;
+	int fd, joined;
+
+	deliver("hank@example.test", "Subject: h\r\n\r\nh\r\n", 0, &s);
+	CHECK("shared: open", st->open(ctx, "hank@example.test", &mb, &err) == MP_OK &&
+	    st->folder_open(mb, "INBOX", 0, &f, &err) == MP_OK &&
+	    st->messages(f, &v, &n, &err) == MP_OK && n == 1);
+	deliver("hank@example.test", "Subject: i\r\n\r\ni\r\n", 0, &s);
+	CHECK("shared: the second message is listed", st->messages(f, &v, &n, &err) == MP_OK &&
+	    n == 2);
+	st->folder_close(f);
+	CHECK("shared: read-only handle", st->folder_open(mb, "INBOX", 1, &f, &err) == MP_OK);
+	snprintf(lockpath, sizeof(lockpath), "%s/example.test/hank/merpati-uidlist.lock", root);
+	fd = open(lockpath, O_RDWR | O_CLOEXEC);
+	CHECK("shared: another reader holds the lock", fd >= 0 && flock(fd, LOCK_SH) == 0);
+	set_stamps(mb_dir_of("hank"), time(NULL));	/* a change: the sync must look */
+	a.f = f;
+	joined = pthread_create(&t, NULL, sync_thread, &a) == 0;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	int done = joined && pthread_timedjoin_np(t, NULL, &until) == 0;
+	CHECK("shared: the sync did not wait for the other reader", done && a.rc == MP_OK &&
+	    a.n == 2);
+	if (fd >= 0)
+		close(fd);	/* lets a waiting sync go */
+	if (joined && !done)
+		pthread_join(t, NULL);
+	st->folder_close(f);
+	st->close(mb);
+}
+
 int
 main(void)
 {
@@ -610,6 +685,7 @@ main(void)
 	test_uidlist_appended();
 	test_cheap_writes();
 	test_same_tick_change();
+	test_shared_sync();
 	merpati_module.fini(ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
