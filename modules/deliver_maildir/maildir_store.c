@@ -59,7 +59,9 @@ store_open(void *ctx, const char *user, struct mp_mailbox **mb_r,
 		free(mb);
 		return MP_ERROR;
 	}
-	if (maildir_make_path(mb->path) < 0) {
+	/* the Maildir as it is at every login but the first: four mkdir()s
+	 * that find it there, not one per component of its path too */
+	if (maildir_make(mb->path) < 0 && (errno != ENOENT || maildir_make_path(mb->path) < 0)) {
 		free(mb);
 		return md_fail(error_r, "cannot create Maildir", MP_TEMPFAIL);
 	}
