@@ -15,9 +15,10 @@
  *
  * Locking rule (store.h contract 1-5): every read-modify-write of the
  * UID list, every rename inside cur/ and every move new/ -> cur/ happens
- * under the folder's list lock, on a list read after taking it. So a
- * sync's readdir never misses a file that is being renamed, and no one
- * writes back a stale list.
+ * under the folder's list lock, exclusive, on a list read after taking
+ * it. So a sync's readdir never misses a file that is being renamed,
+ * and no one writes back a stale list. A sync that only reads (nothing
+ * to move or write) holds the lock shared, with other such syncs.
  */
 #ifndef MERPATI_MAILDIR_PRIVATE_H
 #define MERPATI_MAILDIR_PRIVATE_H
@@ -69,6 +70,8 @@ struct md_list {
 				   the mark starts here) */
 	uint32_t gen;		/* the lock file's generation when read */
 	int dirty;		/* differs from the file: write it */
+	int appendable;		/* read from an M4 file ending in a whole
+				   line: a new entry may be appended to it */
 };
 
 /* What the lock file holds besides being locked. */
@@ -121,8 +124,10 @@ void md_file_name(const char *base, uint32_t flags, char *out, size_t size);
 void md_base_of(const char *name, char *out, size_t size);
 
 /* ---- maildir_uidlist.c ---- */
-/* Take / drop the folder's list lock on fd (flock). 0 or -1. */
+/* Take / drop the folder's list lock on fd (flock). 0 or -1. The
+ * shared lock is for reading only (a sync that changes nothing). */
 int md_list_lock(int fd);
+int md_list_lock_shared(int fd);
 void md_list_unlock(int fd);
 /* Open dir's lock file (not locked). fd or -1. */
 int md_list_lock_open(const char *dir);
@@ -135,7 +140,7 @@ int md_list_read(const char *dir, const char *mailbox_dir, int lock_fd,
     struct md_list *l);
 /*
  * Parse a list's text from fp into the empty l (no I/O beyond fp, for
- * md_list_read and the fuzzer): its version (1-3; older ones marked
+ * md_list_read and the fuzzer): its version (1-4; older than 3 marked
  * dirty, their keywords registered), 0 when the first line is no list
  * header (l is then empty), -1 when out of memory.
  */
@@ -143,6 +148,14 @@ int md_list_parse(FILE *fp, struct md_list *l);
 /* Write l as dir's list (temp file, fsync, rename; lock held) and bump
  * the generation (l->gen gets it). 0 / -1. */
 int md_list_write(const char *dir, int lock_fd, struct md_list *l);
+/*
+ * Append e, l's newest entry, to dir's list as it was read into l (l
+ * appendable, lock held) and bump the generation. Not yet durable: the
+ * caller makes it so with fdatasync(*fd_r) once it has let go of the
+ * lock, then closes *fd_r. 0, or -1 with errno (the file unchanged).
+ */
+int md_list_append(const char *dir, int lock_fd, struct md_list *l,
+    const struct md_entry *e, int *fd_r);
 void md_list_free(struct md_list *l);
 /* dst becomes a copy of src it owns. 0, or -1 out of memory (dst empty). */
 int md_list_copy(struct md_list *dst, const struct md_list *src);

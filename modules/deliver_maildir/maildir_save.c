@@ -146,11 +146,25 @@ struct md_save {
 	uint32_t uidvalidity;	/* import: for an empty folder */
 };
 
+/* The new entry into the list: appended when the list allows it (see
+ * maildir_uidlist.c; *sync_fd_r then gets the file to fdatasync once
+ * the lock is let go), else the list rewritten. 0 or -1. */
+static int
+record_entry(const char *dir, int lock_fd, struct md_list *l, const struct md_save *s,
+    const struct md_entry *e, int *sync_fd_r)
+{
+	if (l->appendable && !l->dirty && s->uid == 0 && e == &l->e[l->n - 1])
+		return md_list_append(dir, lock_fd, l, e, sync_fd_r);
+	return md_list_write(dir, lock_fd, l);
+}
+
 static int
 commit_locked(const char *dir, const char *mailbox_dir, int lock_fd,
-    struct md_save *s, uint32_t *uid_r, uint32_t *uv_r, const char **error_r)
+    struct md_save *s, uint32_t *uid_r, uint32_t *uv_r, int *sync_fd_r,
+    const char **error_r)
 {
 	struct md_list l = { 0 };
+	struct md_entry *e;
 	char cur[PATH_MAX], name[NAME_MAX_MD];
 	char *kw = NULL;
 	int rc = MP_OK;
@@ -178,8 +192,8 @@ commit_locked(const char *dir, const char *mailbox_dir, int lock_fd,
 		rc = md_fail(error_r, "cannot store message", MP_TEMPFAIL);
 		goto out;
 	}
-	if (md_list_add(&l, *uid_r, s->vsize, s->mtime, s->base, kw) == NULL ||
-	    md_list_write(dir, lock_fd, &l) < 0) {
+	if ((e = md_list_add(&l, *uid_r, s->vsize, s->mtime, s->base, kw)) == NULL ||
+	    record_entry(dir, lock_fd, &l, s, e, sync_fd_r) < 0) {
 		rc = md_fail(error_r, "cannot write UID list", MP_TEMPFAIL);
 		if (s->link)
 			unlink(cur);
@@ -211,16 +225,23 @@ static int
 commit(struct mp_mailbox *mb, const char *dir, struct md_save *s,
     uint32_t *uid_r, uint32_t *uv_r, const char **error_r)
 {
-	int fd = md_list_lock_open(dir), rc;
+	int fd = md_list_lock_open(dir), sync_fd = -1, rc;
 
 	if (fd < 0 || md_list_lock(fd) < 0) {
 		if (fd >= 0)
 			close(fd);
 		return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
 	}
-	rc = commit_locked(dir, mb->path, fd, s, uid_r, uv_r, error_r);
+	rc = commit_locked(dir, mb->path, fd, s, uid_r, uv_r, &sync_fd, error_r);
 	md_list_unlock(fd);
 	close(fd);
+	/* An appended entry is durable before we answer; flushed outside the
+	 * lock, so sessions appending at once share one flush of the file. */
+	if (sync_fd >= 0) {
+		if (fdatasync(sync_fd) < 0 && rc == MP_OK)
+			rc = md_fail(error_r, "cannot write UID list", MP_TEMPFAIL);
+		close(sync_fd);
+	}
 	if (rc == MP_OK)
 		fsync_cur(dir);	/* the new name is durable before we answer */
 	return rc;

@@ -59,7 +59,9 @@ store_open(void *ctx, const char *user, struct mp_mailbox **mb_r,
 		free(mb);
 		return MP_ERROR;
 	}
-	if (maildir_make_path(mb->path) < 0) {
+	/* the Maildir as it is at every login but the first: four mkdir()s
+	 * that find it there, not one per component of its path too */
+	if (maildir_make(mb->path) < 0 && (errno != ENOENT || maildir_make_path(mb->path) < 0)) {
 		free(mb);
 		return md_fail(error_r, "cannot create Maildir", MP_TEMPFAIL);
 	}
@@ -253,6 +255,10 @@ store_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
 	char path[PATH_MAX], tmp[PATH_MAX], line[512];
 	FILE *in, *out;
 
+	/* Every login subscribes INBOX (imap_auth.c): a list that already
+	 * says so is left alone, not rewritten (a new file, a rename). */
+	if (subscribed(mb, name) == !!on)
+		return MP_OK;
 	snprintf(path, sizeof(path), "%s/" SUBSCRIPTIONS, mb->path);
 	snprintf(tmp, sizeof(tmp), "%s/" SUBSCRIPTIONS ".tmp", mb->path);
 	if ((out = fopen(tmp, "we")) == NULL)

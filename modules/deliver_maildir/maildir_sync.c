@@ -17,6 +17,10 @@
 
 #include "maildir_private.h"
 
+/* Vanished entries the list on disk may keep beyond a quarter of it
+ * (drop_vanished): a small folder is not rewritten at every EXPUNGE. */
+#define DROPPED_KEPT_MIN 64
+
 /* Size as served: every LF not already after a CR gains one. */
 static uint64_t
 wire_size(int dir_fd, const char *path, off_t disk)
@@ -236,10 +240,18 @@ scan(struct mp_folder *f, struct md_list *l, const struct base_index *x, const c
 	return rc;
 }
 
+/*
+ * Drop the entries whose file is gone from the view. The list on disk
+ * keeps them until it is written for another reason, or until they are
+ * a quarter of it: an EXPUNGE then costs no list write (a new file, an
+ * fsync and a rename under the lock every session waits for), and an
+ * entry left behind is harmless: its file is gone, every sync drops it
+ * again, and its UID is below UIDNEXT, so never given out again.
+ */
 static void
 drop_vanished(struct md_list *l)
 {
-	size_t k = 0;
+	size_t k = 0, dropped;
 
 	for (size_t i = 0; i < l->n; i++) {
 		if (l->e[i].file) {
@@ -248,9 +260,11 @@ drop_vanished(struct md_list *l)
 		}
 		free(l->e[i].base);
 		free(l->e[i].keywords);
-		l->dirty = 1;
 	}
+	dropped = l->n - k;
 	l->n = k;
+	if (dropped > 0 && dropped * 4 >= k + DROPPED_KEPT_MIN)
+		l->dirty = 1;
 }
 
 static int
@@ -331,15 +345,42 @@ md_build_info(struct mp_folder *f)
 	return 0;
 }
 
-/* Read the list and scan the folder's files into l; lock held. */
+/* What a sync under the shared lock found it must change (a file to
+ * move out of new/, the list to write): it starts again, exclusive. */
+#define NEED_EXCLUSIVE 1
+
+/* Any file in new/? (-1: cannot tell) */
 static int
-scan_folder(struct mp_folder *f, struct md_list *l, const char **error_r)
+new_has_files(const struct mp_folder *f)
+{
+	char path[PATH_MAX];
+	struct dirent *d;
+	int found = 0;
+	DIR *dp;
+
+	snprintf(path, sizeof(path), "%s/new", f->path);
+	if ((dp = opendir(path)) == NULL)
+		return -1;
+	while (!found && (d = readdir(dp)) != NULL)
+		found = d->d_name[0] != '.';
+	closedir(dp);
+	return found;
+}
+
+/* Read the list and scan the folder's files into l; lock held, shared
+ * (nothing written: NEED_EXCLUSIVE when something must be) or not. */
+static int
+scan_folder(struct mp_folder *f, struct md_list *l, int exclusive, const char **error_r)
 {
 	struct base_index x;
 	int rc;
 
+	if (!exclusive && !f->read_only && new_has_files(f) != 0)
+		return NEED_EXCLUSIVE;
 	if (md_list_read(f->path, f->mb->path, f->list_fd, l) < 0)
 		return md_fail(error_r, "cannot read UID list", MP_TEMPFAIL);
+	if (!exclusive && l->dirty)
+		return NEED_EXCLUSIVE;
 	if (!f->read_only)
 		move_new(f);
 	if (index_build(&x, l) < 0)
@@ -349,6 +390,8 @@ scan_folder(struct mp_folder *f, struct md_list *l, const char **error_r)
 	if (rc)
 		return md_fail(error_r, "cannot read folder", MP_TEMPFAIL);
 	drop_vanished(l);
+	if (!exclusive && l->dirty)
+		return NEED_EXCLUSIVE;
 	if (l->n > 1)
 		qsort(l->e, l->n, sizeof(*l->e), cmp_uid);
 	if (l->dirty && md_list_write(f->path, f->list_fd, l) < 0)
@@ -366,7 +409,7 @@ sync_locked(struct mp_folder *f, struct md_list *l, const struct md_stamps *seen
 
 	*scanned = !(seen->valid &&
 	    md_snap_get(f->mb->env->snaps, f->path, f->read_only, seen, l));
-	if (*scanned && (rc = scan_folder(f, l, error_r)) != MP_OK)
+	if (*scanned && (rc = scan_folder(f, l, 1, error_r)) != MP_OK)
 		return rc;
 	if (claim_recent(f, l, claim) < 0)
 		return md_fail(error_r, "out of memory", MP_ERROR);
@@ -403,6 +446,9 @@ stamps_read(const struct mp_folder *f, struct md_stamps *st)
  * (jiffies on ext4), so a change in the same tick as the last sync
  * could leave every stamp equal: stamps younger than two seconds are
  * never trusted, as Dovecot does with its Maildir directory mtimes.
+ * That holds for the stamps the last sync saw as well as for those
+ * now: a change made after that sync, in the tick its stamps were
+ * read, leaves them all equal, and they are quiet two seconds later.
  */
 static int
 unchanged_since_sync(const struct mp_folder *f, struct md_stamps *now)
@@ -412,7 +458,7 @@ unchanged_since_sync(const struct mp_folder *f, struct md_stamps *now)
 	now->valid = 1;
 	if (!f->seen.valid || f->fresh.keywords != NULL)
 		return 0;
-	return now->quiet && md_stamps_equal(now, &f->seen);
+	return now->quiet && f->seen.quiet && md_stamps_equal(now, &f->seen);
 }
 
 /* A current view that has not claimed \Recent yet (folder_open synced
@@ -449,22 +495,60 @@ share_view(const struct mp_folder *f, const struct md_stamps *before,
 		md_snap_put(f->mb->env->snaps, f->path, f->read_only, before, l);
 }
 
+/*
+ * The sync most commands need on a busy folder, which changes nothing:
+ * under the shared lock, so sessions of one folder scan at once instead
+ * of one after the other (writers still exclude them all). The list is
+ * as fresh as under the exclusive lock; what would write (new/ to
+ * move, the list to rewrite) gives NEED_EXCLUSIVE, and a \Recent claim
+ * is made after, briefly exclusive, only when there is one to make.
+ */
+static int
+sync_shared(struct mp_folder *f, struct md_list *l, const struct md_stamps *seen,
+    int claim, int *scanned, const char **error_r)
+{
+	struct md_lockstate st = { 0 };
+	int rc;
+
+	if (md_list_lock_shared(f->list_fd) < 0)
+		return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
+	*scanned = !(seen->valid &&
+	    md_snap_get(f->mb->env->snaps, f->path, f->read_only, seen, l));
+	rc = *scanned ? scan_folder(f, l, 0, error_r) : MP_OK;
+	if (rc == MP_OK && (f->read_only || !claim))
+		rc = claim_recent(f, l, 0) < 0 ? md_fail(error_r, "out of memory", MP_ERROR) : MP_OK;
+	else if (rc == MP_OK)
+		md_lockstate_read(f->list_fd, &st, l->uidnext_read);
+	md_list_unlock(f->list_fd);
+	if (rc != MP_OK || f->read_only || !claim || st.unclaimed >= l->uidnext)
+		return rc;
+	if (md_list_lock(f->list_fd) < 0)
+		return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
+	rc = claim_recent(f, l, 1);	/* what is left to claim by then */
+	md_list_unlock(f->list_fd);
+	return rc < 0 ? md_fail(error_r, "out of memory", MP_ERROR) : MP_OK;
+}
+
 int
 md_sync(struct mp_folder *f, int claim, const char **error_r)
 {
 	struct md_list l = { 0 };
 	struct md_stamps before = { 0 };
-	int rc, scanned;
+	int rc, scanned = 0;
 
 	/* a read-only handle claims nothing: its view stands either way */
 	if (unchanged_since_sync(f, &before))
 		return claim && !f->seen.claimed && !f->read_only ? claim_only(f, error_r) : MP_OK;
 	before.claimed = claim;
 	f->seen.valid = 0;
-	if (md_list_lock(f->list_fd) < 0)
-		return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
-	rc = sync_locked(f, &l, &before, claim, &scanned, error_r);
-	md_list_unlock(f->list_fd);
+	rc = sync_shared(f, &l, &before, claim, &scanned, error_r);
+	if (rc == NEED_EXCLUSIVE) {
+		md_list_free(&l);
+		if (md_list_lock(f->list_fd) < 0)
+			return md_fail(error_r, "cannot lock UID list", MP_TEMPFAIL);
+		rc = sync_locked(f, &l, &before, claim, &scanned, error_r);
+		md_list_unlock(f->list_fd);
+	}
 	if (rc != MP_OK) {
 		md_list_free(&l);
 		return rc;

@@ -1,16 +1,27 @@
 /*
  * modules/deliver_maildir/maildir_uidlist.c - the folder's UID list,
  * `merpati-uidlist`, and its lock, `merpati-uidlist.lock`:
- *     M3 V<uidvalidity> N<uidnext>
+ *     M4 V<uidvalidity> N<uidnext>
  *     K <keyword> <keyword> ...          (the folder's keywords, if any)
  *     <uid> <size with CRLF> <mtime> <base name> [<keyword> ...]
- * Entries are in UID order. The list is only read and rewritten (temp
- * file, fsync, rename) under an flock on the lock file, which also
- * holds the first UID no read-write session has claimed as \Recent
- * and the list's generation (fixed-width numbers rewritten in place:
- * cheap, and losing them in a crash only loses \Recent or one cache
- * hit). Older lists (M1, M2: keywords joined by
- * ',' in one field) are read and written back as M3.
+ * Entries are in UID order. The list is only read and changed under an
+ * flock on the lock file, which also holds the first UID no read-write
+ * session has claimed as \Recent and the list's generation (fixed-width
+ * numbers rewritten in place: cheap, and losing them in a crash only
+ * loses \Recent or one cache hit).
+ *
+ * A change is a rewrite (temp file, fsync, rename), except a new
+ * message's entry (APPEND, COPY), which is appended to the file (M4):
+ * no new file, no rename, and the fdatasync() that makes it durable
+ * runs after the lock is let go, so sessions committing at once share
+ * the disk flush instead of queueing behind each other's. An appended
+ * entry has a UID at or past the header's N, each past the one before,
+ * and counts only as a whole line (ending in LF): a crash in the middle
+ * of an append leaves a torn line, which is skipped, or the line
+ * missing, and then the message's file in cur/ is given the next UID by
+ * a sync, as if it had been delivered there (its APPEND was never
+ * answered OK). Older lists (M1, M2: keywords joined by ',' in one
+ * field; M3: nothing appended) are read and written back as M4.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +48,15 @@ int
 md_list_lock(int fd)
 {
 	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
+
+int
+md_list_lock_shared(int fd)
+{
+	while (flock(fd, LOCK_SH) < 0)
 		if (errno != EINTR)
 			return -1;
 	return 0;
@@ -260,21 +281,44 @@ field_word(char **p, char *out, size_t size)
 	return 0;
 }
 
+/*
+ * Whether an entry's UID belongs: below the header's UIDNEXT while no
+ * appended entry was seen; from then on (M4) only appended ones, each a
+ * whole line past the UID before (*appended set by the first). So a
+ * line left torn by a crash, or old bytes after it, never count.
+ */
+static int
+uid_fits(struct md_list *l, unsigned long long uid, int version, int whole,
+    int *appended)
+{
+	if (uid == 0)
+		return 0;
+	if (uid < l->uidnext)
+		return !*appended;
+	if (version < 4 || !whole || uid >= UINT32_MAX)
+		return 0;
+	*appended = 1;
+	l->uidnext = (uint32_t)uid + 1;
+	return 1;
+}
+
 /* "<uid> <size> [<mtime>] <base> <keywords...>"; version 1 has no mtime,
  * versions 1 and 2 join keywords with ','. A malformed line is skipped;
  * -1 only when out of memory (a line dropped would renumber its message). */
 static int
-parse_entry(struct md_list *l, char *line, int version)
+parse_entry(struct md_list *l, char *line, int version, int *appended)
 {
 	unsigned long long uid, vsize;
 	long long mtime = 0;
 	char base[BASE_MAX], *p = line;
+	size_t len = strcspn(line, "\n");
+	int whole = line[len] == '\n';
 
-	line[strcspn(line, "\n")] = '\0';
+	line[len] = '\0';
 	if (field_u64(&p, &uid) < 0 || field_u64(&p, &vsize) < 0 ||
 	    (version > 1 && field_i64(&p, &mtime) < 0) || field_word(&p, base, sizeof(base)) < 0)
 		return 0;
-	if (uid == 0 || uid >= l->uidnext)
+	if (!uid_fits(l, uid, version, whole, appended))
 		return 0;
 	char *kw = p + strspn(p, " ");
 	if (version < 3)
@@ -289,25 +333,30 @@ md_list_parse(FILE *fp, struct md_list *l)
 {
 	char *line = NULL;
 	size_t cap = 0;
-	int version = 0, oom = 0;
+	ssize_t len = 0;
+	int version = 0, oom = 0, appended = 0, whole = 0;
 
 	if (getline(&line, &cap, fp) < 0 ||
 	    sscanf(line, "M%d V%u N%u", &version, &l->uidvalidity, &l->uidnext) != 3 ||
-	    version < 1 || version > 3)
+	    version < 1 || version > 4)
 		version = 0;
-	while (version && !oom && getline(&line, &cap, fp) > 0) {
+	whole = version && line[strlen(line) - 1] == '\n';
+	while (version && !oom && (len = getline(&line, &cap, fp)) > 0) {
+		whole = line[len - 1] == '\n';
 		if (strncmp(line, "K ", 2) == 0 && l->keywords == NULL) {
 			line[strcspn(line, "\n")] = '\0';
 			oom = (l->keywords = strdup(line + 2)) == NULL;
 		} else
-			oom = parse_entry(l, line, version) < 0;
+			oom = parse_entry(l, line, version, &appended) < 0;
 	}
 	free(line);
+	/* appending after a torn last line would glue the two */
+	l->appendable = version == 4 && whole;
 	if (oom)
 		return -1;
 	if (l->keywords == NULL && (l->keywords = strdup("")) == NULL)
 		return -1;
-	if (version != 3) {	/* an older list: gather its keywords */
+	if (version < 3) {	/* an older list: gather its keywords */
 		l->dirty = 1;
 		for (size_t i = 0; i < l->n; i++)
 			if (md_keywords_register(l, l->e[i].keywords) < 0)
@@ -346,10 +395,20 @@ md_list_read(const char *dir, const char *mailbox_dir, int lock_fd,
 	return 0;
 }
 
+/* A new generation tells handles their copy is no longer current. */
+static void
+bump_generation(int lock_fd, struct md_list *l)
+{
+	struct md_lockstate st;
+
+	md_lockstate_read(lock_fd, &st, l->uidnext_read);
+	l->gen = ++st.gen;
+	md_lockstate_write(lock_fd, &st);
+}
+
 int
 md_list_write(const char *dir, int lock_fd, struct md_list *l)
 {
-	struct md_lockstate st;
 	char path[PATH_MAX], tmp[PATH_MAX];
 	FILE *fp;
 	int ok;
@@ -358,7 +417,7 @@ md_list_write(const char *dir, int lock_fd, struct md_list *l)
 	snprintf(tmp, sizeof(tmp), "%s/" UIDLIST ".tmp", dir);
 	if ((fp = fopen(tmp, "we")) == NULL)
 		return -1;
-	fprintf(fp, "M3 V%u N%u\n", l->uidvalidity, l->uidnext);
+	fprintf(fp, "M4 V%u N%u\n", l->uidvalidity, l->uidnext);
 	if (l->keywords && l->keywords[0])
 		fprintf(fp, "K %s\n", l->keywords);
 	for (size_t i = 0; i < l->n; i++) {
@@ -373,10 +432,59 @@ md_list_write(const char *dir, int lock_fd, struct md_list *l)
 		unlink(tmp);
 		return -1;
 	}
-	/* A new generation tells handles their copy is no longer current. */
-	md_lockstate_read(lock_fd, &st, l->uidnext_read);
-	l->gen = ++st.gen;
-	md_lockstate_write(lock_fd, &st);
+	bump_generation(lock_fd, l);
 	l->dirty = 0;
+	l->appendable = 1;
+	return 0;
+}
+
+/* The entry's line as md_list_write writes it (malloc), its length in
+ * *len_r; NULL when out of memory. */
+static char *
+entry_line(const struct md_entry *e, size_t *len_r)
+{
+	const char *fmt = "%u %llu %lld %s%s%s\n";
+	const char *sep = e->keywords[0] ? " " : "";
+	int n = snprintf(NULL, 0, fmt, e->uid, (unsigned long long)e->vsize,
+	    (long long)e->mtime, e->base, sep, e->keywords);
+	char *text = n > 0 ? malloc((size_t)n + 1) : NULL;
+
+	if (text == NULL)
+		return NULL;
+	snprintf(text, (size_t)n + 1, fmt, e->uid, (unsigned long long)e->vsize,
+	    (long long)e->mtime, e->base, sep, e->keywords);
+	*len_r = (size_t)n;
+	return text;
+}
+
+int
+md_list_append(const char *dir, int lock_fd, struct md_list *l,
+    const struct md_entry *e, int *fd_r)
+{
+	char path[PATH_MAX];
+	size_t len;
+	char *text = entry_line(e, &len);
+	struct stat st;
+	ssize_t n = -1;
+	int fd, saved;
+
+	if (text == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/" UIDLIST, dir);
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) >= 0 && fstat(fd, &st) == 0)
+		n = write(fd, text, len);
+	free(text);
+	if (n != (ssize_t)len) {
+		saved = n < 0 ? errno : ENOSPC;
+		if (fd >= 0) {
+			if (n > 0)	/* no torn line left behind */
+				(void)!ftruncate(fd, st.st_size);
+			close(fd);
+		}
+		errno = saved;
+		return -1;
+	}
+	bump_generation(lock_fd, l);
+	*fd_r = fd;
 	return 0;
 }

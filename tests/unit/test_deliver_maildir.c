@@ -6,10 +6,12 @@
  * writers (deliveries and a session) at once.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -402,6 +404,257 @@ test_uidlist_parse(void)
 	free(overlong);
 }
 
+/* M4: entries appended past the header's N count when whole and each
+ * past the one before; a torn last line, or anything older after an
+ * appended entry, does not, and a torn end makes the list not
+ * appendable. M3 lists never had appended entries. */
+static void
+test_uidlist_appended(void)
+{
+	static const char torn[] =
+	    "M4 V8 N3\n"
+	    "1 10 1700000000 one.M1P2.h\n"
+	    "3 10 1700000001 three.M1P2.h $Work\n"
+	    "2 10 1700000002 stale-older.M1P2.h\n"
+	    "4 10 1700000003 four.M1P2.h\n"
+	    "4 10 1700000003 again.M1P2.h\n"
+	    "6 10 1700000004 torn.M1";
+	static const char clean[] = "M4 V8 N3\n1 10 1700000000 one.M1P2.h\n3 10 1 three.M1P2.h\n";
+	static const char v3[] = "M3 V8 N3\n1 10 1700000000 one.M1P2.h\n3 10 1 three.M1P2.h\n";
+	struct md_list l = { 0 };
+	FILE *fp;
+
+	fp = fmemopen((void *)torn, strlen(torn), "r");
+	CHECK("uidlist M4: version", fp && md_list_parse(fp, &l) == 4);
+	CHECK("uidlist M4: appended entries count, older and torn ones do not",
+	    l.n == 3 && l.e[0].uid == 1 && l.e[1].uid == 3 && l.e[2].uid == 4 &&
+	    strcmp(l.e[2].base, "four.M1P2.h") == 0 && strcmp(l.e[1].keywords, "$Work") == 0);
+	CHECK("uidlist M4: UIDNEXT past the last appended entry", l.uidnext == 5);
+	CHECK("uidlist M4: a torn end is not appended to", !l.appendable && !l.dirty);
+	if (fp)
+		fclose(fp);
+	md_list_free(&l);
+	fp = fmemopen((void *)clean, strlen(clean), "r");
+	CHECK("uidlist M4: a whole list is appendable", fp && md_list_parse(fp, &l) == 4 &&
+	    l.appendable && l.n == 2 && l.uidnext == 4);
+	if (fp)
+		fclose(fp);
+	md_list_free(&l);
+	fp = fmemopen((void *)v3, strlen(v3), "r");
+	CHECK("uidlist M3: nothing past N counts, not appendable", fp &&
+	    md_list_parse(fp, &l) == 3 && l.n == 1 && l.uidnext == 3 && !l.appendable);
+	if (fp)
+		fclose(fp);
+	md_list_free(&l);
+}
+
+static ino_t
+inode_of(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? sb.st_ino : 0;
+}
+
+static int
+append_text(struct mp_mailbox *mb, const char *text, uint32_t *uid)
+{
+	struct mock_text t = { text, 0, 0 };
+	struct mp_reader r = { sizeof(r), mock_text_read, (off_t)strlen(text), &t };
+	uint32_t uv;
+	const char *err;
+
+	return st->append(mb, "INBOX", &r, 0, 0, uid, &uv, &err);
+}
+
+/* The store's side of the cheaper writes: APPEND appends its entry to
+ * the list (same file, not a rewrite) unless the list ends torn; an
+ * EXPUNGE leaves the list alone until vanished entries are a quarter of
+ * it; subscribing a subscribed folder leaves the subscriptions alone. */
+static void
+test_cheap_writes(void)
+{
+	char list[600], subs[600], torn[] = "7 1 1 torn-entry";
+	struct mp_mailbox *mb;
+	struct mp_folder *f;
+	const struct mp_msg_info *v;
+	const char *err = NULL;
+	uint32_t uid1 = 0, uid2 = 0, uid3 = 0;
+	size_t n;
+	ino_t ino;
+	FILE *fp;
+
+	snprintf(list, sizeof(list), "%s/example.test/dora/merpati-uidlist", root);
+	snprintf(subs, sizeof(subs), "%s/example.test/dora/merpati-subscriptions", root);
+	CHECK("cheap: open mailbox", st->open(ctx, "dora@example.test", &mb, &err) == MP_OK);
+	CHECK("cheap: first append", append_text(mb, "Subject: a\r\n\r\na\r\n", &uid1) == MP_OK);
+	ino = inode_of(list);
+	CHECK("cheap: second append", append_text(mb, "Subject: b\r\n\r\nb\r\n", &uid2) == MP_OK);
+	CHECK("cheap: the entry is appended, the list not rewritten",
+	    ino != 0 && inode_of(list) == ino && uid1 == 1 && uid2 == 2);
+	if ((fp = fopen(list, "a")) != NULL) {	/* a crash in the middle of an append */
+		fputs(torn, fp);
+		fclose(fp);
+	}
+	CHECK("cheap: append after a torn line", append_text(mb, "Subject: c\r\n\r\nc\r\n", &uid3) == MP_OK);
+	CHECK("cheap: a torn list is rewritten, its torn line gone", inode_of(list) != ino &&
+	    uid3 == 3);
+	CHECK("cheap: open INBOX", st->folder_open(mb, "INBOX", 0, &f, &err) == MP_OK);
+	CHECK("cheap: three messages, UIDs 1-3", st->messages(f, &v, &n, &err) == MP_OK && n == 3 &&
+	    MP_ELEM(v, 0)->uid == 1 && MP_ELEM(v, 2)->uid == 3);
+	ino = inode_of(list);
+	CHECK("cheap: expunge", st->expunge(f, 2, &err) == MP_OK);
+	CHECK("cheap: the expunged message leaves the view",
+	    st->messages(f, &v, &n, &err) == MP_OK && n == 2 && MP_ELEM(v, 1)->uid == 3);
+	CHECK("cheap: ... but the list is not rewritten for it", inode_of(list) == ino);
+	st->folder_close(f);
+	CHECK("cheap: reopened, still gone", st->folder_open(mb, "INBOX", 1, &f, &err) == MP_OK &&
+	    st->messages(f, &v, &n, &err) == MP_OK && n == 2 && MP_ELEM(v, 0)->uid == 1 &&
+	    MP_ELEM(v, 1)->uid == 3);
+	st->folder_close(f);
+	CHECK("cheap: subscribe", st->folder_subscribe(mb, "INBOX", 1, &err) == MP_OK);
+	ino = inode_of(subs);
+	CHECK("cheap: subscribe again leaves the list alone",
+	    st->folder_subscribe(mb, "INBOX", 1, &err) == MP_OK && ino != 0 && inode_of(subs) == ino);
+	CHECK("cheap: unsubscribe still writes", st->folder_subscribe(mb, "INBOX", 0, &err) == MP_OK &&
+	    inode_of(subs) != ino);
+	st->close(mb);
+}
+
+/* Set every stamp of the folder (new/, cur/, the list and its lock) to t. */
+static void
+set_stamps(const char *dir, time_t t)
+{
+	static const char *const names[] = { "new", "cur", "merpati-uidlist",
+	    "merpati-uidlist.lock" };
+	struct timespec ts[2] = { { t, 0 }, { t, 0 } };
+	char path[700];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		utimensat(AT_FDCWD, path, ts, 0);
+	}
+}
+
+/* A change by another program in the clock tick a sync read its stamps
+ * in leaves every stamp as that sync saw it; two seconds later they
+ * are quiet and still equal. The view must not stand on them then. */
+static void
+test_same_tick_change(void)
+{
+	char dir[600], from[900], to[900];
+	struct mp_mailbox *mb;
+	struct mp_folder *f;
+	const struct mp_msg_info *v;
+	const char *err = NULL;
+	struct mp_status s;
+	struct dirent *d = NULL;
+	time_t then;
+	size_t n;
+	DIR *dp;
+
+	deliver("gina@example.test", "Subject: g\r\n\r\ng\r\n", 0, &s);
+	snprintf(dir, sizeof(dir), "%s/example.test/gina", root);
+	CHECK("same tick: open", st->open(ctx, "gina@example.test", &mb, &err) == MP_OK &&
+	    st->folder_open(mb, "INBOX", 0, &f, &err) == MP_OK &&
+	    st->messages(f, &v, &n, &err) == MP_OK && n == 1 && MP_ELEM(v, 0)->flags == MP_FLAG_RECENT);
+	then = time(NULL) - 1;
+	set_stamps(dir, then);	/* young: this sync's stamps are not quiet */
+	CHECK("same tick: sync", st->messages(f, &v, &n, &err) == MP_OK && n == 1);
+	snprintf(from, sizeof(from), "%s/cur", dir);
+	dp = opendir(from);
+	while (dp && (d = readdir(dp)) != NULL && d->d_name[0] == '.')
+		;
+	if (d != NULL) {	/* another program marks it \Seen, in the same tick */
+		snprintf(from, sizeof(from), "%s/cur/%s", dir, d->d_name);
+		snprintf(to, sizeof(to), "%s/cur/%.*sS", dir, (int)strcspn(d->d_name, ":") + 3,
+		    d->d_name);
+		CHECK("same tick: renamed", rename(from, to) == 0);
+	}
+	if (dp)
+		closedir(dp);
+	set_stamps(dir, then);
+	usleep(1500 * 1000);	/* every stamp quiet now, and equal to the sync's */
+	CHECK("same tick: the change is seen", st->messages(f, &v, &n, &err) == MP_OK && n == 1 &&
+	    (MP_ELEM(v, 0)->flags & MP_FLAG_SEEN));
+	st->folder_close(f);
+	st->close(mb);
+}
+
+static const char *
+mb_dir_of(const char *user)
+{
+	static char dir[600];
+
+	snprintf(dir, sizeof(dir), "%s/example.test/%s", root, user);
+	return dir;
+}
+
+struct sync_arg {
+	struct mp_folder *f;
+	size_t n;
+	int rc;
+};
+
+static void *
+sync_thread(void *p)
+{
+	struct sync_arg *a = p;
+	const struct mp_msg_info *v;
+	const char *err;
+
+	a->rc = st->messages(a->f, &v, &a->n, &err);
+	return NULL;
+}
+
+/* A sync that only reads takes the list lock shared: it goes ahead
+ * while another reader holds it (before, every sync queued behind
+ * every other). A thread syncs while this one holds the lock shared;
+ * it must finish within 5 s (it would wait forever for an exclusive
+ * lock), and then the lock is let go either way. */
+static void
+test_shared_sync(void)
+{
+	char lockpath[700];
+	struct mp_mailbox *mb;
+	struct mp_folder *f;
+	const struct mp_msg_info *v;
+	const char *err = NULL;
+	struct mp_status s;
+	struct sync_arg a = { 0 };
+	struct timespec until;
+	pthread_t t;
+	size_t n;
+	int fd, joined;
+
+	deliver("hank@example.test", "Subject: h\r\n\r\nh\r\n", 0, &s);
+	CHECK("shared: open", st->open(ctx, "hank@example.test", &mb, &err) == MP_OK &&
+	    st->folder_open(mb, "INBOX", 0, &f, &err) == MP_OK &&
+	    st->messages(f, &v, &n, &err) == MP_OK && n == 1);
+	deliver("hank@example.test", "Subject: i\r\n\r\ni\r\n", 0, &s);
+	CHECK("shared: the second message is listed", st->messages(f, &v, &n, &err) == MP_OK &&
+	    n == 2);
+	st->folder_close(f);
+	CHECK("shared: read-only handle", st->folder_open(mb, "INBOX", 1, &f, &err) == MP_OK);
+	snprintf(lockpath, sizeof(lockpath), "%s/example.test/hank/merpati-uidlist.lock", root);
+	fd = open(lockpath, O_RDWR | O_CLOEXEC);
+	CHECK("shared: another reader holds the lock", fd >= 0 && flock(fd, LOCK_SH) == 0);
+	set_stamps(mb_dir_of("hank"), time(NULL));	/* a change: the sync must look */
+	a.f = f;
+	joined = pthread_create(&t, NULL, sync_thread, &a) == 0;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	int done = joined && pthread_timedjoin_np(t, NULL, &until) == 0;
+	CHECK("shared: the sync did not wait for the other reader", done && a.rc == MP_OK &&
+	    a.n == 2);
+	if (fd >= 0)
+		close(fd);	/* lets a waiting sync go */
+	if (joined && !done)
+		pthread_join(t, NULL);
+	st->folder_close(f);
+	st->close(mb);
+}
+
 int
 main(void)
 {
@@ -429,6 +682,10 @@ main(void)
 	test_uidvalidity_never_reused();
 	test_concurrent_writers();
 	test_uidlist_parse();
+	test_uidlist_appended();
+	test_cheap_writes();
+	test_same_tick_change();
+	test_shared_sync();
 	merpati_module.fini(ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	if (system(cmd) != 0)
