@@ -248,21 +248,18 @@ store_folder_rename(struct mp_mailbox *mb, const char *from, const char *to,
 	return MP_OK;
 }
 
+/* The list with name added or removed, as a new file renamed over it.
+ * The caller holds the subscriptions lock. */
 static int
-store_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
-    const char **error_r)
+rewrite_subscriptions(struct mp_mailbox *mb, const char *name, int on)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], line[512];
 	FILE *in, *out;
 
-	/* Every login subscribes INBOX (imap_auth.c): a list that already
-	 * says so is left alone, not rewritten (a new file, a rename). */
-	if (subscribed(mb, name) == !!on)
-		return MP_OK;
 	snprintf(path, sizeof(path), "%s/" SUBSCRIPTIONS, mb->path);
 	snprintf(tmp, sizeof(tmp), "%s/" SUBSCRIPTIONS ".tmp", mb->path);
 	if ((out = fopen(tmp, "we")) == NULL)
-		return md_fail(error_r, "cannot write subscriptions", MP_TEMPFAIL);
+		return -1;
 	if ((in = fopen(path, "re")) != NULL) {
 		while (fgets(line, sizeof(line), in)) {
 			line[strcspn(line, "\n")] = '\0';
@@ -273,7 +270,34 @@ store_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
 	}
 	if (on)
 		fprintf(out, "%s\n", name);
-	if (fclose(out) != 0 || rename(tmp, path) < 0)
+	return fclose(out) != 0 || rename(tmp, path) < 0 ? -1 : 0;
+}
+
+/*
+ * Two sessions of one user may (un)subscribe at once: each change is a
+ * read-modify-write of the whole list through one temporary name, so
+ * they take turns on a lock file (otherwise one change is lost or the
+ * temporary file is written by both).
+ */
+static int
+store_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
+    const char **error_r)
+{
+	char lock[PATH_MAX];
+	int fd, rc;
+
+	/* Every login subscribes INBOX (imap_auth.c): a list that already
+	 * says so is left alone, not rewritten (a new file, a rename). */
+	if (subscribed(mb, name) == !!on)
+		return MP_OK;
+	snprintf(lock, sizeof(lock), "%s/" SUBSCRIPTIONS ".lock", mb->path);
+	if ((fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+		return md_fail(error_r, "cannot lock subscriptions", MP_TEMPFAIL);
+	while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+		;
+	rc = subscribed(mb, name) == !!on ? 0 : rewrite_subscriptions(mb, name, on);
+	close(fd);	/* releases the lock */
+	if (rc < 0)
 		return md_fail(error_r, "cannot write subscriptions", MP_TEMPFAIL);
 	return MP_OK;
 }

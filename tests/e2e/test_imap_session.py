@@ -8,6 +8,7 @@ in a fixed order, which makes the concurrent cases deterministic. On
 both stores."""
 import re
 import socket
+import threading
 import unittest
 
 from harness import DOMAIN
@@ -245,6 +246,35 @@ class Session(ImapCase):
         self.assertEqual(self.list_of(c, b"%", b"LSUB").get(b"l1"), [b"\\Noselect"])
         self.assertIn(b"l1/sub", self.list_of(c, b"l1/%", b"LSUB"))
 
+
+    def test_concurrent_subscribes_all_kept(self):
+        """Two sessions subscribing at once, released together by a
+        barrier: every name must be on the list afterwards (a lost
+        read-modify-write of the list would drop some)."""
+        names = {who: [b"cs%s%02d" % (who, i) for i in range(30)] for who in (b"a", b"b")}
+        conns = {who: self.conn() for who in names}
+        for name in names[b"a"] + names[b"b"]:
+            conns[b"a"].ok(b"CREATE " + name)
+        barrier = threading.Barrier(2, timeout=30)
+        failures = []
+
+        def run(who):
+            try:
+                barrier.wait()
+                for name in names[who]:
+                    conns[who].ok(b"SUBSCRIBE " + name)
+            except Exception as e:  # reported by the main thread
+                failures.append(e)
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual([str(e) for e in failures], [])
+        listed = self.list_of(conns[b"a"], b"cs*", b"LSUB")
+        for name in names[b"a"] + names[b"b"]:
+            self.assertIn(name, listed)
 
 class SessionSqlite(Session):
     store = "store_sqlite"
