@@ -69,6 +69,15 @@ int maildir_save_open(const struct mp_host *host, const char *dir, int make,
 int maildir_save_write(int fd, const char *prefix, struct mp_reader *msg,
     uint64_t *vsize_r);
 
+/* fsync() of directory dir, shared with every caller waiting on the
+ * same directory (maildir_dirsync.c): returns once an fsync() begun
+ * after this call has ended. 0 or -1 with errno. */
+int md_dir_sync_group(const char *dir);
+/* For tests: the fsync() it calls, and the tickets taken so far on dir
+ * while anyone waits on it (0 when no one does). */
+extern int (*md_dir_fsync)(int fd);
+unsigned long long md_dir_sync_tickets(const char *dir);
+
 extern const struct mp_store_ops maildir_store_ops;
 
 #endif
