@@ -144,10 +144,11 @@ static _Atomic int *idle_acceptors;
  * reload keeps them; reload.h). */
 static const struct mp_listen *started_listen;	/* per listener, waiting in accept() */
 
+/* Runs while the acceptor holds the configuration (acceptor_thread):
+ * the session runs on the one that was newest at accept to its end. */
 static void
 run_session(struct accepted *a)
 {
-	mp_core_hold();	/* the session runs on today's configuration to its end */
 	if (a->l->proto)
 		mp_protocol_session_run(a->fd, a->l);
 	else
@@ -157,7 +158,6 @@ run_session(struct accepted *a)
 	per_ip_leave(&pools[a->l->pool], a->addr);
 	atomic_fetch_sub(&pools[a->l->pool].active, 1);
 	free(a);
-	mp_core_release();
 }
 
 const char *
@@ -296,8 +296,10 @@ acceptor_thread(void *arg)
 			    "(accepted when this session ends)", l->label);
 		if (fd < 0)
 			continue;
+		mp_core_hold();	/* admit reads the limits; never held in accept() */
 		if ((a = admit(l, fd, &ss)) != NULL)
 			run_session(a);
+		mp_core_release();
 		if (atomic_load(idle) >= SPARE_WORKERS)
 			break;
 	}
