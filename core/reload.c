@@ -9,7 +9,13 @@
  * log: the sockets and modes of the listeners (the acceptor threads
  * serve the ones bound at start), the connection pools' layout, and
  * server.state_dir / user / module_dir / landlock, queue.workers and
- * the metrics listener.
+ * the metrics listener; strings among those are copied, so the new
+ * snapshot never points into the one it replaces (bar the listen
+ * table, the start-up snapshot's, which stays).
+ *
+ * Replaced snapshots go on a list the main thread walks after each
+ * reload and once a second (mp_reload_collect); one no hold counts is
+ * freed there (reload.h says what that frees and the rule for readers).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -56,9 +56,10 @@ int mp_reload(const char *file, char *const *overrides, size_t noverrides);
 
 /*
  * For the loader during a reload: when the running snapshot has module
- * name from the same path with settings equal to group, *m becomes that
- * instance, marked borrowed (closing it later leaves it running), and
- * 1 is returned; else 0. Modules whose settings changed are loaded
+ * name from the same path with settings equal to group (or changed
+ * ones its reload op will take), *m becomes one more user of that
+ * instance (mp_module_share: it ends with the last snapshot listing
+ * it) and 1 is returned; else 0. Modules whose settings changed are loaded
  * and initialised anew; one that cannot be (say, a file only root can
  * open) fails the reload with its reason.
  */
