@@ -281,7 +281,9 @@ class ReplacedConfigFreed(unittest.TestCase):
         self.assertLessEqual(generations, self.freed(), self.srv.log()[-3000:])
 
     def send_loop(self, stop, errors):
-        """Sessions coming and going during the reloads."""
+        """Sessions coming and going during the reloads, each routing a
+        recipient and queueing a message (delivered by queue workers on
+        whichever configuration is newest then)."""
         while not stop.is_set():
             try:
                 with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=20) as s:
@@ -289,6 +291,7 @@ class ReplacedConfigFreed(unittest.TestCase):
                     s.mail("x@c.test")
                     s.rcpt("r0-1@example.test")  # a rule of some generation, or not
                     s.rset()
+                    s.sendmail("x@c.test", [ALICE], "Subject: during reloads\r\n\r\nx\r\n")
             except (OSError, smtplib.SMTPException) as e:
                 errors.append(repr(e))
                 return
