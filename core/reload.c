@@ -44,7 +44,7 @@ struct snapshot_meta {
 	atomic_int refs;	/* holds (sessions, attempts, threads' turns) */
 	unsigned generation;
 	struct tls_files tls;	/* what its server TLS context was made from */
-	char **carried;		/* copies of what keep_fixed() carried over */
+	char **carried;		/* strings copied from the one it replaced */
 	size_t ncarried;
 	struct mp_core_config *next_retired;
 };
