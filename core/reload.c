@@ -58,10 +58,12 @@ struct snapshot {
 
 /* The acceptor threads serve the start-up configuration's listen
  * table (keep_listeners() carries those entries, with their protocol
- * module instances and strings, into every snapshot), so this one
- * reference never goes: the start-up configuration is never freed
- * while listeners are bound at start. */
-static struct snapshot_meta boot_meta = { .refs = 1 };
+ * module instances and strings, into every snapshot), so they hold it
+ * for the daemon's life: the start-up configuration is never freed.
+ * Once sessions find their listener in the snapshot they hold, this
+ * is 0 and it is freed like any other. */
+#define BOOT_PINS 1
+static struct snapshot_meta boot_meta = { .refs = BOOT_PINS };
 
 /* Threads between reading mp_core_now and counting their hold on it
  * (see mp_reload_collect). */
@@ -455,11 +457,11 @@ refuse(struct snapshot *s, struct mp_problems *problems)
 	free_snapshot(&s->core);	/* the running instances it reused stay */
 }
 
-/* Sessions and attempts on c (the start-up one's listener pin aside). */
+/* Sessions and attempts on c (the start-up one's listener pins aside). */
 static int
 users_of(struct mp_core_config *c)
 {
-	return atomic_load(&meta_of(c)->refs) - (c == &mp_core_boot);
+	return atomic_load(&meta_of(c)->refs) - (c == &mp_core_boot ? BOOT_PINS : 0);
 }
 
 int
