@@ -154,6 +154,20 @@ host_store(void)
 	return mp_metrics_store(mp_core.store.ops ? &mp_core.store : NULL);
 }
 
+/* The protocol is the one of the module whose session runs on this
+ * thread (protocol.c sets it as the log module around the session), so
+ * a module counts under its own protocol only; elsewhere, nothing. */
+static void
+host_count_command(const char *command, const char *outcome)
+{
+	const char *name = mp_log_module();
+	const struct mp_loaded *m = name ?
+	    mp_modules_named(&mp_core.modules, name) : NULL;
+
+	if (m && m->mod->protocol)
+		mp_metric_command(m->mod->protocol->protocol, command, outcome);
+}
+
 const struct mp_host mp_host_table = {
 	.abi_version = MP_ABI_VERSION,
 	.struct_size = sizeof(struct mp_host),
@@ -206,4 +220,6 @@ const struct mp_host mp_host_table = {
 	.txn_discard = mp_txn_discard,
 	.auth_limit_enter = mp_auth_limit_enter,
 	.auth_limit_leave = mp_auth_limit_leave,
+	/* since 2.2: the protocol modules' command counts (metrics.c) */
+	.count_command = host_count_command,
 };

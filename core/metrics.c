@@ -177,6 +177,99 @@ mp_metric_smtp_reply(int code)
 
 void mp_metric_accepted(void) { atomic_fetch_add(&accepted, 1); }
 
+/* ---- protocol modules' commands (host->count_command) ------------------- */
+
+/* RFC 9051 section 6 and RFC 3501 (CHECK, LSUB), ID (RFC 2971), and the
+ * UID forms merpati answers (UID EXPUNGE: RFC 4315). */
+static const char *const imap_commands[] = { "APPEND", "AUTHENTICATE",
+	"CAPABILITY", "CHECK", "CLOSE", "COPY", "CREATE", "DELETE", "ENABLE",
+	"EXAMINE", "EXPUNGE", "FETCH", "ID", "IDLE", "LIST", "LOGIN",
+	"LOGOUT", "LSUB", "MOVE", "NAMESPACE", "NOOP", "RENAME", "SEARCH",
+	"SELECT", "STARTTLS", "STATUS", "STORE", "SUBSCRIBE", "UNSELECT",
+	"UNSUBSCRIBE", "UID COPY", "UID EXPUNGE", "UID FETCH", "UID MOVE",
+	"UID SEARCH", "UID STORE", "other" };
+static const char *const imap_outcomes[] = { "ok", "no", "bad" };
+
+/* RFC 1939, RFC 2449 (CAPA), RFC 2595 (STLS), RFC 5034 (AUTH). */
+static const char *const pop3_commands[] = { "USER", "PASS", "APOP",
+	"AUTH", "STLS", "CAPA", "STAT", "LIST", "RETR", "DELE", "NOOP",
+	"RSET", "TOP", "UIDL", "QUIT", "other" };
+static const char *const pop3_outcomes[] = { "ok", "err" };
+
+#define NOF(a) (sizeof(a) / sizeof(a[0]))
+
+static _Atomic uint64_t imap_command_n[NOF(imap_commands)];
+static _Atomic uint64_t imap_outcome_n[NOF(imap_outcomes)];
+static _Atomic uint64_t pop3_command_n[NOF(pop3_commands)];
+static _Atomic uint64_t pop3_outcome_n[NOF(pop3_outcomes)];
+
+/* A protocol module's fixed label sets; each command list ends with
+ * "other". */
+struct command_set {
+	const char *protocol;
+	const char *const *commands;
+	size_t ncommands;
+	_Atomic uint64_t *command_n;
+	const char *const *outcomes;
+	size_t noutcomes;
+	_Atomic uint64_t *outcome_n;
+};
+
+static const struct command_set command_sets[] = {
+	{ "imap", imap_commands, NOF(imap_commands), imap_command_n,
+	    imap_outcomes, NOF(imap_outcomes), imap_outcome_n },
+	{ "pop3", pop3_commands, NOF(pop3_commands), pop3_command_n,
+	    pop3_outcomes, NOF(pop3_outcomes), pop3_outcome_n },
+};
+
+static const struct command_set *
+command_set_of(const char *protocol)
+{
+	for (size_t i = 0; protocol && i < NOF(command_sets); i++)
+		if (strcmp(command_sets[i].protocol, protocol) == 0)
+			return &command_sets[i];
+	return NULL;
+}
+
+/* Index of command in set's list, the last ("other") when absent. */
+static size_t
+command_index(const struct command_set *set, const char *command)
+{
+	size_t i;
+
+	for (i = 0; command && i + 1 < set->ncommands; i++)
+		if (strcasecmp(set->commands[i], command) == 0)
+			break;
+	return command ? i : set->ncommands - 1;
+}
+
+const char *
+mp_metric_command_label(const char *protocol, const char *command)
+{
+	const struct command_set *set = command_set_of(protocol);
+
+	return set ? set->commands[command_index(set, command)] : NULL;
+}
+
+int
+mp_metric_command(const char *protocol, const char *command,
+    const char *outcome)
+{
+	const struct command_set *set = command_set_of(protocol);
+	size_t o;
+
+	if (set == NULL || outcome == NULL)
+		return -1;
+	for (o = 0; o < set->noutcomes; o++)
+		if (strcmp(set->outcomes[o], outcome) == 0)
+			break;
+	if (o == set->noutcomes)
+		return -1;
+	atomic_fetch_add(&set->command_n[command_index(set, command)], 1);
+	atomic_fetch_add(&set->outcome_n[o], 1);
+	return 0;
+}
+
 void
 mp_metric_delivery(int remote, enum mp_delivery_status st, long long arrival)
 {
@@ -486,6 +579,34 @@ render_smtp(struct out *o)
 	    (unsigned long long)atomic_load(&accepted));
 }
 
+/* Every protocol's commands and replies in one family each: SMTP's
+ * from its own counters (also under their first, SMTP-only names
+ * above), the protocol modules' from host->count_command. */
+static void
+render_commands(struct out *o)
+{
+	family(o, "merpati_commands_total", "counter",
+	    "Client commands by protocol and command; other is anything not on the protocol's list.");
+	for (size_t i = 0; i < NVERBS; i++)
+		put(o, "merpati_commands_total{protocol=\"smtp\",command=\"%s\"} %llu\n",
+		    smtp_verbs[i], (unsigned long long)atomic_load(&smtp_commands[i]));
+	for (size_t s = 0; s < NOF(command_sets); s++)
+		for (size_t i = 0; i < command_sets[s].ncommands; i++)
+			put(o, "merpati_commands_total{protocol=\"%s\",command=\"%s\"} %llu\n",
+			    command_sets[s].protocol, command_sets[s].commands[i],
+			    (unsigned long long)atomic_load(&command_sets[s].command_n[i]));
+	family(o, "merpati_replies_total", "counter",
+	    "Replies by protocol and class: SMTP's code class (every reply), IMAP's tagged OK/NO/BAD and POP3's +OK/-ERR (one per command).");
+	for (int c = 2; c <= 5; c++)
+		put(o, "merpati_replies_total{protocol=\"smtp\",class=\"%dxx\"} %llu\n",
+		    c, (unsigned long long)atomic_load(&smtp_replies[c]));
+	for (size_t s = 0; s < NOF(command_sets); s++)
+		for (size_t i = 0; i < command_sets[s].noutcomes; i++)
+			put(o, "merpati_replies_total{protocol=\"%s\",class=\"%s\"} %llu\n",
+			    command_sets[s].protocol, command_sets[s].outcomes[i],
+			    (unsigned long long)atomic_load(&command_sets[s].outcome_n[i]));
+}
+
 static void
 render_deliveries(struct out *o)
 {
@@ -609,6 +730,7 @@ mp_metrics_render(const char *queue_dir, size_t *len_r)
 
 	render_protocols(&o);
 	render_smtp(&o);
+	render_commands(&o);
 	render_deliveries(&o);
 	render_histograms(&o);
 	render_modules(&o);

@@ -46,6 +46,18 @@ void mp_metric_conn(const char *protocol, enum mp_conn_event ev);
 void mp_metric_smtp_command(const char *line);
 /* An SMTP reply code sent to a client. */
 void mp_metric_smtp_reply(int code);
+/*
+ * A protocol module's command and the outcome of its final reply
+ * (host->count_command, module.h): command matched, any case, against
+ * the protocol's fixed list ("other" when absent or NULL); outcome one
+ * of the protocol's set (imap: ok, no, bad; pop3: ok, err). 0 counted,
+ * -1 ignored (a protocol without a list, an outcome outside its set).
+ */
+int mp_metric_command(const char *protocol, const char *command,
+    const char *outcome);
+/* The label command is counted under for protocol: a name from the
+ * fixed list, or "other"; NULL for a protocol without a list. */
+const char *mp_metric_command_label(const char *protocol, const char *command);
 /* A message committed to the queue. */
 void mp_metric_accepted(void);
 

@@ -4,14 +4,14 @@
  * The new snapshot is built on the main thread with mp_core_held
  * pointing at it, so the very functions that configure the daemon at
  * start (mp_core_configure, mp_core_load_modules) fill it; nothing else
- * sees it until one atomic store publishes it. What cannot change while
- * running is carried over from the running snapshot and named in the
- * log: the sockets and modes of the listeners (the acceptor threads
- * serve the ones bound at start), the connection pools' layout, and
- * server.state_dir / user / module_dir / landlock, queue.workers and
- * the metrics listener; strings among those are copied, so the new
- * snapshot never points into the one it replaces (bar the listen
- * table, the start-up snapshot's, which stays).
+ * sees it until one atomic store publishes it. Listeners follow the new
+ * snapshot (listener.h): new ones are bound before it is published (a
+ * port that cannot be bound refuses the reload), removed ones stop
+ * accepting after. What cannot change while running is carried over
+ * from the running snapshot and named in the log: server.state_dir /
+ * user / module_dir / landlock, queue.workers and the metrics listener;
+ * strings among those are copied, so the new snapshot never points
+ * into the one it replaces.
  *
  * Replaced snapshots go on a list the main thread walks after each
  * reload and once a second (mp_reload_collect); one no hold counts is
@@ -26,6 +26,7 @@
 #include <libconfig.h>
 #include <openssl/ssl.h>
 
+#include "listener.h"
 #include "loader.h"
 #include "log.h"
 #include "reload.h"
@@ -56,14 +57,7 @@ struct snapshot {
 	struct snapshot_meta meta;
 };
 
-/* The acceptor threads serve the start-up configuration's listen
- * table (keep_listeners() carries those entries, with their protocol
- * module instances and strings, into every snapshot), so they hold it
- * for the daemon's life: the start-up configuration is never freed.
- * Once sessions find their listener in the snapshot they hold, this
- * is 0 and it is freed like any other. */
-#define BOOT_PINS 1
-static struct snapshot_meta boot_meta = { .refs = BOOT_PINS };
+static struct snapshot_meta boot_meta;
 
 /* Threads between reading mp_core_now and counting their hold on it
  * (see mp_reload_collect). */
@@ -359,37 +353,6 @@ reload_tls(struct snapshot *s, struct mp_core_config *oldc,
 /* ---- what a reload cannot change ----------------------------------------- */
 
 static int
-same_listener(const struct mp_listen *a, const struct mp_listen *b)
-{
-	return strcmp(a->label, b->label) == 0 && strcmp(a->address, b->address) == 0 &&
-	    a->port == b->port && a->tls == b->tls && a->auth == b->auth &&
-	    a->plaintext_auth == b->plaintext_auth && a->any_sender == b->any_sender;
-}
-
-static void
-keep_listeners(struct mp_core_config *c, const struct mp_core_config *old)
-{
-	int changed = c->nlisten != old->nlisten;
-
-	for (size_t i = 0; i < c->nlisten && !changed; i++)
-		changed = !same_listener(&c->listen[i], &old->listen[i]);
-	if (changed)
-		mp_log(MP_LOG_WARNING, "reload: listeners changed (listen, or a "
-		    "protocol module's listen): needs a restart; the running "
-		    "listeners stay as they are");
-	memcpy(c->listen, old->listen, sizeof(c->listen));
-	c->nlisten = old->nlisten;
-	/* The acceptors index pools by the running listeners' layout. */
-	int pools_moved = c->npools != old->npools;
-	for (size_t i = 0; i < c->npools && !pools_moved; i++)
-		pools_moved = strcmp(c->pools[i].name, old->pools[i].name) != 0;
-	if (pools_moved) {
-		memcpy(c->pools, old->pools, sizeof(c->pools));
-		c->npools = old->npools;
-	}
-}
-
-static int
 differs(const char *a, const char *b)
 {
 	return strcmp(a ? a : "", b ? b : "") != 0;
@@ -435,15 +398,6 @@ keep_fixed(struct snapshot *s, const struct mp_core_config *old)
 	c->metrics = old->metrics;
 }
 
-/* The pools' names may be the old snapshot's module names (pools kept
- * by keep_listeners): copies owned by s. */
-static void
-own_pool_names(struct snapshot *s)
-{
-	for (size_t i = 0; i < s->core.npools; i++)
-		s->core.pools[i].name = carry(s, s->core.pools[i].name);
-}
-
 /* ---- the reload ------------------------------------------------------------ */
 
 static void
@@ -455,13 +409,6 @@ refuse(struct snapshot *s, struct mp_problems *problems)
 	    "configuration stays", problems->n);
 	mp_problems_free(problems);
 	free_snapshot(&s->core);	/* the running instances it reused stay */
-}
-
-/* Sessions and attempts on c (the start-up one's listener pins aside). */
-static int
-users_of(struct mp_core_config *c)
-{
-	return atomic_load(&meta_of(c)->refs) - (c == &mp_core_boot ? BOOT_PINS : 0);
 }
 
 int
@@ -483,26 +430,30 @@ mp_reload(const char *file, char *const *overrides, size_t noverrides)
 	reuse_from = NULL;
 	if (problems.n == 0)
 		reload_tls(s, oldc, om, &problems);
+	/* Before the modules' reload ops, which cannot be undone: a port
+	 * that cannot be bound refuses the reload with nothing applied. */
+	if (problems.n == 0)
+		mp_listener_prepare(&s->core, &problems);
 	if (problems.n == 0)
 		apply_module_reloads(s->core.cfg, &problems);
 	npending = 0;
 	if (problems.n > 0) {
+		mp_listener_abort();
 		refuse(s, &problems);
 		return -1;
 	}
-	keep_listeners(&s->core, oldc);
 	keep_fixed(s, oldc);
-	own_pool_names(s);
 	s->meta.generation = om->generation + 1;
 	mp_core_held = NULL;
 	atomic_store(&mp_core_now, &s->core);
+	mp_listener_commit();
 	om->next_retired = retired;
 	retired = oldc;
 	mp_log_set_json(s->core.log_json);
 	mp_log(MP_LOG_NOTICE, "reload: configuration %u in force for new sessions "
 	    "and deliveries (%zu module(s)); %d session(s) or attempt(s) finish on "
 	    "configuration %u", s->meta.generation, s->core.modules.n,
-	    users_of(oldc), om->generation);
+	    atomic_load(&om->refs), om->generation);
 	mp_reload_collect();
 	return 0;
 }

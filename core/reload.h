@@ -5,11 +5,12 @@
  * A snapshot is a whole struct mp_core_config: settings, domains, relay
  * networks, TLS context and loaded module instances. A session (from
  * accept to close) and a delivery attempt hold the snapshot that was
- * newest when they started, so they finish on it. A reload builds a new snapshot with exactly the
- * checks of `merpati check-config`; any problem and the running one
- * stays, each problem logged. What a reload cannot change (listeners,
- * server.*, queue.workers, metrics) keeps its running value and the
- * log says a restart is needed (docs/operations.md).
+ * newest when they started, so they finish on it. A reload builds a
+ * new snapshot with exactly the checks of `merpati check-config`; any
+ * problem and the running one stays, each problem logged. Listeners are added, removed and changed
+ * (listener.h); what a reload cannot change (server.*, queue.workers,
+ * metrics) keeps its running value and the log says a restart is
+ * needed (docs/operations.md).
  *
  * A replaced snapshot is freed by the main thread (mp_reload_collect)
  * once no hold counts it: its config tree, lists, TLS context
@@ -17,8 +18,9 @@
  * runs then). An instance a reload reuses belongs to every snapshot
  * listing it and ends with the last; the config trees it was
  * initialised or reloaded from live as long as it does. The start-up
- * snapshot stays while the acceptors serve the listen table bound at
- * start (reload.c, boot_meta).
+ * snapshot (settings.c's static mp_core_boot) is retired and freed like
+ * any other, its struct aside: the acceptors know only their live
+ * listeners (listener.c), never a snapshot.
  *
  * The rule for code that reads mp_core (settings.h): a thread other
  * than the main one reads it only between mp_core_hold() and

@@ -26,7 +26,8 @@
  *     other members are NULL. Every member appended after 2.0 may be
  *     NULL.
  * Members marked "since 2.1" came with the filter hook points and the
- * generic DNS lookup; every other member is ABI 2.0.
+ * generic DNS lookup; "since 2.2" with the protocol modules' command
+ * counts; every other member is ABI 2.0.
  */
 #ifndef MERPATI_MODULE_H
 #define MERPATI_MODULE_H
@@ -417,6 +418,25 @@ struct mp_host {
 	 */
 	int (*auth_limit_enter)(const char *peer);
 	void (*auth_limit_leave)(const char *peer, int failed);
+
+	/* ---- since 2.2 -------------------------------------------------- */
+
+	/*
+	 * For protocol modules, from their session thread: one client
+	 * command and the outcome of its final reply (IMAP: the tagged
+	 * one; POP3: the +OK/-ERR line), counted once per command, pre-
+	 * authentication commands and LOGOUT/QUIT included, for the
+	 * metrics (docs/operations.md). The protocol is the calling
+	 * module's. command is the name as the client sent it, any case,
+	 * "UID FETCH" style for IMAP's UID forms, NULL or "" when none
+	 * could be read; the host matches it against a fixed list per
+	 * protocol and counts anything else as "other", so client input
+	 * never becomes a label. outcome is one of the protocol's fixed
+	 * set: "ok", "no", "bad" (IMAP), "ok", "err" (POP3). A call with
+	 * an outcome outside the set, from a protocol the host keeps no
+	 * list for, or from outside a protocol session is ignored.
+	 */
+	void (*count_command)(const char *command, const char *outcome);
 };
 
 /* ---- the descriptor ------------------------------------------------------ */

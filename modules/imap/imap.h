@@ -62,6 +62,9 @@ struct imap {
 	char *kw_known;		/* keywords the client was told of in FLAGS */
 	enum imap_sync sync;	/* due before the running command's tagged reply */
 	char *line;		/* max_line + 2 octets: the line being read */
+	const char *command;	/* the name of the command not answered yet
+				 * ("" before it is parsed); NULL after its
+				 * tagged reply (imap_count.c) */
 };
 
 void imap_session(void *ctx, struct mp_conn *conn);
@@ -98,6 +101,8 @@ imap_handler imap_cmd_select, imap_cmd_examine, imap_cmd_append, imap_cmd_check,
  * (s->sync, set per command from the command table) unless it is a BAD. */
 void imap_untagged(struct imap *s, const char *fmt, ...) MP_PRINTF(2, 3);
 void imap_tagged(struct imap *s, const char *tag, const char *fmt, ...) MP_PRINTF(3, 4);
+/* Count s->command with reply's outcome (host->count_command), once. */
+void imap_count_reply(struct imap *s, const char *reply);
 
 /* Flags as "(\Seen \Flagged kw)". */
 void imap_flags_text(uint32_t flags, const char *keywords, char *out, size_t size);

@@ -52,6 +52,7 @@ imap_tagged(struct imap *s, const char *tag, const char *fmt, ...)
 	}
 	s->h->conn_printf(s->c, "%s %s\r\n", tag, buf);
 	s->errors += bad;
+	imap_count_reply(s, buf);
 }
 
 /* text after out[*o], as much as fits before the terminating NUL. */
@@ -413,7 +414,11 @@ one_command(struct imap *s, struct imap_cmd *cmd)
 {
 	struct mp_str b = { 0 };	/* the command: lines with CRLF, literals */
 	const char *why = NULL;
-	int rc = mp_str_reserve(&b, 256) < 0 ? -1 : read_command(s, &b);
+	int rc;
+
+	cmd->name[0] = '\0';	/* imap_parse fills it in place */
+	s->command = cmd->name;
+	rc = mp_str_reserve(&b, 256) < 0 ? -1 : read_command(s, &b);
 
 	if (rc == 0) {
 		b.p[b.len] = '\0';

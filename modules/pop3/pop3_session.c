@@ -37,12 +37,29 @@ struct pop3 {
 	uint32_t uidvalidity;
 	struct msg *msgs;
 	size_t n;
+	const char *command;	/* the verb not answered yet ("" when none
+				 * could be read); NULL once answered */
 };
 
 static void
 ok(struct pop3 *p, const char *fmt, ...) MP_PRINTF(2, 3);
 static void
 err(struct pop3 *p, const char *fmt, ...) MP_PRINTF(2, 3);
+
+/* The final reply of the command being answered, counted once for the
+ * metrics (host->count_command, ABI 2.2): the greeting and the closing
+ * "Too many errors" answer no command and are not counted. */
+static void
+count_reply(struct pop3 *p, const char *outcome)
+{
+	const struct mp_host *host = p->h;
+
+	if (p->command == NULL)
+		return;
+	if (MP_HOST_HAS(count_command) && host->count_command != NULL)
+		host->count_command(p->command, outcome);
+	p->command = NULL;
+}
 
 static void
 ok(struct pop3 *p, const char *fmt, ...)
@@ -54,6 +71,7 @@ ok(struct pop3 *p, const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	p->h->conn_printf(p->c, "+OK %s\r\n", text);
+	count_reply(p, "ok");
 }
 
 static void
@@ -67,6 +85,7 @@ err(struct pop3 *p, const char *fmt, ...)
 	va_end(ap);
 	p->h->conn_printf(p->c, "-ERR %s\r\n", text);
 	p->errors++;
+	count_reply(p, "err");
 }
 
 /* RFC 2595 4: no cleartext passwords unless TLS, or loopback by config
@@ -557,6 +576,7 @@ one_command(struct pop3 *p)
 	size_t len;
 	int r = p->h->conn_read_line(p->c, line, sizeof(line), &len);
 
+	p->command = "";	/* until the verb is known */
 	if (r == MP_CONN_TOO_LONG) {
 		err(p, "Line too long");
 	} else if (r != MP_CONN_OK) {
@@ -565,13 +585,17 @@ one_command(struct pop3 *p)
 		err(p, "NUL in command");
 	} else {
 		const char *arg;
-		if (pop3_split(line, verb, sizeof(verb), &arg) < 0)
+		if (pop3_split(line, verb, sizeof(verb), &arg) < 0) {
 			err(p, "Unknown command");
-		else if (p->transaction)
-			transaction(p, verb, arg);
-		else
-			authorization(p, verb, arg);
+		} else {
+			p->command = verb;
+			if (p->transaction)
+				transaction(p, verb, arg);
+			else
+				authorization(p, verb, arg);
+		}
 	}
+	p->command = NULL;	/* verb's buffer ends here */
 	if (p->errors >= p->m->set.errors && !p->quit) {
 		err(p, "Too many errors; closing connection");
 		return -1;

@@ -4,20 +4,27 @@
 rotated certificate: the next session sees all three, while a session
 opened before the reload finishes on the configuration it started with.
 A broken configuration leaves the running one in force, and the log
-says why, problem by problem.
+says why, problem by problem. Listeners are added (SMTP, and POP3 and
+IMAP whose modules were not loaded before), removed and changed by a
+reload, while sessions opened before finish on the listener settings
+they started with; a listener that cannot be bound refuses the whole
+reload.
 """
+import imaplib
 import os
+import poplib
 import re
 import shutil
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 import threading
 import time
 import unittest
 
-from harness import DOMAIN, REPO, Server, Session
+from harness import DOMAIN, REPO, Server, Session, free_port
 
 ALICE = "alice@" + DOMAIN
 BOB = "bob@new.test"
@@ -356,6 +363,308 @@ class ReplacedConfigFreed(unittest.TestCase):
         self.srv.stop()
         log = self.srv.log()
         self.assertNotRegex(log, "Sanitizer|runtime error:", log[-3000:])
+
+
+def refused(port, tries=50):
+    """True once a connection to port is refused (bounded retries: a
+    listener that was just retired may still finish a handshake that
+    was in its backlog)."""
+    for _ in range(tries):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+                c.settimeout(2)
+                c.recv(512)
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+class Listeners(unittest.TestCase):
+    """Listeners added, removed and changed by a reload (issue 22)."""
+
+    def setUp(self):
+        self.srv = Server(listeners={"extra": 'tls = "none"; auth = "none";'})
+        self.addCleanup(self.srv.cleanup)
+        self.cert = os.path.join(self.srv.dir, "cert.pem")
+        self.key = os.path.join(self.srv.dir, "key.pem")
+        make_cert(self.cert, self.key, "listeners.test")
+        self.srv.extra = 'tls = { cert = "%s"; key = "%s"; };' % (self.cert, self.key)
+        self.srv.write_config()
+        self.srv.add_user(ALICE, "pw")
+        self.srv.start()
+        self.outcomes = 0
+        self.config_edit = None  # applied by every reload() when set
+
+    def reload(self, expect="in force", edit=None):
+        """Write the config (edit(text) changes it further), SIGHUP, and
+        wait (bounded) for this reload's outcome: `configuration N in
+        force` or `reload refused`."""
+        self.srv.write_config()
+        edit = edit or self.config_edit
+        if edit:
+            with open(self.srv.conf) as f:
+                text = edit(f.read())
+            with open(self.srv.conf, "w") as f:
+                f.write(text)
+        with open(os.path.join(self.srv.state, "merpatid.pid")) as f:
+            os.kill(int(f.read()), signal.SIGHUP)
+        self.outcomes += 1
+        pattern = r"reload: configuration \d+ in force|reload refused"
+        deadline = time.time() + 15
+        while len(re.findall(pattern, self.srv.log())) < self.outcomes and time.time() < deadline:
+            time.sleep(0.05)
+        found = re.findall(pattern, self.srv.log())
+        self.assertEqual(len(found), self.outcomes, self.srv.log()[-3000:])
+        self.assertIn(expect, found[-1], self.srv.log()[-3000:])
+
+    def send(self, port, subject):
+        """One message to alice through port, delivered."""
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+            s.sendmail("x@c.test", [ALICE], "Subject: %s\r\n\r\nbody\r\n" % subject)
+        self.assertEqual(len(self.srv.mails_with(ALICE, "Subject: %s" % subject)), 1)
+
+    def open_transaction(self, port):
+        """A session on port, in a transaction: EHLO, MAIL and RCPT done."""
+        s = Session(port)
+        self.addCleanup(s.close)
+        self.assertEqual(s.reply()[0], 220)
+        self.assertEqual(s.cmd("EHLO c.test")[0], 250)
+        self.assertEqual(s.cmd("MAIL FROM:<x@c.test>")[0], 250)
+        self.assertEqual(s.cmd("RCPT TO:<%s>" % ALICE)[0], 250)
+        return s
+
+    def finish_transaction(self, s, subject):
+        self.assertEqual(s.cmd("DATA")[0], 354)
+        code, texts = s.cmd("Subject: %s\r\n\r\nbody\r\n." % subject)
+        self.assertEqual(code, 250, texts)
+        self.assertEqual(s.cmd("QUIT")[0], 221)
+        self.assertEqual(len(self.srv.mails_with(ALICE, "Subject: %s" % subject)), 1)
+
+    def test_add_smtp_pop3_and_imap_listeners(self):
+        new_port = free_port()
+        self.assertTrue(refused(new_port))
+        self.srv.listeners["added"] = 'tls = "none";'
+        self.srv.ports["added"] = new_port
+        pop_port, imap_port = free_port(), free_port()
+        # Neither module was loaded: their connection pools are new too.
+        self.srv.modules["pop3"] = ('plaintext_auth = true; listen = { plain = { address = '
+                                    '"127.0.0.1"; port = %d; }; };' % pop_port)
+        self.srv.modules["imap"] = ('plaintext_auth = true; listen = { plain = { address = '
+                                    '"127.0.0.1"; port = %d; }; };' % imap_port)
+        self.reload()
+        log = self.srv.log()
+        self.assertIn("reload: listener added added: 127.0.0.1 port %d (smtp" % new_port, log)
+        self.assertIn("reload: listener pop3.plain added: 127.0.0.1 port %d (pop3" % pop_port, log)
+        self.assertIn("reload: listener imap.plain added: 127.0.0.1 port %d (imap" % imap_port, log)
+        self.assertNotIn("needs a restart", log)
+        self.send(new_port, "through the added listener")
+        pop = poplib.POP3("127.0.0.1", pop_port, timeout=10)
+        pop.user(ALICE)
+        pop.pass_("pw")
+        self.assertEqual(pop.stat()[0], 1)
+        self.assertIn(b"Subject: through the added listener", b"\n".join(pop.retr(1)[1]))
+        pop.quit()
+        imap = imaplib.IMAP4("127.0.0.1", imap_port, timeout=10)
+        imap.login(ALICE, "pw")
+        self.assertEqual(imap.select("INBOX"), ("OK", [b"1"]))
+        imap.logout()
+        self.send(self.srv.port, "through the old listener")
+
+    def test_removed_listener_refuses_while_its_session_finishes(self):
+        port = self.srv.ports["extra"]
+        inflight = self.open_transaction(port)
+        del self.srv.listeners["extra"]
+        self.reload()
+        self.assertIn("reload: listener extra removed (127.0.0.1 port %d)" % port, self.srv.log())
+        self.assertTrue(refused(port), "the removed listener still accepts")
+        self.finish_transaction(inflight, "finished after its listener went")
+        self.send(self.srv.port, "the smtp listener stays")
+        # The same address and port can come back in a later reload.
+        self.srv.listeners["extra"] = 'tls = "none";'
+        self.reload()
+        self.send(port, "on the listener back again")
+
+    def test_changed_listener_new_settings_for_new_sessions_only(self):
+        port = self.srv.ports["extra"]
+        inflight = self.open_transaction(port)
+        plain_auth = Session(port)  # before the reload: auth = "none"
+        self.addCleanup(plain_auth.close)
+        self.assertEqual(plain_auth.reply()[0], 220)
+        self.srv.listeners["extra"] = 'tls = "implicit"; auth = "required";'
+        self.reload()
+        self.assertIn("reload: listener extra changed (127.0.0.1 port %d): tls none -> "
+                      "implicit, auth none -> required" % port, self.srv.log())
+        # New connections: implicit TLS, and MAIL needs AUTH first.
+        ctx = ssl._create_unverified_context()
+        with smtplib.SMTP_SSL("127.0.0.1", port, timeout=10, context=ctx) as s:
+            s.ehlo("c.test")
+            code, _ = s.mail("x@c.test")
+            self.assertEqual(code, 530)
+        with self.assertRaises((ssl.SSLError, smtplib.SMTPServerDisconnected, OSError)):
+            with smtplib.SMTP("127.0.0.1", port, timeout=3) as s:
+                s.ehlo("c.test")  # plain text to a TLS port
+        # Sessions opened before: plain text, no AUTH needed, to the end.
+        self.finish_transaction(inflight, "plain session across the change")
+        self.assertEqual(plain_auth.cmd("EHLO c.test")[0], 250)
+        self.assertEqual(plain_auth.cmd("MAIL FROM:<y@c.test>")[0], 250)
+
+    def test_unbindable_listener_refuses_the_whole_reload(self):
+        holder = socket.socket()
+        self.addCleanup(holder.close)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        busy = holder.getsockname()[1]
+        other = free_port()
+        self.srv.listeners["busy"] = ""
+        self.srv.ports["busy"] = busy
+        self.srv.listeners["other"] = ""
+        self.srv.ports["other"] = other
+        self.srv.domains = (DOMAIN, "new.test")
+        self.reload(expect="reload refused")
+        log = self.srv.log()
+        self.assertIn("reload: listen busy: cannot listen on 127.0.0.1 port %d: Address already "
+                      "in use (another program" % busy, log)
+        self.assertNotIn("listener other added", log)
+        # Nothing of it applied: the other new listener was closed again,
+        # the old ones all work, new.test is not local.
+        self.assertTrue(refused(other))
+        self.send(self.srv.port, "smtp after the refusal")
+        self.send(self.srv.ports["extra"], "extra after the refusal")
+        with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
+            s.ehlo("c.test")
+            s.mail("x@c.test")
+            self.assertGreaterEqual(s.rcpt("bob@new.test")[0], 500)
+        # Freed, the same configuration reloads.
+        holder.close()
+        self.reload()
+        self.send(busy, "on the port once free")
+        self.send(other, "on the other one")
+
+    def test_port_below_1024_after_the_privilege_drop_is_refused(self):
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            if int(f.read()) <= 1000 or os.geteuid() != 0:
+                self.skipTest("every port is unprivileged here, or not root")
+        self.srv.listeners["low"] = ""
+        self.srv.ports["low"] = 1000
+        self.reload(expect="reload refused")
+        self.assertIn("cannot listen on 127.0.0.1 port 1000: Permission denied (merpatid runs "
+                      "as server.user now", self.srv.log())
+        self.send(self.srv.port, "smtp after the low port")
+
+    def test_limits_past_the_descriptor_limit_are_refused(self):
+        # 2 descriptors per connection: more than any RLIMIT_NOFILE
+        # Linux allows (nr_open is at most 1048576 by default).
+        self.reload(expect="reload refused", edit=lambda text: text.replace(
+            "recipients = 100;", "recipients = 100; connections = 1000000;"))
+        self.assertRegex(self.srv.log(), r"reload: the connection limits \(limits.connections "
+                         r"1000000\) need 2001024 file descriptors .* restart merpatid")
+        self.send(self.srv.port, "smtp after the refused limits")
+
+    def test_unchanged_listener_keeps_sessions_and_counts_across_reloads(self):
+        kept = self.open_transaction(self.srv.port)
+        idle = Session(self.srv.port)
+        self.addCleanup(idle.close)
+        self.assertEqual(idle.reply()[0], 220)
+        # From the first reload on, 3 connections per client address.
+        self.config_edit = lambda text: text.replace(
+            "recipients = 100;", "recipients = 100; connections_per_ip = 3;")
+        for i in range(3):
+            # Each reload changes listeners around the unchanged one.
+            if "extra" in self.srv.listeners:
+                del self.srv.listeners["extra"]
+            else:
+                self.srv.listeners["extra"] = 'tls = "none";'
+            self.srv.domains = (DOMAIN, "d%d.test" % i)
+            self.reload()
+            self.assertEqual(kept.cmd("NOOP")[0], 250)
+        # With the third, 3 from this address are open: the sessions
+        # from before the reloads count against the new limit.
+        third = self.greeted_session()
+        self.addCleanup(third.close)
+        fourth = Session(self.srv.port)
+        self.addCleanup(fourth.close)
+        code, texts = fourth.reply()
+        self.assertEqual(code, 421, texts)
+        self.assertIn("Too many connections from your address", texts[0])
+        self.finish_transaction(kept, "kept across three reloads")
+        self.assertEqual(idle.cmd("QUIT")[0], 221)
+        # The places the ended sessions held are free again.
+        self.greeted_session().close()
+
+    def test_reloads_under_traffic_drop_no_session_of_an_unchanged_listener(self):
+        """Clients loop on the unchanged listener and on one that each
+        reload removes or adds back: every session on the first one
+        completes; on the other a connection is refused, reset while
+        it waited in the closing listener's queue, politely refused
+        (421) or completes, never cut in the middle."""
+        toggled = self.srv.ports["extra"]
+        stop = threading.Event()
+        started = threading.Barrier(5)
+        results = {self.srv.port: [], toggled: []}
+
+        def session(port):
+            try:
+                s = Session(port, timeout=10)
+            except ConnectionRefusedError:
+                return "refused"
+            except ConnectionResetError:
+                return "reset"
+            try:
+                code = s.reply()[0]
+            except ConnectionResetError:
+                return "reset"
+            if code == 421:
+                return "421"
+            try:
+                ok = (code == 220 and s.cmd("EHLO c.test")[0] == 250 and
+                      s.cmd("NOOP")[0] == 250 and s.cmd("QUIT")[0] == 221)
+                return "done" if ok else "bad reply"
+            except (OSError, EOFError) as e:
+                return "cut: %r" % e
+            finally:
+                s.close()
+
+        def client(port):
+            results[port].append(session(port))
+            started.wait(timeout=30)
+            while not stop.is_set() and len(results[port]) < 5000:
+                results[port].append(session(port))
+
+        threads = [threading.Thread(target=client, args=(p,))
+                   for p in (self.srv.port, self.srv.port, toggled, toggled)]
+        for t in threads:
+            t.start()
+        try:
+            started.wait(timeout=30)  # each client had a session first
+            for _ in range(6):
+                if "extra" in self.srv.listeners:
+                    del self.srv.listeners["extra"]
+                else:
+                    self.srv.listeners["extra"] = 'tls = "none"; auth = "none";'
+                self.reload()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+        kept = results[self.srv.port]
+        self.assertEqual(set(kept), {"done"}, [r for r in kept if r != "done"][:5])
+        other = set(results[toggled])
+        self.assertIn("done", other)
+        self.assertLessEqual(other, {"done", "refused", "reset", "421"}, other)
+
+    def greeted_session(self):
+        """A session that got its 220: bounded tries, as a session that
+        just ended gives its place back once its thread saw the close."""
+        for _ in range(100):
+            s = Session(self.srv.port)
+            if s.reply()[0] == 220:
+                return s
+            s.close()
+            time.sleep(0.05)
+        self.fail("no place for a new session:\n" + self.srv.log()[-2000:])
 
 
 if __name__ == "__main__":
