@@ -65,6 +65,7 @@ mp_cfg_load(const char *file, char *const *overrides, size_t noverrides,
 	struct mp_cfg *cfg = mp_xcalloc(1, sizeof(*cfg));
 	char err[512];
 
+	cfg->refs = 1;
 	config_init(&cfg->lc);
 	mp_strlcpy(cfg->path, file, sizeof(cfg->path));
 	set_dir_of(cfg, file);
@@ -92,10 +93,17 @@ mp_cfg_load(const char *file, char *const *overrides, size_t noverrides,
 	return cfg;
 }
 
+struct mp_cfg *
+mp_cfg_ref(struct mp_cfg *cfg)
+{
+	cfg->refs++;
+	return cfg;
+}
+
 void
 mp_cfg_free(struct mp_cfg *cfg)
 {
-	if (cfg == NULL)
+	if (cfg == NULL || --cfg->refs > 0)
 		return;
 	config_destroy(&cfg->lc);
 	for (size_t i = 0; i < cfg->nowned; i++)

@@ -24,6 +24,10 @@ struct mp_cfg {
 	char dir[4096];		/* its directory, absolute */
 	char **owned;		/* strings handed out by conf_options */
 	size_t nowned;
+	/* Its holders: whoever loaded it, plus each module instance
+	 * initialised or reloaded from it (a module may keep pointers into
+	 * its settings, module.h). The main thread alone changes it. */
+	unsigned refs;
 };
 
 /*
@@ -33,6 +37,9 @@ struct mp_cfg {
  */
 struct mp_cfg *mp_cfg_load(const char *file, char *const *overrides,
     size_t noverrides, struct mp_problems *problems);
+/* One more holder of cfg; returns cfg. */
+struct mp_cfg *mp_cfg_ref(struct mp_cfg *cfg);
+/* Drop one holder; the last one frees the tree and its strings. */
 void mp_cfg_free(struct mp_cfg *cfg);
 
 /* Apply one override; 0, or -1 with a message in err. */

@@ -23,6 +23,7 @@
 
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "reload.h"
 #include "util.h"
 
@@ -322,6 +323,15 @@ mp_module_open(const char *name, const char *path, struct mp_loaded *m,
 	return 0;
 }
 
+/* Shared by every mp_loaded copy of one initialised instance. Only the
+ * main thread loads, reloads and frees configurations, so plain
+ * counts do. */
+struct mp_instance {
+	unsigned users;		/* snapshots whose modules list it */
+	struct mp_cfg **cfgs;	/* trees it may point into (one ref each) */
+	size_t ncfgs;
+};
+
 int
 mp_module_init(struct mp_loaded *m, const struct mp_host *host,
     const config_setting_t *conf, char *err, size_t errsize)
@@ -339,21 +349,54 @@ mp_module_init(struct mp_loaded *m, const struct mp_host *host,
 		return -1;
 	}
 	m->initialised = 1;
+	m->inst = mp_xcalloc(1, sizeof(*m->inst));
+	m->inst->users = 1;
 	return 0;
+}
+
+void
+mp_module_share(const struct mp_loaded *old, struct mp_loaded *m)
+{
+	*m = *old;
+	m->inst->users++;
+}
+
+void
+mp_module_keep_cfg(const struct mp_loaded *m, struct mp_cfg *cfg)
+{
+	struct mp_instance *in = m->inst;
+
+	in->cfgs = mp_xresize(in->cfgs, in->ncfgs + 1, sizeof(*in->cfgs));
+	in->cfgs[in->ncfgs++] = mp_cfg_ref(cfg);
+}
+
+/* The last user is gone: the instance's config trees follow it. */
+static void
+instance_free(struct mp_instance *in)
+{
+	for (size_t i = 0; i < in->ncfgs; i++)
+		mp_cfg_free(in->cfgs[i]);
+	free(in->cfgs);
+	free(in);
 }
 
 void
 mp_module_close(struct mp_loaded *m)
 {
-	if (m->borrowed) {	/* the running snapshot's: not ours to end */
+	if (m->inst && --m->inst->users > 0) {	/* another snapshot's too */
 		memset(m, 0, sizeof(*m));
 		return;
 	}
+	if (m->initialised)
+		mp_metrics_forget(m->ctx);
 	if (m->initialised && m->mod->fini) {
 		mp_log_set_module(m->name);
 		m->mod->fini(m->ctx);
 		mp_log_set_module(NULL);
 	}
+	if (m->inst)
+		instance_free(m->inst);
+	m->inst = NULL;
 	m->initialised = 0;
 	/* Modules stay mapped: a thread may still be returning from one,
 	 * and sanitizers report leaks in unloaded code as unknown. */
@@ -400,7 +443,8 @@ load_one(struct mp_cfg *cfg, const config_setting_t *group,
 		mp_problem(problems, "%s%s", err, mp_reload_running() ?
 		    " (its settings changed; restart merpatid to apply them)" : "");
 		return;
-	}
+	} else
+		mp_module_keep_cfg(&m, cfg);	/* init may keep its settings */
 	out->v = mp_xresize(out->v, out->n + 1, sizeof(*out->v));
 	out->v[out->n++] = m;
 }

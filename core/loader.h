@@ -11,6 +11,7 @@
 #include "config.h"
 
 struct mp_module_tables;
+struct mp_instance;
 
 struct mp_loaded {
 	char name[64];
@@ -22,7 +23,10 @@ struct mp_loaded {
 	struct mp_module_tables *tables;
 	void *ctx;
 	int initialised;
-	int borrowed;	/* a running snapshot's instance, reused by a reload */
+	/* What the copies of one initialised instance share: how many
+	 * configuration snapshots use it and the config trees it may point
+	 * into (loader.c). NULL until init succeeded. */
+	struct mp_instance *inst;
 };
 
 struct mp_modules {
@@ -42,7 +46,20 @@ int mp_module_open(const char *name, const char *path, struct mp_loaded *m,
 int mp_module_init(struct mp_loaded *m, const struct mp_host *host,
     const config_setting_t *conf, char *err, size_t errsize);
 
+/*
+ * Drop m's use of its instance. The last user (configuration snapshot)
+ * runs fini and releases the tables and the config trees the instance
+ * was initialised or reloaded from; the others only forget m.
+ */
 void mp_module_close(struct mp_loaded *m);
+
+/* *m becomes one more user of the initialised instance old (a reload
+ * reusing it in its new snapshot). */
+void mp_module_share(const struct mp_loaded *old, struct mp_loaded *m);
+
+/* The instance of m keeps cfg alive as long as it lives: it was
+ * initialised or reloaded from one of cfg's settings. */
+void mp_module_keep_cfg(const struct mp_loaded *m, struct mp_cfg *cfg);
 
 /*
  * Load and init every module under `modules` in cfg. Problems go to

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "privs.h"
+#include "reload.h"
 #include "runner.h"
 #include "sendmail_submit.h"
 #include "settings.h"
@@ -322,7 +323,9 @@ pickup_thread(void *arg)
 		/* poll() skips a negative fd: no inotify means a timed scan */
 		struct pollfd p[2] = { { .fd = in, .events = POLLIN },
 		    { .fd = wake_pipe[0], .events = POLLIN } };
+		mp_core_hold();	/* a turn's configuration; none while it waits */
 		scan();
+		mp_core_release();
 		if (poll(p, 2, SCAN_EVERY * 1000) > 0 && (p[0].revents & POLLIN))
 			(void)!read(in, events, sizeof(events));
 	}

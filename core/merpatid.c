@@ -7,9 +7,10 @@
  * (created and checked while root), modules (before the privilege drop,
  * so they can open their files), sockets, privilege drop, then threads;
  * READY=1 to a service manager ($NOTIFY_SOCKET) once all listen.
- * Signals are taken synchronously by the main thread with sigwait():
+ * Signals are taken synchronously by the main thread with sigtimedwait():
  * SIGHUP reloads the configuration (reload.h), SIGUSR1 flushes the
- * queue, SIGUSR2 rescans it, SIGTERM/SIGINT stop.
+ * queue, SIGUSR2 rescans it, SIGTERM/SIGINT stop; every second without
+ * one it frees the configurations reloads replaced, once unused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -207,11 +208,16 @@ block_signals(sigset_t *set)
 static void
 serve(const sigset_t *set, const char *pidpath, const struct args *a)
 {
+	const struct timespec second = { 1, 0 };
 	int sig;
 
 	for (;;) {
-		if (sigwait(set, &sig) != 0)
+		/* Between signals, free the configurations reloads replaced
+		 * once nothing holds them (reload.h): only this thread frees. */
+		if ((sig = sigtimedwait(set, NULL, &second)) < 0) {
+			mp_reload_collect();
 			continue;
+		}
 		if (sig == SIGUSR1) {
 			mp_log(MP_LOG_INFO, "flush requested: all queued mail is due now");
 			mp_runner_flush();

@@ -339,49 +339,58 @@ mp_metric_clock(void)
  * calls its ops itself; the host hands out a copy of the ops table with
  * one member replaced by a counting one and the provider's own ctx, so
  * every other op reaches the provider unchanged. Each configuration
- * snapshot (reload.h) has its own provider instance, hence a small
- * table; the counting op finds its provider by ctx. Past the table's
- * size a provider passes through uncounted. */
+ * snapshot (reload.h) may have its own provider instance, hence a small
+ * table; the counting op finds its provider by ctx. An instance's entry
+ * is forgotten when it ends (mp_metrics_forget), its slot reused, and
+ * entries never move: a session keeps the pointer it was handed while
+ * its snapshot, and so the instance, lives. Past the table's size a
+ * provider passes through uncounted. */
 
 #define MAX_WRAPPED 64
 
 struct auth_wrap {
-	const struct mp_auth *real;
+	int used;
+	struct mp_auth real;	/* a copy: the snapshot may go first */
 	struct mp_auth_ops ops;
 	struct mp_auth counted;
 };
 
 struct store_wrap {
-	const struct mp_store *real;
+	int used;
+	struct mp_store real;
 	struct mp_store_ops ops;
 	struct mp_store counted;
 };
 
+/* Under wrap_lock, readers included: forgetting rewrites entries. */
 static struct auth_wrap auth_wraps[MAX_WRAPPED];
 static struct store_wrap store_wraps[MAX_WRAPPED];
-static _Atomic size_t nauth_wraps, nstore_wraps;
 static pthread_mutex_t wrap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const struct mp_auth_ops *
 auth_real_ops(void *ctx)
 {
-	size_t n = atomic_load(&nauth_wraps);
+	const struct mp_auth_ops *ops = NULL;
 
-	for (size_t i = 0; i < n; i++)
-		if (auth_wraps[i].real->ctx == ctx)
-			return auth_wraps[i].real->ops;
-	return NULL;
+	pthread_mutex_lock(&wrap_lock);
+	for (size_t i = 0; i < MAX_WRAPPED && !ops; i++)
+		if (auth_wraps[i].used && auth_wraps[i].real.ctx == ctx)
+			ops = auth_wraps[i].real.ops;
+	pthread_mutex_unlock(&wrap_lock);
+	return ops;
 }
 
 static const struct mp_store_ops *
 store_real_ops(void *ctx)
 {
-	size_t n = atomic_load(&nstore_wraps);
+	const struct mp_store_ops *ops = NULL;
 
-	for (size_t i = 0; i < n; i++)
-		if (store_wraps[i].real->ctx == ctx)
-			return store_wraps[i].real->ops;
-	return NULL;
+	pthread_mutex_lock(&wrap_lock);
+	for (size_t i = 0; i < MAX_WRAPPED && !ops; i++)
+		if (store_wraps[i].used && store_wraps[i].real.ctx == ctx)
+			ops = store_wraps[i].real.ops;
+	pthread_mutex_unlock(&wrap_lock);
+	return ops;
 }
 
 static int
@@ -409,27 +418,31 @@ const struct mp_auth *
 mp_metrics_auth(const struct mp_auth *real)
 {
 	const struct mp_auth *out = real;
-	size_t i, n;
+	struct auth_wrap *w = NULL, *unused = NULL;
 
 	if (real == NULL)
 		return NULL;
 	pthread_mutex_lock(&wrap_lock);
-	n = atomic_load(&nauth_wraps);
-	for (i = 0; i < n && auth_wraps[i].real != real; i++)
-		;
-	if (i == n && n < MAX_WRAPPED) {
-		struct auth_wrap *w = &auth_wraps[n];
+	for (size_t i = 0; i < MAX_WRAPPED && !w; i++) {
+		struct auth_wrap *e = &auth_wraps[i];
+		if (e->used && e->real.ops == real->ops && e->real.ctx == real->ctx)
+			w = e;
+		else if (!e->used && !unused)
+			unused = e;
+	}
+	if (w == NULL && (w = unused) != NULL) {
 		size_t size = real->ops->struct_size < sizeof(w->ops) ?
 		    real->ops->struct_size : sizeof(w->ops);
+		memset(&w->ops, 0, sizeof(w->ops));
 		memcpy(&w->ops, real->ops, size);
 		w->ops.verify = counted_verify;
+		w->real = *real;
 		w->counted = *real;
 		w->counted.ops = &w->ops;
-		w->real = real;
-		atomic_store(&nauth_wraps, n + 1);
+		w->used = 1;
 	}
-	if (i < MAX_WRAPPED && auth_wraps[i].real == real)
-		out = &auth_wraps[i].counted;
+	if (w)
+		out = &w->counted;
 	pthread_mutex_unlock(&wrap_lock);
 	return out;
 }
@@ -438,29 +451,46 @@ const struct mp_store *
 mp_metrics_store(const struct mp_store *real)
 {
 	const struct mp_store *out = real;
-	size_t i, n;
+	struct store_wrap *w = NULL, *unused = NULL;
 
 	if (real == NULL)
 		return NULL;
 	pthread_mutex_lock(&wrap_lock);
-	n = atomic_load(&nstore_wraps);
-	for (i = 0; i < n && store_wraps[i].real != real; i++)
-		;
-	if (i == n && n < MAX_WRAPPED) {
-		struct store_wrap *w = &store_wraps[n];
+	for (size_t i = 0; i < MAX_WRAPPED && !w; i++) {
+		struct store_wrap *e = &store_wraps[i];
+		if (e->used && e->real.ops == real->ops && e->real.ctx == real->ctx)
+			w = e;
+		else if (!e->used && !unused)
+			unused = e;
+	}
+	if (w == NULL && (w = unused) != NULL) {
 		size_t size = real->ops->struct_size < sizeof(w->ops) ?
 		    real->ops->struct_size : sizeof(w->ops);
+		memset(&w->ops, 0, sizeof(w->ops));
 		memcpy(&w->ops, real->ops, size);
 		w->ops.open = counted_open;
+		w->real = *real;
 		w->counted = *real;
 		w->counted.ops = &w->ops;
-		w->real = real;
-		atomic_store(&nstore_wraps, n + 1);
+		w->used = 1;
 	}
-	if (i < MAX_WRAPPED && store_wraps[i].real == real)
-		out = &store_wraps[i].counted;
+	if (w)
+		out = &w->counted;
 	pthread_mutex_unlock(&wrap_lock);
 	return out;
+}
+
+void
+mp_metrics_forget(const void *ctx)
+{
+	pthread_mutex_lock(&wrap_lock);
+	for (size_t i = 0; i < MAX_WRAPPED; i++) {
+		if (auth_wraps[i].used && auth_wraps[i].real.ctx == ctx)
+			auth_wraps[i].used = 0;
+		if (store_wraps[i].used && store_wraps[i].real.ctx == ctx)
+			store_wraps[i].used = 0;
+	}
+	pthread_mutex_unlock(&wrap_lock);
 }
 
 /* ---- rendering ----------------------------------------------------------- */

@@ -91,6 +91,10 @@ double mp_metric_clock(void);
  * mailbox opens are counted too; NULL stays NULL. */
 const struct mp_auth *mp_metrics_auth(const struct mp_auth *real);
 const struct mp_store *mp_metrics_store(const struct mp_store *real);
+/* A module instance with this ctx ends (loader.c, before fini): its
+ * wrappers go, so a later instance at the same address is not taken
+ * for it. */
+void mp_metrics_forget(const void *ctx);
 
 /* The whole exposition into a malloc()ed string (the tests and the
  * responder use it); queue_dir is scanned for the queue gauges. */

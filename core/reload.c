@@ -9,7 +9,13 @@
  * port that cannot be bound refuses the reload), removed ones stop
  * accepting after. What cannot change while running is carried over
  * from the running snapshot and named in the log: server.state_dir /
- * user / module_dir / landlock, queue.workers and the metrics listener.
+ * user / module_dir / landlock, queue.workers and the metrics listener;
+ * strings among those are copied, so the new snapshot never points
+ * into the one it replaces.
+ *
+ * Replaced snapshots go on a list the main thread walks after each
+ * reload and once a second (mp_reload_collect); one no hold counts is
+ * freed there (reload.h says what that frees and the rule for readers).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,9 +42,12 @@ struct tls_files {
 
 /* What the reload keeps about each configuration besides itself. */
 struct snapshot_meta {
-	atomic_int refs;	/* sessions and attempts holding it */
+	atomic_int refs;	/* holds (sessions, attempts, threads' turns) */
 	unsigned generation;
 	struct tls_files tls;	/* what its server TLS context was made from */
+	char **carried;		/* strings copied from the one it replaced */
+	size_t ncarried;
+	struct mp_core_config *next_retired;
 };
 
 /* A reloaded configuration; the start-up one is settings.c's
@@ -50,6 +59,13 @@ struct snapshot {
 
 static struct snapshot_meta boot_meta;
 
+/* Threads between reading mp_core_now and counting their hold on it
+ * (see mp_reload_collect). */
+static atomic_int holding;
+
+/* Replaced configurations not yet freed; the main thread's alone. */
+static struct mp_core_config *retired;
+
 static struct snapshot_meta *
 meta_of(struct mp_core_config *c)
 {
@@ -59,9 +75,12 @@ meta_of(struct mp_core_config *c)
 void
 mp_core_hold(void)
 {
-	struct mp_core_config *c = atomic_load(&mp_core_now);
+	struct mp_core_config *c;
 
+	atomic_fetch_add(&holding, 1);
+	c = atomic_load(&mp_core_now);
 	atomic_fetch_add(&meta_of(c)->refs, 1);
+	atomic_fetch_sub(&holding, 1);
 	mp_core_held = c;
 }
 
@@ -71,6 +90,57 @@ mp_core_release(void)
 	if (mp_core_held)
 		atomic_fetch_sub(&meta_of(mp_core_held)->refs, 1);
 	mp_core_held = NULL;
+}
+
+/* ---- freeing replaced configurations ------------------------------------- */
+
+/* What c owns: its TLS context references, its modules (an instance
+ * another snapshot reuses lives on there), its config tree (kept while
+ * a module instance from it lives), its lists and carried strings. */
+static void
+free_snapshot(struct mp_core_config *c)
+{
+	struct snapshot_meta *m = meta_of(c);
+
+	SSL_CTX_free(c->tls_ctx);
+	SSL_CTX_free(c->tls_client_ctx);
+	mp_core_held = c;	/* mp_core_shutdown() ends mp_core */
+	mp_core_shutdown();
+	mp_core_held = NULL;
+	for (size_t i = 0; i < m->ncarried; i++)
+		free(m->carried[i]);
+	free(m->carried);
+	if (c != &mp_core_boot)
+		free(c);
+}
+
+/*
+ * A retired snapshot is freed when no hold counts it. A thread that
+ * read mp_core_now before the reload replaced it but has not yet
+ * counted its hold is inside mp_core_hold() with `holding` raised;
+ * while any thread is (a few instructions), nothing is freed this
+ * turn. Otherwise such a thread's count is already visible (sequential
+ * consistency), and any later hold reads the newer snapshot.
+ */
+void
+mp_reload_collect(void)
+{
+	struct mp_core_config **p = &retired;
+
+	if (atomic_load(&holding) != 0)
+		return;
+	while (*p) {
+		struct mp_core_config *c = *p;
+		struct snapshot_meta *m = meta_of(c);
+		if (atomic_load(&m->refs) != 0) {
+			p = &m->next_retired;
+			continue;
+		}
+		*p = m->next_retired;
+		mp_log(MP_LOG_INFO, "reload: configuration %u freed (nothing uses it)",
+		    m->generation);
+		free_snapshot(c);
+	}
 }
 
 /* ---- modules: reuse the running instance when nothing changed ------------ */
@@ -84,7 +154,7 @@ struct pending_reload {
 	const config_setting_t *group;
 };
 static struct pending_reload pending[32];
-static size_t npending, napplied;
+static size_t npending;
 
 int mp_reload_running(void) { return reuse_from != NULL; }
 
@@ -158,16 +228,16 @@ mp_reload_reuse_module(const char *name, const char *path, const void *group,
 			return 0;	/* a new instance, from init */
 		pending[npending++] = (struct pending_reload){ old, group };
 	}
-	*m = *old;
-	m->borrowed = 1;
+	mp_module_share(old, m);
 	return 1;
 }
 
 /* The modules' reload ops, last: a failure refuses the reload (an op
  * that already succeeded in this pass keeps its new settings; the
- * module's instance is shared, there is nothing to return to). */
+ * module's instance is shared, there is nothing to return to, and it
+ * keeps cfg, the new tree, alive whatever becomes of the reload). */
 static void
-apply_module_reloads(struct mp_problems *problems)
+apply_module_reloads(struct mp_cfg *cfg, struct mp_problems *problems)
 {
 	for (size_t i = 0; i < npending && problems->n == 0; i++) {
 		const struct mp_loaded *m = pending[i].m;
@@ -180,7 +250,7 @@ apply_module_reloads(struct mp_problems *problems)
 			mp_problem(problems, "modules.%s: %s (its running settings stay)",
 			    m->name, why ? why : "the module refused its new settings");
 		else {
-			napplied++;
+			mp_module_keep_cfg(m, cfg);
 			mp_log(MP_LOG_INFO, "reload: module %s applied its new settings",
 			    m->name);
 		}
@@ -222,6 +292,16 @@ tls_needed(const struct mp_core_config *c)
 	return 0;
 }
 
+/* One more reference to a context another snapshot has too: each
+ * snapshot frees its own. */
+static void *
+share_ctx(void *ctx)
+{
+	if (ctx)
+		SSL_CTX_up_ref(ctx);
+	return ctx;
+}
+
 /* The new snapshot's server context: the running one when the same
  * files are unchanged, else a new one (the same checks as at start). */
 static void
@@ -231,7 +311,7 @@ reload_tls(struct snapshot *s, struct mp_core_config *oldc,
 	struct tls_files now;
 	char err[1024];
 
-	s->core.tls_client_ctx = oldc->tls_client_ctx;
+	s->core.tls_client_ctx = share_ctx(oldc->tls_client_ctx);
 	if (s->core.tls_client_ctx == NULL && strcmp(s->core.outbound.tls, "none") != 0 &&
 	    (s->core.tls_client_ctx = mp_tls_client_ctx(err, sizeof(err))) == NULL)
 		mp_problem(problems, "%s", err);
@@ -246,14 +326,14 @@ reload_tls(struct snapshot *s, struct mp_core_config *oldc,
 		mp_log(MP_LOG_WARNING, "reload: cannot look at %s or %s as "
 		    "server.user: the running certificate stays (restart to "
 		    "re-read them)", now.cert, now.key);
-		s->core.tls_ctx = oldc->tls_ctx;
+		s->core.tls_ctx = share_ctx(oldc->tls_ctx);
 		s->meta.tls = om->tls;
 		return;
 	}
 	if (oldc->tls_ctx && om->tls.known && now.known && same_paths &&
 	    same_file(&now.cert_st, &om->tls.cert_st) &&
 	    same_file(&now.key_st, &om->tls.key_st)) {
-		s->core.tls_ctx = oldc->tls_ctx;
+		s->core.tls_ctx = share_ctx(oldc->tls_ctx);
 		s->meta.tls = om->tls;
 		return;
 	}
@@ -278,18 +358,34 @@ differs(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") != 0;
 }
 
-static void
-keep_fixed(struct mp_core_config *c, const struct mp_core_config *old)
+/* A copy of a string another snapshot owns, owned by s. */
+static const char *
+carry(struct snapshot *s, const char *str)
 {
+	struct snapshot_meta *m = &s->meta;
+
+	if (str == NULL)
+		return NULL;
+	m->carried = mp_xresize(m->carried, m->ncarried + 1, sizeof(*m->carried));
+	return m->carried[m->ncarried++] = mp_xstrdup(str);
+}
+
+static void
+keep_fixed(struct snapshot *s, const struct mp_core_config *old)
+{
+	struct mp_core_config *c = &s->core;
+
 	if (differs(c->server.state_dir, old->server.state_dir) ||
 	    differs(c->server.user, old->server.user) ||
 	    differs(c->server.module_dir, old->server.module_dir) ||
 	    c->server.landlock != old->server.landlock)
 		mp_log(MP_LOG_WARNING, "reload: server.state_dir, user, module_dir "
 		    "and landlock need a restart; the running values stay");
-	c->server.state_dir = old->server.state_dir;
-	c->server.user = old->server.user;
-	c->server.module_dir = old->server.module_dir;
+	/* Copies: old, and the tree its strings live in, may be freed
+	 * before this snapshot. */
+	c->server.state_dir = carry(s, old->server.state_dir);
+	c->server.user = carry(s, old->server.user);
+	c->server.module_dir = carry(s, old->server.module_dir);
 	c->server.landlock = old->server.landlock;
 	memcpy(c->queue_dir, old->queue_dir, sizeof(c->queue_dir));
 	if (c->queue.workers != old->queue.workers)
@@ -312,10 +408,7 @@ refuse(struct snapshot *s, struct mp_problems *problems)
 	mp_log(MP_LOG_ERR, "reload refused (%zu problem(s)): the running "
 	    "configuration stays", problems->n);
 	mp_problems_free(problems);
-	if (s->core.cfg)
-		mp_core_shutdown();	/* the new snapshot's modules and config */
-	mp_core_held = NULL;
-	free(s);
+	free_snapshot(&s->core);	/* the running instances it reused stay */
 }
 
 int
@@ -329,7 +422,7 @@ mp_reload(const char *file, char *const *overrides, size_t noverrides)
 	mp_log(MP_LOG_NOTICE, "reload: reading %s", file);
 	mp_core_held = &s->core;
 	reuse_from = oldc;
-	npending = napplied = 0;
+	npending = 0;
 	if (mp_core_configure(file, overrides, noverrides, &problems) == 0)
 		mp_core_load_modules(&problems);
 	else if (s->core.cfg && s->core.server.module_dir)
@@ -342,28 +435,25 @@ mp_reload(const char *file, char *const *overrides, size_t noverrides)
 	if (problems.n == 0)
 		mp_listener_prepare(&s->core, &problems);
 	if (problems.n == 0)
-		apply_module_reloads(&problems);
+		apply_module_reloads(s->core.cfg, &problems);
 	npending = 0;
 	if (problems.n > 0) {
 		mp_listener_abort();
-		if (s->core.tls_ctx && s->core.tls_ctx != oldc->tls_ctx)
-			SSL_CTX_free(s->core.tls_ctx);
-		if (s->core.tls_client_ctx && s->core.tls_client_ctx != oldc->tls_client_ctx)
-			SSL_CTX_free(s->core.tls_client_ctx);
-		if (napplied > 0)	/* a module now points into this config */
-			s->core.cfg = NULL;
 		refuse(s, &problems);
 		return -1;
 	}
-	keep_fixed(&s->core, oldc);
+	keep_fixed(s, oldc);
 	s->meta.generation = om->generation + 1;
 	mp_core_held = NULL;
 	atomic_store(&mp_core_now, &s->core);
 	mp_listener_commit();
+	om->next_retired = retired;
+	retired = oldc;
 	mp_log_set_json(s->core.log_json);
 	mp_log(MP_LOG_NOTICE, "reload: configuration %u in force for new sessions "
 	    "and deliveries (%zu module(s)); %d session(s) or attempt(s) finish on "
 	    "configuration %u", s->meta.generation, s->core.modules.n,
 	    atomic_load(&om->refs), om->generation);
+	mp_reload_collect();
 	return 0;
 }

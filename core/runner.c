@@ -431,6 +431,16 @@ work_on(struct entry *e)
 	pthread_cond_broadcast(&idle);
 }
 
+/* Closing a kept connection talks SMTP (QUIT) with the configuration's
+ * timeouts: held like an attempt, never while the worker waits. */
+static void
+idle_outbound(void)
+{
+	mp_core_hold();
+	mp_outbound_idle();
+	mp_core_release();
+}
+
 static void *
 worker(void *arg)
 {
@@ -444,14 +454,14 @@ worker(void *arg)
 		}
 		/* Nothing due: no connection stays open while we wait. */
 		pthread_mutex_unlock(&lock);
-		mp_outbound_idle();	/* with its destination slots */
+		idle_outbound();	/* with its destination slots */
 		pthread_mutex_lock(&lock);
 		e = earliest();
 		if (!(e && e->due <= time(NULL)) && !stopping)
 			wait_for_work(e);
 	}
 	pthread_mutex_unlock(&lock);
-	mp_outbound_idle();
+	idle_outbound();
 	mp_tls_thread_done();
 	return NULL;
 }
@@ -482,6 +492,8 @@ scan_one(void *arg, const char *id)
 	mp_qmsg_free(&m);
 }
 
+/* Called by the main thread (SIGUSR2) and by the maildrop pickup in
+ * its held turn, so mp_core is safe to read. */
 void
 mp_runner_rescan(void)
 {

@@ -147,9 +147,12 @@ struct mp_core_config {
 
 /*
  * The configuration in force for this thread (reload.h): the snapshot
- * its session or delivery attempt holds, else the newest one. Every
- * `mp_core.x` in the daemon reads through it, so a reload publishes a
- * whole new configuration at once and work in flight keeps its own.
+ * its session, delivery attempt or turn of work holds, else (the main
+ * thread only) the newest one. Every `mp_core.x` in the daemon reads
+ * through it, so a reload publishes a whole new configuration at once
+ * and work in flight keeps its own. Any other thread reads it only
+ * while it holds (mp_core_hold): a replaced snapshot is freed once no
+ * hold counts it.
  */
 extern struct mp_core_config mp_core_boot;	/* the start-up configuration */
 extern _Thread_local struct mp_core_config *mp_core_held;

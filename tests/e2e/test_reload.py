@@ -213,6 +213,158 @@ class ModuleReloadOp(unittest.TestCase):
             self.assertGreaterEqual(s.rcpt("someone@other.test")[0], 500)
 
 
+def rss_kib(pid):
+    """The daemon's resident memory (kB), from /proc/PID/smaps_rollup."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Rss:"):
+                return int(line.split()[1])
+    raise AssertionError("no Rss in smaps_rollup")
+
+
+class ReplacedConfigFreed(unittest.TestCase):
+    """50 reloads, each with changed route_regex rules (a new module
+    instance, a new config tree) and a rotated certificate, while
+    sessions come and go: each replaced configuration is freed once
+    nothing holds it, so memory stays flat after the first reloads, and
+    a session held across the reloads still finishes on its own one."""
+
+    RULES = 400  # a config worth noticing: a leak is ~this many rules a reload
+
+    def rules(self, generation):
+        rules = ['{ match = "^r%d-%d@example\\\\.test$"; action = "rewrite"; to = "%s"; }'
+                 % (generation, i, ALICE) for i in range(self.RULES)]
+        if generation < 2:
+            rules.append('{ match = "^sales@example\\\\.test$"; action = "rewrite"; to = "%s"; }'
+                         % ALICE)
+        else:
+            rules.append('{ match = "^sales@example\\\\.test$"; action = "reject"; code = 550; '
+                         'enhanced = "5.7.1"; text = "sales gen %d"; }' % generation)
+        return "rules = ( %s );" % ", ".join(rules)
+
+    def setUp(self):
+        self.srv = Server(modules={"route_regex": self.rules(0)})
+        self.addCleanup(self.srv.cleanup)
+        self.pairs = []
+        for name in ("a", "b"):
+            cert = os.path.join(self.srv.dir, "cert-%s.pem" % name)
+            key = os.path.join(self.srv.dir, "key-%s.pem" % name)
+            make_cert(cert, key, name + ".test")
+            self.pairs.append((cert, key))
+        self.cert = os.path.join(self.srv.dir, "cert.pem")
+        self.key = os.path.join(self.srv.dir, "key.pem")
+        self.rotate_cert(0)
+        self.srv.extra = 'tls = { cert = "%s"; key = "%s"; };' % (self.cert, self.key)
+        self.srv.write_config()
+        self.srv.add_user(ALICE)
+        self.srv.start()
+        self.pid = self.srv.proc.pid
+        with open("/proc/%d/maps" % self.pid) as f:
+            self.sanitized = "libasan" in f.read()
+
+    def rotate_cert(self, generation):
+        """A new file (inode, mtime) at the configured paths: re-read."""
+        for src, dst in zip(self.pairs[generation % 2], (self.cert, self.key)):
+            shutil.copyfile(src, dst + ".new")
+            shutil.chown(dst + ".new", "merpati")
+            os.replace(dst + ".new", dst)
+
+    def reload(self, generation):
+        self.srv.modules["route_regex"] = self.rules(generation)
+        self.srv.write_config()
+        self.rotate_cert(generation)
+        os.kill(self.pid, signal.SIGHUP)
+        text = "reload: configuration %d in force" % generation
+        self.assertTrue(self.srv.wait_log(text, timeout=30), self.srv.log()[-3000:])
+
+    def freed(self):
+        return set(int(g) for g in re.findall(r"reload: configuration (\d+) freed",
+                                              self.srv.log()))
+
+    def wait_freed(self, generations):
+        deadline = time.time() + 20
+        while not generations <= self.freed() and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertLessEqual(generations, self.freed(), self.srv.log()[-3000:])
+
+    def send_loop(self, stop, errors):
+        """Sessions coming and going during the reloads, each routing a
+        recipient and queueing a message (delivered by queue workers on
+        whichever configuration is newest then)."""
+        while not stop.is_set():
+            try:
+                with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=20) as s:
+                    s.ehlo("c.test")
+                    s.mail("x@c.test")
+                    s.rcpt("r0-1@example.test")  # a rule of some generation, or not
+                    s.rset()
+                    s.sendmail("x@c.test", [ALICE], "Subject: during reloads\r\n\r\nx\r\n")
+            except (OSError, smtplib.SMTPException) as e:
+                errors.append(repr(e))
+                return
+
+    def test_fifty_reloads_free_what_they_replace(self):
+        stop, errors = threading.Event(), []
+        senders = [threading.Thread(target=self.send_loop, args=(stop, errors))
+                   for _ in range(2)]
+        for t in senders:
+            t.start()
+        self.addCleanup(lambda: [stop.set()] + [t.join(30) for t in senders])
+
+        self.reload(1)
+        # Held from configuration 1 (its route: sales@ rewritten to alice)
+        # across every reload below.
+        held = Session(self.srv.port)
+        self.addCleanup(held.close)
+        self.assertEqual(held.reply()[0], 220)
+        self.assertEqual(held.cmd("EHLO c.test")[0], 250)
+        self.assertEqual(held.cmd("MAIL FROM:<x@c.test>")[0], 250)
+
+        for generation in range(2, 11):
+            self.reload(generation)
+        self.wait_freed({0, 2, 3, 4, 5, 6, 7, 8, 9})  # the start-up one too
+        after10 = rss_kib(self.pid)
+        for generation in range(11, 51):
+            self.reload(generation)
+        self.wait_freed(set(range(2, 50)))
+        after50 = rss_kib(self.pid)
+
+        # The held session's configuration is still there and serves it.
+        self.assertNotIn(1, self.freed())
+        self.assertEqual(held.cmd("RCPT TO:<sales@example.test>")[0], 250)
+        self.assertEqual(held.cmd("DATA")[0], 354)
+        code, texts = held.cmd("Subject: held across reloads\r\n\r\nbody\r\n.")
+        self.assertEqual(code, 250, texts)
+        self.assertEqual(held.cmd("QUIT")[0], 221)
+        self.assertEqual(len(self.srv.mails_with(ALICE, "Subject: held across reloads")), 1)
+        self.wait_freed({1})  # once its session ended
+
+        stop.set()
+        for t in senders:
+            t.join(30)
+        self.assertEqual(errors, [])
+        # The newest configuration: sales@ is refused now.
+        with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
+            s.ehlo("c.test")
+            s.mail("x@c.test")
+            code, text = s.rcpt("sales@example.test")
+            self.assertEqual(code, 550)
+            self.assertIn(b"sales gen 50", text)
+        # Kept, each reload leaks its config tree, 400 compiled rules and
+        # a TLS context: about 30 MB over 40 reloads. Freed, the
+        # allocator reuses the same memory (under 1 MB of growth seen);
+        # the bound leaves room for its noise. ASan's quarantine keeps
+        # freed memory on purpose: there the freeing and the log are
+        # what is checked (a use after free is its report).
+        growth = after50 - after10
+        if not self.sanitized:
+            self.assertLess(growth, 4096, "RSS grew %d kB over reloads 11-50 (to %d kB)"
+                            % (growth, after50))
+        self.srv.stop()
+        log = self.srv.log()
+        self.assertNotRegex(log, "Sanitizer|runtime error:", log[-3000:])
+
+
 def refused(port, tries=50):
     """True once a connection to port is refused (bounded retries: a
     listener that was just retired may still finish a handshake that
