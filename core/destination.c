@@ -281,6 +281,17 @@ mp_dest_idle(void)
 }
 
 void
+mp_dest_forget_dead(void)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < ntable; i++) {
+		table[i].failures = 0;
+		table[i].dead_until = 0;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void
 mp_dest_reset(void)
 {
 	pthread_mutex_lock(&lock);

@@ -34,6 +34,11 @@ void mp_dest_end(const char *dest, int connect_failed, int answered,
  * its slots given back. */
 void mp_dest_idle(void);
 
+/* A queue flush (`merpati queue flush`, `sendmail -q`): every
+ * destination backed off as dead may be tried again at once, as
+ * Postfix's flush forgets its dead destinations; slots and rates stay. */
+void mp_dest_forget_dead(void);
+
 /* For tests: forget every destination. */
 void mp_dest_reset(void);
 

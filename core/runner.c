@@ -18,6 +18,7 @@
 #include <merpati/maildir.h>
 
 #include "delivery_log.h"
+#include "destination.h"
 #include "dsn.h"
 #include "modcall.h"
 #include "outbound.h"
@@ -101,6 +102,7 @@ mp_runner_notify(const char *id)
 void
 mp_runner_flush(void)
 {
+	mp_dest_forget_dead();	/* the admin says: try them all now */
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < nentries; i++)
 		entries[i].due = 0;

@@ -310,6 +310,15 @@ class Destinations(unittest.TestCase):
         self.assertEqual(sink.connections, 3)
         trace = srv.cli("trace", ids[4], srv.log_path).stdout
         self.assertIn("backed off until", trace)
+        # The destination is repaired; a flush tries it again at once
+        # (as postqueue -f forgets Postfix's dead destinations), well
+        # before the hour of back-off is over.
+        sink.slam = False
+        self.assertEqual(srv.cli("queue", "flush").returncode, 0)
+        self.assertTrue(wait_until(lambda: queue_json(srv) == [], 20),
+                        srv.cli("queue", "list").stdout)
+        self.assertEqual(sorted(sink.wait_rcpts(5, timeout=20)),
+                         sorted("m%d@dead.test" % i for i in range(5)))
 
     def test_bad_rate_is_a_config_error(self):
         srv = Server(extra_config='outbound = { destination_rate = "fast"; };')
