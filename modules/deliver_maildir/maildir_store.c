@@ -293,8 +293,10 @@ store_folder_subscribe(struct mp_mailbox *mb, const char *name, int on,
 	snprintf(lock, sizeof(lock), "%s/" SUBSCRIPTIONS ".lock", mb->path);
 	if ((fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
 		return md_fail(error_r, "cannot lock subscriptions", MP_TEMPFAIL);
-	while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
-		;
+	if (md_list_lock(fd) < 0) {
+		close(fd);
+		return md_fail(error_r, "cannot lock subscriptions", MP_TEMPFAIL);
+	}
 	rc = subscribed(mb, name) == !!on ? 0 : rewrite_subscriptions(mb, name, on);
 	close(fd);	/* releases the lock */
 	if (rc < 0)
