@@ -45,6 +45,7 @@ struct auth {
 	const struct mp_host *host;
 	struct auth_settings set;
 	sqlite3 *db;	/* read-only: all the daemon ever needs */
+	sqlite3_stmt *find;	/* the password lookup on db, prepared once */
 	sqlite3 *rw;	/* opened by the first change (merpati user ...) */
 	pthread_mutex_t lock;
 	char *dummy_hash;
@@ -110,6 +111,30 @@ db_failed(struct auth *a, sqlite3 *db, const char **error_r)
 	return error(error_r, -1, "users database error: %s", sqlite3_errmsg(db));
 }
 
+/* The password lookup, compiled once per connection (under a->lock):
+ * parsing the SQL on every RCPT and login was 3% of merpatid's CPU at
+ * 100 KiB x 10 sessions (perf). SQLite recompiles it by itself should
+ * another process change the schema. */
+static int
+run_find(struct auth *a, const char *address, char *hash, size_t size)
+{
+	int rc;
+
+	if (a->find == NULL && (rc = sqlite3_prepare_v2(a->db,
+	    "SELECT password FROM users WHERE address = ?1", -1, &a->find,
+	    NULL)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(a->find, 1, address, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(a->find);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(a->find, 0);
+		snprintf(hash, size, "%s", t ? (const char *)t : "");
+	}
+	sqlite3_reset(a->find);	/* ends the read transaction: no lock kept */
+	sqlite3_clear_bindings(a->find);
+	return rc;
+}
+
 /* The stored hash of address: 1 found, 0 not, -1 error. */
 static int
 lookup(struct auth *a, const char *address, char *hash, size_t size,
@@ -118,8 +143,7 @@ lookup(struct auth *a, const char *address, char *hash, size_t size,
 	int rc;
 
 	pthread_mutex_lock(&a->lock);
-	rc = run(a->db, "SELECT password FROM users WHERE address = ?1", address,
-	    NULL, hash, size);
+	rc = run_find(a, address, hash, size);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		rc = db_failed(a, a->db, error_r);
 	pthread_mutex_unlock(&a->lock);
@@ -314,6 +338,7 @@ auth_fini(void *ctx)
 {
 	struct auth *a = ctx;
 
+	sqlite3_finalize(a->find);
 	if (a->db)
 		sqlite3_close(a->db);
 	if (a->rw)

@@ -48,6 +48,35 @@ class Users(unittest.TestCase):
         self.assertIn("malformed", r.stderr)
 
 
+class UsersWhileRunning(unittest.TestCase):
+    """The daemon's lookups see what `merpati user` changes while it runs
+    (auth_sqlite keeps its lookup compiled: it must still read the file
+    as it is now)."""
+
+    def setUp(self):
+        self.srv = Server()
+        self.addCleanup(self.srv.cleanup)
+        self.srv.add_user("first@" + DOMAIN, "pw")
+        self.srv.start()
+
+    def rcpt(self, address):
+        with smtplib.SMTP("127.0.0.1", self.srv.port, timeout=10) as s:
+            s.ehlo("client.test")
+            s.mail("from@client.test")
+            return s.rcpt(address)[0]
+
+    def test_added_then_deleted_user(self):
+        bob = "bob@" + DOMAIN
+        self.assertEqual(self.rcpt(bob), 550)
+        r = self.srv.cli("user", "add", bob, input="pw\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.rcpt(bob), 250)
+        r = self.srv.cli("user", "del", bob)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.rcpt(bob), 550)
+        self.assertEqual(self.rcpt("first@" + DOMAIN), 250)
+
+
 class Config(unittest.TestCase):
     def setUp(self):
         self.srv = Server()
