@@ -55,19 +55,28 @@ class Sink:
             self.open += 1
             self.peak = max(self.peak, self.open)
             self.lock.notify_all()
+        counted = [True]  # still in self.open
         try:
             if not self.slam:
                 conn.settimeout(20)
-                self.session(conn.makefile("rb"), conn)
+                self.session(conn.makefile("rb"), conn, counted)
         except OSError:
             pass
         finally:
             conn.close()
-            with self.lock:
+            self.leave(counted)
+
+    def leave(self, counted):
+        """One connection fewer open, once. At QUIT this comes before
+        the 221: the client frees its slot only after the 221 and may
+        connect again at once, before this thread would have closed."""
+        with self.lock:
+            if counted[0]:
+                counted[0] = False
                 self.open -= 1
                 self.lock.notify_all()
 
-    def session(self, rf, conn):
+    def session(self, rf, conn, counted):
         conn.sendall(b"220 sink.test ESMTP\r\n")
         rcpts = []
         while True:
@@ -91,6 +100,7 @@ class Sink:
                 rcpts = []
                 conn.sendall(b"250 taken\r\n")
             elif verb == b"QUIT":
+                self.leave(counted)
                 conn.sendall(b"221 bye\r\n")
                 return
             else:  # MAIL, RSET, NOOP
@@ -110,7 +120,17 @@ class Sink:
             return list(self.rcpts)
 
     def stop(self):
+        """shutdown() wakes the accept loop and it ends before the socket
+        is closed: closed first, its descriptor number went to the next
+        test's sink while this loop could still be entering accept() on
+        it, and that loop then took the new sink's connections (seen: a
+        flushed message "lost", in fact answered by the old sink)."""
         self.stopping = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(5)
         self.sock.close()
 
 
