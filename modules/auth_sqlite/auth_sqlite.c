@@ -82,15 +82,13 @@ normalise(const char *address, char *out, size_t size)
 	return 0;
 }
 
+/* Bind p1 and p2 (NULL: unbound), step once, copy column 0 to out. */
 static int
-run(sqlite3 *db, const char *sql, const char *p1, const char *p2,
-    char *out, size_t outsize)
+step_once(sqlite3_stmt *st, const char *p1, const char *p2, char *out,
+    size_t outsize)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	int rc;
 
-	if (rc != SQLITE_OK)
-		return rc;
 	if (p1)
 		sqlite3_bind_text(st, 1, p1, -1, SQLITE_TRANSIENT);
 	if (p2)
@@ -100,6 +98,19 @@ run(sqlite3 *db, const char *sql, const char *p1, const char *p2,
 		const unsigned char *t = sqlite3_column_text(st, 0);
 		snprintf(out, outsize, "%s", t ? (const char *)t : "");
 	}
+	return rc;
+}
+
+static int
+run(sqlite3 *db, const char *sql, const char *p1, const char *p2,
+    char *out, size_t outsize)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = step_once(st, p1, p2, out, outsize);
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -124,14 +135,8 @@ run_find(struct auth *a, const char *address, char *hash, size_t size)
 	    "SELECT password FROM users WHERE address = ?1", -1, &a->find,
 	    NULL)) != SQLITE_OK)
 		return rc;
-	sqlite3_bind_text(a->find, 1, address, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(a->find);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(a->find, 0);
-		snprintf(hash, size, "%s", t ? (const char *)t : "");
-	}
+	rc = step_once(a->find, address, NULL, hash, size);
 	sqlite3_reset(a->find);	/* ends the read transaction: no lock kept */
-	sqlite3_clear_bindings(a->find);
 	return rc;
 }
 
